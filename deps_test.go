@@ -1,0 +1,130 @@
+// Package sortgw_test holds repository-wide checks: the dependency direction
+// of the layout and a doc comment on every package.
+package sortgw_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "sortgw"
+
+type pkgInfo struct {
+	ImportPath string
+	Doc        string
+	Standard   bool
+	Deps       []string
+	GoFiles    []string
+}
+
+// listPackages runs `go list -json` with deps over the module.
+func listPackages(t *testing.T) []pkgInfo {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-json", "./...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	var pkgs []pkgInfo
+	dec := json.NewDecoder(bytes.NewReader(out))
+	for dec.More() {
+		var p pkgInfo
+		if err := dec.Decode(&p); err != nil {
+			t.Fatalf("go list output: %v", err)
+		}
+		pkgs = append(pkgs, p)
+	}
+	if len(pkgs) == 0 {
+		t.Fatal("go list found no packages")
+	}
+	return pkgs
+}
+
+// standard reports whether an import path belongs to the standard library
+// (no dot in its first element).
+func standard(path string) bool {
+	first, _, _ := strings.Cut(path, "/")
+	return !strings.Contains(first, ".") && first != module
+}
+
+func under(path, prefix string) bool {
+	return path == prefix || strings.HasPrefix(path, prefix+"/")
+}
+
+// TestDependencyDirection enforces DEVELOPERS.md: cmd wires everything;
+// gateway uses sortplan and devices; devices and sortplan know nothing of
+// each other; fieldbus-sim imports no gateway code, and only cmd/ (and
+// tests) import fieldbus-sim. It reads non-test dependencies only.
+func TestDependencyDirection(t *testing.T) {
+	rules := []struct {
+		pkg       string // package prefix the rule applies to
+		allow     func(dep string) bool
+		forbidden string // what the rule says, for the error
+	}{
+		{
+			pkg: module + "/sortplan",
+			allow: func(d string) bool {
+				return standard(d) || under(d, module+"/sortplan")
+			},
+			forbidden: "sortplan uses the standard library and its own packages only",
+		},
+		{
+			pkg: module + "/devices",
+			allow: func(d string) bool {
+				return !under(d, module+"/sortplan") && !under(d, module+"/gateway") &&
+					!under(d, module+"/fieldbus-sim") && !under(d, module+"/cmd")
+			},
+			forbidden: "devices knows nothing of sortplan, gateway, fieldbus-sim or cmd",
+		},
+		{
+			pkg: module + "/gateway",
+			allow: func(d string) bool {
+				return !under(d, module+"/fieldbus-sim") && !under(d, module+"/cmd")
+			},
+			forbidden: "gateway does not import fieldbus-sim or cmd",
+		},
+		{
+			pkg: module + "/fieldbus-sim",
+			allow: func(d string) bool {
+				return !strings.HasPrefix(d, module+"/") || under(d, module+"/fieldbus-sim")
+			},
+			forbidden: "fieldbus-sim is the other side of the wire: it imports no project package",
+		},
+	}
+	// The contracts package itself stays free of protocol libraries.
+	contracts := func(d string) bool { return standard(d) }
+
+	for _, p := range listPackages(t) {
+		for _, r := range rules {
+			if !under(p.ImportPath, r.pkg) {
+				continue
+			}
+			for _, d := range p.Deps {
+				if !r.allow(d) {
+					t.Errorf("%s imports %s: %s", p.ImportPath, d, r.forbidden)
+				}
+			}
+		}
+		if p.ImportPath == module+"/devices" {
+			for _, d := range p.Deps {
+				if !contracts(d) {
+					t.Errorf("%s imports %s: the device contracts use the standard library only", p.ImportPath, d)
+				}
+			}
+		}
+	}
+}
+
+// TestPackageDocs: every package says what it is for.
+func TestPackageDocs(t *testing.T) {
+	for _, p := range listPackages(t) {
+		if len(p.GoFiles) == 0 {
+			continue // test-only package, like this one
+		}
+		if strings.TrimSpace(p.Doc) == "" {
+			t.Errorf("%s has no package doc comment", p.ImportPath)
+		}
+	}
+}
