@@ -1,0 +1,423 @@
+package fieldbussim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	mbserver "github.com/simonvetter/modbus"
+)
+
+// ModbusConfig configures the Modbus TCP front of the PLC. Addresses are the
+// contract's default map unless set.
+type ModbusConfig struct {
+	// Addr is the listen address; "" switches the Modbus front off.
+	Addr   string
+	UnitID byte // 1
+	// HostBase is HOST_HEARTBEAT's address (HOST_STATE, PLAN_VERSION follow);
+	// DivertBase the first divert slot; PLCBase PLC_HEARTBEAT's address.
+	HostBase, DivertBase, PLCBase uint16
+	// MaxClients bounds concurrent connections (default 16).
+	MaxClients int
+	// IdleTimeout closes a connection that sent nothing for this long (default 5m).
+	IdleTimeout time.Duration
+}
+
+func (c *ModbusConfig) setDefaults() {
+	if c.UnitID == 0 {
+		c.UnitID = 1
+	}
+	if c.HostBase == 0 && c.DivertBase == 0 && c.PLCBase == 0 {
+		c.DivertBase, c.PLCBase = 10, 100
+	}
+	if c.MaxClients <= 0 {
+		c.MaxClients = 16
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 5 * time.Minute
+	}
+}
+
+// regMap is the register layout for a chute count.
+type regMap struct {
+	hostBase, divertBase, plcBase uint16
+	chuteWords                    int // words per chute bit field: 16 for up to 256 chutes
+}
+
+// PLC block offsets from PLCBase.
+const (
+	offHeartbeat    = 0
+	offSorterState  = 1
+	offAckSeq       = 2
+	offConfirmCount = 3
+	offFaultCode    = 4
+	offChuteCount   = 5
+	offChuteBits    = 6
+	hostWords       = 3
+	slotWords       = 5
+	ringWords       = RingSize * slotWords
+)
+
+func newRegMap(c ModbusConfig, chutes int) regMap {
+	w := (chutes + 15) / 16
+	if w < 16 {
+		w = 16 // the default map keeps 256 chutes' worth, so BOOT_ID stays at 218
+	}
+	return regMap{hostBase: c.HostBase, divertBase: c.DivertBase, plcBase: c.PLCBase, chuteWords: w}
+}
+
+func (m regMap) plcLen() int     { return offChuteBits + 2*m.chuteWords + ringWords + 1 }
+func (m regMap) confirmOff() int { return offChuteBits + 2*m.chuteWords }
+func (m regMap) bootOff() int    { return m.confirmOff() + ringWords }
+func (m regMap) hostEnd() int    { return int(m.hostBase) + hostWords }
+func (m regMap) divertEnd() int  { return int(m.divertBase) + ringWords }
+func (m regMap) plcEnd() int     { return int(m.plcBase) + m.plcLen() }
+func (m regMap) readLow() int    { return min(int(m.hostBase), int(m.divertBase), int(m.plcBase)) }
+func (m regMap) readHigh() int   { return max(m.hostEnd(), m.divertEnd(), m.plcEnd()) }
+func in(a, lo, hi int) bool      { return a >= lo && a < hi }
+func (m regMap) hostWritable(a int) bool {
+	return in(a, int(m.hostBase), m.hostEnd()) || in(a, int(m.divertBase), m.divertEnd())
+}
+
+func (m regMap) validate() error {
+	type blk struct {
+		name   string
+		lo, hi int
+	}
+	bs := []blk{{"host", int(m.hostBase), m.hostEnd()}, {"divert", int(m.divertBase), m.divertEnd()}, {"plc", int(m.plcBase), m.plcEnd()}}
+	for i := range bs {
+		if bs[i].hi > 0x10000 {
+			return fmt.Errorf("modbus map: %s block %d..%d beyond register 65535", bs[i].name, bs[i].lo, bs[i].hi-1)
+		}
+		for j := i + 1; j < len(bs); j++ {
+			if bs[i].lo < bs[j].hi && bs[j].lo < bs[i].hi {
+				return fmt.Errorf("modbus map: %s block %d..%d overlaps %s block %d..%d",
+					bs[i].name, bs[i].lo, bs[i].hi-1, bs[j].name, bs[j].lo, bs[j].hi-1)
+			}
+		}
+	}
+	return nil
+}
+
+// readRegsLocked fills out with registers addr..addr+len(out)-1. Reserved
+// registers and gaps between the blocks read 0; it reports false if any
+// address lies outside the map.
+func (p *PLC) readRegsLocked(m regMap, addr int, out []uint16) bool {
+	if addr < m.readLow() || addr+len(out) > m.readHigh() {
+		return false
+	}
+	for i := range out {
+		out[i] = p.regLocked(m, addr+i)
+	}
+	return true
+}
+
+func hi16(v uint32) uint16 { return uint16(v >> 16) }
+func lo16(v uint32) uint16 { return uint16(v) }
+
+func (p *PLC) regLocked(m regMap, a int) uint16 {
+	switch {
+	case in(a, int(m.hostBase), m.hostEnd()):
+		switch a - int(m.hostBase) {
+		case 0:
+			return p.hostHB
+		case 1:
+			return p.hostState
+		default:
+			return p.planVersion
+		}
+	case in(a, int(m.divertBase), m.divertEnd()):
+		o := a - int(m.divertBase)
+		s := p.divert[o/slotWords]
+		return [slotWords]uint16{s.Seq, hi16(s.TID), lo16(s.TID), s.Chute, s.Reason}[o%slotWords]
+	case in(a, int(m.plcBase), m.plcEnd()):
+		o := a - int(m.plcBase)
+		switch {
+		case o == offHeartbeat:
+			return p.heartbeat
+		case o == offSorterState:
+			return uint16(p.state)
+		case o == offAckSeq:
+			return p.ackSeq
+		case o == offConfirmCount:
+			return p.confirmCount
+		case o == offFaultCode:
+			return p.faultCode
+		case o == offChuteCount:
+			return uint16(p.cfg.Chutes)
+		case o < offChuteBits+m.chuteWords:
+			return bitsWord(p.full, o-offChuteBits)
+		case o < m.confirmOff():
+			return bitsWord(p.disabled, o-offChuteBits-m.chuteWords)
+		case o < m.bootOff():
+			c := o - m.confirmOff()
+			s := p.confirm[c/slotWords]
+			return [slotWords]uint16{s.Num, hi16(s.TID), lo16(s.TID), s.Chute, s.Result}[c%slotWords]
+		default:
+			return p.bootID
+		}
+	}
+	return 0
+}
+
+// bitsWord packs chutes 16w+1..16w+16: chute n is bit (n-1) mod 16.
+func bitsWord(b []bool, w int) uint16 {
+	var v uint16
+	for i := 0; i < 16; i++ {
+		if k := w*16 + i; k < len(b) && b[k] {
+			v |= 1 << i
+		}
+	}
+	return v
+}
+
+// writeRegsLocked applies a host write. Every address must be a host
+// register (reserved registers and the PLC block are refused as a whole).
+func (p *PLC) writeRegsLocked(m regMap, addr int, vals []uint16) bool {
+	for i := range vals {
+		if !m.hostWritable(addr + i) {
+			return false
+		}
+	}
+	for i, v := range vals {
+		a := addr + i
+		if in(a, int(m.hostBase), m.hostEnd()) {
+			switch a - int(m.hostBase) {
+			case 0:
+				p.writeHostHeartbeatLocked(v)
+			case 1:
+				p.hostState = v
+			default:
+				p.planVersion = v
+			}
+			continue
+		}
+		o := a - int(m.divertBase)
+		s := &p.divert[o/slotWords]
+		switch o % slotWords {
+		case 0:
+			s.Seq = v
+		case 1:
+			s.TID = uint32(v)<<16 | s.TID&0xffff
+		case 2:
+			s.TID = s.TID&0xffff0000 | uint32(v)
+		case 3:
+			s.Chute = v
+		case 4:
+			s.Reason = v
+		}
+	}
+	p.afterHostWriteLocked()
+	return true
+}
+
+// modbusFront answers Modbus requests from the PLC's register image and
+// carries the Modbus-side faults.
+type modbusFront struct {
+	plc  *PLC
+	m    regMap
+	unit byte
+	log  zerolog.Logger
+	done <-chan struct{}
+
+	mu        sync.Mutex
+	delayNext time.Duration
+	excCode   byte
+	excLeft   int
+	requests  uint64
+}
+
+var errByException = map[byte]error{
+	1: mbserver.ErrIllegalFunction, 2: mbserver.ErrIllegalDataAddress, 3: mbserver.ErrIllegalDataValue,
+	4: mbserver.ErrServerDeviceFailure, 5: mbserver.ErrAcknowledge, 6: mbserver.ErrServerDeviceBusy,
+	8: mbserver.ErrMemoryParityError, 0x0a: mbserver.ErrGWPathUnavailable, 0x0b: mbserver.ErrGWTargetFailedToRespond,
+}
+
+// SupportedException reports whether InjectModbusException can send code.
+func SupportedException(code byte) bool { _, ok := errByException[code]; return ok }
+
+// preamble applies the per-request faults: an injected exception answers the
+// request before it touches the PLC.
+func (f *modbusFront) preamble(unit uint8) error {
+	if unit != f.unit {
+		// Another unit id: a gateway would say its target did not answer.
+		// The library cannot leave a request unanswered without stalling
+		// the connection, so this is the closest to "no answer".
+		return mbserver.ErrGWTargetFailedToRespond
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.requests++
+	if f.excLeft > 0 {
+		f.excLeft--
+		return errByException[f.excCode]
+	}
+	return nil
+}
+
+// delay holds the reply back once, after the request took effect: the client
+// times out, then the late reply arrives on its socket.
+func (f *modbusFront) delay() {
+	f.mu.Lock()
+	d := f.delayNext
+	f.delayNext = 0
+	f.mu.Unlock()
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-f.done:
+	}
+}
+
+// HandleHoldingRegisters serves function 3 (read anywhere in the map) and
+// function 16 (write host registers only). Function 6 reaches here too (the
+// library does not tell it apart from a one-register 16) and is treated the same.
+func (f *modbusFront) HandleHoldingRegisters(req *mbserver.HoldingRegistersRequest) ([]uint16, error) {
+	if err := f.preamble(req.UnitId); err != nil {
+		return nil, err
+	}
+	defer f.delay()
+	p := f.plc
+	if req.IsWrite {
+		p.mu.Lock()
+		ok := p.writeRegsLocked(f.m, int(req.Addr), req.Args)
+		p.mu.Unlock()
+		if !ok {
+			return nil, mbserver.ErrIllegalDataAddress
+		}
+		return nil, nil
+	}
+	out := make([]uint16, req.Quantity)
+	p.mu.Lock()
+	ok := p.readRegsLocked(f.m, int(req.Addr), out)
+	p.mu.Unlock()
+	if !ok {
+		return nil, mbserver.ErrIllegalDataAddress
+	}
+	return out, nil
+}
+
+// HandleCoils refuses coil functions: the map has none.
+func (f *modbusFront) HandleCoils(req *mbserver.CoilsRequest) ([]bool, error) {
+	if err := f.preamble(req.UnitId); err != nil {
+		return nil, err
+	}
+	return nil, mbserver.ErrIllegalFunction
+}
+
+// HandleDiscreteInputs refuses function 2.
+func (f *modbusFront) HandleDiscreteInputs(req *mbserver.DiscreteInputsRequest) ([]bool, error) {
+	if err := f.preamble(req.UnitId); err != nil {
+		return nil, err
+	}
+	return nil, mbserver.ErrIllegalFunction
+}
+
+// HandleInputRegisters refuses function 4: everything is a holding register.
+func (f *modbusFront) HandleInputRegisters(req *mbserver.InputRegistersRequest) ([]uint16, error) {
+	if err := f.preamble(req.UnitId); err != nil {
+		return nil, err
+	}
+	return nil, mbserver.ErrIllegalFunction
+}
+
+// modbusServer runs simonvetter's server. The library binds its own listener
+// and exposes no connections, so dropping every connection is done by
+// stopping the server and starting a fresh one on the same address (a fresh
+// instance, since the library's Stop/Start reuse would race on its fields).
+type modbusServer struct {
+	cfg   ModbusConfig
+	front *modbusFront
+	log   zerolog.Logger
+
+	mu   sync.Mutex
+	addr string
+	srv  *mbserver.ModbusServer
+}
+
+// zlWriter feeds the library's log.Logger into zerolog at debug level.
+type zlWriter struct{ log zerolog.Logger }
+
+func (w zlWriter) Write(b []byte) (int, error) {
+	w.log.Debug().Msg(strings.TrimSpace(string(b)))
+	return len(b), nil
+}
+
+// bind reserves the address: the library listens by URL, so a ":0" port is
+// first chosen by the OS here, released, and handed to the library. The
+// window in between is a few microseconds on loopback.
+func (s *modbusServer) bind() error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("modbus listen %s: %w", s.cfg.Addr, err)
+	}
+	s.addr = ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		return fmt.Errorf("modbus listen %s: %w", s.cfg.Addr, err)
+	}
+	return s.startLocked()
+}
+
+func (s *modbusServer) startLocked() error {
+	var err error
+	for attempt := 0; attempt < 50; attempt++ {
+		var srv *mbserver.ModbusServer
+		srv, err = mbserver.NewServer(&mbserver.ServerConfiguration{
+			URL:        "tcp://" + s.addr,
+			Timeout:    s.cfg.IdleTimeout,
+			MaxClients: uint(s.cfg.MaxClients),
+			Logger:     log.New(zlWriter{s.log}, "", 0),
+		}, s.front)
+		if err != nil {
+			return fmt.Errorf("modbus server %s: %w", s.addr, err)
+		}
+		if err = srv.Start(); err == nil {
+			s.srv = srv
+			return nil
+		}
+		// The port may linger for a moment after a restart; try again soon.
+		time.Sleep(10 * time.Millisecond)
+	}
+	return fmt.Errorf("modbus server %s: %w", s.addr, err)
+}
+
+// dropConnections closes every client socket; the server listens again at
+// once on the same address.
+func (s *modbusServer) dropConnections() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.srv == nil {
+		return errNotRunning
+	}
+	_ = s.srv.Stop()
+	s.srv = nil
+	return s.startLocked()
+}
+
+func (s *modbusServer) stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.srv != nil {
+		_ = s.srv.Stop()
+		s.srv = nil
+	}
+}
+
+// run serves until ctx is done.
+func (s *modbusServer) run(ctx context.Context) error {
+	<-ctx.Done()
+	s.stop()
+	return nil
+}
+
+var errNotRunning = errors.New("not running")

@@ -1,0 +1,280 @@
+package fieldbussim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Config configures the emulated sorter. The zero value of every field
+// selects the contract's default.
+type Config struct {
+	// Chutes is CHUTE_COUNT (default 256, at most 2048).
+	Chutes int
+	// PLCCycle is the PLC scan cycle (default 5ms).
+	PLCCycle time.Duration
+	// ImmediateScan makes the PLC take commands off the ring as soon as the
+	// host writes them, as well as every cycle. A real PLC waits for its
+	// cycle; this is for benchmarks where the sim must not be the ceiling.
+	ImmediateScan bool
+	// HostWatchdog is how long HOST_HEARTBEAT may stand still before
+	// FAULT_CODE 1 (default 1s).
+	HostWatchdog time.Duration
+	// Seed drives induction, labels and losses (not BOOT_ID).
+	Seed int64
+
+	Modbus   ModbusConfig
+	Conveyor ConveyorConfig
+
+	// Clock is the sim's time; nil = real time.
+	Clock Clock
+}
+
+// ErrConfig wraps every configuration error.
+var ErrConfig = errors.New("fieldbus-sim config")
+
+// Validate fills defaults and checks the configuration.
+func (c *Config) Validate() error {
+	if c.Chutes == 0 {
+		c.Chutes = 256
+	}
+	if c.Chutes < 1 || c.Chutes > MaxChutes {
+		return fmt.Errorf("%w: chutes %d: want 1..%d", ErrConfig, c.Chutes, MaxChutes)
+	}
+	if c.PLCCycle == 0 {
+		c.PLCCycle = defaultPLCCycle
+	}
+	if c.PLCCycle < 100*time.Microsecond {
+		return fmt.Errorf("%w: plc cycle %v: want at least 100µs", ErrConfig, c.PLCCycle)
+	}
+	if c.HostWatchdog == 0 {
+		c.HostWatchdog = defaultHostWatchdog
+	}
+	if c.HostWatchdog < 0 {
+		return fmt.Errorf("%w: host watchdog %v: negative", ErrConfig, c.HostWatchdog)
+	}
+	c.Modbus.setDefaults()
+	if c.Modbus.Addr != "" {
+		if err := newRegMap(c.Modbus, c.Chutes).validate(); err != nil {
+			return fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+	}
+	if err := c.Conveyor.validate(c.Chutes); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if c.Clock == nil {
+		c.Clock = RealClock{}
+	}
+	return nil
+}
+
+// Sim is the emulated sorter: PLC, conveyor, scanners and protocol fronts.
+type Sim struct {
+	cfg   Config
+	log   zerolog.Logger
+	clk   Clock
+	sched *scheduler
+	plc   *PLC
+	truth *truth
+	conv  *conveyor
+
+	mbFront *modbusFront
+	mb      *modbusServer
+
+	ready    chan struct{}
+	done     chan struct{}
+	runOnce  sync.Once
+	mu       sync.Mutex
+	mbAddr   string
+	runError error
+}
+
+// New builds a sim from cfg (validated here).
+func New(cfg Config, log zerolog.Logger) (*Sim, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Sim{cfg: cfg, log: log, clk: cfg.Clock, ready: make(chan struct{}), done: make(chan struct{})}
+	s.sched = newScheduler(s.clk)
+	s.truth = newTruth(s.clk.Now())
+	s.plc = newPLC(plcConfig{
+		Chutes:              cfg.Chutes,
+		Cycle:               cfg.PLCCycle,
+		ImmediateScan:       cfg.ImmediateScan,
+		Commissioning:       cfg.Conveyor.Rate == 0,
+		CommissioningTravel: cfg.Conveyor.CommissioningTravel,
+		HeartbeatPeriod:     defaultHeartbeatPeriod,
+		HostWatchdog:        cfg.HostWatchdog,
+	}, s.clk, s.sched, s.truth, log.With().Str("part", "plc").Logger())
+	s.conv = newConveyor(cfg.Conveyor, cfg.Chutes, cfg.Seed, s.plc, s.sched, log.With().Str("part", "conveyor").Logger())
+	if cfg.Modbus.Addr != "" {
+		s.mbFront = &modbusFront{
+			plc: s.plc, m: newRegMap(cfg.Modbus, cfg.Chutes), unit: cfg.Modbus.UnitID,
+			log: log.With().Str("part", "modbus").Logger(), done: s.done,
+		}
+		s.mb = &modbusServer{cfg: cfg.Modbus, front: s.mbFront, log: s.mbFront.log}
+	}
+	return s, nil
+}
+
+// ErrRunTwice is returned by a second call of Run.
+var ErrRunTwice = errors.New("fieldbus-sim: Run called twice")
+
+// Run binds the listeners, starts the PLC and the conveyor and serves until
+// ctx is done; it closes everything it opened before it returns.
+func (s *Sim) Run(ctx context.Context) error {
+	first := false
+	s.runOnce.Do(func() { first = true })
+	if !first {
+		return ErrRunTwice
+	}
+	defer close(s.done)
+	if s.mb != nil {
+		s.mb.mu.Lock()
+		err := s.mb.bind()
+		s.mb.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		s.mu.Lock()
+		s.mbAddr = s.mb.addr
+		s.mu.Unlock()
+		s.log.Info().Str("addr", s.mb.addr).Uint8("unit", s.cfg.Modbus.UnitID).Msg("modbus tcp listening")
+	}
+	s.plc.start()
+	s.conv.start()
+	close(s.ready)
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	if s.mb != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs <- s.mb.run(ctx) }()
+	}
+	<-ctx.Done()
+	wg.Wait()
+	s.conv.stop()
+	s.plc.stop()
+	s.sched.close()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Ready is closed once every listener is bound.
+func (s *Sim) Ready() <-chan struct{} { return s.ready }
+
+// ModbusAddr is the Modbus TCP address ("127.0.0.1:port"), "" if off or not yet bound.
+func (s *Sim) ModbusAddr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mbAddr
+}
+
+// PLC is the emulated PLC core.
+func (s *Sim) PLC() *PLC { return s.plc }
+
+// Report returns the ground truth so far.
+func (s *Sim) Report() Report {
+	s.plc.mu.Lock()
+	defer s.plc.mu.Unlock()
+	return s.truth.report(s.conv.onBeltLocked)
+}
+
+// SetRate changes the induction rate (items/s); 0 stops induction.
+func (s *Sim) SetRate(itemsPerSecond float64) { s.conv.setRate(itemsPerSecond) }
+
+// Inducted is how many items were inducted so far.
+func (s *Sim) Inducted() uint64 {
+	s.plc.mu.Lock()
+	defer s.plc.mu.Unlock()
+	return s.truth.inducted
+}
+
+// DropPLCConnections closes every PLC client connection (Modbus; OPC UA
+// sessions through RestartOPCUA). The server listens again at once.
+func (s *Sim) DropPLCConnections() {
+	if s.mb != nil {
+		if err := s.mb.dropConnections(); err != nil {
+			s.log.Error().Err(err).Msg("drop modbus connections")
+		} else {
+			s.log.Warn().Msg("fault: modbus connections dropped")
+		}
+	}
+}
+
+// StallPLCHeartbeat keeps PLC_HEARTBEAT still for d.
+func (s *Sim) StallPLCHeartbeat(d time.Duration) {
+	s.plc.StallHeartbeat(d)
+	s.log.Warn().Dur("for", d).Msg("fault: plc heartbeat stalled")
+}
+
+// DelayNextReply holds the next Modbus response back by d (it takes effect
+// at once; only the reply is late).
+func (s *Sim) DelayNextReply(d time.Duration) {
+	if s.mbFront == nil {
+		return
+	}
+	s.mbFront.mu.Lock()
+	s.mbFront.delayNext = d
+	s.mbFront.mu.Unlock()
+	s.log.Warn().Dur("delay", d).Msg("fault: next modbus reply delayed")
+}
+
+// InjectModbusException answers the next n Modbus requests with exception
+// code (1..6, 8, 10, 11; another code is sent as 4, server device failure).
+func (s *Sim) InjectModbusException(code byte, n int) {
+	if s.mbFront == nil {
+		return
+	}
+	if !SupportedException(code) {
+		code = 4
+	}
+	s.mbFront.mu.Lock()
+	s.mbFront.excCode, s.mbFront.excLeft = code, n
+	s.mbFront.mu.Unlock()
+	s.log.Warn().Uint8("code", code).Int("requests", n).Msg("fault: modbus exceptions injected")
+}
+
+// EmergencyStop sets or releases the emergency stop (see PLC.EmergencyStop).
+func (s *Sim) EmergencyStop(on bool) { s.plc.EmergencyStop(on) }
+
+// SetChuteFull sets a chute's full bit as a technician would.
+func (s *Sim) SetChuteFull(n uint16, on bool) {
+	if err := s.plc.SetChuteFull(n, on); err != nil {
+		s.log.Error().Err(err).Msg("set chute full")
+	}
+}
+
+// SetChuteDisabled sets a chute's disabled bit.
+func (s *Sim) SetChuteDisabled(n uint16, on bool) {
+	if err := s.plc.SetChuteDisabled(n, on); err != nil {
+		s.log.Error().Err(err).Msg("set chute disabled")
+	}
+}
+
+// WarmRestart restarts the PLC keeping its memory and BOOT_ID; client
+// connections drop.
+func (s *Sim) WarmRestart() {
+	s.plc.warmRestart()
+	s.dropAll()
+}
+
+// ColdRestart returns the PLC to its power-on state with a new BOOT_ID;
+// tracked items are forgotten; client connections drop.
+func (s *Sim) ColdRestart() {
+	s.plc.coldRestart()
+	s.dropAll()
+}
+
+func (s *Sim) dropAll() {
+	s.DropPLCConnections()
+}

@@ -1,0 +1,186 @@
+package fieldbussim
+
+import (
+	"sort"
+	"time"
+)
+
+// Report is the sim's ground truth: what physically happened to every item
+// and every command, to hold the gateway's journal against. It is
+// JSON-serialisable.
+type Report struct {
+	Inducted uint64       `json:"inducted"`
+	Commands uint64       `json:"commands"` // commands taken off the ring
+	Counts   ReportCounts `json:"counts"`
+	Items    []ItemRecord `json:"items"`
+}
+
+// ReportCounts counts commands by what the PLC did with them, and items by
+// what became of them.
+type ReportCounts struct {
+	SortedAsCommanded       int `json:"sorted_as_commanded"`       // result 1
+	RecirculatedFull        int `json:"recirculated_full"`         // result 3
+	RecirculatedLate        int `json:"recirculated_late"`         // result 4
+	Lost                    int `json:"lost"`                      // result 6 (jam, gap, e-stop flush)
+	Rejected                int `json:"rejected"`                  // result 7
+	RecirculatedAsCommanded int `json:"recirculated_as_commanded"` // result 8
+	HostLost                int `json:"host_lost"`                 // result 9
+	Forgotten               int `json:"forgotten"`                 // commands the PLC dropped unconfirmed (cold restart)
+	PassesWithoutCommand    int `json:"passes_without_command"`    // the item reached its decision points with no command
+	ItemsSorted             int `json:"items_sorted"`
+	ItemsLost               int `json:"items_lost"`          // vanished (LostRate) or flushed, with or without a command
+	ItemsMaxPasses          int `json:"items_max_passes"`    // left the loop to the PLC's reject after MaxPasses
+	ItemsOnBelt             int `json:"items_on_belt"`       // still circulating when the report was taken
+	ItemsCommissioning      int `json:"items_commissioning"` // TIDs seen only in commissioning mode
+}
+
+// ItemRecord is one item (or, in commissioning mode, one commanded TID).
+type ItemRecord struct {
+	TID         uint32       `json:"tid"`
+	Codes       []string     `json:"codes,omitempty"`
+	Destination string       `json:"destination,omitempty"` // true destination printed on the label
+	NoRead      bool         `json:"noread,omitempty"`
+	Inducted    float64      `json:"inducted_s"` // seconds since the sim started
+	Passes      []PassRecord `json:"passes"`
+	Outcome     string       `json:"outcome"` // sorted, lost, flushed, forgotten, max-passes, on-belt, commissioning
+	Chute       uint16       `json:"chute,omitempty"`
+}
+
+// PassRecord is one trip of an item past the scanner and its decision points.
+type PassRecord struct {
+	Pass     int             `json:"pass"`
+	Scanned  float64         `json:"scanned_s"` // seconds since the sim started
+	Commands []CommandRecord `json:"commands,omitempty"`
+	Result   string          `json:"result"` // physical result of the pass
+}
+
+// CommandRecord is one command the PLC took for the item.
+type CommandRecord struct {
+	Seq    uint16  `json:"seq"`
+	Chute  uint16  `json:"chute"`
+	Reason uint16  `json:"reason"`
+	Taken  float64 `json:"taken_s"`
+	// MarginMS is decision point minus the time the command was taken:
+	// negative means it came late.
+	MarginMS   float64 `json:"margin_ms"`
+	Result     uint16  `json:"result"`
+	ResultName string  `json:"result_name"`
+	EndChute   uint16  `json:"end_chute"`
+}
+
+// truth collects the ground truth; it is guarded by PLC.mu.
+type truth struct {
+	start    time.Time
+	items    map[uint32]*ItemRecord
+	order    []uint32
+	counts   ReportCounts
+	inducted uint64
+	commands uint64
+}
+
+func newTruth(start time.Time) *truth {
+	return &truth{start: start, items: make(map[uint32]*ItemRecord)}
+}
+
+func (t *truth) secs(at time.Time) float64 { return at.Sub(t.start).Seconds() }
+
+func (t *truth) record(tid uint32) *ItemRecord {
+	r, ok := t.items[tid]
+	if !ok {
+		r = &ItemRecord{TID: tid}
+		t.items[tid] = r
+		t.order = append(t.order, tid)
+	}
+	return r
+}
+
+func (t *truth) countResult(r Result) {
+	switch r {
+	case ResultDiverted:
+		t.counts.SortedAsCommanded++
+	case ResultFull:
+		t.counts.RecirculatedFull++
+	case ResultLate:
+		t.counts.RecirculatedLate++
+	case ResultLost:
+		t.counts.Lost++
+	case ResultRefused:
+		t.counts.Rejected++
+	case ResultRecirculated:
+		t.counts.RecirculatedAsCommanded++
+	case ResultHostLost:
+		t.counts.HostLost++
+	}
+}
+
+func (t *truth) cmdRecord(c command, decision time.Time, r Result, chute uint16) CommandRecord {
+	t.commands++
+	t.countResult(r)
+	return CommandRecord{
+		Seq: c.Seq, Chute: c.Chute, Reason: c.Reason, Taken: t.secs(c.taken),
+		MarginMS: float64(decision.Sub(c.taken).Microseconds()) / 1000,
+		Result:   uint16(r), ResultName: r.String(), EndChute: chute,
+	}
+}
+
+// refused records a command refused with 7; a TID the sim tracks gets it in
+// its current pass, any other TID a record of its own.
+func (t *truth) refused(c command) {
+	rec := t.record(c.TID)
+	cr := t.cmdRecord(c, c.taken, ResultRefused, 0)
+	if len(rec.Passes) == 0 {
+		rec.Passes = append(rec.Passes, PassRecord{Pass: 0, Scanned: cr.Taken, Result: ResultRefused.String()})
+		if rec.Outcome == "" {
+			rec.Outcome = "refused"
+		}
+	}
+	p := &rec.Passes[len(rec.Passes)-1]
+	p.Commands = append(p.Commands, cr)
+}
+
+// commissioned records a commissioning-mode command and its result; each
+// command is an item of its own, so each gets a pass.
+func (t *truth) commissioned(c command, decision time.Time, r Result, chute uint16) {
+	rec := t.record(c.TID)
+	cr := t.cmdRecord(c, decision, r, chute)
+	rec.Passes = append(rec.Passes, PassRecord{Pass: len(rec.Passes) + 1, Scanned: cr.Taken, Commands: []CommandRecord{cr}, Result: r.String()})
+	rec.Outcome = "commissioning"
+	rec.Chute = chute
+}
+
+// forgotten records a commissioning command lost to a cold restart.
+func (t *truth) forgotten(c command) {
+	rec := t.record(c.TID)
+	t.counts.Forgotten++
+	rec.Passes = append(rec.Passes, PassRecord{Pass: len(rec.Passes) + 1, Scanned: t.secs(c.taken), Result: "forgotten",
+		Commands: []CommandRecord{{Seq: c.Seq, Chute: c.Chute, Reason: c.Reason, Taken: t.secs(c.taken), ResultName: "forgotten"}}})
+	rec.Outcome = "forgotten"
+}
+
+// report builds the Report; onBelt lists the TIDs still circulating.
+func (t *truth) report(onBelt func(uint32) bool) Report {
+	rep := Report{Inducted: t.inducted, Commands: t.commands, Counts: t.counts}
+	ids := append([]uint32(nil), t.order...)
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	rep.Items = make([]ItemRecord, 0, len(ids))
+	for _, id := range ids {
+		r := *t.items[id]
+		r.Passes = append([]PassRecord(nil), r.Passes...)
+		if onBelt != nil && onBelt(id) {
+			r.Outcome = "on-belt"
+			rep.Counts.ItemsOnBelt++
+		}
+		switch r.Outcome {
+		case "sorted":
+			rep.Counts.ItemsSorted++
+		case "lost", "flushed":
+			rep.Counts.ItemsLost++
+		case "max-passes":
+			rep.Counts.ItemsMaxPasses++
+		case "commissioning":
+			rep.Counts.ItemsCommissioning++
+		}
+		rep.Items = append(rep.Items, r)
+	}
+	return rep
+}
