@@ -1,0 +1,191 @@
+package modbus
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"sortgw/devices"
+)
+
+// Word orders for 32-bit values (TID) split over two registers.
+const (
+	WordOrderHighFirst = "high-first"
+	WordOrderLowFirst  = "low-first"
+)
+
+// ErrInvalidConfig is wrapped by every error Validate returns.
+var ErrInvalidConfig = errors.New("invalid modbus link config")
+
+// Config configures one Modbus TCP link to a sorter PLC. Every address is a
+// default from the contract's default map, not a constant: real sites move
+// the blocks. A zero field takes its default in Validate; UnitID 0
+// therefore means 1 (a site that needs unit id 0 is not served by this
+// link).
+type Config struct {
+	// Name identifies the PLC in logs and on the status page.
+	Name string
+	// Addr is the PLC's "host:port".
+	Addr string
+	// UnitID is the Modbus unit id the link addresses (default 1).
+	UnitID byte
+	// HostBase is the first register of the host block (HOST_HEARTBEAT,
+	// HOST_STATE, PLAN_VERSION); default 0.
+	HostBase uint16
+	// DivertBase is the first register of the divert ring (default 10).
+	DivertBase uint16
+	// PLCBase is the first register of the PLC block (default 100).
+	PLCBase uint16
+	// Ring is the number of divert slots (default 16). It must be a power
+	// of two so that slot = seq mod Ring stays contiguous when the uint16
+	// sequence number wraps 65535 -> 0.
+	Ring int
+	// ConfirmRing is the number of confirmation slots (default Ring). Same
+	// power-of-two rule.
+	ConfirmRing int
+	// Chutes is the sorter's chute count N (default 256, at most 2048). It
+	// sizes the CHUTE_FULL and CHUTE_DISABLED blocks: max(N,256)/16 words
+	// each (rounded up), so every map of up to 256 chutes is the default
+	// map. Commands for a chute above Chutes are refused by Send.
+	Chutes int
+	// WordOrder of TID_HI/TID_LO: "high-first" (default) or "low-first".
+	WordOrder string
+	// Poll is the interval between reads of the PLC block (default 10ms).
+	// Confirmations are lost unless Poll x confirmation rate < ConfirmRing.
+	Poll time.Duration
+	// Heartbeat is the interval of HOST_HEARTBEAT writes (default 100ms).
+	Heartbeat time.Duration
+	// Timeout bounds a dial and every request (default 250ms). It also
+	// bounds how long Run takes to return after its ctx is done.
+	Timeout time.Duration
+	// PLCWatchdog: PLC_HEARTBEAT unchanged this long makes the link
+	// LinkSyncing: commands wait (default 1s).
+	PLCWatchdog time.Duration
+	// BackoffMin and BackoffMax bound the redial back-off (defaults 100ms
+	// and 2s). The first retry comes within BackoffMin; each later one
+	// doubles, with jitter, up to BackoffMax.
+	BackoffMin, BackoffMax time.Duration
+	// QueueSize bounds the commands waiting for a ring slot (default 1024).
+	QueueSize int
+	// EventBuffer is the capacity of the Events channel (default 4096).
+	EventBuffer int
+	// BusyRetries is how often a request answered with a Modbus exception
+	// is repeated on the same connection before the link redials (default
+	// 3; negative: none); BusyDelay is the pause before each repeat
+	// (default 2ms).
+	BusyRetries int
+	BusyDelay   time.Duration
+	// Connections is 2 (default: one connection for divert writes, one for
+	// polling and the heartbeat, so a command never waits behind a poll)
+	// or 1 (for PLCs that accept a single client; a command may then wait
+	// for one poll round trip).
+	Connections int
+	// MaxUnconfirmed bounds the commands remembered while waiting for
+	// their confirmation (default 65536); beyond it the oldest is
+	// forgotten (its confirmation still arrives as an event).
+	MaxUnconfirmed int
+}
+
+// Validate fills in defaults and checks the whole configuration, including
+// that the host block, the divert ring and the PLC block neither overlap
+// nor run past register 65535.
+func (c *Config) Validate() error {
+	if c.Name == "" {
+		c.Name = "plc"
+	}
+	if c.Addr == "" {
+		return fmt.Errorf("%w: plc %q: addr is empty", ErrInvalidConfig, c.Name)
+	}
+	if c.UnitID == 0 {
+		c.UnitID = 1
+	}
+	if c.DivertBase == 0 {
+		c.DivertBase = 10
+	}
+	if c.PLCBase == 0 {
+		c.PLCBase = 100
+	}
+	if c.Ring == 0 {
+		c.Ring = 16
+	}
+	if c.ConfirmRing == 0 {
+		c.ConfirmRing = c.Ring
+	}
+	if c.Chutes == 0 {
+		c.Chutes = 256
+	}
+	if c.WordOrder == "" {
+		c.WordOrder = WordOrderHighFirst
+	}
+	setDur := func(d *time.Duration, def time.Duration) {
+		if *d == 0 {
+			*d = def
+		}
+	}
+	setDur(&c.Poll, 10*time.Millisecond)
+	setDur(&c.Heartbeat, 100*time.Millisecond)
+	setDur(&c.Timeout, 250*time.Millisecond)
+	setDur(&c.PLCWatchdog, time.Second)
+	setDur(&c.BackoffMin, 100*time.Millisecond)
+	setDur(&c.BackoffMax, 2*time.Second)
+	setDur(&c.BusyDelay, 2*time.Millisecond)
+	if c.QueueSize == 0 {
+		c.QueueSize = 1024
+	}
+	if c.EventBuffer == 0 {
+		c.EventBuffer = 4096
+	}
+	if c.BusyRetries == 0 {
+		c.BusyRetries = 3
+	}
+	if c.Connections == 0 {
+		c.Connections = 2
+	}
+	if c.MaxUnconfirmed == 0 {
+		c.MaxUnconfirmed = 1 << 16
+	}
+
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: plc %q: %s", ErrInvalidConfig, c.Name, fmt.Sprintf(format, a...))
+	}
+	if !powerOfTwo(c.Ring) || c.Ring < 2 || c.Ring > 1024 {
+		return bad("ring %d: want a power of two in 2..1024", c.Ring)
+	}
+	if !powerOfTwo(c.ConfirmRing) || c.ConfirmRing < 2 || c.ConfirmRing > 1024 {
+		return bad("confirm ring %d: want a power of two in 2..1024", c.ConfirmRing)
+	}
+	if c.Chutes < 1 || c.Chutes > devices.MaxChutes {
+		return bad("chutes %d: want 1..%d", c.Chutes, devices.MaxChutes)
+	}
+	if c.WordOrder != WordOrderHighFirst && c.WordOrder != WordOrderLowFirst {
+		return bad("word order %q: want %q or %q", c.WordOrder, WordOrderHighFirst, WordOrderLowFirst)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"poll", c.Poll}, {"heartbeat", c.Heartbeat}, {"timeout", c.Timeout}, {"plc watchdog", c.PLCWatchdog},
+		{"backoff min", c.BackoffMin}, {"backoff max", c.BackoffMax}, {"busy delay", c.BusyDelay}} {
+		if d.v < 0 {
+			return bad("%s %v is negative", d.name, d.v)
+		}
+	}
+	if c.BackoffMax < c.BackoffMin {
+		return bad("backoff max %v below backoff min %v", c.BackoffMax, c.BackoffMin)
+	}
+	if c.Heartbeat >= time.Second {
+		// The PLC declares the host lost after 1 s without a change.
+		return bad("heartbeat %v: must be well under the PLC's 1s host watchdog", c.Heartbeat)
+	}
+	if c.PLCWatchdog <= c.Poll {
+		return bad("plc watchdog %v must exceed poll %v", c.PLCWatchdog, c.Poll)
+	}
+	if c.QueueSize < 1 || c.EventBuffer < 1 || c.MaxUnconfirmed < 1 {
+		return bad("queue size, event buffer and max unconfirmed must be positive")
+	}
+	if c.Connections != 1 && c.Connections != 2 {
+		return bad("connections %d: want 1 or 2", c.Connections)
+	}
+	return newLayout(c).check()
+}
+
+func powerOfTwo(n int) bool { return n > 0 && n&(n-1) == 0 }

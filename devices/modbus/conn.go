@@ -1,0 +1,152 @@
+package modbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	gmb "github.com/goburrow/modbus"
+
+	"sortgw/devices"
+)
+
+// Named errors the link branches on or that tests look for.
+var (
+	// ErrAckOutOfStep: ACK_SEQ moved outside the window of commands this
+	// link gave out (another host writes the ring, or the PLC lost its
+	// ring without a new BOOT_ID). The link follows the PLC as after a
+	// cold start.
+	ErrAckOutOfStep = errors.New("ack_seq out of step")
+	// ErrPLCStalled: PLC_HEARTBEAT has not changed for PLCWatchdog.
+	ErrPLCStalled = errors.New("plc heartbeat stalled")
+	// ErrPLCFault: FAULT_CODE 1..99 holds commands back.
+	ErrPLCFault = errors.New("plc fault")
+)
+
+// conn is one goburrow TCP connection. goburrow keeps a connection after a
+// timeout and would read the late reply as the answer to the next request
+// (its transaction id check then fails, goburrow issue #64), so the link
+// never reuses a conn after any error that is not a Modbus exception: the
+// session ends, Close() is called and the link redials. goburrow would
+// also redial by itself inside the next request; the session's failed
+// flag makes sure nobody sends on a conn after its error.
+type conn struct {
+	h      *gmb.TCPClientHandler
+	c      gmb.Client
+	rtt    *devices.Histogram
+	wbuf   []byte
+	regBuf []uint16
+}
+
+func newConn(c *Config, rtt *devices.Histogram) *conn {
+	h := gmb.NewTCPClientHandler(c.Addr)
+	h.SlaveId = c.UnitID
+	h.Timeout = c.Timeout
+	// No idle close: the link polls continuously, and goburrow's idle
+	// timer would otherwise close the conn behind the session's back.
+	h.IdleTimeout = 0
+	return &conn{h: h, c: gmb.NewClient(h), rtt: rtt, wbuf: make([]byte, 0, 2*maxWriteRegs)}
+}
+
+func (c *conn) connect() error { return c.h.Connect() }
+
+func (c *conn) close() { _ = c.h.Close() }
+
+// isException reports whether err is a Modbus exception reply: the
+// connection is in step and may be used again.
+func isException(err error) (*gmb.ModbusError, bool) {
+	var me *gmb.ModbusError
+	if errors.As(err, &me) {
+		return me, true
+	}
+	return nil, false
+}
+
+// write sends one function-16 request. It never splits: callers split.
+func (c *conn) write(addr uint16, regs []uint16) error {
+	c.wbuf = encodeRegs(c.wbuf, regs)
+	t0 := time.Now()
+	_, err := c.c.WriteMultipleRegisters(addr, uint16(len(regs)), c.wbuf)
+	c.rtt.Observe(time.Since(t0))
+	if err != nil {
+		return fmt.Errorf("write %d registers at %d: %w", len(regs), addr, err)
+	}
+	return nil
+}
+
+// read sends one function-3 request and appends the registers to dst.
+func (c *conn) read(dst []uint16, s span) ([]uint16, error) {
+	t0 := time.Now()
+	b, err := c.c.ReadHoldingRegisters(s.addr, uint16(s.count))
+	c.rtt.Observe(time.Since(t0))
+	if err != nil {
+		return dst, fmt.Errorf("read %d registers at %d: %w", s.count, s.addr, err)
+	}
+	if len(b) != 2*s.count {
+		return dst, fmt.Errorf("read %d registers at %d: reply holds %d bytes", s.count, s.addr, len(b))
+	}
+	c.regBuf = decodeRegs(c.regBuf, b)
+	return append(dst, c.regBuf...), nil
+}
+
+// retrier repeats a request answered with a Modbus exception on the same
+// connection, a bounded number of times; any other error is returned at
+// once for the caller to end the session.
+type retrier struct {
+	retries int
+	delay   time.Duration
+	onBusy  func(*gmb.ModbusError)
+}
+
+func (r retrier) do(ctx context.Context, op func() error) error {
+	for attempt := 0; ; attempt++ {
+		err := op()
+		if err == nil {
+			return nil
+		}
+		me, ok := isException(err)
+		if !ok || attempt >= r.retries {
+			return err
+		}
+		r.onBusy(me)
+		t := time.NewTimer(r.delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
+}
+
+// readBlock reads the whole PLC block, split into requests of at most 125
+// registers, each retried on exceptions.
+func (c *conn) readBlock(ctx context.Context, r retrier, spans []span, dst []uint16) ([]uint16, error) {
+	dst = dst[:0]
+	for _, s := range spans {
+		err := r.do(ctx, func() error {
+			var err error
+			n := len(dst)
+			dst, err = c.read(dst, s)
+			if err != nil {
+				dst = dst[:n]
+			}
+			return err
+		})
+		if err != nil {
+			return dst, err
+		}
+	}
+	return dst, nil
+}
+
+// writeSplit writes regs at addr in requests of at most 123 registers.
+func (c *conn) writeSplit(ctx context.Context, r retrier, addr uint16, regs []uint16) error {
+	for _, s := range split(addr, len(regs), maxWriteRegs) {
+		if err := r.do(ctx, func() error { return c.write(s.addr, regs[s.off:s.off+s.count]) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
