@@ -1,0 +1,272 @@
+package journal
+
+import (
+	"fmt"
+	"time"
+)
+
+// Kind says what a journal record is about. The numeric values are stored
+// on disk: never renumber, only add.
+type Kind uint8
+
+// Record kinds. The item kinds (KindRead … KindDuplicate) carry Line, TID
+// and Pass; the others are about the sorter, the plan or the gateway.
+const (
+	KindUnknown Kind = 0
+	// KindRead: a scanner telegram (Scanner, Codes, NoRead). Opens the item.
+	KindRead Kind = 1
+	// KindDecision: the sort plan's answer (Dest, Chute, Reason, Route,
+	// PlanVersion). Opens the item.
+	KindDecision Kind = 2
+	// KindCommand: the divert command handed to the PLC link. Opens the item.
+	KindCommand Kind = 3
+	// KindWritten: the PLC replied to the write (CmdSeq).
+	KindWritten Kind = 4
+	// KindTaken: ACK_SEQ passed the command (CmdSeq).
+	KindTaken Kind = 5
+	// KindConfirmation: the PLC's confirmation (Result, Chute entered, CmdSeq = NUM).
+	KindConfirmation Kind = 6
+	// KindOutcome: the end of the item's pass (Outcome). Closes the item.
+	KindOutcome Kind = 7
+	// KindLate: the command missed its deadline and was never written.
+	KindLate Kind = 8
+	// KindLost: the link lost a written command (cold restart, disconnect).
+	KindLost Kind = 9
+	// KindMissed: confirmations were overwritten unread (Count).
+	KindMissed Kind = 10
+	// KindDuplicate: a read of an item whose command is still unconfirmed.
+	// It neither opens nor closes the item: it is complete in itself.
+	KindDuplicate Kind = 11
+	// KindPlanReload: a new sort plan became active (PlanVersion, Detail).
+	KindPlanReload Kind = 12
+	// KindContainerClose: a container left its chute (Chute, Container,
+	// Route, Count items).
+	KindContainerClose Kind = 13
+	// KindChuteState: a chute became full, disabled or available again
+	// (Chute, Detail), by the PLC or by a technician.
+	KindChuteState Kind = 14
+	// KindLinkState: a device link changed state (Detail).
+	KindLinkState Kind = 15
+	// KindNote: anything else worth keeping (gateway start and stop,
+	// operator actions), described in Detail.
+	KindNote Kind = 16
+
+	kindMax = KindNote
+)
+
+var kindNames = [...]string{
+	KindUnknown:        "unknown",
+	KindRead:           "read",
+	KindDecision:       "decision",
+	KindCommand:        "command",
+	KindWritten:        "written",
+	KindTaken:          "taken",
+	KindConfirmation:   "confirmation",
+	KindOutcome:        "outcome",
+	KindLate:           "late",
+	KindLost:           "lost",
+	KindMissed:         "missed",
+	KindDuplicate:      "duplicate",
+	KindPlanReload:     "plan-reload",
+	KindContainerClose: "container-close",
+	KindChuteState:     "chute-state",
+	KindLinkState:      "link-state",
+	KindNote:           "note",
+}
+
+// String names the kind as the status page and the JSON show it.
+func (k Kind) String() string {
+	if k <= kindMax {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// opens reports whether a record of this kind marks its item as open.
+func (k Kind) opens() bool {
+	return k == KindRead || k == KindDecision || k == KindCommand
+}
+
+// ParseKind is the inverse of Kind.String.
+func ParseKind(s string) (Kind, error) {
+	for k, n := range kindNames {
+		if n == s && k != int(KindUnknown) {
+			return Kind(k), nil
+		}
+	}
+	return KindUnknown, fmt.Errorf("journal: unknown record kind %q", s)
+}
+
+// MarshalText makes a Kind a string in JSON.
+func (k Kind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+// UnmarshalText accepts the names Kind.String gives.
+func (k *Kind) UnmarshalText(b []byte) error {
+	v, err := ParseKind(string(b))
+	if err != nil {
+		return err
+	}
+	*k = v
+	return nil
+}
+
+// Outcome is how one pass of an item ended. Values 1..9 are the PLC's
+// confirmation result codes (contract "Result"); the rest are the host's
+// own verdicts when no confirmation can come. The values are stored on
+// disk: never renumber, only add.
+type Outcome uint8
+
+// Outcomes.
+const (
+	OutcomeNone Outcome = 0
+	// OutcomeDiverted: result 1, diverted into the commanded chute.
+	OutcomeDiverted Outcome = 1
+	// OutcomeDivertedOther: result 2, the PLC put it into another chute.
+	OutcomeDivertedOther Outcome = 2
+	// OutcomeRecirculatedFull: result 3, chute full or disabled on arrival.
+	OutcomeRecirculatedFull Outcome = 3
+	// OutcomeRecirculatedLate: result 4, no command before the decision point.
+	OutcomeRecirculatedLate Outcome = 4
+	// OutcomeRejected: result 5, sent to the reject chute.
+	OutcomeRejected Outcome = 5
+	// OutcomeLost: result 6, the PLC lost tracking.
+	OutcomeLost Outcome = 6
+	// OutcomeRefused: result 7, the PLC refused the command.
+	OutcomeRefused Outcome = 7
+	// OutcomeRecirculated: result 8, recirculated as commanded (chute 0).
+	OutcomeRecirculated Outcome = 8
+	// OutcomeHostLost: result 9, the PLC had declared the host lost.
+	OutcomeHostLost Outcome = 9
+	// OutcomeHostLate: the command could not be written within the
+	// decision budget; never sent, the PLC recirculates the item.
+	OutcomeHostLate Outcome = 10
+	// OutcomeLostDisconnect: the command was written but the link lost it
+	// (cold PLC restart, link closed with the command outstanding).
+	OutcomeLostDisconnect Outcome = 11
+	// OutcomeMissedConfirmation: the PLC overwrote the confirmation unread.
+	OutcomeMissedConfirmation Outcome = 12
+	// OutcomeLostAtRestart: the gateway stopped (or crashed) with the item
+	// open; recorded by Open when the journal is reopened.
+	OutcomeLostAtRestart Outcome = 13
+	// OutcomeDuplicate: a second read while the command was unconfirmed.
+	OutcomeDuplicate Outcome = 14
+	// OutcomeNotSent: the gateway did not command the item at all (queue
+	// full, draining, link down); the PLC recirculates it.
+	OutcomeNotSent Outcome = 15
+	// OutcomeTimeout: no confirmation came within the gateway's
+	// confirmation timeout and none was reported missed.
+	OutcomeTimeout Outcome = 16
+
+	outcomeMax = OutcomeTimeout
+)
+
+var outcomeNames = [...]string{
+	OutcomeNone:               "none",
+	OutcomeDiverted:           "diverted",
+	OutcomeDivertedOther:      "diverted-other",
+	OutcomeRecirculatedFull:   "recirculated-full",
+	OutcomeRecirculatedLate:   "recirculated-late",
+	OutcomeRejected:           "rejected",
+	OutcomeLost:               "lost",
+	OutcomeRefused:            "refused",
+	OutcomeRecirculated:       "recirculated",
+	OutcomeHostLost:           "host-lost",
+	OutcomeHostLate:           "host-late",
+	OutcomeLostDisconnect:     "lost-disconnect",
+	OutcomeMissedConfirmation: "missed-confirmation",
+	OutcomeLostAtRestart:      "lost-at-restart",
+	OutcomeDuplicate:          "duplicate",
+	OutcomeNotSent:            "not-sent",
+	OutcomeTimeout:            "timeout",
+}
+
+// String names the outcome for the journal, metrics and the status page.
+func (o Outcome) String() string {
+	if o <= outcomeMax {
+		return outcomeNames[o]
+	}
+	return fmt.Sprintf("outcome(%d)", uint8(o))
+}
+
+// ParseOutcome is the inverse of Outcome.String.
+func ParseOutcome(s string) (Outcome, error) {
+	for o, n := range outcomeNames {
+		if n == s {
+			return Outcome(o), nil
+		}
+	}
+	return OutcomeNone, fmt.Errorf("journal: unknown outcome %q", s)
+}
+
+// MarshalText makes an Outcome a string in JSON.
+func (o Outcome) MarshalText() ([]byte, error) { return []byte(o.String()), nil }
+
+// UnmarshalText accepts the names Outcome.String gives.
+func (o *Outcome) UnmarshalText(b []byte) error {
+	v, err := ParseOutcome(string(b))
+	if err != nil {
+		return err
+	}
+	*o = v
+	return nil
+}
+
+// OutcomeFromResult maps a PLC confirmation result code (1..9) to its
+// Outcome; ok is false for any other code.
+func OutcomeFromResult(result uint16) (o Outcome, ok bool) {
+	if result >= 1 && result <= 9 {
+		return Outcome(result), true
+	}
+	return OutcomeNone, false
+}
+
+// Recirculates reports whether the item stays on the sorter after this
+// outcome, so its next read is a new pass.
+func (o Outcome) Recirculates() bool {
+	switch o {
+	case OutcomeRecirculatedFull, OutcomeRecirculatedLate, OutcomeRecirculated,
+		OutcomeHostLost, OutcomeHostLate, OutcomeNotSent:
+		return true
+	}
+	return false
+}
+
+// Record is one journal entry. Which fields are set depends on Kind; unset
+// fields cost nothing on disk.
+type Record struct {
+	// Seq is the journal's sequence number, assigned by Append (any value
+	// the caller sets is replaced). Seq order is append order.
+	Seq uint64 `json:"seq"`
+	// Time is when the event happened; Append sets it to the journal's
+	// clock when zero. Stored with nanosecond precision, read back in UTC.
+	Time time.Time `json:"time"`
+	// Line is the sorter line's configured name.
+	Line string `json:"line,omitempty"`
+	Kind Kind   `json:"kind"`
+	// TID and Pass (1 for the first read, +1 per recirculation) name one
+	// pass of one item on Line.
+	TID     uint32   `json:"tid,omitempty"`
+	Pass    uint16   `json:"pass,omitempty"`
+	Scanner string   `json:"scanner,omitempty"`
+	Codes   []string `json:"codes,omitempty"`
+	NoRead  bool     `json:"noread,omitempty"`
+	// Dest is the destination key found in the codes.
+	Dest string `json:"dest,omitempty"`
+	// Chute is the commanded chute, or for a confirmation the chute the
+	// item entered (0 if none).
+	Chute  uint16 `json:"chute,omitempty"`
+	Reason uint16 `json:"reason,omitempty"` // contract reason code
+	Result uint16 `json:"result,omitempty"` // contract result code
+	Route  string `json:"route,omitempty"`
+	// PlanVersion is the version of the plan the item was decided under.
+	PlanVersion uint64 `json:"plan_version,omitempty"`
+	// CmdSeq is the divert command's ring sequence number (written, taken,
+	// lost) or the confirmation's NUM.
+	CmdSeq    uint16  `json:"cmd_seq,omitempty"`
+	Outcome   Outcome `json:"outcome,omitempty"`
+	Container string  `json:"container,omitempty"`
+	// Count is a number that goes with the kind: items in a closed
+	// container, confirmations missed.
+	Count  uint32 `json:"count,omitempty"`
+	Detail string `json:"detail,omitempty"`
+}
