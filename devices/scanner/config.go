@@ -1,0 +1,188 @@
+package scanner
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+)
+
+// Connection modes (Config.Mode).
+const (
+	// ModeClient: the scanner is a TCP server and the gateway dials it.
+	ModeClient = "client"
+	// ModeServer: the gateway listens and the scanner connects out to it.
+	ModeServer = "server"
+)
+
+// Framing names (Config.Framing).
+const (
+	// FramingSTX: STX (0x02) payload ETX (0x03).
+	FramingSTX = "stx"
+	// FramingCRLF: payload followed by CR LF.
+	FramingCRLF = "crlf"
+)
+
+// Defaults from the scanner section of the host interface contract.
+const (
+	DefaultPort             = "2001"
+	DefaultMaxFrame         = 4096
+	DefaultHeartbeatTimeout = 3 * time.Second
+	DefaultNoReadToken      = "NoRead"
+	DefaultHeartbeatToken   = "HB"
+	DefaultSeparator        = ";"
+	DefaultBackoffMin       = 200 * time.Millisecond
+	DefaultBackoffMax       = 2 * time.Second
+	DefaultReadBuffer       = 32 << 10
+)
+
+// ErrConfig is wrapped by every configuration error, so callers can tell a
+// bad configuration from a failing device.
+var ErrConfig = errors.New("scanner config")
+
+// Config describes one scanner. The zero values of every field but Name and
+// (in client mode) Addr mean "the contract's default"; Validate fills them.
+type Config struct {
+	// Name identifies the scanner in logs, reads and the status page.
+	Name string
+	// Addr is the scanner's host:port in client mode (the port defaults to
+	// 2001 if left out) and the address the gateway listens on in server
+	// mode (default ":2001"). In server mode several scanners may share one
+	// listen address if each sets Peer.
+	Addr string
+	// Mode is "client" (default: dial the scanner) or "server" (listen;
+	// the scanner connects out).
+	Mode string
+	// Peer is used in server mode only: the scanner's IP address. A
+	// connection to this scanner's listen address from another IP is
+	// refused. It is required when several scanners share a listen
+	// address, optional otherwise (empty accepts any peer).
+	Peer string
+	// Framing is "stx" (default) or "crlf".
+	Framing string
+	// MaxFrame is the largest payload in bytes (default 4096); a longer
+	// frame is dropped up to the next frame start and counted.
+	MaxFrame int
+	// HeartbeatTimeout: a scanner not heard from (no read, no heartbeat)
+	// for this long is shown offline, and in client mode its connection is
+	// closed and redialled (default 3s).
+	HeartbeatTimeout time.Duration
+	// NoReadToken is the code a scanner sends when it read nothing
+	// (default "NoRead").
+	NoReadToken string
+	// HeartbeatToken is the whole payload of a heartbeat (default "HB").
+	HeartbeatToken string
+	// Separator splits the TID and the codes (default ";").
+	Separator string
+	// BackoffMin and BackoffMax bound the client-mode redial delay, which
+	// doubles per failed attempt with jitter (defaults 200ms and 2s). The
+	// first retry comes within BackoffMin.
+	BackoffMin, BackoffMax time.Duration
+	// ReadBuffer is the size of the socket read buffer (default 32 KiB).
+	ReadBuffer int
+}
+
+// Validate fills defaults and checks the configuration.
+func (c *Config) Validate() error {
+	if c.Name == "" {
+		return fmt.Errorf("%w: scanner without a name", ErrConfig)
+	}
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: scanner %q: %s", ErrConfig, c.Name, fmt.Sprintf(format, args...))
+	}
+	switch c.Mode {
+	case "":
+		c.Mode = ModeClient
+	case ModeClient, ModeServer:
+	default:
+		return bad("mode %q: want %q or %q", c.Mode, ModeClient, ModeServer)
+	}
+	switch c.Mode {
+	case ModeClient:
+		if c.Addr == "" {
+			return bad("client mode needs the scanner's address (host:port)")
+		}
+		if c.Peer != "" {
+			return bad("peer is for server mode only")
+		}
+	case ModeServer:
+		if c.Addr == "" {
+			c.Addr = ":" + DefaultPort
+		}
+		if c.Peer != "" && net.ParseIP(c.Peer) == nil {
+			return bad("peer %q is not an IP address", c.Peer)
+		}
+	}
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		if c.Mode == ModeClient && !strings.Contains(c.Addr, ":") {
+			c.Addr = net.JoinHostPort(c.Addr, DefaultPort)
+		} else {
+			return bad("address %q: %v", c.Addr, err)
+		}
+	}
+	switch strings.ToLower(c.Framing) {
+	case "":
+		c.Framing = FramingSTX
+	case FramingSTX, FramingCRLF:
+		c.Framing = strings.ToLower(c.Framing)
+	default:
+		return bad("framing %q: want %q or %q", c.Framing, FramingSTX, FramingCRLF)
+	}
+	if c.MaxFrame == 0 {
+		c.MaxFrame = DefaultMaxFrame
+	}
+	if c.MaxFrame < 16 || c.MaxFrame > 1<<20 {
+		return bad("max frame %d out of range 16..1048576", c.MaxFrame)
+	}
+	if c.HeartbeatTimeout == 0 {
+		c.HeartbeatTimeout = DefaultHeartbeatTimeout
+	}
+	if c.HeartbeatTimeout < 0 {
+		return bad("negative heartbeat timeout %v", c.HeartbeatTimeout)
+	}
+	if c.NoReadToken == "" {
+		c.NoReadToken = DefaultNoReadToken
+	}
+	if c.HeartbeatToken == "" {
+		c.HeartbeatToken = DefaultHeartbeatToken
+	}
+	if c.Separator == "" {
+		c.Separator = DefaultSeparator
+	}
+	if c.BackoffMin == 0 {
+		c.BackoffMin = DefaultBackoffMin
+	}
+	if c.BackoffMax == 0 {
+		c.BackoffMax = DefaultBackoffMax
+	}
+	if c.BackoffMin < 0 || c.BackoffMax < c.BackoffMin {
+		return bad("back-off %v..%v: want 0 < min <= max", c.BackoffMin, c.BackoffMax)
+	}
+	if c.ReadBuffer == 0 {
+		c.ReadBuffer = DefaultReadBuffer
+	}
+	if c.ReadBuffer < 512 {
+		return bad("read buffer %d below 512 bytes", c.ReadBuffer)
+	}
+	if err := c.parseConfig().check(); err != nil {
+		return bad("%v", err)
+	}
+	for _, t := range []struct{ what, v string }{{"no-read token", c.NoReadToken}, {"heartbeat token", c.HeartbeatToken}} {
+		if strings.ContainsAny(t.v, "\x02\x03\r\n") {
+			return bad("%s %q holds a framing byte", t.what, t.v)
+		}
+	}
+	return nil
+}
+
+func (c *Config) parseConfig() ParseConfig {
+	return ParseConfig{Separator: c.Separator, NoReadToken: c.NoReadToken, HeartbeatToken: c.HeartbeatToken}
+}
+
+func (c *Config) framing() Framing {
+	if c.Framing == FramingCRLF {
+		return CRLF
+	}
+	return STX
+}

@@ -1,0 +1,458 @@
+package scanner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+		"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"sortgw/devices"
+)
+
+// scanner is one configured scanner: its counters, state and (in client
+// mode) its reconnect loop. Counters are atomics so Status never waits for
+// a reader goroutine.
+type scanner struct {
+	src *Source
+	cfg Config
+	pc  ParseConfig
+	log zerolog.Logger
+	lis *listener // server mode
+	lim limiter
+
+	state     atomic.Uint32 // devices.LinkState
+	lastHeard atomic.Int64  // Source.since of the last read or heartbeat; 0 never
+	lastHB    atomic.Int64
+	connected atomic.Uint64 // connections established so far
+	remote    atomic.Pointer[string]
+	lastErr   atomic.Pointer[string]
+
+	reads, noreads, heartbeats, malformed, oversized, truncated, ignored, bytes, refused atomic.Uint64
+
+	mu   sync.Mutex // guards conn (server mode: the current connection)
+	conn net.Conn
+}
+
+func newScanner(src *Source, cfg Config, log zerolog.Logger) *scanner {
+	sc := &scanner{src: src, cfg: cfg, pc: cfg.parseConfig(), log: log}
+	sc.state.Store(uint32(devices.LinkDown))
+	return sc
+}
+
+func (sc *scanner) setState(st devices.LinkState) { sc.state.Store(uint32(st)) }
+
+func (sc *scanner) status(now time.Time) devices.ScannerStatus {
+	st := devices.LinkState(sc.state.Load())
+	heard := sc.lastHeard.Load()
+	addr := sc.cfg.Addr
+	if sc.lis != nil {
+		if a := sc.lis.bound.Load(); a != nil {
+			addr = *a
+		}
+	}
+	reconnects := sc.connected.Load()
+	if reconnects > 0 {
+		reconnects--
+	}
+	return devices.ScannerStatus{
+		Name:  sc.cfg.Name,
+		Addr:  addr,
+		State: st,
+		// Online needs a live connection: a scanner whose connection just
+		// dropped cannot deliver the next read, whatever it sent before.
+		Online:        st == devices.LinkUp && heard != 0 && now.Sub(sc.src.at(heard)) < sc.cfg.HeartbeatTimeout,
+		LastHeard:     sc.src.at(heard),
+		LastHeartbeat: sc.src.at(sc.lastHB.Load()),
+		Reads:         sc.reads.Load(),
+		NoReads:       sc.noreads.Load(),
+		Heartbeats:    sc.heartbeats.Load(),
+		Malformed:     sc.malformed.Load(),
+		Oversized:     sc.oversized.Load(),
+		Bytes:         sc.bytes.Load(),
+		Reconnects:    reconnects,
+	}
+}
+
+func (sc *scanner) setErr(err error) {
+	s := err.Error()
+	sc.lastErr.Store(&s)
+}
+
+// runClient owns the dial/redial loop of a client-mode scanner.
+func (sc *scanner) runClient(ctx context.Context, sink func(devices.Read)) {
+	bo := backoff{min: sc.cfg.BackoffMin, max: sc.cfg.BackoffMax}
+	d := net.Dialer{Timeout: max(sc.cfg.HeartbeatTimeout, time.Second), KeepAlive: 15 * time.Second}
+	for {
+		sc.setState(devices.LinkConnecting)
+		conn, err := d.DialContext(ctx, "tcp", sc.cfg.Addr)
+		if err == nil {
+			heard, err := sc.serve(ctx, conn, sink, true)
+			if ctx.Err() != nil {
+				return
+			}
+			sc.lost(err)
+			if heard {
+				// Only a connection that carried telegrams proves the
+				// scanner well; one that is accepted and dropped at once
+				// keeps backing off.
+				bo.reset()
+			}
+		} else {
+			if ctx.Err() != nil {
+				return
+			}
+			sc.setErr(err)
+			sc.logLimited("dial", err, "dial failed", 0)
+		}
+		sc.setState(devices.LinkDown)
+		t := time.NewTimer(bo.next())
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// lost records and logs why a connection ended.
+func (sc *scanner) lost(err error) {
+	sc.setErr(err)
+	sc.logLimited("lost", err, "scanner connection lost", 0)
+}
+
+// errSilent: the connection carried no read and no heartbeat for the
+// heartbeat timeout.
+var errSilent = errors.New("no read or heartbeat within the heartbeat timeout")
+
+// serve reads one connection until it fails, ctx is done or (closeSilent)
+// the scanner stays silent past its heartbeat timeout. It reports whether
+// any telegram arrived and why the connection ended.
+func (sc *scanner) serve(ctx context.Context, conn net.Conn, sink func(devices.Read), closeSilent bool) (heardAny bool, err error) {
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	defer conn.Close()
+
+	remote := conn.RemoteAddr().String()
+	sc.remote.Store(&remote)
+	if sc.connected.Add(1) > 1 {
+		sc.log.Info().Str("remote", remote).Msg("scanner reconnected")
+	} else {
+		sc.log.Info().Str("remote", remote).Msg("scanner connected")
+	}
+	sc.setState(devices.LinkUp)
+
+	cs := connState{sc: sc, sink: sink, framer: NewFramer(sc.cfg.framing(), sc.cfg.MaxFrame)}
+	emit := cs.frame // one closure per connection, not per chunk
+	buf := make([]byte, sc.cfg.ReadBuffer)
+	// The silence clock starts at connect: a scanner gets one heartbeat
+	// timeout to say something.
+	heard := time.Now()
+	silent := false
+	for {
+		if !silent {
+			if err := conn.SetReadDeadline(heard.Add(sc.cfg.HeartbeatTimeout)); err != nil {
+				return cs.heard, err
+			}
+		}
+		n, rerr := conn.Read(buf)
+		if n > 0 {
+			cs.now = time.Now()
+			sc.bytes.Add(uint64(n))
+			before := cs.framer.Stats()
+			cs.framer.Feed(buf[:n], emit)
+			sc.account(before, cs.framer.Stats())
+			if !cs.heardAt.IsZero() {
+				heard = cs.heardAt
+				cs.heardAt = time.Time{}
+				if silent {
+					silent = false
+					sc.log.Info().Msg("scanner heard again")
+				}
+			}
+		}
+		if rerr == nil {
+			continue
+		}
+		if errors.Is(rerr, os.ErrDeadlineExceeded) && ctx.Err() == nil {
+			if closeSilent {
+				return cs.heard, fmt.Errorf("%w (%v)", errSilent, sc.cfg.HeartbeatTimeout)
+			}
+			// Server mode: keep the connection, show the scanner offline
+			// (Status does that by itself) and say so once.
+			silent = true
+			sc.log.Warn().Dur("timeout", sc.cfg.HeartbeatTimeout).Msg("scanner silent, shown offline")
+			if err := conn.SetReadDeadline(time.Time{}); err != nil {
+				return cs.heard, err
+			}
+			continue
+		}
+		if errors.Is(rerr, io.EOF) {
+			rerr = errors.New("closed by the scanner")
+		}
+		return cs.heard, rerr
+	}
+}
+
+// account adds what the framer counted during one Feed to the scanner's
+// counters and logs dropped frames, rate-limited.
+func (sc *scanner) account(before, after FramerStats) {
+	if d := after.Ignored - before.Ignored; d > 0 {
+		sc.ignored.Add(d)
+	}
+	if d := after.Oversized - before.Oversized; d > 0 {
+		sc.oversized.Add(d)
+		sc.logLimited("oversized", nil, fmt.Sprintf("frame over %d bytes dropped", sc.cfg.MaxFrame), d)
+	}
+	if d := after.Truncated - before.Truncated; d > 0 {
+		sc.truncated.Add(d)
+		sc.logLimited("truncated", nil, "frame without its end dropped (new STX before ETX)", d)
+	}
+}
+
+// connState is the per-connection state the frame callback needs.
+type connState struct {
+	sc      *scanner
+	sink    func(devices.Read)
+	framer  *Framer
+	now     time.Time // arrival of the chunk being fed
+	heardAt time.Time // set when a chunk held a good telegram
+	heard   bool
+}
+
+func (cs *connState) frame(p []byte) {
+	sc := cs.sc
+	r, kind, err := ParsePayload(p, sc.pc)
+	if err != nil {
+		sc.malformed.Add(1)
+		if ok, suppressed := sc.lim.allow("malformed:"+errors.Unwrap(err).Error(), cs.now); ok {
+			sc.log.Warn().Err(err).Str("payload", excerpt(p)).Int("suppressed", suppressed).Msg("malformed telegram")
+		}
+		return
+	}
+	d := sc.src.since(cs.now)
+	sc.lastHeard.Store(d)
+	cs.heardAt = cs.now
+	cs.heard = true
+	switch kind {
+	case KindHeartbeat:
+		sc.heartbeats.Add(1)
+		sc.lastHB.Store(d)
+		return
+	case KindNoRead:
+		sc.noreads.Add(1)
+	}
+	sc.reads.Add(1)
+	r.Scanner = sc.cfg.Name
+	r.At = cs.now
+	sc.src.deliver(cs.sink, r)
+}
+
+// excerpt is the start of a bad payload for the log (which escapes it).
+func excerpt(p []byte) string {
+	const n = 64
+	if len(p) > n {
+		return string(p[:n]) + "…"
+	}
+	return string(p)
+}
+
+// logLimited logs at warn level, at most once per second for the same key
+// (and error text), with the number of repeats it held back.
+func (sc *scanner) logLimited(key string, err error, msg string, count uint64) {
+	k := key
+	if err != nil {
+		k += ":" + err.Error()
+	}
+	ok, suppressed := sc.lim.allow(k, time.Now())
+	if !ok {
+		return
+	}
+	ev := sc.log.Warn()
+	if err != nil {
+		ev = ev.Err(err)
+	}
+	if count > 1 {
+		ev = ev.Uint64("count", count)
+	}
+	ev.Int("suppressed", suppressed).Msg(msg)
+}
+
+// limiter lets the same message through at most once per interval.
+type limiter struct {
+	mu    sync.Mutex
+	seen  map[string]limEntry
+	every time.Duration // 0 = one second
+}
+
+type limEntry struct {
+	last       time.Time
+	suppressed int
+}
+
+// allow reports whether key may be logged now, and how many times it was
+// held back since it last was.
+func (l *limiter) allow(key string, now time.Time) (bool, int) {
+	every := l.every
+	if every == 0 {
+		every = time.Second
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.seen == nil {
+		l.seen = make(map[string]limEntry)
+	}
+	e, ok := l.seen[key]
+	if ok && now.Sub(e.last) < every {
+		e.suppressed++
+		l.seen[key] = e
+		return false, 0
+	}
+	if !ok && len(l.seen) >= 64 {
+		// Error texts are a small set per scanner; a flood of distinct
+		// ones (addresses in them) must not grow the map forever.
+		clear(l.seen)
+	}
+	l.seen[key] = limEntry{last: now}
+	return true, e.suppressed
+}
+
+// backoff is capped exponential back-off with "equal jitter": attempt n
+// waits a random time in [d/2, d], d = min(min·2ⁿ, max). The first retry
+// thus comes within min, and no wait exceeds max.
+type backoff struct {
+	min, max time.Duration
+	n        int
+}
+
+func (b *backoff) next() time.Duration {
+	d := b.max
+	if b.n < 30 && b.min<<b.n < b.max {
+		d = b.min << b.n
+	}
+	b.n++
+	half := d / 2
+	return half + time.Duration(rand.Int64N(int64(d-half)+1))
+}
+
+func (b *backoff) reset() { b.n = 0 }
+
+// listener accepts server-mode scanners on one address.
+type listener struct {
+	src      *Source
+	addr     string
+	log      zerolog.Logger
+	scanners []*scanner
+	ln       net.Listener
+	bound    atomic.Pointer[string]
+	lim      limiter
+}
+
+func (l *listener) check() error {
+	if len(l.scanners) < 2 {
+		if len(l.scanners) == 1 {
+			l.scanners[0].lis = l
+		}
+		return nil
+	}
+	peers := map[string]string{}
+	for _, sc := range l.scanners {
+		sc.lis = l
+		if sc.cfg.Peer == "" {
+			return fmt.Errorf("%w: scanner %q shares listen address %s and needs a peer ip", ErrConfig, sc.cfg.Name, l.addr)
+		}
+		ip := net.ParseIP(sc.cfg.Peer).String()
+		if other, dup := peers[ip]; dup {
+			return fmt.Errorf("%w: scanners %q and %q on %s have the same peer %s", ErrConfig, other, sc.cfg.Name, l.addr, ip)
+		}
+		peers[ip] = sc.cfg.Name
+	}
+	return nil
+}
+
+// match finds the scanner a connection from remote belongs to.
+func (l *listener) match(remote net.Addr) *scanner {
+	var ip net.IP
+	if ta, ok := remote.(*net.TCPAddr); ok {
+		ip = ta.IP
+	}
+	for _, sc := range l.scanners {
+		if sc.cfg.Peer == "" || ip != nil && net.ParseIP(sc.cfg.Peer).Equal(ip) {
+			return sc
+		}
+	}
+	return nil
+}
+
+func (l *listener) run(ctx context.Context, wg *sync.WaitGroup, sink func(devices.Read)) {
+	stop := context.AfterFunc(ctx, func() { l.ln.Close() })
+	defer stop()
+	defer l.ln.Close()
+	for {
+		conn, err := l.ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: wait a little.
+			if ok, n := l.lim.allow("accept:"+err.Error(), time.Now()); ok {
+				l.log.Error().Err(err).Int("suppressed", n).Msg("accept failed")
+			}
+			t := time.NewTimer(100 * time.Millisecond)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			continue
+		}
+		sc := l.match(conn.RemoteAddr())
+		if sc == nil {
+			for _, s := range l.scanners {
+				s.refused.Add(1)
+			}
+			if ok, n := l.lim.allow("refused:"+conn.RemoteAddr().String(), time.Now()); ok {
+				l.log.Warn().Str("remote", conn.RemoteAddr().String()).Int("suppressed", n).Msg("connection from an unknown scanner refused")
+			}
+			conn.Close()
+			continue
+		}
+		sc.attach(ctx, wg, conn, sink)
+	}
+}
+
+// attach serves a server-mode connection; it replaces the scanner's
+// previous connection, if any.
+func (sc *scanner) attach(ctx context.Context, wg *sync.WaitGroup, conn net.Conn, sink func(devices.Read)) {
+	sc.mu.Lock()
+	old := sc.conn
+	sc.conn = conn
+	sc.mu.Unlock()
+	if old != nil {
+		sc.log.Warn().Str("old", old.RemoteAddr().String()).Str("new", conn.RemoteAddr().String()).Msg("new connection replaces the old one")
+		old.Close()
+	}
+	wg.Go(func() {
+		_, err := sc.serve(ctx, conn, sink, false)
+		sc.mu.Lock()
+		current := sc.conn == conn
+		if current {
+			sc.conn = nil
+		}
+		sc.mu.Unlock()
+		if ctx.Err() != nil || !current {
+			return
+		}
+		sc.setState(devices.LinkDown)
+		sc.lost(err)
+	})
+}
