@@ -8,7 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
-		"sync"
+	"sync"
 	"sync/atomic"
 	"time"
 
