@@ -10,7 +10,8 @@ import (
 // Histogram records durations in logarithmic buckets without locks or
 // allocation, so a device loop can observe every round trip. Buckets are
 // powers of two of a microsecond split in 8 linear steps: about 12%
-// resolution from 1µs to over an hour.
+// resolution from 1µs to about 9 hours; the last bucket is open-ended, and
+// a quantile that falls in it reports the maximum.
 type Histogram struct {
 	counts [histBuckets]atomic.Uint64
 	n      atomic.Uint64
@@ -53,15 +54,18 @@ func (h *Histogram) Observe(d time.Duration) {
 	if d < 0 {
 		d = 0
 	}
-	h.counts[histIndex(d)].Add(1)
-	h.n.Add(1)
-	h.sum.Add(int64(d))
+	// Max and sum before the bucket count: Snapshot loads the counts
+	// first, so every value it counts is already within the max it caps
+	// quantiles at.
 	for {
 		m := h.max.Load()
 		if int64(d) <= m || h.max.CompareAndSwap(m, int64(d)) {
 			break
 		}
 	}
+	h.sum.Add(int64(d))
+	h.n.Add(1)
+	h.counts[histIndex(d)].Add(1)
 }
 
 // Snapshot returns the count, mean and the usual quantiles.
@@ -86,6 +90,11 @@ func (h *Histogram) Snapshot() HistogramSnapshot {
 		for i, v := range c {
 			acc += v
 			if acc >= rank {
+				if i == histBuckets-1 {
+					// The last bucket is open-ended: its nominal upper
+					// bound is below the values in it.
+					return s.Max
+				}
 				u := histUpper(i)
 				if u > s.Max {
 					u = s.Max
