@@ -1,0 +1,522 @@
+package sortplan
+
+// GS1 element strings, read strictly and without allocating: the parser
+// walks the input by index and hands back substrings of it.
+
+const gs = 0x1D // ASCII GS, how scanners transmit FNC1 as a field separator
+
+// Character sets of GS1 AI values.
+const (
+	csN  uint8 = 1 << iota // digits
+	cs82                   // GS1 AI encodable character set 82
+	cs39                   // GS1 AI encodable character set 39
+)
+
+// csetOf classifies every byte; a value byte b is allowed for an AI with
+// charset c when csetOf[b]&c != 0.
+var csetOf = func() (t [256]uint8) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = csN | cs82 | cs39
+	}
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = cs82 | cs39
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = cs82
+	}
+	for _, c := range "!\"%&'()*+,-./:;<=>?_" {
+		t[c] |= cs82
+	}
+	t['#'] |= cs39
+	t['-'] |= cs39
+	t['/'] |= cs39
+	return t
+}()
+
+// aiSpec describes one application identifier.
+type aiSpec struct {
+	valid     bool
+	fixed     bool  // predefined length: never followed by a separator
+	date      bool  // YYMMDD
+	min, max  uint8 // value length
+	cs        uint8 // charset of the value after numPrefix
+	numPrefix uint8 // leading value chars that must be digits (421: country)
+	check     uint8 // if > 0: the first check digits carry a GS1 mod-10 check digit in the last of them
+}
+
+// aiTab holds every AI the parser knows, indexed by its digits; aiLen maps
+// the first two digits to the AI's length (GS1 AIs are prefix-free).
+type aiTab struct {
+	aiLen [100]uint8
+	s2    [100]aiSpec
+	s3    [1000]aiSpec
+	s4    [10000]aiSpec
+}
+
+var gs1AIs = buildAITable()
+
+func buildAITable() *aiTab {
+	t := &aiTab{}
+	add := func(ai int, digits int, s aiSpec) {
+		s.valid = true
+		if s.cs == 0 {
+			s.cs = csN
+		}
+		p := ai
+		for d := digits; d > 2; d-- {
+			p /= 10
+		}
+		if t.aiLen[p] != 0 && int(t.aiLen[p]) != digits {
+			panic("gs1 ai table: inconsistent AI length") // a build defect, caught by the tests
+		}
+		t.aiLen[p] = uint8(digits)
+		switch digits {
+		case 2:
+			t.s2[ai] = s
+		case 3:
+			t.s3[ai] = s
+		case 4:
+			t.s4[ai] = s
+		}
+	}
+	n := func(l int) aiSpec { return aiSpec{min: uint8(l), max: uint8(l), cs: csN} }
+	nv := func(max int) aiSpec { return aiSpec{min: 1, max: uint8(max), cs: csN} }
+	xv := func(max int) aiSpec { return aiSpec{min: 1, max: uint8(max), cs: cs82} }
+	fixedN := func(l int, check bool) aiSpec {
+		s := n(l)
+		s.fixed = true
+		if check {
+			s.check = uint8(l)
+		}
+		return s
+	}
+	date := func() aiSpec { s := fixedN(6, false); s.date = true; return s }
+	withCheck := func(s aiSpec, c int) aiSpec { s.check = uint8(c); return s }
+	prefixed := func(np, min, max int, cs uint8) aiSpec {
+		return aiSpec{min: uint8(min), max: uint8(max), cs: cs, numPrefix: uint8(np)}
+	}
+
+	add(0, 2, fixedN(18, true)) // SSCC
+	add(1, 2, fixedN(14, true)) // GTIN
+	add(2, 2, fixedN(14, true)) // GTIN of contained items
+	add(3, 2, fixedN(14, true)) // GTIN of a made-to-order item
+	add(10, 2, xv(20))          // batch/lot
+	for _, ai := range []int{11, 12, 13, 15, 16, 17} {
+		add(ai, 2, date())
+	}
+	add(20, 2, fixedN(2, false)) // variant
+	add(21, 2, xv(20))           // serial
+	add(22, 2, xv(20))           // CPV
+	add(30, 2, nv(8))            // variable count
+	add(37, 2, nv(8))            // count of trade items
+	add(90, 2, xv(30))           // mutually agreed
+	for ai := 91; ai <= 99; ai++ {
+		add(ai, 2, xv(90)) // company internal (the IMpb tracking part reads as 92..95)
+	}
+
+	add(235, 3, xv(28))
+	add(240, 3, xv(30))
+	add(241, 3, xv(30))
+	add(242, 3, nv(6))
+	add(243, 3, xv(20))
+	add(250, 3, xv(30))
+	add(251, 3, xv(30))
+	add(253, 3, withCheck(prefixed(13, 13, 30, cs82), 13))
+	add(254, 3, xv(20))
+	add(255, 3, withCheck(prefixed(13, 13, 25, csN), 13))
+	add(400, 3, xv(30))               // customer's purchase order
+	add(401, 3, xv(30))               // GINC consignment
+	add(402, 3, withCheck(n(17), 17)) // GSIN shipment
+	add(403, 3, xv(30))               // routing code
+	for ai := 410; ai <= 417; ai++ {  // GLNs
+		add(ai, 3, fixedN(13, true))
+	}
+	add(420, 3, xv(20))                   // ship-to postal code
+	add(421, 3, prefixed(3, 4, 12, cs82)) // ISO country + postal code
+	add(422, 3, n(3))
+	add(423, 3, prefixed(3, 3, 15, csN))
+	add(424, 3, n(3))
+	add(425, 3, prefixed(3, 3, 15, csN))
+	add(426, 3, n(3))
+	add(427, 3, xv(3))
+	for ai := 710; ai <= 716; ai++ {
+		add(ai, 3, xv(20))
+	}
+
+	// Measures: 31nn..36nn (4th digit = decimal point position), predefined length.
+	for fam := 310; fam <= 369; fam++ {
+		if fam >= 317 && fam <= 319 || fam >= 338 && fam <= 339 || fam >= 358 && fam <= 359 {
+			continue
+		}
+		for d := 0; d <= 9; d++ {
+			add(fam*10+d, 4, fixedN(6, false))
+		}
+	}
+	for d := 0; d <= 9; d++ {
+		add(3900+d, 4, nv(15))
+		add(3910+d, 4, prefixed(3, 4, 18, csN))
+		add(3920+d, 4, nv(15))
+		add(3930+d, 4, prefixed(3, 4, 18, csN))
+		add(3940+d, 4, n(4))
+		add(3950+d, 4, n(6))
+	}
+	add(7001, 4, n(13))
+	add(7002, 4, xv(30))
+	add(7003, 4, n(10))
+	add(7004, 4, nv(4))
+	add(7005, 4, xv(12))
+	add(7006, 4, func() aiSpec { s := n(6); s.date = true; return s }())
+	add(7007, 4, aiSpec{min: 6, max: 12, cs: csN})
+	add(7008, 4, xv(3))
+	add(7009, 4, xv(10))
+	add(7010, 4, xv(2))
+	for ai := 7020; ai <= 7023; ai++ {
+		add(ai, 4, xv(20))
+	}
+	add(7040, 4, aiSpec{min: 4, max: 4, cs: cs82})
+	for ai := 7230; ai <= 7239; ai++ {
+		add(ai, 4, aiSpec{min: 3, max: 30, cs: cs82})
+	}
+	add(8001, 4, n(14))
+	add(8002, 4, xv(20))
+	add(8003, 4, withCheck(prefixed(14, 14, 30, cs82), 14))
+	add(8004, 4, xv(30))
+	add(8005, 4, n(6))
+	add(8006, 4, withCheck(n(18), 14))
+	add(8007, 4, xv(34))
+	add(8008, 4, aiSpec{min: 8, max: 12, cs: csN})
+	add(8009, 4, xv(50))
+	add(8010, 4, aiSpec{min: 1, max: 30, cs: cs39})
+	add(8011, 4, nv(12))
+	add(8012, 4, xv(20))
+	add(8013, 4, xv(25))
+	add(8017, 4, withCheck(n(18), 18))
+	add(8018, 4, withCheck(n(18), 18))
+	add(8019, 4, nv(10))
+	add(8020, 4, xv(25))
+	add(8026, 4, withCheck(n(18), 14))
+	add(8110, 4, xv(70))
+	add(8111, 4, n(4))
+	add(8112, 4, xv(70))
+	add(8200, 4, xv(70))
+	return t
+}
+
+// gs1Fail says why a GS1 string was rejected; the zero value is success.
+type gs1Fail uint8
+
+const (
+	gs1OK gs1Fail = iota
+	gs1Empty
+	gs1UnknownAI
+	gs1Truncated
+	gs1TooShort
+	gs1TooLong
+	gs1BadChar
+	gs1BadCheck
+	gs1BadDate
+	gs1EmptyField
+	gs1Repeated
+	gs1BadHRI
+	gs1BadPostal
+	gs1BadIMpb
+)
+
+func (f gs1Fail) String() string {
+	switch f {
+	case gs1OK:
+		return "ok"
+	case gs1Empty:
+		return "no element string"
+	case gs1UnknownAI:
+		return "unknown application identifier"
+	case gs1Truncated:
+		return "fixed-length field cut short"
+	case gs1TooShort:
+		return "value too short"
+	case gs1TooLong:
+		return "value too long (missing separator?)"
+	case gs1BadChar:
+		return "character not allowed for this AI"
+	case gs1BadCheck:
+		return "bad check digit"
+	case gs1BadDate:
+		return "bad date"
+	case gs1EmptyField:
+		return "empty field (two separators)"
+	case gs1Repeated:
+		return "AI repeated with another value"
+	case gs1BadHRI:
+		return "malformed human-readable form"
+	case gs1BadPostal:
+		return "not a US postal code (5 or 9 digits)"
+	case gs1BadIMpb:
+		return "bad IMpb tracking number"
+	}
+	return "gs1 failure"
+}
+
+// gs1Result holds the fields the resolver cares about, as substrings of the
+// input; fail/failPos/failAI describe the first error.
+type gs1Result struct {
+	fail    gs1Fail
+	failPos int
+	failAI  string
+	ai420   string
+	ai421   string
+	ai403   string
+	ai00    string
+	impb    string // AI 92..95 value with its AI: a USPS IMpb tracking number
+}
+
+// lookupAI reads an AI at the start of s.
+func lookupAI(s string) (aiSpec, int) {
+	if len(s) < 2 || !isDigit(s[0]) || !isDigit(s[1]) {
+		return aiSpec{}, 0
+	}
+	p := int(s[0]-'0')*10 + int(s[1]-'0')
+	l := int(gs1AIs.aiLen[p])
+	if l == 0 || len(s) < l {
+		return aiSpec{}, 0
+	}
+	switch l {
+	case 2:
+		return gs1AIs.s2[p], 2
+	case 3:
+		if !isDigit(s[2]) {
+			return aiSpec{}, 0
+		}
+		return gs1AIs.s3[p*10+int(s[2]-'0')], 3
+	default:
+		if !isDigit(s[2]) || !isDigit(s[3]) {
+			return aiSpec{}, 0
+		}
+		return gs1AIs.s4[p*100+int(s[2]-'0')*10+int(s[3]-'0')], 4
+	}
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !isDigit(s[i]) {
+			return false
+		}
+	}
+	return len(s) > 0
+}
+
+// gs1CheckOK verifies the GS1 mod-10 check digit in the last of digits.
+func gs1CheckOK(digits string) bool {
+	n := len(digits)
+	if n < 2 {
+		return false
+	}
+	return gs1CheckDigit(digits[:n-1]) == digits[n-1]
+}
+
+// gs1CheckDigit computes the GS1 mod-10 check digit of a digit string:
+// weights 3,1,3,... from the right. Non-digits give 0xFF.
+func gs1CheckDigit(body string) byte {
+	sum := 0
+	w := 3
+	for i := len(body) - 1; i >= 0; i-- {
+		c := body[i]
+		if !isDigit(c) {
+			return 0xFF
+		}
+		sum += int(c-'0') * w
+		w = 4 - w
+	}
+	return byte('0' + (10-sum%10)%10)
+}
+
+// GS1CheckDigit returns the GS1 mod-10 check digit for body (digits only),
+// e.g. for building SSCCs and GTINs in tests and label generators.
+func GS1CheckDigit(body string) byte { return gs1CheckDigit(body) }
+
+func validDate(v string) bool {
+	mm := int(v[2]-'0')*10 + int(v[3]-'0')
+	dd := int(v[4]-'0')*10 + int(v[5]-'0')
+	return mm >= 1 && mm <= 12 && dd <= 31
+}
+
+// checkValue validates one AI value against its spec.
+func checkValue(sp aiSpec, v string) (gs1Fail, int) {
+	if len(v) == 0 {
+		return gs1EmptyField, 0
+	}
+	if len(v) < int(sp.min) {
+		return gs1TooShort, len(v)
+	}
+	if len(v) > int(sp.max) {
+		return gs1TooLong, int(sp.max)
+	}
+	for k := 0; k < len(v); k++ {
+		c := csetOf[v[k]]
+		if k < int(sp.numPrefix) {
+			if c&csN == 0 {
+				return gs1BadChar, k
+			}
+		} else if c&sp.cs == 0 {
+			return gs1BadChar, k
+		}
+	}
+	if sp.check > 0 && !gs1CheckOK(v[:sp.check]) {
+		return gs1BadCheck, int(sp.check) - 1
+	}
+	if sp.date && !validDate(v) {
+		return gs1BadDate, 0
+	}
+	return gs1OK, 0
+}
+
+// record keeps the value of an AI the resolver uses; an AI repeated with a
+// different value is a syntax error (the GS1 rule for repeated AIs).
+func record(slot *string, v string) bool {
+	if *slot != "" && *slot != v {
+		return false
+	}
+	*slot = v
+	return true
+}
+
+// note stores interesting values into r; returns false on a repeated AI conflict.
+func (r *gs1Result) note(ai string, v string, whole string) bool {
+	switch ai {
+	case "420":
+		return record(&r.ai420, v)
+	case "421":
+		return record(&r.ai421, v)
+	case "403":
+		return record(&r.ai403, v)
+	case "00":
+		return record(&r.ai00, v)
+	case "92", "93", "94", "95":
+		return record(&r.impb, whole)
+	}
+	return true
+}
+
+// parseGS1 reads an element string whose symbology identifier (if any) was
+// removed: AIs in a row, variable-length values ended by GS or the end.
+func parseGS1(s string) (r gs1Result) {
+	i := 0
+	if i < len(s) && s[i] == gs { // FNC1 in first position, as some scanners send it
+		i++
+	}
+	if i >= len(s) {
+		r.fail, r.failPos = gs1Empty, i
+		return r
+	}
+	for i < len(s) {
+		if s[i] == gs {
+			r.fail, r.failPos = gs1EmptyField, i
+			return r
+		}
+		sp, al := lookupAI(s[i:])
+		if !sp.valid {
+			r.fail, r.failPos = gs1UnknownAI, i
+			return r
+		}
+		ai := s[i : i+al]
+		vs := i + al
+		var ve, next int
+		if sp.fixed {
+			ve = vs + int(sp.max)
+			if ve > len(s) {
+				r.fail, r.failPos, r.failAI = gs1Truncated, len(s), ai
+				return r
+			}
+			next = ve
+			if next < len(s) && s[next] == gs { // tolerated: a separator after a predefined-length field
+				next++
+			}
+		} else {
+			ve = len(s)
+			for k := vs; k < len(s); k++ {
+				if s[k] == gs {
+					ve = k
+					break
+				}
+			}
+			next = ve
+			if ve < len(s) {
+				next = ve + 1
+			}
+		}
+		v := s[vs:ve]
+		if f, off := checkValue(sp, v); f != gs1OK {
+			r.fail, r.failPos, r.failAI = f, vs+off, ai
+			return r
+		}
+		if !r.note(ai, v, s[i:ve]) {
+			r.fail, r.failPos, r.failAI = gs1Repeated, i, ai
+			return r
+		}
+		i = next
+	}
+	return r
+}
+
+// parseGS1HRI reads the human-readable form "(420)90210(00)…".
+func parseGS1HRI(s string) (r gs1Result) {
+	i := 0
+	if len(s) == 0 {
+		r.fail = gs1Empty
+		return r
+	}
+	for i < len(s) {
+		if s[i] != '(' {
+			r.fail, r.failPos = gs1BadHRI, i
+			return r
+		}
+		close := -1
+		for k := i + 1; k < len(s) && k <= i+5; k++ {
+			if s[k] == ')' {
+				close = k
+				break
+			}
+		}
+		if close < 0 {
+			r.fail, r.failPos = gs1BadHRI, i
+			return r
+		}
+		ai := s[i+1 : close]
+		sp, al := lookupAI(ai)
+		if !sp.valid || al != len(ai) {
+			r.fail, r.failPos = gs1UnknownAI, i+1
+			return r
+		}
+		vs := close + 1
+		ve := len(s)
+		for k := vs; k < len(s); k++ {
+			if s[k] == '(' {
+				ve = k
+				break
+			}
+		}
+		v := s[vs:ve]
+		if sp.fixed && len(v) != int(sp.max) {
+			f := gs1TooShort
+			if len(v) > int(sp.max) {
+				f = gs1TooLong
+			}
+			r.fail, r.failPos, r.failAI = f, vs, ai
+			return r
+		}
+		if f, off := checkValue(sp, v); f != gs1OK {
+			r.fail, r.failPos, r.failAI = f, vs+off, ai
+			return r
+		}
+		if !r.note(ai, v, "") {
+			r.fail, r.failPos, r.failAI = gs1Repeated, i, ai
+			return r
+		}
+		if ai == "92" || ai == "93" || ai == "94" || ai == "95" {
+			r.impb = "" // the HRI form has no contiguous "9x…" substring; IMpb is read from the barcode
+		}
+		i = ve
+	}
+	return r
+}

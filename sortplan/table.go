@@ -1,0 +1,482 @@
+package sortplan
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"sync/atomic"
+	"time"
+)
+
+// ResolverConfig says how codes are read at this site.
+type ResolverConfig struct {
+	// CountryCode is the site's ISO 3166 numeric country ("840"): AI 421
+	// with it is a plain postal code, any other gives "<country>:<postal>".
+	CountryCode string
+	// Patterns are regular expressions with a named group (?P<dest>…),
+	// tried last, in order, on codes that gave nothing else.
+	Patterns []string
+	// NoReadToken is the scanner's no-read code ("NoRead").
+	NoReadToken string
+	// RequireSymbologyID: read GS1 element strings only when they carry a
+	// GS1 symbology identifier (]C1, ]d2, ]Q3, ]e0, ]J1), a GS or the
+	// parenthesised form, so that a bare EAN-8 like 42090210 is never
+	// taken for an AI 420 postal code.
+	RequireSymbologyID bool
+}
+
+// Defaults fills empty fields with the contract's defaults.
+func (rc *ResolverConfig) Defaults() {
+	if rc.CountryCode == "" {
+		rc.CountryCode = "840"
+	}
+	if rc.NoReadToken == "" {
+		rc.NoReadToken = "NoRead"
+	}
+}
+
+// Validate fills defaults and checks the configuration (country code,
+// patterns compile and have a dest group).
+func (rc *ResolverConfig) Validate() error {
+	rc.Defaults()
+	if len(rc.CountryCode) != 3 || !allDigits(rc.CountryCode) {
+		return fmt.Errorf("resolver: country code %q: want 3 digits (ISO 3166 numeric, 840 for the US)", rc.CountryCode)
+	}
+	for i, p := range rc.Patterns {
+		re, err := regexp.Compile(p)
+		if err != nil {
+			return fmt.Errorf("resolver: pattern %d %q: %w", i+1, p, err)
+		}
+		if re.SubexpIndex("dest") < 0 {
+			return fmt.Errorf("resolver: pattern %d %q: no named group (?P<dest>...)", i+1, p)
+		}
+	}
+	return nil
+}
+
+// Table is a compiled plan plus the label resolver: immutable, safe for
+// concurrent use, built once per plan.
+type Table struct {
+	plan    *Plan
+	name    string
+	version uint64
+	rules   []crule
+	arena   []uint16 // every rule's chute list, back to back
+	z5      []int32  // rule for each 5-digit key (exact, else longest prefix <= 5); -1 none
+	exact   map[string]int32
+	prefix  map[string]int32
+	plens   []int    // prefix stem lengths, longest first
+	exc     [4]int32 // NOREAD, UNKNOWN, MULTIREAD, RECIRC_LIMIT
+
+	man          *Manifest
+	country      string
+	noRead       string
+	requireSymID bool
+	pats         []*regexp.Regexp
+	patDest      []int
+}
+
+type crule struct {
+	kind    RuleKind
+	line    int32
+	c0, c1  uint32 // chutes: arena[c0:c1]
+	pattern string
+	route   string
+}
+
+// Compile builds the lookup table for p. m may be nil (no manifest: package
+// ids then resolve to nothing).
+func Compile(p *Plan, m *Manifest, rc ResolverConfig) (*Table, error) {
+	if p == nil {
+		return nil, errors.New("compile: no plan")
+	}
+	if err := rc.Validate(); err != nil {
+		return nil, fmt.Errorf("compile %s: %w", p.File, err)
+	}
+	t := &Table{
+		plan: p, name: p.Name, version: p.Version, man: m,
+		country: rc.CountryCode, noRead: rc.NoReadToken, requireSymID: rc.RequireSymbologyID,
+		exc: [4]int32{-1, -1, -1, -1},
+	}
+	for _, s := range rc.Patterns {
+		re := regexp.MustCompile(s) // validated above
+		t.pats = append(t.pats, re)
+		t.patDest = append(t.patDest, re.SubexpIndex("dest"))
+	}
+	n := 0
+	for i := range p.Rules {
+		n += len(p.Rules[i].Chutes)
+	}
+	t.arena = make([]uint16, 0, n)
+	t.rules = make([]crule, len(p.Rules))
+	routes := map[string]string{}
+	nExact, nPrefix := 0, 0
+	for i := range p.Rules {
+		switch p.Rules[i].Kind {
+		case RuleExact:
+			nExact++
+		case RulePrefix:
+			nPrefix++
+		}
+	}
+	t.exact = make(map[string]int32, nExact)
+	t.prefix = make(map[string]int32, nPrefix)
+	t.z5 = make([]int32, 100000)
+	for i := range t.z5 {
+		t.z5[i] = -1
+	}
+	seenLen := [64]bool{}
+	for i := range p.Rules {
+		r := &p.Rules[i]
+		if len(r.Chutes) == 0 {
+			return nil, fmt.Errorf("compile %s:%d: rule %s has no chutes", p.File, r.Line, r.Pattern)
+		}
+		route, ok := routes[r.Route]
+		if !ok {
+			route = r.Route
+			routes[route] = route
+		}
+		c0 := uint32(len(t.arena))
+		t.arena = append(t.arena, r.Chutes...)
+		t.rules[i] = crule{kind: r.Kind, line: int32(r.Line), c0: c0, c1: uint32(len(t.arena)), pattern: r.Pattern, route: route}
+		switch r.Kind {
+		case RuleExact:
+			if len(r.Key) == 5 && allDigits(r.Key) {
+				t.z5[atoi5(r.Key)] = int32(i)
+			} else {
+				t.exact[r.Key] = int32(i)
+			}
+		case RulePrefix:
+			if len(r.Key) == 0 || len(r.Key) >= len(seenLen) {
+				return nil, fmt.Errorf("compile %s:%d: bad prefix %s", p.File, r.Line, r.Pattern)
+			}
+			t.prefix[r.Key] = int32(i)
+			if !seenLen[len(r.Key)] {
+				seenLen[len(r.Key)] = true
+				t.plens = append(t.plens, len(r.Key))
+			}
+		default:
+			t.exc[r.Kind-RuleNoRead] = int32(i)
+		}
+	}
+	for k, ex := range exceptionRows {
+		if t.exc[k] < 0 {
+			return nil, fmt.Errorf("compile %s: missing %s row", p.File, ex.name)
+		}
+	}
+	sort.Sort(sort.Reverse(sort.IntSlice(t.plens)))
+	// Resolve every 5-digit key once, so that a ZIP5 costs one array read.
+	var buf [5]byte
+	for z := range t.z5 {
+		if t.z5[z] >= 0 {
+			continue
+		}
+		zipDigits(&buf, z)
+		for _, l := range t.plens {
+			if l > 5 {
+				continue
+			}
+			if i, ok := t.prefix[string(buf[:l])]; ok {
+				t.z5[z] = i
+				break
+			}
+		}
+	}
+	return t, nil
+}
+
+func atoi5(s string) int {
+	return int(s[0]-'0')*10000 + int(s[1]-'0')*1000 + int(s[2]-'0')*100 + int(s[3]-'0')*10 + int(s[4]-'0')
+}
+
+// Version returns the plan version the table was compiled from.
+func (t *Table) Version() uint64 { return t.version }
+
+// Name returns the plan's name.
+func (t *Table) Name() string { return t.name }
+
+// Plan returns the plan the table was compiled from (read it, never change it).
+func (t *Table) Plan() *Plan { return t.plan }
+
+// Manifest returns the manifest the table resolves package ids with (may be nil).
+func (t *Table) Manifest() *Manifest { return t.man }
+
+// lookupKey returns the rule for a destination key, -1 if none.
+func (t *Table) lookupKey(key string) int32 {
+	n := len(key)
+	if n == 5 && allDigits(key) {
+		return t.z5[atoi5(key)]
+	}
+	if i, ok := t.exact[key]; ok {
+		return i
+	}
+	zip9 := n == 9 && allDigits(key)
+	for _, l := range t.plens {
+		if l > n {
+			continue
+		}
+		if zip9 && l <= 5 {
+			break
+		}
+		if i, ok := t.prefix[key[:l]]; ok {
+			return i
+		}
+	}
+	if zip9 {
+		return t.z5[atoi5(key)]
+	}
+	return -1
+}
+
+// lookup returns the rule for d, building a foreign key "<cc>:<postal>" on
+// the stack.
+func (t *Table) lookup(d dest) int32 {
+	if d.cc == "" {
+		return t.lookupKey(d.key)
+	}
+	var buf [64]byte
+	if len(d.cc)+1+len(d.key) > len(buf) {
+		return -1
+	}
+	n := copy(buf[:], d.cc)
+	buf[n] = ':'
+	n++
+	n += copy(buf[n:], d.key)
+	if i, ok := t.exact[string(buf[:n])]; ok {
+		return i
+	}
+	for _, l := range t.plens {
+		if l > n {
+			continue
+		}
+		if i, ok := t.prefix[string(buf[:l])]; ok {
+			return i
+		}
+	}
+	return -1
+}
+
+// Decision is the outcome for one item.
+type Decision struct {
+	Chute   uint16 // 0: recirculate
+	Reason  Reason
+	Route   string // route or van of the matched row ("" if none)
+	Version uint64 // plan version the decision was made under
+	// Dest is the destination key found in the codes ("" for no-read,
+	// multi-read and codes without a destination). For a postal code of
+	// another country (AI 421) Dest holds the postal code and Country the
+	// ISO country code; DestKey joins them.
+	Dest    string
+	Country string
+	Line    int // plan line of the row that decided; 0 if none
+}
+
+// DestKey returns the destination key as a plan writes it, e.g. "90210"
+// or "276:10115". It allocates for a foreign key: call it off the hot path.
+func (d Decision) DestKey() string {
+	if d.Country == "" {
+		return d.Dest
+	}
+	return d.Country + ":" + d.Dest
+}
+
+// Decide picks the chute for one scan. It allocates nothing unless the
+// codes reach the configured patterns (regexps, tried last).
+func (t *Table) Decide(codes []string, avail *Availability) Decision {
+	var d dest
+	have, conflict, anyCode := false, false, false
+	for _, c := range codes {
+		if c == "" || c == t.noRead {
+			continue
+		}
+		anyCode = true
+		r := t.resolve(c)
+		if !r.ok {
+			continue
+		}
+		if !have {
+			d, have = r.dest, true
+			continue
+		}
+		if m, ok := agree(d, r.dest); ok {
+			d = m
+		} else {
+			conflict = true
+		}
+	}
+	switch {
+	case !anyCode:
+		return t.pick(t.exc[0], ReasonNoRead, avail, dest{})
+	case conflict:
+		return t.pick(t.exc[2], ReasonMultiRead, avail, dest{})
+	case !have:
+		return t.pick(t.exc[1], ReasonUnknown, avail, dest{})
+	}
+	ri := t.lookup(d)
+	if ri < 0 {
+		return t.pick(t.exc[1], ReasonUnknown, avail, d)
+	}
+	return t.pick(ri, ReasonSorted, avail, d)
+}
+
+// DecideKey decides for a destination key given directly (a hand-scan
+// station, a test), e.g. "90210" or "276:10115".
+func (t *Table) DecideKey(key string, avail *Availability) Decision {
+	d := t.splitDest(key)
+	if key == "" {
+		return t.pick(t.exc[1], ReasonUnknown, avail, d)
+	}
+	ri := t.lookup(d)
+	if ri < 0 {
+		return t.pick(t.exc[1], ReasonUnknown, avail, d)
+	}
+	return t.pick(ri, ReasonSorted, avail, d)
+}
+
+// DecideException sends an item to an exception chute: reason is
+// ReasonNoRead, ReasonUnknown, ReasonMultiRead or ReasonRecircLimit. Any
+// other reason gives chute 0 with that reason.
+func (t *Table) DecideException(reason Reason, avail *Availability) Decision {
+	var k int
+	switch reason {
+	case ReasonNoRead:
+		k = 0
+	case ReasonUnknown:
+		k = 1
+	case ReasonMultiRead:
+		k = 2
+	case ReasonRecircLimit:
+		k = 3
+	default:
+		return Decision{Reason: reason, Version: t.version}
+	}
+	return t.pick(t.exc[k], reason, avail, dest{})
+}
+
+// pick takes the first available chute of rule ri. For a plan rule the
+// reason is 0 (primary) or 4 (alternate); an exception row keeps its own
+// reason on any of its chutes. None available: chute 0, reason 5.
+func (t *Table) pick(ri int32, reason Reason, avail *Availability, d dest) Decision {
+	r := &t.rules[ri]
+	dec := Decision{Route: r.route, Version: t.version, Dest: d.key, Country: d.cc, Line: int(r.line)}
+	for i, c := range t.arena[r.c0:r.c1] {
+		if avail.Unavailable(c) {
+			continue
+		}
+		dec.Chute = c
+		dec.Reason = reason
+		if i > 0 && reason == ReasonSorted {
+			dec.Reason = ReasonAlternate
+		}
+		return dec
+	}
+	dec.Reason = ReasonRecirculate
+	return dec
+}
+
+// Availability is a bitset of unavailable chutes (full, disabled at the
+// PLC, or taken out by a technician). The zero value has every chute
+// available. Set and Unavailable are safe for concurrent use without locks.
+type Availability struct {
+	words [MaxChutes/64 + 1]atomic.Uint64
+}
+
+// Set marks a chute unavailable (true) or available (false).
+func (a *Availability) Set(chute uint16, unavailable bool) {
+	w := &a.words[chute/64]
+	bit := uint64(1) << (chute % 64)
+	for {
+		old := w.Load()
+		nw := old &^ bit
+		if unavailable {
+			nw = old | bit
+		}
+		if old == nw || w.CompareAndSwap(old, nw) {
+			return
+		}
+	}
+}
+
+// Unavailable reports whether the chute is full or disabled; a nil
+// Availability has every chute available.
+func (a *Availability) Unavailable(chute uint16) bool {
+	if a == nil {
+		return false
+	}
+	return a.words[chute/64].Load()&(uint64(1)<<(chute%64)) != 0
+}
+
+// Holder holds the active table. Load never blocks; Store replaces the
+// table in one atomic swap and only with a newer version, so an item
+// decided under version N keeps N (its Decision says so).
+type Holder struct {
+	p atomic.Pointer[Table]
+}
+
+// Load returns the active table, nil before the first Store.
+func (h *Holder) Load() *Table { return h.p.Load() }
+
+// Store makes t the active table if its version is newer than the active
+// one's; otherwise it returns ErrVersionNotNewer and keeps the old table.
+func (h *Holder) Store(t *Table) error {
+	if t == nil {
+		return errors.New("store plan: nil table")
+	}
+	for {
+		cur := h.p.Load()
+		if cur != nil && t.version <= cur.version {
+			return fmt.Errorf("store plan %s version %d (active %d): %w", t.name, t.version, cur.version, ErrVersionNotNewer)
+		}
+		if h.p.CompareAndSwap(cur, t) {
+			return nil
+		}
+	}
+}
+
+// Summary describes a compiled plan for `plan check` and the status page.
+type Summary struct {
+	Name       string
+	Version    uint64
+	Effective  time.Time
+	File       string
+	ChuteCount int
+	Rules      int // rows, exception rows included
+	Exact      int
+	Prefixes   int
+	ChutesUsed int
+	Routes     int
+	Exceptions map[string][]uint16 // NOREAD… -> chutes
+	ZIP5       int                 // 5-digit keys that reach a rule (exact or prefix)
+}
+
+// Summary counts what the table holds.
+func (t *Table) Summary() Summary {
+	s := Summary{Name: t.name, Version: t.version, Effective: t.plan.Effective, File: t.plan.File,
+		ChuteCount: t.plan.ChuteCount, Rules: len(t.rules), Exceptions: map[string][]uint16{}}
+	chutes := map[uint16]bool{}
+	routes := map[string]bool{}
+	for i, r := range t.rules {
+		switch r.kind {
+		case RuleExact:
+			s.Exact++
+		case RulePrefix:
+			s.Prefixes++
+		default:
+			s.Exceptions[r.pattern] = append([]uint16(nil), t.plan.Rules[i].Chutes...)
+		}
+		for _, c := range t.arena[r.c0:r.c1] {
+			chutes[c] = true
+		}
+		if r.route != "" && r.kind <= RulePrefix {
+			routes[r.route] = true
+		}
+	}
+	for _, z := range t.z5 {
+		if z >= 0 {
+			s.ZIP5++
+		}
+	}
+	s.ChutesUsed, s.Routes = len(chutes), len(routes)
+	return s
+}
