@@ -23,8 +23,8 @@ var codecCases = []struct {
 		bytes: []byte{
 			0x01,       // format version 1
 			0xac, 0x02, // seq 300
-			0x01,             // kind read
-			0x3f,             // mask: time line tid pass scanner codes
+			0x01,       // kind read
+			0x3f,       // mask: time line tid pass scanner codes
 			0xc8, 0x01, // time: 100 ns, zigzag 200
 			0x02, 'L', '1', // line
 			0xf0, 0xa2, 0x04, // tid 70000

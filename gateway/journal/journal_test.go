@@ -1,0 +1,452 @@
+package journal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	bolt "go.etcd.io/bbolt"
+)
+
+// testWait bounds every wait in these tests; reaching it is a failure,
+// not a timing assertion.
+const testWait = 20 * time.Second
+
+func testConfig(t testing.TB) Config {
+	return Config{Path: filepath.Join(t.TempDir(), "journal.db")}
+}
+
+func openJournal(t testing.TB, cfg Config) *Journal {
+	t.Helper()
+	j, err := Open(cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	return j
+}
+
+// startJournal opens the journal and runs its writer until the test ends.
+func startJournal(t testing.TB, cfg Config) *Journal {
+	t.Helper()
+	j := openJournal(t, cfg)
+	run(t, j)
+	return j
+}
+
+// run starts j.Run; cleanup stops it, checks its error and closes j.
+func run(t testing.TB, j *Journal) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- j.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+		if err := j.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+}
+
+func flush(t testing.TB, j *Journal) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testWait)
+	defer cancel()
+	if err := j.Flush(ctx); err != nil {
+		t.Fatalf("flush: %v", err)
+	}
+}
+
+func mustAppend(t testing.TB, j *Journal, r Record) uint64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testWait)
+	defer cancel()
+	seq, err := j.AppendWait(ctx, r)
+	if err != nil {
+		t.Fatalf("append: %v", err)
+	}
+	return seq
+}
+
+var t0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+
+// itemRecords is the full story of one diverted item pass.
+func itemRecords(line string, tid uint32, pass uint16, code string, at time.Time) []Record {
+	return []Record{
+		{Time: at, Line: line, Kind: KindRead, TID: tid, Pass: pass, Scanner: "s1", Codes: []string{code}},
+		{Time: at.Add(time.Millisecond), Line: line, Kind: KindDecision, TID: tid, Pass: pass, Dest: "90210", Chute: 12, Route: "R1", PlanVersion: 7},
+		{Time: at.Add(2 * time.Millisecond), Line: line, Kind: KindCommand, TID: tid, Pass: pass, Chute: 12, PlanVersion: 7},
+		{Time: at.Add(3 * time.Millisecond), Line: line, Kind: KindWritten, TID: tid, Pass: pass, CmdSeq: 1},
+		{Time: at.Add(4 * time.Millisecond), Line: line, Kind: KindTaken, TID: tid, Pass: pass, CmdSeq: 1},
+		{Time: at.Add(time.Second), Line: line, Kind: KindConfirmation, TID: tid, Pass: pass, Chute: 12, Result: 1, CmdSeq: 1},
+		{Time: at.Add(time.Second), Line: line, Kind: KindOutcome, TID: tid, Pass: pass, Chute: 12, Result: 1, Outcome: OutcomeDiverted},
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	cases := []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"no path", Config{}, "path is required"},
+		{"negative queue", Config{Path: "x", QueueSize: -1}, "queue size -1"},
+		{"negative batch", Config{Path: "x", MaxBatch: -1}, "max batch -1"},
+		{"negative flush", Config{Path: "x", FlushInterval: -time.Second}, "flush interval -1s"},
+		{"negative prune batch", Config{Path: "x", PruneBatch: -3}, "prune batch -3"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.cfg.Validate()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want %q", err, tc.want)
+			}
+		})
+	}
+	c := Config{Path: "x"}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.QueueSize != 65536 || c.MaxBatch != 256 || c.FlushInterval != 5*time.Millisecond ||
+		c.MaxAge != 30*24*time.Hour || c.MaxBytes != 1<<30 || c.Now == nil {
+		t.Fatalf("defaults not filled: %+v", c)
+	}
+}
+
+func TestAppendRoundTripEveryKind(t *testing.T) {
+	j := startJournal(t, testConfig(t))
+	var want []Record
+	for k := KindRead; k <= kindMax; k++ {
+		r := fullRecord(k, OutcomeNone)
+		if k == KindOutcome {
+			r.Outcome = OutcomeRefused
+		}
+		r.Seq = 0
+		r.Time = t0.Add(time.Duration(k) * time.Second)
+		seq := mustAppend(t, j, r)
+		r.Seq = seq
+		want = append(want, r)
+	}
+	flush(t, j)
+	for _, w := range want {
+		got, err := j.Get(w.Seq)
+		if err != nil {
+			t.Fatalf("get %d: %v", w.Seq, err)
+		}
+		if !reflect.DeepEqual(got, w) {
+			t.Fatalf("seq %d:\n got %+v\nwant %+v", w.Seq, got, w)
+		}
+	}
+	if _, err := j.Get(999); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("get 999: %v", err)
+	}
+}
+
+func TestAppendSetsSeqAndTime(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Now = func() time.Time { return t0 }
+	j := startJournal(t, cfg)
+	s1 := mustAppend(t, j, Record{Kind: KindNote, Seq: 77, Detail: "start"})
+	s2, err := j.Append(Record{Kind: KindNote, Detail: "second"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s1 != 1 || s2 != 2 {
+		t.Fatalf("seqs %d %d, want 1 2", s1, s2)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), testWait)
+	defer cancel()
+	// No Flush: the writer commits on its own within FlushInterval.
+	if err := j.WaitDurable(ctx, s2); err != nil {
+		t.Fatal(err)
+	}
+	r, err := j.Get(1)
+	if err != nil || r.Seq != 1 || !r.Time.Equal(t0) || r.Detail != "start" {
+		t.Fatalf("record 1: %+v %v", r, err)
+	}
+}
+
+// TestGroupCommit: with a flush interval far away, records commit only in
+// full batches, so many appends take few transactions.
+func TestGroupCommit(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.FlushInterval = time.Hour
+	cfg.MaxBatch = 256
+	j := startJournal(t, cfg)
+	const n = 10000
+	for i := range n {
+		mustAppend(t, j, Record{Kind: KindRead, Line: "L", TID: uint32(i + 1), Pass: 1, Codes: []string{fmt.Sprint("C", i)}})
+	}
+	flush(t, j)
+	s := j.Stats()
+	if s.Appended != n || s.Committed != n || s.DurableSeq != n || s.LastSeq != n {
+		t.Fatalf("stats %+v", s)
+	}
+	// 39 full batches of 256 plus the 16 that Flush pushed out.
+	if s.Batches != 40 {
+		t.Fatalf("%d records took %d transactions, want 40", n, s.Batches)
+	}
+	if s.Commit.Count != s.Batches || s.Open != n {
+		t.Fatalf("commit histogram %d, open %d", s.Commit.Count, s.Open)
+	}
+}
+
+func TestAppendFullAndBackPressure(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.QueueSize = 4
+	j := openJournal(t, cfg)
+	for i := range 4 {
+		if _, err := j.Append(Record{Kind: KindNote, Count: uint32(i)}); err != nil {
+			t.Fatalf("append %d: %v", i, err)
+		}
+	}
+	if _, err := j.Append(Record{Kind: KindNote}); !errors.Is(err, ErrFull) {
+		t.Fatalf("append to full queue: %v", err)
+	}
+	if s := j.Stats(); s.Full != 1 || s.Queued != 4 {
+		t.Fatalf("stats %+v", s)
+	}
+	// AppendWait gives up with its context...
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := j.AppendWait(ctx, Record{Kind: KindNote}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("append wait, cancelled: %v", err)
+	}
+	// ...and goes through once the writer makes room.
+	got := make(chan uint64, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), testWait)
+		defer cancel()
+		seq, err := j.AppendWait(ctx, Record{Kind: KindNote, Detail: "waited"})
+		if err != nil {
+			t.Errorf("append wait: %v", err)
+		}
+		got <- seq
+	}()
+	run(t, j)
+	if seq := <-got; seq != 5 {
+		t.Fatalf("waited append got seq %d, want 5", seq)
+	}
+	flush(t, j)
+	r, err := j.Get(5)
+	if err != nil || r.Detail != "waited" {
+		t.Fatalf("record 5: %+v %v", r, err)
+	}
+}
+
+func TestCloseLifecycle(t *testing.T) {
+	cfg := testConfig(t)
+	j := openJournal(t, cfg)
+	// Records queued without Run are committed by Close.
+	for i := range 10 {
+		if _, err := j.Append(Record{Kind: KindNote, Count: uint32(i + 1)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- j.Run(ctx) }()
+	waitFor(t, func() bool { return j.Stats().Committed == 10 })
+	if err := j.Run(ctx); !errors.Is(err, ErrRunning) {
+		t.Fatalf("second Run: %v", err)
+	}
+	if err := j.Close(); err != nil { // stops Run
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatalf("second close: %v", err)
+	}
+	if _, err := j.Append(Record{Kind: KindNote}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("append after close: %v", err)
+	}
+	if err := j.WaitDurable(ctx, 11); !errors.Is(err, ErrClosed) {
+		t.Fatalf("wait after close: %v", err)
+	}
+	if err := j.WaitDurable(ctx, 10); err != nil {
+		t.Fatalf("wait for a durable record after close: %v", err)
+	}
+	if err := j.Run(ctx); !errors.Is(err, ErrClosed) {
+		t.Fatalf("run after close: %v", err)
+	}
+
+	j2 := openJournal(t, cfg)
+	defer j2.Close()
+	if _, err := j2.Append(Record{Kind: KindNote}); err != nil {
+		t.Fatal(err)
+	}
+	if err := j2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	j3 := openJournal(t, cfg)
+	defer j3.Close()
+	recs, err := j3.Recent(100)
+	if err != nil || len(recs) != 11 || recs[0].Seq != 11 || recs[10].Count != 1 {
+		t.Fatalf("after reopen: %d records, %v", len(recs), err)
+	}
+}
+
+func TestOpenLocked(t *testing.T) {
+	cfg := testConfig(t)
+	j := openJournal(t, cfg)
+	defer j.Close()
+	cfg.LockTimeout = 50 * time.Millisecond
+	if _, err := Open(cfg, zerolog.Nop()); err == nil || !errors.Is(err, bolt.ErrTimeout) {
+		t.Fatalf("second open of a locked file: %v", err)
+	}
+}
+
+func TestOpenItemsAndUnmatched(t *testing.T) {
+	j := startJournal(t, testConfig(t))
+	rs := itemRecords("L", 10, 1, "A", t0)
+	for _, r := range rs[:3] { // read, decision, command
+		mustAppend(t, j, r)
+	}
+	mustAppend(t, j, Record{Line: "L", Kind: KindDuplicate, TID: 10, Pass: 1, Codes: []string{"A"}, Outcome: OutcomeDuplicate})
+	mustAppend(t, j, Record{Time: t0, Line: "M", Kind: KindRead, TID: 10, Pass: 1}) // same TID, other line
+	flush(t, j)
+	items, err := j.OpenItems()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []OpenItem{
+		{Line: "L", TID: 10, Pass: 1, Since: t0, LastSeq: 3},
+		{Line: "M", TID: 10, Pass: 1, Since: t0, LastSeq: 5},
+	}
+	if !reflect.DeepEqual(items, want) || j.Stats().Open != 2 {
+		t.Fatalf("open items %+v (stats %d), want %+v", items, j.Stats().Open, want)
+	}
+	for _, r := range rs[3:] {
+		mustAppend(t, j, r)
+	}
+	mustAppend(t, j, rs[6]) // a second outcome closes nothing
+	flush(t, j)
+	s := j.Stats()
+	if s.Open != 1 || s.Unmatched != 1 {
+		t.Fatalf("open %d unmatched %d, want 1 1", s.Open, s.Unmatched)
+	}
+}
+
+// TestReopenKeepsEverything: records, indexes and seq numbering survive a
+// close; open items become lost-at-restart outcomes exactly once.
+func TestReopenKeepsEverything(t *testing.T) {
+	cfg := testConfig(t)
+	j := openJournal(t, cfg)
+	for i := range 20 {
+		rs := itemRecords("L", uint32(100+i), 1, fmt.Sprint("CODE", i), t0.Add(time.Duration(i)*time.Second))
+		if i%5 == 0 {
+			rs = rs[:3] // still open: no outcome
+		}
+		for _, r := range rs {
+			mustAppend(t, j, r)
+		}
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	last := uint64(16*7 + 4*3)
+
+	restart := t0.Add(time.Hour)
+	cfg.Now = func() time.Time { return restart }
+	j = startJournal(t, cfg)
+	if n := j.LostAtRestart(); n != 4 {
+		t.Fatalf("lost at restart %d, want 4", n)
+	}
+	if s := j.Stats(); s.DurableSeq != last+4 || s.LastSeq != last+4 || s.Open != 0 || s.LostAtRestart != 4 {
+		t.Fatalf("stats after reopen %+v", s)
+	}
+	recs, err := j.ByTID(105)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 4 {
+		t.Fatalf("tid 105: %d records", len(recs))
+	}
+	lost := recs[3]
+	if lost.Kind != KindOutcome || lost.Outcome != OutcomeLostAtRestart || lost.Line != "L" || lost.Pass != 1 ||
+		lost.Chute != 12 || lost.PlanVersion != 7 || !lost.Time.Equal(restart) || lost.Seq <= last ||
+		!strings.Contains(lost.Detail, "open since 2026-11-25T12:00:05Z") {
+		t.Fatalf("lost-at-restart record %+v", lost)
+	}
+	if items, _ := j.OpenItems(); len(items) != 0 {
+		t.Fatalf("items still open: %+v", items)
+	}
+	if seq := mustAppend(t, j, Record{Kind: KindNote}); seq != last+5 {
+		t.Fatalf("next seq %d, want %d", seq, last+5)
+	}
+	recs, err = j.ByBarcode("CODE7")
+	if err != nil || len(recs) != 1 || recs[0].TID != 107 {
+		t.Fatalf("by barcode after reopen: %+v %v", recs, err)
+	}
+}
+
+func TestReopenAfterRecoveryFindsNothingOpen(t *testing.T) {
+	cfg := testConfig(t)
+	j := openJournal(t, cfg)
+	mustAppend(t, j, Record{Line: "L", Kind: KindCommand, TID: 1, Pass: 1})
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for want := 1; want >= 0; want-- {
+		j := openJournal(t, cfg)
+		if n := j.LostAtRestart(); n != want {
+			t.Fatalf("lost at restart %d, want %d", n, want)
+		}
+		if err := j.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestConcurrentAppendWaitDurable(t *testing.T) {
+	j := startJournal(t, testConfig(t))
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), testWait)
+			defer cancel()
+			for i := range 50 {
+				seq, err := j.AppendWait(ctx, Record{Kind: KindRead, TID: uint32(w*1000 + i + 1), Pass: 1})
+				if err == nil {
+					err = j.WaitDurable(ctx, seq)
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	s := j.Stats()
+	if s.Committed != 400 || s.DurableSeq != 400 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+// waitFor polls cond until it holds or testWait passes.
+func waitFor(t testing.TB, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(testWait)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met before the deadline")
+		}
+		<-tick.C
+	}
+}
