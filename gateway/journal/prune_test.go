@@ -31,7 +31,7 @@ func bucketCounts(t *testing.T, j *Journal) map[string]int {
 
 type testClock struct{ ns atomic.Int64 }
 
-func (c *testClock) Now() time.Time   { return time.Unix(0, c.ns.Load()).UTC() }
+func (c *testClock) Now() time.Time  { return time.Unix(0, c.ns.Load()).UTC() }
 func (c *testClock) Set(t time.Time) { c.ns.Store(t.UnixNano()) }
 
 func TestRetentionByAge(t *testing.T) {
