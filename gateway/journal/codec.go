@@ -281,7 +281,7 @@ func decodeRecord(data []byte, r *Record) error {
 	if m&fCodes != 0 {
 		// Each code takes at least one byte, which bounds the count.
 		n := d.uvarint("codes", uint64(len(d.b)))
-		if d.err == nil {
+		if d.err == nil && n > 0 {
 			r.Codes = make([]string, 0, min(int(n), len(d.b)-d.off))
 			for i := uint64(0); i < n && d.err == nil; i++ {
 				r.Codes = append(r.Codes, d.str("code"))

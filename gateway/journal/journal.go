@@ -147,6 +147,8 @@ type Journal struct {
 	log zerolog.Logger
 	db  *bolt.DB
 	q   *queue
+	// pageSize is read once: db.Info must not be called after Close.
+	pageSize int
 
 	kick     chan struct{} // cap 1: records arrived, or Flush asked
 	flushReq atomic.Bool
@@ -209,6 +211,7 @@ func Open(cfg Config, log zerolog.Logger) (*Journal, error) {
 		stop:  make(chan struct{}),
 		durCh: make(chan struct{}),
 	}
+	j.pageSize = db.Info().PageSize
 	var last uint64
 	if err := db.Update(func(tx *bolt.Tx) error {
 		var err error

@@ -280,6 +280,12 @@ func TestCloseLifecycle(t *testing.T) {
 	if err := j.Run(ctx); !errors.Is(err, ErrClosed) {
 		t.Fatalf("run after close: %v", err)
 	}
+	if s := j.Stats(); s.Committed != 10 || s.FileBytes != 0 {
+		t.Fatalf("stats after close: %+v", s)
+	}
+	if _, err := j.Recent(1); err == nil {
+		t.Fatal("query after close succeeded")
+	}
 
 	j2 := openJournal(t, cfg)
 	defer j2.Close()

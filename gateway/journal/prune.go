@@ -122,6 +122,6 @@ func (j *Journal) sizes() (file, live int64, err error) {
 		return 0, 0, err
 	}
 	st := j.db.Stats()
-	free := int64(st.FreePageN+st.PendingPageN) * int64(j.db.Info().PageSize)
+	free := int64(st.FreePageN+st.PendingPageN) * int64(j.pageSize)
 	return file, file - free, nil
 }
