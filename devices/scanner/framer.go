@@ -238,8 +238,9 @@ func (f *Framer) feedCRLF(p []byte, emit func([]byte)) {
 			term = len(f.buf) > 0 && f.buf[len(f.buf)-1] == cr
 		}
 		if !term {
-			// A bare LF is payload data.
-			if len(f.buf)+len(seg)+1 > f.max+1 {
+			// A bare LF is payload data (and not a CR that could still
+			// be the terminator, so max+1 bytes are already too many).
+			if len(f.buf)+len(seg)+1 > f.max {
 				f.oversizedCRLF(nil)
 				// Rescan what follows in fsDiscard.
 				continue
