@@ -32,11 +32,9 @@ var (
 // also redial by itself inside the next request; the session's failed
 // flag makes sure nobody sends on a conn after its error.
 type conn struct {
-	h      *gmb.TCPClientHandler
-	c      gmb.Client
-	rtt    *devices.Histogram
-	wbuf   []byte
-	regBuf []uint16
+	h   *gmb.TCPClientHandler
+	c   gmb.Client
+	rtt *devices.Histogram
 }
 
 func newConn(c *Config, rtt *devices.Histogram) *conn {
@@ -46,7 +44,7 @@ func newConn(c *Config, rtt *devices.Histogram) *conn {
 	// No idle close: the link polls continuously, and goburrow's idle
 	// timer would otherwise close the conn behind the session's back.
 	h.IdleTimeout = 0
-	return &conn{h: h, c: gmb.NewClient(h), rtt: rtt, wbuf: make([]byte, 0, 2*maxWriteRegs)}
+	return &conn{h: h, c: gmb.NewClient(h), rtt: rtt}
 }
 
 func (c *conn) connect() error { return c.h.Connect() }
@@ -64,10 +62,14 @@ func isException(err error) (*gmb.ModbusError, bool) {
 }
 
 // write sends one function-16 request. It never splits: callers split.
+// With Config.Connections 1 the poll loop and the dispatcher share a conn,
+// so write and read keep no buffers in it (goburrow allocates each request
+// anyway).
 func (c *conn) write(addr uint16, regs []uint16) error {
-	c.wbuf = encodeRegs(c.wbuf, regs)
+	var buf [2 * slotRegs]byte
+	payload := encodeRegs(buf[:0], regs)
 	t0 := time.Now()
-	_, err := c.c.WriteMultipleRegisters(addr, uint16(len(regs)), c.wbuf)
+	_, err := c.c.WriteMultipleRegisters(addr, uint16(len(regs)), payload)
 	c.rtt.Observe(time.Since(t0))
 	if err != nil {
 		return fmt.Errorf("write %d registers at %d: %w", len(regs), addr, err)
@@ -86,8 +88,10 @@ func (c *conn) read(dst []uint16, s span) ([]uint16, error) {
 	if len(b) != 2*s.count {
 		return dst, fmt.Errorf("read %d registers at %d: reply holds %d bytes", s.count, s.addr, len(b))
 	}
-	c.regBuf = decodeRegs(c.regBuf, b)
-	return append(dst, c.regBuf...), nil
+	for i := 0; i+1 < len(b); i += 2 {
+		dst = append(dst, uint16(b[i])<<8|uint16(b[i+1]))
+	}
+	return dst, nil
 }
 
 // retrier repeats a request answered with a Modbus exception on the same

@@ -73,6 +73,7 @@ type Link struct {
 
 type counters struct {
 	written, taken, late, confirmed, lost, missed, errors, busy, reconnects uint64
+	rewrites                                                                uint64
 }
 
 // session is one connection (or pair of connections) to the PLC, from dial
@@ -403,6 +404,7 @@ func (l *Link) sync(ctx context.Context, s *session) bool {
 		for _, e := range l.out {
 			e.needWrite = true
 		}
+		l.c.rewrites += uint64(len(l.out))
 		l.log.Info().Uint16("boot_id", b.bootID).Uint16("ack_seq", b.ackSeq).
 			Int("rewrite", len(l.out)).Msg("plc link resumed (same boot id)")
 	}

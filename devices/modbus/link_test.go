@@ -1,0 +1,524 @@
+package modbus
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"sortgw/devices"
+	fieldbussim "sortgw/fieldbus-sim"
+)
+
+// checkLifecycle checks every command's events: Written, Taken, Confirmed
+// in that order, sequence numbers in send order starting at first, and
+// never more than ring-1 commands written and not yet taken. A PLC may
+// confirm more than 16 items between two polls (the emulated one does when
+// its scans are delayed on a loaded machine): those confirmations are
+// reported missed, with a count, which is the contract's outcome; every
+// command must then be confirmed or counted missed.
+func checkLifecycle(t *testing.T, evs []devices.Event, tids []uint32, first uint16, ring int, wantResult uint16) {
+	t.Helper()
+	seqOf := make(map[uint32]uint16)
+	stage := make(map[uint32]int)
+	outstanding := make(map[uint16]bool)
+	maxOut, missed := 0, 0
+	for _, e := range evs {
+		switch e.Kind {
+		case devices.EventWritten:
+			if stage[e.TID] != 0 {
+				t.Errorf("tid %d: written at stage %d", e.TID, stage[e.TID])
+			}
+			stage[e.TID] = 1
+			seqOf[e.TID] = e.Seq
+			outstanding[e.Seq] = true
+			maxOut = max(maxOut, len(outstanding))
+		case devices.EventTaken:
+			if stage[e.TID] != 1 {
+				t.Errorf("tid %d: taken at stage %d", e.TID, stage[e.TID])
+			}
+			stage[e.TID] = 2
+			delete(outstanding, e.Seq)
+		case devices.EventConfirmed:
+			if stage[e.TID] != 2 {
+				t.Errorf("tid %d: confirmed at stage %d", e.TID, stage[e.TID])
+			}
+			stage[e.TID] = 3
+			if e.Result != wantResult {
+				t.Errorf("tid %d: result %d, want %d", e.TID, e.Result, wantResult)
+			}
+		case devices.EventMissed:
+			missed += e.Count
+			t.Logf("%d confirmations missed (the plc confirmed more than 16 between two polls)", e.Count)
+		default:
+			t.Errorf("unexpected event %s tid %d seq %d", e.Kind, e.TID, e.Seq)
+		}
+	}
+	if maxOut > ring-1 {
+		t.Errorf("%d commands written and not taken at once, want at most %d", maxOut, ring-1)
+	}
+	confirmed := 0
+	for i, tid := range tids {
+		switch stage[tid] {
+		case 3:
+			confirmed++
+		case 2:
+		default:
+			t.Errorf("tid %d ended at stage %d: %s", tid, stage[tid], kinds(evs, tid))
+		}
+		if want := first + uint16(i); seqOf[tid] != want {
+			t.Errorf("tid %d: seq %d, want %d", tid, seqOf[tid], want)
+		}
+	}
+	if confirmed+missed != len(tids) {
+		t.Errorf("%d confirmed + %d missed, want %d commands", confirmed, missed, len(tids))
+	}
+}
+
+// settled reports whether every one of n commands was confirmed or
+// counted missed.
+func settled(c *collector, n int) func() bool {
+	return func() bool {
+		m := 0
+		for _, e := range c.of(devices.EventMissed) {
+			m += e.Count
+		}
+		return c.count(devices.EventConfirmed)+m >= n
+	}
+}
+
+// watchRing checks the PLC's divert ring after every scan: no slot may
+// ever hold a SEQ 16 or more ahead of ACK_SEQ.
+func watchRing(t *testing.T, s *fieldbussim.Sim) (stop func()) {
+	ch, cancel := s.PLC().Changed()
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-ch:
+				snap := s.PLC().Snapshot()
+				for k, d := range snap.Divert {
+					if ahead := d.Seq - snap.AckSeq; ahead >= 16 && ahead < 1<<15 {
+						t.Errorf("slot %d holds seq %d with ack_seq %d: %d ahead", k, d.Seq, snap.AckSeq, ahead)
+					}
+				}
+			}
+		}
+	})
+	return func() { cancel(); close(done); wg.Wait() }
+}
+
+func TestRingUnderLoad(t *testing.T) {
+	cases := []struct {
+		name        string
+		connections int
+		cycle, poll time.Duration
+		n           int
+	}{
+		// At the ring's full rate the PLC confirms about 15 x poll/(cycle+poll)
+		// items per poll; the commissioning PLC confirms them in bursts, so a
+		// poll no longer than the cycle keeps missed confirmations rare.
+		{"two connections, cycle 5ms poll 5ms", 2, 5 * time.Millisecond, 5 * time.Millisecond, 300},
+		{"two connections, cycle 5ms poll 10ms", 2, 5 * time.Millisecond, 10 * time.Millisecond, 150},
+		{"one connection, cycle 2ms poll 2ms", 1, 2 * time.Millisecond, 2 * time.Millisecond, 300},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := startSim(t, simConfig(tc.cycle, 20*time.Millisecond))
+			stopWatch := watchRing(t, s)
+			defer stopWatch()
+			cfg := linkConfig(s)
+			cfg.Connections, cfg.Poll = tc.connections, tc.poll
+			h := startLink(t, cfg, true)
+			var tids []uint32
+			for i := range tc.n {
+				tid := uint32(1000 + i)
+				tids = append(tids, tid)
+				send(t, h.link, tid, uint16(1+i%256), 0)
+			}
+			waitFor(t, "every confirmation", 30*time.Second, settled(h.ev, tc.n))
+			st := h.link.Status()
+			if st.Written != uint64(tc.n) || st.Taken != uint64(tc.n) || st.Confirmed+st.Missed != uint64(tc.n) ||
+				st.Outstanding != 0 || st.Queued != 0 || st.Lost != 0 || st.Late != 0 {
+				t.Errorf("status counters %+v", st)
+			}
+			checkLifecycle(t, h.ev.all(), tids, 1, 16, 1)
+			// Ground truth: the PLC took each command once, in order.
+			rep := s.Report()
+			if rep.Commands != uint64(tc.n) || rep.Counts.SortedAsCommanded != tc.n {
+				t.Errorf("sim took %d commands, sorted %d; want %d", rep.Commands, rep.Counts.SortedAsCommanded, tc.n)
+			}
+			snap := s.PLC().Snapshot()
+			if snap.AckSeq != uint16(tc.n) || st.AckSeq != snap.AckSeq || st.NextSeq != snap.AckSeq+1 {
+				t.Errorf("plc ack_seq %d, link ack %d next %d", snap.AckSeq, st.AckSeq, st.NextSeq)
+			}
+			if st.RoundTrip.Count == 0 || st.State != devices.LinkUp || st.BootID != snap.BootID {
+				t.Errorf("status %+v", st)
+			}
+		})
+	}
+}
+
+// TestSequenceWrap drives the PLC's ring to ACK_SEQ 65529 (commands
+// refused at once, so CONFIRM_COUNT follows) before the link connects: the
+// link follows the PLC on its first BOOT_ID and carries on across 65535 ->
+// 0 for both the ring and the confirmations.
+func TestSequenceWrap(t *testing.T) {
+	cfg := simConfig(time.Millisecond, 10*time.Millisecond)
+	cfg.ImmediateScan = true
+	s := startSim(t, cfg)
+	const start = 65529
+	for seq := 1; seq <= start; seq++ {
+		if err := s.PLC().WriteDivert(seq%16, 0, 1, 0, uint16(seq)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "ack_seq at 65529", 5*time.Second, func() bool {
+		snap := s.PLC().Snapshot()
+		return snap.AckSeq == start && snap.ConfirmCount == start
+	})
+	h := startLink(t, linkConfig(s), true)
+	const n = 40
+	var tids []uint32
+	for i := range n {
+		tid := uint32(7000 + i)
+		tids = append(tids, tid)
+		send(t, h.link, tid, uint16(1+i), 0)
+	}
+	waitFor(t, "every confirmation", 20*time.Second, settled(h.ev, n))
+	evs := h.ev.all()
+	checkLifecycle(t, evs, tids, start+1, 16, 1)
+	// Confirmation numbers wrap too: 65530 .. 65535, 0 .. 33, each with
+	// the TID of the command of the same number.
+	for _, e := range h.ev.of(devices.EventConfirmed) {
+		if want := uint32(7000) + uint32(e.Seq-(start+1)); e.TID != want {
+			t.Errorf("confirmation NUM %d: tid %d, want %d", e.Seq, e.TID, want)
+		}
+	}
+	if c := h.ev.of(devices.EventConfirmed); len(c) == 0 || c[len(c)-1].Seq != 33 {
+		t.Errorf("last confirmation %+v, want NUM 33", c)
+	}
+	snap := s.PLC().Snapshot()
+	if snap.AckSeq != 33 || snap.ConfirmCount != 33 {
+		t.Errorf("plc ack_seq %d confirm_count %d, want 33, 33", snap.AckSeq, snap.ConfirmCount)
+	}
+}
+
+func TestWarmRestartRewritesInPlace(t *testing.T) {
+	// A slow scan keeps the commands on the ring across the restart.
+	s := startSim(t, simConfig(400*time.Millisecond, 10*time.Millisecond))
+	h := startLink(t, linkConfig(s), true)
+	waitState(t, h.link, devices.LinkUp, 5*time.Second)
+	boot := h.link.Status().BootID
+	const n = 10
+	var tids []uint32
+	for i := range n {
+		tids = append(tids, uint32(500+i))
+		send(t, h.link, uint32(500+i), uint16(10+i), 0)
+	}
+	waitFor(t, "all written", 5*time.Second, func() bool { return h.ev.count(devices.EventWritten) == n })
+	// The PLC may take them at any scan; the restart must leave no gap either way.
+	s.WarmRestart()
+	waitFor(t, "every confirmation", 10*time.Second, settled(h.ev, n))
+	st := h.link.Status()
+	if st.Reconnects == 0 {
+		t.Error("warm restart did not make the link reconnect")
+	}
+	if st.BootID != boot || st.Lost != 0 {
+		t.Errorf("boot id %d (was %d), lost %d", st.BootID, boot, st.Lost)
+	}
+	checkLifecycle(t, h.ev.all(), tids, 1, 16, 1)
+	if rep := s.Report(); rep.Commands != n {
+		t.Errorf("plc took %d commands, want %d (one each)", rep.Commands, n)
+	}
+	h.link.mu.Lock()
+	rewrites := h.link.c.rewrites
+	h.link.mu.Unlock()
+	t.Logf("rewrites after the warm restart: %d", rewrites)
+}
+
+func TestColdRestartLosesUnconfirmed(t *testing.T) {
+	// Commands are taken within a scan; their items never reach a chute
+	// before the restart (1h travel), so every one is taken but unconfirmed.
+	s := startSim(t, simConfig(5*time.Millisecond, time.Hour))
+	h := startLink(t, linkConfig(s), true)
+	waitState(t, h.link, devices.LinkUp, 5*time.Second)
+	boot := h.link.Status().BootID
+	const n = 6
+	for i := range n {
+		send(t, h.link, uint32(900+i), 3, 0)
+	}
+	waitFor(t, "all taken", 5*time.Second, func() bool { return h.ev.count(devices.EventTaken) == n })
+	s.ColdRestart()
+	waitFor(t, "all lost", 10*time.Second, func() bool { return h.ev.count(devices.EventLost) == n })
+	waitState(t, h.link, devices.LinkUp, 10*time.Second)
+	st := h.link.Status()
+	if st.BootID == boot || st.NextSeq != 1 || st.AckSeq != 0 {
+		t.Errorf("after cold restart: boot %d (was %d) ack %d next %d, want a new boot, ack 0, next 1", st.BootID, boot, st.AckSeq, st.NextSeq)
+	}
+	for i, e := range h.ev.of(devices.EventLost) {
+		if e.TID != uint32(900+i) || e.Seq != uint16(1+i) {
+			t.Errorf("lost event %d: tid %d seq %d", i, e.TID, e.Seq)
+		}
+	}
+	// The ring starts again at SEQ 1 and confirmations at NUM 1.
+	s2 := h.ev.count(devices.EventWritten)
+	send(t, h.link, 950, 4, 0)
+	waitFor(t, "written after restart", 5*time.Second, func() bool { return h.ev.count(devices.EventWritten) == s2+1 })
+	w := h.ev.of(devices.EventWritten)
+	if last := w[len(w)-1]; last.TID != 950 || last.Seq != 1 {
+		t.Errorf("first command after the cold restart: tid %d seq %d, want 950 seq 1", last.TID, last.Seq)
+	}
+	if h.ev.count(devices.EventConfirmed) != 0 {
+		t.Errorf("confirmations for lost commands: %v", h.ev.of(devices.EventConfirmed))
+	}
+}
+
+// TestStaleReply holds one reply back past the timeout: the link must
+// redial rather than read the late reply as the answer to its next request.
+func TestStaleReply(t *testing.T) {
+	s := startSim(t, simConfig(2*time.Millisecond, 10*time.Millisecond))
+	cfg := linkConfig(s)
+	cfg.Timeout = 100 * time.Millisecond
+	h := startLink(t, cfg, true)
+	waitState(t, h.link, devices.LinkUp, 5*time.Second)
+	s.DelayNextReply(400 * time.Millisecond)
+	waitFor(t, "a redial", 5*time.Second, func() bool { return h.link.Status().Reconnects > 0 })
+	if st := h.link.Status(); !errors.Is(errors.New(st.LastError), context.DeadlineExceeded) && st.LastError == "" {
+		t.Errorf("no error recorded: %+v", st)
+	}
+	waitState(t, h.link, devices.LinkUp, 5*time.Second)
+	const n = 50
+	var tids []uint32
+	for i := range n {
+		tids = append(tids, uint32(300+i))
+		send(t, h.link, uint32(300+i), uint16(1+i), 0)
+	}
+	waitFor(t, "every confirmation", 10*time.Second, settled(h.ev, n))
+	checkLifecycle(t, h.ev.all(), tids, 1, 16, 1)
+	st := h.link.Status()
+	t.Logf("after the stale reply: reconnects %d, errors %d, last error %q", st.Reconnects, st.Errors, st.LastError)
+	if st.Reconnects != 1 {
+		t.Errorf("reconnects %d, want exactly 1 (a stale reply read as an answer would cause more)", st.Reconnects)
+	}
+}
+
+func TestBusyIsRetriedWithoutRedial(t *testing.T) {
+	s := startSim(t, simConfig(2*time.Millisecond, 10*time.Millisecond))
+	h := startLink(t, linkConfig(s), true)
+	waitState(t, h.link, devices.LinkUp, 5*time.Second)
+	s.InjectModbusException(6, 2)
+	send(t, h.link, 42, 7, 0)
+	waitFor(t, "confirmed", 5*time.Second, func() bool { return h.ev.count(devices.EventConfirmed) == 1 })
+	st := h.link.Status()
+	if st.Busy != 2 || st.Reconnects != 0 || st.Errors != 0 {
+		t.Errorf("busy %d reconnects %d errors %d; want 2, 0, 0", st.Busy, st.Reconnects, st.Errors)
+	}
+	checkLifecycle(t, h.ev.all(), []uint32{42}, 1, 16, 1)
+}
+
+func TestPersistentExceptionRedials(t *testing.T) {
+	s := startSim(t, simConfig(2*time.Millisecond, 10*time.Millisecond))
+	cfg := linkConfig(s)
+	cfg.BusyRetries = 2
+	h := startLink(t, cfg, true)
+	waitState(t, h.link, devices.LinkUp, 5*time.Second)
+	s.InjectModbusException(4, 3) // one request and both its repeats
+	waitFor(t, "a redial", 5*time.Second, func() bool { return h.link.Status().Reconnects > 0 })
+	waitState(t, h.link, devices.LinkUp, 5*time.Second)
+	if st := h.link.Status(); st.Busy != 2 {
+		t.Errorf("busy %d, want 2 repeats before the redial", st.Busy)
+	}
+}
+
+func TestPLCHeartbeatLoss(t *testing.T) {
+	s := startSim(t, simConfig(2*time.Millisecond, 10*time.Millisecond))
+	cfg := linkConfig(s)
+	cfg.PLCWatchdog = 300 * time.Millisecond
+	h := startLink(t, cfg, true)
+	waitState(t, h.link, devices.LinkUp, 5*time.Second)
+	s.StallPLCHeartbeat(1500 * time.Millisecond)
+	waitState(t, h.link, devices.LinkSyncing, 5*time.Second)
+	if st := h.link.Status(); st.Reconnects != 0 || !errors.Is(h.link.hold, ErrPLCStalled) {
+		t.Errorf("stalled heartbeat: reconnects %d, hold %v", st.Reconnects, h.link.hold)
+	}
+	// Commands wait while the PLC is stalled, and go late unwritten.
+	send(t, h.link, 77, 5, 50*time.Millisecond)
+	waitFor(t, "late", 5*time.Second, func() bool { return h.ev.count(devices.EventLate) == 1 })
+	waitState(t, h.link, devices.LinkUp, 5*time.Second)
+	send(t, h.link, 78, 5, 0)
+	waitFor(t, "confirmed", 5*time.Second, func() bool { return h.ev.count(devices.EventConfirmed) == 1 })
+	if rep := s.Report(); rep.Commands != 1 {
+		t.Errorf("plc took %d commands, want 1 (the late one is never written)", rep.Commands)
+	}
+	if evs := h.ev.all(); kinds(evs, 77) != "late(seq 0) " {
+		t.Errorf("tid 77: %s", kinds(evs, 77))
+	}
+}
+
+func TestDroppedConnectionComesBack(t *testing.T) {
+	s := startSim(t, simConfig(2*time.Millisecond, 10*time.Millisecond))
+	h := startLink(t, linkConfig(s), true)
+	waitState(t, h.link, devices.LinkUp, 5*time.Second)
+	for round := range 3 {
+		before := h.link.Status().Reconnects
+		t0 := time.Now()
+		s.DropPLCConnections()
+		waitFor(t, "redial", 10*time.Second, func() bool {
+			st := h.link.Status()
+			return st.Reconnects > before && st.State == devices.LinkUp
+		})
+		t.Logf("round %d: link up again %v after the drop", round, time.Since(t0).Round(time.Millisecond))
+	}
+	send(t, h.link, 11, 1, 0)
+	waitFor(t, "confirmed", 5*time.Second, func() bool { return h.ev.count(devices.EventConfirmed) == 1 })
+}
+
+func TestLateWhenRingFull(t *testing.T) {
+	// A 1s scan: 15 commands fill the ring and stay; the 16th must wait,
+	// and goes late without ever being written.
+	s := startSim(t, simConfig(time.Second, 10*time.Millisecond))
+	h := startLink(t, linkConfig(s), true)
+	waitState(t, h.link, devices.LinkUp, 5*time.Second)
+	// Wait until a scan has just passed, so the next is a second away.
+	ack0 := s.PLC().Snapshot().Heartbeat
+	waitFor(t, "a scan", 5*time.Second, func() bool { return s.PLC().Snapshot().Heartbeat != ack0 })
+	for i := range 15 {
+		send(t, h.link, uint32(100+i), 2, 0)
+	}
+	waitFor(t, "15 written", 5*time.Second, func() bool { return h.ev.count(devices.EventWritten) == 15 })
+	if st := h.link.Status(); st.Outstanding > 15 {
+		t.Fatalf("outstanding %d", st.Outstanding)
+	}
+	send(t, h.link, 999, 2, 20*time.Millisecond)
+	waitFor(t, "late", 5*time.Second, func() bool { return h.ev.count(devices.EventLate) == 1 })
+	if late := h.ev.of(devices.EventLate)[0]; late.TID != 999 || late.Seq != 0 {
+		t.Errorf("late event %+v", late)
+	}
+	waitFor(t, "15 taken", 5*time.Second, func() bool { return h.ev.count(devices.EventTaken) == 15 })
+	// The late command took no sequence number: the next one is 16.
+	send(t, h.link, 1000, 2, 0)
+	waitFor(t, "16 written", 5*time.Second, func() bool { return h.ev.count(devices.EventWritten) == 16 })
+	w := h.ev.of(devices.EventWritten)
+	if last := w[len(w)-1]; last.TID != 1000 || last.Seq != 16 {
+		t.Errorf("after the late command: tid %d seq %d, want 1000 seq 16", last.TID, last.Seq)
+	}
+	for _, d := range s.PLC().Snapshot().Divert {
+		if d.TID == 999 {
+			t.Errorf("late command reached the ring: %+v", d)
+		}
+	}
+}
+
+func TestMissedConfirmations(t *testing.T) {
+	// Items wait (1h travel); an emergency stop then confirms all 20 at
+	// once (result 6), more than the 16-slot ring between two polls.
+	s := startSim(t, simConfig(2*time.Millisecond, time.Hour))
+	cfg := linkConfig(s)
+	cfg.Poll = 300 * time.Millisecond
+	h := startLink(t, cfg, true)
+	waitState(t, h.link, devices.LinkUp, 5*time.Second)
+	const n = 20
+	for i := range n {
+		send(t, h.link, uint32(2000+i), 9, 0)
+	}
+	waitFor(t, "all taken", 10*time.Second, func() bool { return h.ev.count(devices.EventTaken) == n })
+	s.EmergencyStop(true)
+	waitFor(t, "missed", 5*time.Second, func() bool { return h.ev.count(devices.EventMissed) > 0 })
+	waitFor(t, "confirmed", 5*time.Second, func() bool { return h.ev.count(devices.EventConfirmed) == 16 })
+	m := h.ev.of(devices.EventMissed)
+	if len(m) != 1 || m[0].Count != 4 {
+		t.Errorf("missed events %+v, want one with count 4", m)
+	}
+	for i, e := range h.ev.of(devices.EventConfirmed) {
+		if e.Result != 6 || e.Seq != uint16(5+i) || e.TID != uint32(2004+i) {
+			t.Errorf("confirmation %d: %+v", i, e)
+		}
+	}
+	if st := h.link.Status(); st.Missed != 4 || st.Confirmed != 16 {
+		t.Errorf("missed %d confirmed %d", st.Missed, st.Confirmed)
+	}
+}
+
+func TestStatusChutesAndHostBlock(t *testing.T) {
+	s := startSim(t, simConfig(2*time.Millisecond, 10*time.Millisecond))
+	h := startLink(t, linkConfig(s), true)
+	h.link.SetHostState(devices.HostReady)
+	h.link.SetPlanVersion(0xbeef)
+	waitState(t, h.link, devices.LinkUp, 5*time.Second)
+	s.SetChuteFull(5, true)
+	s.SetChuteDisabled(256, true)
+	waitFor(t, "chute bits", 5*time.Second, func() bool {
+		st := h.link.Status()
+		return st.Full.Has(5) && st.Disabled.Has(256)
+	})
+	st := h.link.Status()
+	if st.Full.Has(4) || st.Full.Has(6) || st.Disabled.Has(5) || st.ChuteCount != 256 || st.SorterState != 1 {
+		t.Errorf("status %+v", st)
+	}
+	waitFor(t, "host block", 5*time.Second, func() bool {
+		snap := s.PLC().Snapshot()
+		return snap.HostState == 1 && snap.PlanVersion == 0xbeef
+	})
+	hb := s.PLC().Snapshot().HostHeartbeat
+	waitFor(t, "host heartbeat moving", 5*time.Second, func() bool { return s.PLC().Snapshot().HostHeartbeat != hb })
+	if snap := s.PLC().Snapshot(); snap.FaultCode != 0 {
+		t.Errorf("fault code %d with the link's heartbeat", snap.FaultCode)
+	}
+}
+
+func TestSendErrors(t *testing.T) {
+	h := startLink(t, Config{Addr: "127.0.0.1:1", QueueSize: 2, Chutes: 100}, false)
+	l := h.link
+	ctx := context.Background()
+	cases := []struct {
+		name string
+		cmd  devices.Command
+		want error
+	}{
+		{"tid 0", devices.Command{TID: 0, Chute: 1}, devices.ErrBadCommand},
+		{"chute above the sorter", devices.Command{TID: 1, Chute: 101}, devices.ErrBadCommand},
+		{"first", devices.Command{TID: 1, Chute: 100}, nil},
+		{"second", devices.Command{TID: 2, Chute: 0}, nil},
+		{"queue full", devices.Command{TID: 3, Chute: 1}, devices.ErrQueueFull},
+	}
+	for _, tc := range cases {
+		if err := l.Send(ctx, tc.cmd); !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+		}
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := l.Send(cctx, devices.Command{TID: 4}); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled ctx: %v", err)
+	}
+}
+
+func TestRunShutdownReportsQueued(t *testing.T) {
+	// Nothing listens: the link keeps redialling; queued commands without a
+	// deadline are reported late when it stops, and Send then fails.
+	h := startLink(t, Config{Addr: "127.0.0.1:1", Timeout: 50 * time.Millisecond}, true)
+	send(t, h.link, 5, 1, 0)
+	send(t, h.link, 6, 1, 0)
+	waitFor(t, "a failed dial", 5*time.Second, func() bool { return h.link.Status().Errors > 0 })
+	if st := h.link.Status(); st.State == devices.LinkUp || st.LastError == "" {
+		t.Errorf("status %+v", st)
+	}
+	h.stop()
+	if got := h.ev.count(devices.EventLate); got != 2 {
+		t.Errorf("late events at shutdown: %d, want 2", got)
+	}
+	if err := h.link.Send(context.Background(), devices.Command{TID: 7, Chute: 1}); !errors.Is(err, devices.ErrClosed) {
+		t.Errorf("send after run: %v, want ErrClosed", err)
+	}
+	if st := h.link.Status(); st.State != devices.LinkClosed {
+		t.Errorf("state %s, want closed", st.State)
+	}
+	if err := h.link.Run(context.Background()); err == nil {
+		t.Error("second run returned nil")
+	}
+}
