@@ -91,10 +91,15 @@ func New(cfgs []Config, log zerolog.Logger) (*Source, error) {
 			}
 			dialed[c.Addr] = c.Name
 		case ModeServer:
-			l := byAddr[c.Addr]
+			key := c.Addr
+			if _, port, _ := net.SplitHostPort(c.Addr); port == "0" {
+				// Port 0: each scanner gets a port of its own from the OS.
+				key += "\x00" + c.Name
+			}
+			l := byAddr[key]
 			if l == nil {
 				l = &listener{src: s, addr: c.Addr, log: log.With().Str("listen", c.Addr).Logger()}
-				byAddr[c.Addr] = l
+				byAddr[key] = l
 				s.listeners = append(s.listeners, l)
 			}
 			l.scanners = append(l.scanners, sc)

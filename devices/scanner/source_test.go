@@ -436,10 +436,17 @@ func TestServerReplacesOldConnection(t *testing.T) {
 // TestServerPeers: scanners sharing a listen address are told apart by
 // their IP; an unknown peer is refused.
 func TestServerPeers(t *testing.T) {
+	// A shared address needs a fixed port: borrow a free one from the OS.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared := ln.Addr().String()
+	ln.Close()
 	src := newSource(t,
-		Config{Name: "a", Mode: ModeServer, Addr: "127.0.0.1:0", Peer: "127.0.0.1", HeartbeatTimeout: time.Minute},
-		Config{Name: "b", Mode: ModeServer, Addr: "127.0.0.1:0", Peer: "192.0.2.7", HeartbeatTimeout: time.Minute},
-		Config{Name: "c", Mode: ModeServer, Addr: "127.0.0.1:0", Peer: "192.0.2.8", HeartbeatTimeout: time.Minute, Framing: FramingCRLF},
+		Config{Name: "a", Mode: ModeServer, Addr: shared, Peer: "127.0.0.1", HeartbeatTimeout: time.Minute},
+		Config{Name: "b", Mode: ModeServer, Addr: shared, Peer: "192.0.2.7", HeartbeatTimeout: time.Minute},
+		Config{Name: "c", Mode: ModeServer, Addr: shared, Peer: "192.0.2.8", HeartbeatTimeout: time.Minute, Framing: FramingCRLF},
 	)
 	c := run(t, src)
 	if src.ListenAddr("a") != src.ListenAddr("b") {
@@ -600,5 +607,99 @@ func TestLimiter(t *testing.T) {
 	}
 	if len(l.seen) > 64 {
 		t.Fatalf("limiter holds %d keys", len(l.seen))
+	}
+}
+
+// lockedBuffer collects log output from several goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestMalformedLogLimited: a scanner spewing bad telegrams is counted in
+// full but logged about once per second, not once per frame.
+func TestMalformedLogLimited(t *testing.T) {
+	var logs lockedBuffer
+	src, err := New([]Config{{Name: "in1", Mode: ModeServer, Addr: "127.0.0.1:0", HeartbeatTimeout: time.Minute}}, zerolog.New(&logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, src)
+	conn, err := net.Dial("tcp", src.ListenAddr("in1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	write(t, conn, strings.Repeat("\x020;A\x03", 200))
+	waitFor(t, "200 malformed", func() bool { return status(src, "in1").Malformed == 200 })
+	n := strings.Count(logs.String(), "malformed telegram")
+	if n < 1 || n > 10 {
+		t.Fatalf("%d log lines for 200 malformed frames:\n%s", n, logs.String())
+	}
+	if !strings.Contains(logs.String(), `"scanner":"in1"`) {
+		t.Fatalf("log lines without the scanner field:\n%s", logs.String())
+	}
+}
+
+// TestSinkSerialised: reads from several scanners never enter the sink
+// at the same time.
+func TestSinkSerialised(t *testing.T) {
+	const scanners, each = 4, 200
+	var cfgs []Config
+	for i := range scanners {
+		cfgs = append(cfgs, Config{Name: fmt.Sprint("s", i), Mode: ModeServer, Addr: "127.0.0.1:0", HeartbeatTimeout: time.Minute})
+	}
+	src, err := New(cfgs, zerolog.New(zerolog.NewTestWriter(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inside, overlaps, total int
+	var mu sync.Mutex // only to read the totals from the test goroutine
+	sink := func(devices.Read) {
+		inside++
+		if inside != 1 {
+			overlaps++
+		}
+		mu.Lock()
+		total++
+		mu.Unlock()
+		inside--
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx, sink) }()
+	defer func() { cancel(); <-done }()
+	<-src.Ready()
+	var wg sync.WaitGroup
+	for i := range scanners {
+		conn, err := net.Dial("tcp", src.ListenAddr(fmt.Sprint("s", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		wg.Go(func() {
+			for j := range each {
+				fmt.Fprintf(conn, "\x02%d;C%d\x03", j+1, j)
+			}
+		})
+	}
+	wg.Wait()
+	waitFor(t, "every read", func() bool { mu.Lock(); defer mu.Unlock(); return total == scanners*each })
+	mu.Lock()
+	defer mu.Unlock()
+	if overlaps != 0 {
+		t.Fatalf("%d overlapping sink calls", overlaps)
 	}
 }
