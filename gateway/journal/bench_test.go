@@ -49,6 +49,31 @@ func BenchmarkAppend(b *testing.B) {
 	reportCommits(b, j, start)
 }
 
+// BenchmarkAppendCall: the cost of Append itself on the item path (the
+// writer is not running; the queue is emptied with the clock stopped).
+func BenchmarkAppendCall(b *testing.B) {
+	cfg := testConfig(b)
+	cfg.QueueSize = 1 << 16
+	j := openJournal(b, cfg)
+	defer j.Close()
+	rec := benchRecord(1)
+	var scratch []Record
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if i%cfg.QueueSize == 0 {
+			b.StopTimer()
+			scratch = j.q.take(scratch[:0], cfg.QueueSize)
+			b.StartTimer()
+		}
+		if _, err := j.Append(rec); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	j.q.take(scratch[:0], cfg.QueueSize)
+}
+
 // BenchmarkAppendDurable: 32 writers that each wait for their record to be
 // on disk before appending the next (the worst case for a journal without
 // group commit: one fsync per record).

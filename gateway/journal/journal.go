@@ -446,6 +446,18 @@ func (j *Journal) Run(ctx context.Context) error {
 					continue
 				}
 				retry = 0
+				// Under a sustained backlog the select below is never
+				// reached: look at the stop signals and the prune ticker
+				// here too.
+				select {
+				case <-ctx.Done():
+					return j.drain()
+				case <-j.stop:
+					return j.drain()
+				case <-pruneTick.C:
+					pruneDue = true
+				default:
+				}
 				if pruneDue {
 					pruneDue = j.pruneStep()
 				}
@@ -528,17 +540,20 @@ func (j *Journal) commitNext() error {
 	return nil
 }
 
-// drain commits everything queued; it gives up at the first failure.
+// drain commits everything appended before it was called (producers
+// that keep appending cannot hold it up); it gives up at the first
+// failure.
 func (j *Journal) drain() error {
-	for {
-		n, _ := j.q.peek()
-		if n == 0 && !j.pendingBatch() {
-			return nil
+	target := j.q.lastSeq()
+	for j.durable.Load() < target {
+		if n, _ := j.q.peek(); n == 0 && !j.pendingBatch() {
+			return nil // cannot happen: seq order is commit order
 		}
 		if err := j.commitNext(); err != nil {
 			return err
 		}
 	}
+	return nil
 }
 
 // Close stops Run (which commits what is queued), refuses further

@@ -26,13 +26,17 @@ const (
 	KindTaken Kind = 5
 	// KindConfirmation: the PLC's confirmation (Result, Chute entered, CmdSeq = NUM).
 	KindConfirmation Kind = 6
-	// KindOutcome: the end of the item's pass (Outcome). Closes the item.
+	// KindOutcome: the end of the item's pass (Outcome). It is the only
+	// kind that closes an open item: write exactly one per pass.
 	KindOutcome Kind = 7
-	// KindLate: the command missed its deadline and was never written.
+	// KindLate: the command missed its deadline and was never written. A
+	// link event: the pass still needs its KindOutcome (host-late).
 	KindLate Kind = 8
-	// KindLost: the link lost a written command (cold restart, disconnect).
+	// KindLost: the link lost a written command (cold restart,
+	// disconnect). The pass still needs its KindOutcome.
 	KindLost Kind = 9
-	// KindMissed: confirmations were overwritten unread (Count).
+	// KindMissed: confirmations were overwritten unread (Count). The
+	// passes concerned still need their KindOutcome records.
 	KindMissed Kind = 10
 	// KindDuplicate: a read of an item whose command is still unconfirmed.
 	// It neither opens nor closes the item: it is complete in itself.
