@@ -70,6 +70,31 @@ func startSim(t testing.TB, cfg fieldbussim.Config) *fieldbussim.Sim {
 type collector struct {
 	mu  sync.Mutex
 	evs []devices.Event
+	sig chan struct{} // signalled (cap 1) after every event
+}
+
+func (c *collector) add(e devices.Event) {
+	c.mu.Lock()
+	c.evs = append(c.evs, e)
+	c.mu.Unlock()
+	select {
+	case c.sig <- struct{}{}:
+	default:
+	}
+}
+
+// wait blocks until cond holds, re-checking after every event.
+func (c *collector) wait(tb testing.TB, what string, d time.Duration, cond func() bool) {
+	tb.Helper()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for !cond() {
+		select {
+		case <-c.sig:
+		case <-t.C:
+			tb.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+	}
 }
 
 func (c *collector) all() []devices.Event {
@@ -118,7 +143,7 @@ func startLink(t testing.TB, cfg Config, run bool) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{link: l, ev: &collector{}}
+	h := &harness{link: l, ev: &collector{sig: make(chan struct{}, 1)}}
 	ctx, cancel := context.WithCancel(context.Background())
 	runDone := make(chan error, 1)
 	if run {
@@ -133,16 +158,12 @@ func startLink(t testing.TB, cfg Config, run bool) *harness {
 		for {
 			select {
 			case e := <-l.Events():
-				h.ev.mu.Lock()
-				h.ev.evs = append(h.ev.evs, e)
-				h.ev.mu.Unlock()
+				h.ev.add(e)
 			case <-drainCtx.Done():
 				for {
 					select {
 					case e := <-l.Events():
-						h.ev.mu.Lock()
-						h.ev.evs = append(h.ev.evs, e)
-						h.ev.mu.Unlock()
+						h.ev.add(e)
 					default:
 						return
 					}

@@ -1,0 +1,188 @@
+package modbus
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	gmb "github.com/goburrow/modbus"
+
+	"sortgw/devices"
+)
+
+// The benchmarks measure the link against the emulated sorter on loopback
+// (docs/performance-modbus.md holds the figures and the command):
+//
+//	go test -run '^$' -bench . -benchtime 1000x ./devices/modbus
+var benchShapes = []struct {
+	name        string
+	cycle, poll time.Duration
+}{
+	{"cycle5ms_poll10ms", 5 * time.Millisecond, 10 * time.Millisecond},
+	{"cycle1ms_poll1ms", time.Millisecond, time.Millisecond},
+}
+
+// BenchmarkRawRoundTrip is the baseline: one goburrow function-16 request
+// of five registers (a divert slot's size) and one function-3 read of the
+// 119-register PLC block, on one connection, nothing else going on.
+func BenchmarkRawRoundTrip(b *testing.B) {
+	s := startSim(b, simConfig(5*time.Millisecond, 10*time.Millisecond))
+	h := gmb.NewTCPClientHandler(s.ModbusAddr())
+	h.SlaveId, h.Timeout, h.IdleTimeout = 1, time.Second, 0
+	if err := h.Connect(); err != nil {
+		b.Fatal(err)
+	}
+	defer h.Close()
+	c := gmb.NewClient(h)
+	b.Run("write5", func(b *testing.B) {
+		// Slot 0 with SEQ 0: the PLC (ACK_SEQ 0) waits for SEQ 1 in slot 1,
+		// so it never takes this.
+		payload := make([]byte, 10)
+		lat := make([]time.Duration, 0, b.N)
+		for b.Loop() {
+			t0 := time.Now()
+			if _, err := c.WriteMultipleRegisters(10, 5, payload); err != nil {
+				b.Fatal(err)
+			}
+			lat = append(lat, time.Since(t0))
+		}
+		reportQuantiles(b, "rtt", lat)
+	})
+	// The same request paced like BenchmarkLinkLatency (a random pause of
+	// up to 15ms before each): the fair baseline for a link that is idle
+	// between commands, since an idle process wakes slower than a hot loop.
+	b.Run("write5_paced", func(b *testing.B) {
+		payload := make([]byte, 10)
+		lat := make([]time.Duration, 0, b.N)
+		pace := time.NewTimer(0)
+		defer pace.Stop()
+		for b.Loop() {
+			b.StopTimer()
+			pace.Reset(time.Duration(rand.Int64N(int64(15 * time.Millisecond))))
+			<-pace.C
+			b.StartTimer()
+			t0 := time.Now()
+			if _, err := c.WriteMultipleRegisters(10, 5, payload); err != nil {
+				b.Fatal(err)
+			}
+			lat = append(lat, time.Since(t0))
+		}
+		reportQuantiles(b, "rtt", lat)
+	})
+	b.Run("read119", func(b *testing.B) {
+		lat := make([]time.Duration, 0, b.N)
+		for b.Loop() {
+			t0 := time.Now()
+			if _, err := c.ReadHoldingRegisters(100, 119); err != nil {
+				b.Fatal(err)
+			}
+			lat = append(lat, time.Since(t0))
+		}
+		reportQuantiles(b, "rtt", lat)
+	})
+}
+
+// BenchmarkLinkLatency sends one command at a time, at a random moment
+// relative to the PLC's scan and the link's poll, and measures Send to
+// EventWritten and Send to EventTaken.
+func BenchmarkLinkLatency(b *testing.B) {
+	for _, shape := range benchShapes {
+		b.Run(shape.name, func(b *testing.B) {
+			s := startSim(b, simConfig(shape.cycle, 5*time.Millisecond))
+			cfg := linkConfig(s)
+			cfg.Poll = shape.poll
+			h := startLink(b, cfg, true)
+			waitState(b, h.link, devices.LinkUp, 5*time.Second)
+			written := make([]time.Duration, 0, b.N)
+			taken := make([]time.Duration, 0, b.N)
+			pace := time.NewTimer(0)
+			defer pace.Stop()
+			tid := uint32(0)
+			for b.Loop() {
+				b.StopTimer()
+				pace.Reset(time.Duration(rand.Int64N(int64(shape.cycle + shape.poll))))
+				<-pace.C
+				b.StartTimer()
+				tid++
+				nBefore := len(h.ev.all())
+				t0 := time.Now()
+				if err := h.link.Send(context.Background(), devices.Command{TID: tid, Chute: uint16(1 + tid%256)}); err != nil {
+					b.Fatal(err)
+				}
+				var w, tk time.Time
+				h.ev.wait(b, "taken", 5*time.Second, func() bool {
+					for _, e := range h.ev.all()[nBefore:] {
+						if e.TID != tid {
+							continue
+						}
+						switch e.Kind {
+						case devices.EventWritten:
+							w = e.At
+						case devices.EventTaken:
+							tk = e.At
+						}
+					}
+					return !tk.IsZero()
+				})
+				written = append(written, w.Sub(t0))
+				taken = append(taken, tk.Sub(t0))
+			}
+			b.StopTimer()
+			reportQuantiles(b, "written", written)
+			reportQuantiles(b, "taken", taken)
+			b.ReportMetric(float64(shape.cycle+shape.poll+2*time.Millisecond)/1e6, "taken-goal-ms")
+		})
+	}
+}
+
+// BenchmarkLinkThroughput pushes b.N commands through one link as fast as
+// the ring allows and reports commands/s beside the ring's ceiling of 15
+// per (PLC cycle + poll).
+func BenchmarkLinkThroughput(b *testing.B) {
+	for _, shape := range benchShapes {
+		b.Run(shape.name, func(b *testing.B) {
+			s := startSim(b, simConfig(shape.cycle, 5*time.Millisecond))
+			cfg := linkConfig(s)
+			cfg.Poll = shape.poll
+			h := startLink(b, cfg, true)
+			waitState(b, h.link, devices.LinkUp, 5*time.Second)
+			base := h.link.Status().Taken
+			b.ResetTimer()
+			t0 := time.Now()
+			for i := 0; i < b.N; {
+				err := h.link.Send(context.Background(), devices.Command{TID: uint32(i + 1), Chute: uint16(1 + i%256)})
+				if errors.Is(err, devices.ErrQueueFull) {
+					h.ev.wait(b, "room in the queue", 10*time.Second, func() bool { return h.link.Status().Queued < cfg.QueueSize/2 })
+					continue
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+			h.ev.wait(b, "all taken", time.Minute, func() bool { return h.link.Status().Taken-base >= uint64(b.N) })
+			el := time.Since(t0)
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/el.Seconds(), "cmds/s")
+			b.ReportMetric(15/(shape.cycle+shape.poll).Seconds(), "ceiling-cmds/s")
+		})
+	}
+}
+
+func reportQuantiles(b *testing.B, name string, d []time.Duration) {
+	if len(d) == 0 {
+		return
+	}
+	slices.Sort(d)
+	q := func(p float64) float64 {
+		i := int(p*float64(len(d))+0.5) - 1
+		i = min(max(i, 0), len(d)-1)
+		return float64(d[i]) / 1e3
+	}
+	b.ReportMetric(q(0.50), name+"-p50-µs")
+	b.ReportMetric(q(0.99), name+"-p99-µs")
+	b.ReportMetric(q(0.999), name+"-p99.9-µs")
+}
