@@ -268,14 +268,17 @@ func checkWire(t *testing.T, src *Source, c *collector, name string, tc wireCase
 // TestClientWire: the gateway dials a scanner that writes exact bytes.
 func TestClientWire(t *testing.T) {
 	for _, tc := range wireCases() {
-		t.Run(tc.name, func(t *testing.T) {
-			fs := newFakeScanner(t)
-			src := newSource(t, Config{Name: "s1", Addr: fs.addr(), Framing: tc.framing, HeartbeatTimeout: time.Minute})
-			c := run(t, src)
-			conn := fs.accept(t)
-			write(t, conn, tc.chunks...)
-			checkWire(t, src, c, "s1", tc)
-		})
+		// A 512-byte read buffer cuts the 4 KiB frames over several reads.
+		for _, rb := range []int{0, 512} {
+			t.Run(fmt.Sprintf("%s/readbuf-%d", tc.name, rb), func(t *testing.T) {
+				fs := newFakeScanner(t)
+				src := newSource(t, Config{Name: "s1", Addr: fs.addr(), Framing: tc.framing, HeartbeatTimeout: time.Minute, ReadBuffer: rb})
+				c := run(t, src)
+				conn := fs.accept(t)
+				write(t, conn, tc.chunks...)
+				checkWire(t, src, c, "s1", tc)
+			})
+		}
 	}
 }
 
