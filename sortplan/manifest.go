@@ -18,7 +18,7 @@ type Manifest struct {
 	name      string
 	arena     string
 	rows      []mrow
-	slots     []uint32 // row index + 1; 0 = empty
+	slots     []uint64 // high 32 bits: hash tag; low 32: row index + 1 (0 = empty)
 	mask      uint32
 	seed      maphash.Seed
 	dups      int
@@ -66,7 +66,7 @@ func parseManifest(name, data string) (*Manifest, error) {
 		name:  name,
 		arena: data,
 		rows:  make([]mrow, 0, n),
-		slots: make([]uint32, size),
+		slots: make([]uint64, size),
 		mask:  uint32(size - 1),
 		seed:  maphash.MakeSeed(),
 	}
@@ -160,23 +160,27 @@ func (m *Manifest) dest(r mrow) string {
 
 func (m *Manifest) insert(r mrow) {
 	id := m.id(r)
-	h := uint32(maphash.String(m.seed, id)) & m.mask
+	hash := maphash.String(m.seed, id)
+	tag := hash &^ 0xFFFFFFFF
+	h := uint32(hash) & m.mask
 	for {
 		s := m.slots[h]
 		if s == 0 {
 			m.rows = append(m.rows, r)
-			m.slots[h] = uint32(len(m.rows))
+			m.slots[h] = tag | uint64(len(m.rows))
 			return
 		}
-		old := &m.rows[s-1]
-		if m.id(*old) == id {
-			if old.destLen != 0 && m.dest(*old) == m.dest(r) {
-				m.dups++
-			} else if old.destLen != 0 {
-				old.destLen = 0
-				m.conflicts++
+		if s&^0xFFFFFFFF == tag {
+			old := &m.rows[uint32(s)-1]
+			if m.id(*old) == id {
+				if old.destLen != 0 && m.dest(*old) == m.dest(r) {
+					m.dups++
+				} else if old.destLen != 0 {
+					old.destLen = 0
+					m.conflicts++
+				}
+				return
 			}
-			return
 		}
 		h = (h + 1) & m.mask
 	}
@@ -188,18 +192,22 @@ func (m *Manifest) Lookup(id string) (string, bool) {
 	if m == nil || len(m.rows) == 0 {
 		return "", false
 	}
-	h := uint32(maphash.String(m.seed, id)) & m.mask
+	hash := maphash.String(m.seed, id)
+	tag := hash &^ 0xFFFFFFFF
+	h := uint32(hash) & m.mask
 	for {
 		s := m.slots[h]
 		if s == 0 {
 			return "", false
 		}
-		r := m.rows[s-1]
-		if m.id(r) == id {
-			if r.destLen == 0 {
-				return "", false
+		if s&^0xFFFFFFFF == tag {
+			r := m.rows[uint32(s)-1]
+			if m.id(r) == id {
+				if r.destLen == 0 {
+					return "", false
+				}
+				return m.dest(r), true
 			}
-			return m.dest(r), true
 		}
 		h = (h + 1) & m.mask
 	}

@@ -140,6 +140,7 @@ type planParser struct {
 	header map[string]int // column name -> index
 	meta   map[string]int // key -> line
 	ccLine int
+	excRow map[RuleKind]bool // exception rows present, even with errors
 }
 
 func (pp *planParser) errorf(line, col int, format string, a ...any) {
@@ -153,9 +154,10 @@ func (pp *planParser) warnf(line, col int, format string, a ...any) {
 func parsePlan(name string, data []byte, chuteCount int) (*Plan, []Diagnostic, error) {
 	data = bytes.TrimPrefix(data, []byte("\ufeff")) // spreadsheets write a BOM
 	pp := &planParser{
-		p:    &Plan{File: name},
-		seen: map[string]int{},
-		meta: map[string]int{},
+		p:      &Plan{File: name},
+		seen:   map[string]int{},
+		meta:   map[string]int{},
+		excRow: map[RuleKind]bool{},
 	}
 	cr := csv.NewReader(bytes.NewReader(data))
 	cr.FieldsPerRecord = -1
@@ -187,6 +189,7 @@ func parsePlan(name string, data []byte, chuteCount int) (*Plan, []Diagnostic, e
 			if strings.EqualFold(first, "pattern") {
 				headerLine = line
 				pp.readHeader(cr, rec, line)
+				pp.resolveCount(chuteCount, line)
 				continue
 			}
 			pp.readMeta(cr, rec, line)
@@ -315,6 +318,22 @@ func parseEffective(s string) (time.Time, bool) {
 	return time.Time{}, false
 }
 
+// resolveCount settles the chute count once the metadata is read: the
+// sorter's count wins, the file's chute_count row must agree with it.
+func (pp *planParser) resolveCount(chuteCount, headerLine int) {
+	p := pp.p
+	switch {
+	case chuteCount > MaxChutes:
+		pp.errorf(headerLine, 1, "chute count %d above %d", chuteCount, MaxChutes)
+	case chuteCount > 0 && p.ChuteCount > 0 && chuteCount != p.ChuteCount:
+		pp.errorf(pp.ccLine, 1, "plan is for %d chutes but the sorter has %d", p.ChuteCount, chuteCount)
+	case chuteCount > 0:
+		p.ChuteCount = chuteCount
+	case p.ChuteCount == 0:
+		pp.errorf(headerLine, 1, "chute count unknown: add a chute_count row or give the sorter's chute count")
+	}
+}
+
 func (pp *planParser) readHeader(cr *csv.Reader, rec []string, line int) {
 	pp.header = map[string]int{}
 	for i, f := range rec {
@@ -398,6 +417,7 @@ func (pp *planParser) readPattern(r *Rule, line, col int) bool {
 	for _, ex := range exceptionRows {
 		if strings.EqualFold(pat, ex.name) {
 			r.Kind, r.Pattern, r.Key = ex.kind, ex.name, ex.name
+			pp.excRow[ex.kind] = true
 			return true
 		}
 	}
@@ -482,6 +502,11 @@ func (pp *planParser) readChutes(s, raw string, line, col int) ([]uint16, bool) 
 			ok = false
 			continue
 		}
+		if cc := pp.p.ChuteCount; cc > 0 && n > cc {
+			pp.errorf(line, c, "chute %d out of range: the sorter has chutes 1..%d", n, cc)
+			ok = false
+			continue
+		}
 		dup := false
 		for _, o := range out {
 			if o == uint16(n) {
@@ -501,7 +526,6 @@ func (pp *planParser) readChutes(s, raw string, line, col int) ([]uint16, bool) 
 // finish checks what needs the whole file: metadata, chute count, exception
 // rows, shadowed and redundant rules, chutes shared by routes.
 func (pp *planParser) finish(chuteCount, headerLine int) {
-	p := pp.p
 	if _, ok := pp.meta["plan_name"]; !ok {
 		pp.errorf(1, 1, "missing plan_name row (plan_name,<name>) above the header")
 	}
@@ -512,34 +536,8 @@ func (pp *planParser) finish(chuteCount, headerLine int) {
 		pp.errorf(1, 1, "missing header row pattern,chutes,route")
 		return
 	}
-	switch {
-	case chuteCount > 0 && p.ChuteCount > 0 && chuteCount != p.ChuteCount:
-		pp.errorf(pp.ccLine, 1, "plan is for %d chutes but the sorter has %d", p.ChuteCount, chuteCount)
-	case chuteCount > 0:
-		p.ChuteCount = chuteCount
-	case p.ChuteCount == 0:
-		pp.errorf(headerLine, 1, "chute count unknown: add a chute_count row or give the sorter's chute count")
-	}
-	if chuteCount > MaxChutes {
-		pp.errorf(0, 0, "chute count %d above %d", chuteCount, MaxChutes)
-	}
-	n := p.ChuteCount
-	if n > 0 {
-		for _, r := range p.Rules {
-			for _, c := range r.Chutes {
-				if int(c) > n {
-					pp.errorf(r.Line, 0, "chute %d out of range: the sorter has chutes 1..%d", c, n)
-				}
-			}
-		}
-		for i := range pp.diags {
-			if pp.diags[i].Col == 0 && pp.diags[i].Line > 0 {
-				pp.diags[i].Col = 1
-			}
-		}
-	}
 	for _, ex := range exceptionRows {
-		if p.Exception(ex.kind) == nil {
+		if !pp.excRow[ex.kind] {
 			pp.errorf(headerLine, 1, "missing %s row (the %s)", ex.name, ex.what)
 		}
 	}
@@ -586,17 +584,28 @@ func (pp *planParser) checkShared() {
 func (pp *planParser) checkShadowed() {
 	p := pp.p
 	ix := newPlanIndex(p)
-	// Reachability over the 5-digit key space.
-	used := map[int]bool{}
+	// Reachability over the 5-digit key space: walk the completions of
+	// each short numeric prefix until one of them reaches it.
 	var buf [5]byte
-	for z := 0; z < 100000; z++ {
-		zipDigits(&buf, z)
-		if r := ix.match(string(buf[:]), false); r >= 0 {
-			used[r] = true
-		}
-	}
 	for i, r := range p.Rules {
-		if r.Kind == RulePrefix && len(r.Key) <= 5 && allDigits(r.Key) && !used[i] {
+		if r.Kind != RulePrefix || len(r.Key) > 5 || !allDigits(r.Key) {
+			continue
+		}
+		span := 1
+		for l := len(r.Key); l < 5; l++ {
+			span *= 10
+		}
+		base := 0
+		for k := 0; k < len(r.Key); k++ {
+			base = base*10 + int(r.Key[k]-'0')
+		}
+		base *= span
+		used := false
+		for z := base; z < base+span && !used; z++ {
+			zipDigits(&buf, z)
+			used = ix.match(string(buf[:]), false) == i
+		}
+		if !used {
 			pp.warnf(r.Line, 1, "prefix %s is never used: every 5-digit ZIP it covers has a more specific rule", r.Pattern)
 		}
 	}

@@ -124,11 +124,11 @@ func (t *Table) resolve(code string) (r resolution) {
 	if isTBA(data) {
 		return t.viaManifest(data, srcTBA, data)
 	}
-	if !t.requireSymID && len(data) >= 2 && isDigit(data[0]) && isDigit(data[1]) {
+	if symOffset == 0 && !t.requireSymID && len(data) >= 2 && isDigit(data[0]) && isDigit(data[1]) {
 		// GS1 data from a scanner that sends no symbology identifier. A
 		// string that does not parse is simply not GS1 here.
 		if g := parseGS1(data); g.fail == gs1OK {
-			if res := t.fromGS1(g, data, symOffset); res.ok {
+			if res := t.fromGS1(g, data, 0); res.ok {
 				return res
 			}
 		}

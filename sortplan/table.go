@@ -7,6 +7,7 @@ import (
 	"sort"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // ResolverConfig says how codes are read at this site.
@@ -64,8 +65,9 @@ type Table struct {
 	rules   []crule
 	arena   []uint16 // every rule's chute list, back to back
 	z5      []int32  // rule for each 5-digit key (exact, else longest prefix <= 5); -1 none
-	exact   map[string]int32
-	prefix  map[string]int32
+	keys    []string // every rule's key (the plan's strings)
+	exact   keyIndex // exact keys other than 5-digit ones
+	prefix  keyIndex // prefix stems
 	plens   []int    // prefix stem lengths, longest first
 	exc     [4]int32 // NOREAD, UNKNOWN, MULTIREAD, RECIRC_LIMIT
 
@@ -110,7 +112,6 @@ func Compile(p *Plan, m *Manifest, rc ResolverConfig) (*Table, error) {
 	}
 	t.arena = make([]uint16, 0, n)
 	t.rules = make([]crule, len(p.Rules))
-	routes := map[string]string{}
 	nExact, nPrefix := 0, 0
 	for i := range p.Rules {
 		switch p.Rules[i].Kind {
@@ -120,8 +121,9 @@ func Compile(p *Plan, m *Manifest, rc ResolverConfig) (*Table, error) {
 			nPrefix++
 		}
 	}
-	t.exact = make(map[string]int32, nExact)
-	t.prefix = make(map[string]int32, nPrefix)
+	t.exact = newKeyIndex(nExact)
+	t.prefix = newKeyIndex(nPrefix)
+	t.keys = make([]string, len(p.Rules))
 	t.z5 = make([]int32, 100000)
 	for i := range t.z5 {
 		t.z5[i] = -1
@@ -132,26 +134,22 @@ func Compile(p *Plan, m *Manifest, rc ResolverConfig) (*Table, error) {
 		if len(r.Chutes) == 0 {
 			return nil, fmt.Errorf("compile %s:%d: rule %s has no chutes", p.File, r.Line, r.Pattern)
 		}
-		route, ok := routes[r.Route]
-		if !ok {
-			route = r.Route
-			routes[route] = route
-		}
+		t.keys[i] = r.Key
 		c0 := uint32(len(t.arena))
 		t.arena = append(t.arena, r.Chutes...)
-		t.rules[i] = crule{kind: r.Kind, line: int32(r.Line), c0: c0, c1: uint32(len(t.arena)), pattern: r.Pattern, route: route}
+		t.rules[i] = crule{kind: r.Kind, line: int32(r.Line), c0: c0, c1: uint32(len(t.arena)), pattern: r.Pattern, route: r.Route}
 		switch r.Kind {
 		case RuleExact:
 			if len(r.Key) == 5 && allDigits(r.Key) {
 				t.z5[atoi5(r.Key)] = int32(i)
 			} else {
-				t.exact[r.Key] = int32(i)
+				t.exact.insert(r.Key, int32(i), t.keys)
 			}
 		case RulePrefix:
 			if len(r.Key) == 0 || len(r.Key) >= len(seenLen) {
 				return nil, fmt.Errorf("compile %s:%d: bad prefix %s", p.File, r.Line, r.Pattern)
 			}
-			t.prefix[r.Key] = int32(i)
+			t.prefix.insert(r.Key, int32(i), t.keys)
 			if !seenLen[len(r.Key)] {
 				seenLen[len(r.Key)] = true
 				t.plens = append(t.plens, len(r.Key))
@@ -177,7 +175,7 @@ func Compile(p *Plan, m *Manifest, rc ResolverConfig) (*Table, error) {
 			if l > 5 {
 				continue
 			}
-			if i, ok := t.prefix[string(buf[:l])]; ok {
+			if i, ok := t.prefix.get(unsafe.String(&buf[0], l), t.keys); ok {
 				t.z5[z] = i
 				break
 			}
@@ -208,7 +206,7 @@ func (t *Table) lookupKey(key string) int32 {
 	if n == 5 && allDigits(key) {
 		return t.z5[atoi5(key)]
 	}
-	if i, ok := t.exact[key]; ok {
+	if i, ok := t.exact.get(key, t.keys); ok {
 		return i
 	}
 	zip9 := n == 9 && allDigits(key)
@@ -219,7 +217,7 @@ func (t *Table) lookupKey(key string) int32 {
 		if zip9 && l <= 5 {
 			break
 		}
-		if i, ok := t.prefix[key[:l]]; ok {
+		if i, ok := t.prefix.get(key[:l], t.keys); ok {
 			return i
 		}
 	}
@@ -243,14 +241,16 @@ func (t *Table) lookup(d dest) int32 {
 	buf[n] = ':'
 	n++
 	n += copy(buf[n:], d.key)
-	if i, ok := t.exact[string(buf[:n])]; ok {
+	// unsafe.String: the key lives on this stack frame only for the lookups.
+	key := unsafe.String(&buf[0], n)
+	if i, ok := t.exact.get(key, t.keys); ok {
 		return i
 	}
 	for _, l := range t.plens {
 		if l > n {
 			continue
 		}
-		if i, ok := t.prefix[string(buf[:l])]; ok {
+		if i, ok := t.prefix.get(key[:l], t.keys); ok {
 			return i
 		}
 	}

@@ -1,0 +1,252 @@
+package sortplan
+
+import (
+	"strings"
+	"testing"
+)
+
+const labelPlan = `plan_name,Labels
+plan_version,5
+chute_count,64
+pattern,chutes,route
+NOREAD,60|61,EXC
+UNKNOWN,61|60,EXC
+MULTIREAD,62,EXC
+RECIRC_LIMIT,63|64,EXC
+90210,1|2,R1
+902101234,3,R2
+90211,4,R3
+902*,5|6,LH-902
+276:*,7,DE
+276:10115,8,BERLIN
+DSF4,9,DSF
+10001,10|11,NYC
+`
+
+// mod10 is an independent GS1/USPS mod-10 check digit (weights 3 and 1
+// counted from the left by the parity of the body length), so the tests
+// do not trust the code under test to build their inputs.
+func mod10(body string) string {
+	sum := 0
+	for i := 0; i < len(body); i++ {
+		d := int(body[i] - '0')
+		if (len(body)-i)%2 == 1 {
+			d *= 3
+		}
+		sum += d
+	}
+	return body + string(byte('0'+(10-sum%10)%10))
+}
+
+// wrong replaces the last (check) digit by another digit.
+func wrong(s string) string {
+	c := s[len(s)-1]
+	return s[:len(s)-1] + string(byte('0'+(c-'0'+1)%10))
+}
+
+var (
+	sscc     = mod10("00061414100000001") // 18 digits
+	gtin     = mod10("0061414199996")     // 14 digits
+	impb     = mod10("920559012345678901234")
+	impb2    = mod10("920559012345678901239") // 22 digits, another one, not in the manifest
+	upsGood  = "1Z999AA10123456784"           // the UPS developer-guide example, check digit 4
+	labelMan = "package_id,destination\n" + sscc + ",10001\n" + upsGood + ",90211\nTBA123456789012,90210\n" + impb + ",90211\nPKG-42,276:10115\n"
+)
+
+const GS = "\x1d"
+
+func labelTable(t testing.TB, rc ResolverConfig) *Table {
+	t.Helper()
+	p, _, err := ParsePlan("labels.csv", strings.NewReader(labelPlan), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := ParseManifest("man.csv", strings.NewReader(labelMan))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb, err := Compile(p, m, rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tb
+}
+
+type labelCase struct {
+	name    string
+	codes   []string
+	chute   uint16
+	reason  Reason
+	dest    string // DestKey()
+	route   string
+	noAlloc bool // false for cases that reach the regexp patterns
+}
+
+func labelCases() []labelCase {
+	u := ReasonUnknown
+	return []labelCase{
+		// GS1 AI 420 in every form.
+		{"gs1-128 420", []string{"]C142090210"}, 1, 0, "90210", "R1", true},
+		{"gs1 datamatrix 420", []string{"]d242090210"}, 1, 0, "90210", "R1", true},
+		{"gs1 qr 420", []string{"]Q342090210"}, 1, 0, "90210", "R1", true},
+		{"raw 420 no symbology id", []string{"42090210"}, 1, 0, "90210", "R1", true},
+		{"human readable 420", []string{"(420)90210"}, 1, 0, "90210", "R1", true},
+		{"leading FNC1 as GS", []string{GS + "42090210"}, 1, 0, "90210", "R1", true},
+		{"zip+4 exact rule", []string{"]C1420902101234"}, 3, 0, "902101234", "R2", true},
+		{"zip+4 covered by its zip5 rule", []string{"]C1420902105678"}, 1, 0, "902105678", "R1", true},
+		{"zip5 by prefix", []string{"]C142090299"}, 5, 0, "90299", "LH-902", true},
+		{"zip+4 by prefix", []string{"]C1420902995678"}, 5, 0, "902995678", "LH-902", true},
+		{"zip without rule", []string{"]C142030301"}, 61, u, "30301", "EXC", true},
+		{"420 behind GTIN and lot", []string{"]C101" + gtin + "10ABC" + GS + "42090210"}, 1, 0, "90210", "R1", true},
+		{"420 behind SSCC (fixed, no GS)", []string{"]C100" + sscc + "42090210"}, 1, 0, "90210", "R1", true},
+		{"420 behind SSCC with a spare GS", []string{"]C100" + sscc + GS + "42090210"}, 1, 0, "90210", "R1", true},
+		{"420 behind a date", []string{"]d217261130" + "42090210"}, 1, 0, "90210", "R1", true},
+		{"420 behind a 4-digit weight AI", []string{"]C13103000125" + "42090210"}, 1, 0, "90210", "R1", true},
+		{"420 between variable fields", []string{"]C121SER1" + GS + "42090210" + GS + "10LOT"}, 1, 0, "90210", "R1", true},
+		{"420 before SSCC in HRI", []string{"(420)90210(00)" + sscc}, 1, 0, "90210", "R1", true},
+		{"420 wins over SSCC", []string{"]C1420902101234" + GS + "00" + sscc}, 3, 0, "902101234", "R2", true},
+		// AI 421 and 403.
+		{"421 site country", []string{"]C142184090210"}, 1, 0, "90210", "R1", true},
+		{"421 foreign exact", []string{"]C142127610115"}, 8, 0, "276:10115", "BERLIN", true},
+		{"421 foreign prefix", []string{"]C142127680331"}, 7, 0, "276:80331", "DE", true},
+		{"421 foreign without rule", []string{"]C142125075001"}, 61, u, "250:75001", "EXC", true},
+		{"403 routing code", []string{"]C1403DSF4"}, 9, 0, "DSF4", "DSF", true},
+		{"403 human readable", []string{"(403)DSF4"}, 9, 0, "DSF4", "DSF", true},
+		// Strict GS1: a syntax error voids a good 420.
+		{"bad GTIN check digit", []string{"]C101" + wrong(gtin) + "42090210"}, 61, u, "", "EXC", true},
+		{"bad SSCC check digit", []string{"]C100" + wrong(sscc) + "42090210"}, 61, u, "", "EXC", true},
+		{"missing separator after 420", []string{"]C142090210" + "00" + sscc}, 61, u, "", "EXC", true},
+		{"missing separator after lot", []string{"]C110ABC42090210"}, 61, u, "", "EXC", true},
+		{"missing separator makes a bad postal code", []string{"]C14209021010ABC"}, 61, u, "", "EXC", true},
+		{"value too long", []string{"]C110" + strings.Repeat("A", 21) + GS + "42090210"}, 61, u, "", "EXC", true},
+		{"letter in numeric AI", []string{"]C101" + "0061414199996A" + "42090210"}, 61, u, "", "EXC", true},
+		{"control char in lot", []string{"]C110AB\x7f" + GS + "42090210"}, 61, u, "", "EXC", true},
+		{"unknown AI", []string{"]C142090210" + GS + "89ABC"}, 61, u, "", "EXC", true},
+		{"bad date", []string{"]C117261399" + "42090210"}, 61, u, "", "EXC", true},
+		{"420 repeated with another value", []string{"]C142090210" + GS + "42090211"}, 61, u, "", "EXC", true},
+		{"truncated SSCC", []string{"]C142090210" + GS + "00123"}, 61, u, "", "EXC", true},
+		{"two separators", []string{"]C142090210" + GS + GS + "10A"}, 61, u, "", "EXC", true},
+		{"4-digit postal code", []string{"]C14209021"}, 61, u, "", "EXC", true},
+		{"HRI fixed field too short", []string{"(420)90210(01)123"}, 61, u, "", "EXC", true},
+		{"HRI without parentheses closing", []string{"(42090210"}, 61, u, "", "EXC", true},
+		{"symbology id only", []string{"]C1"}, 61, u, "", "EXC", true},
+		{"gs1 with bad IMpb part", []string{"]C142090210" + GS + wrong(impb)}, 61, u, "", "EXC", true},
+		{"non-GS1 symbology (EAN-8) is not a 420", []string{"]E442090210"}, 61, u, "", "EXC", false},
+		// USPS IMpb.
+		{"impb raw zip5", []string{"42090211" + impb2}, 4, 0, "90211", "R3", true},
+		{"impb raw zip9", []string{"420902101234" + impb2}, 3, 0, "902101234", "R2", true},
+		{"impb gs1-128 with GS", []string{"]C142090211" + GS + impb2}, 4, 0, "90211", "R3", true},
+		{"impb bad check digit", []string{"42090211" + wrong(impb2)}, 61, u, "", "EXC", true},
+		{"impb without routing via manifest", []string{impb}, 4, 0, "90211", "R3", true},
+		{"impb without routing not in manifest", []string{impb2}, 61, u, "", "EXC", true},
+		// Package ids through the manifest.
+		{"sscc via manifest", []string{"]C100" + sscc}, 10, 0, "10001", "NYC", true},
+		{"raw sscc via manifest", []string{"00" + sscc}, 10, 0, "10001", "NYC", false},
+		{"ups 1Z via manifest", []string{upsGood}, 4, 0, "90211", "R3", true},
+		{"ups 1Z in code 128 via manifest", []string{"]C0" + upsGood}, 4, 0, "90211", "R3", true},
+		{"ups 1Z bad check digit", []string{wrong(upsGood)}, 61, u, "", "EXC", true},
+		{"ups 1Z not in manifest", []string{"1Z999AA1" + "012345679" + string(UPSCheckDigit("999AA1012345679"))}, 61, u, "", "EXC", true},
+		{"tba via manifest", []string{"TBA123456789012"}, 1, 0, "90210", "R1", true},
+		{"tba not in manifest", []string{"TBA000000000000"}, 61, u, "", "EXC", true},
+		{"package id via manifest, foreign dest", []string{"PKG-42"}, 8, 0, "276:10115", "BERLIN", true},
+		// Configured pattern, tried last.
+		{"pattern", []string{"ZZ90210"}, 1, 0, "90210", "R1", false},
+		{"garbage", []string{"hello world"}, 61, u, "", "EXC", false},
+		// No-reads and several codes.
+		{"no codes", nil, 60, ReasonNoRead, "", "EXC", true},
+		{"NoRead token", []string{"NoRead"}, 60, ReasonNoRead, "", "EXC", true},
+		{"empty code", []string{""}, 60, ReasonNoRead, "", "EXC", true},
+		{"NoRead token and a code", []string{"NoRead", "]C142090210"}, 1, 0, "90210", "R1", true},
+		{"two codes agree", []string{"]C142090210", "TBA123456789012"}, 1, 0, "90210", "R1", true},
+		{"zip5 and its zip+4 agree", []string{"]C142090210", "]C1420902101234"}, 3, 0, "902101234", "R2", true},
+		{"zip+4 and its zip5 agree", []string{"]C1420902101234", "]C142090210"}, 3, 0, "902101234", "R2", true},
+		{"two codes differ", []string{"]C142090210", "]C142090211"}, 62, ReasonMultiRead, "", "EXC", true},
+		{"two zip+4 differ", []string{"]C1420902101234", "]C1420902105678"}, 62, ReasonMultiRead, "", "EXC", true},
+		{"foreign and domestic differ", []string{"]C142127610115", "]C142010115"}, 62, ReasonMultiRead, "", "EXC", true},
+		{"a code without destination is ignored", []string{"]C101" + gtin, "]C142090210"}, 1, 0, "90210", "R1", true},
+		{"only codes without destination", []string{"]C101" + gtin, "]C10112345678901231"}, 61, u, "", "EXC", false},
+	}
+}
+
+func TestDecideLabels(t *testing.T) {
+	tb := labelTable(t, ResolverConfig{Patterns: []string{`^ZZ(?P<dest>\d{5})$`}})
+	for _, tc := range labelCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			d := tb.Decide(tc.codes, nil)
+			if d.Chute != tc.chute || d.Reason != tc.reason || d.DestKey() != tc.dest || d.Route != tc.route || d.Version != 5 {
+				t.Errorf("Decide(%q) = %+v (dest %q), want chute %d reason %v dest %q route %q\n%+v",
+					tc.codes, d, d.DestKey(), tc.chute, tc.reason, tc.dest, tc.route, tb.Explain(tc.codes, nil))
+			}
+			if d.Line == 0 {
+				t.Errorf("no plan line in %+v", d)
+			}
+			e := tb.Explain(tc.codes, nil)
+			if e.Chute != d.Chute || e.Reason != d.Reason || e.RuleLine != d.Line {
+				t.Errorf("Explain disagrees with Decide: %+v vs %+v", e, d)
+			}
+			if tc.noAlloc {
+				if n := testing.AllocsPerRun(50, func() { tb.Decide(tc.codes, nil) }); n != 0 {
+					t.Errorf("Decide allocates %.0f times", n)
+				}
+			}
+		})
+	}
+}
+
+func TestRequireSymbologyID(t *testing.T) {
+	tb := labelTable(t, ResolverConfig{RequireSymbologyID: true})
+	if d := tb.Decide([]string{"42090210"}, nil); d.Reason != ReasonUnknown {
+		t.Errorf("raw 420 read with RequireSymbologyID: %+v", d)
+	}
+	if d := tb.Decide([]string{"]C142090210"}, nil); d.Chute != 1 {
+		t.Errorf("]C1 420 not read: %+v", d)
+	}
+}
+
+func TestCheckDigits(t *testing.T) {
+	tests := []struct{ body, want string }{
+		{"400638133393", "1"},      // EAN-13 4006381333931
+		{"0061414199999", "6"},     // GTIN-14 00614141999996 (GS1 General Specifications example)
+		{"10614141234567890", "8"}, // SSCC 106141412345678908 (GS1 example)
+		{"920559012345678901234", mod10("920559012345678901234")[21:]},
+	}
+	for _, tt := range tests {
+		if got := string(GS1CheckDigit(tt.body)); got != tt.want {
+			t.Errorf("GS1CheckDigit(%s) = %s, want %s", tt.body, got, tt.want)
+		}
+		if got := mod10(tt.body)[len(tt.body):]; got != tt.want {
+			t.Errorf("test mod10(%s) = %s, want %s", tt.body, got, tt.want)
+		}
+	}
+	if c := UPSCheckDigit("999AA1012345678"); c != '4' {
+		t.Errorf("UPS check digit %c, want 4", c)
+	}
+	if c := GS1CheckDigit("12A"); c != 0xFF {
+		t.Errorf("non-digit gave %q", c)
+	}
+}
+
+func TestAITableConsistent(t *testing.T) {
+	// Every AI the resolver relies on is present with the right shape.
+	tests := []struct {
+		ai    string
+		fixed bool
+		min   uint8
+		max   uint8
+	}{
+		{"00", true, 18, 18}, {"01", true, 14, 14}, {"02", true, 14, 14}, {"11", true, 6, 6}, {"17", true, 6, 6},
+		{"20", true, 2, 2}, {"3103", true, 6, 6}, {"410", true, 13, 13}, {"420", false, 1, 20},
+		{"421", false, 4, 12}, {"403", false, 1, 30}, {"10", false, 1, 20}, {"92", false, 1, 90},
+	}
+	for _, tt := range tests {
+		sp, n := lookupAI(tt.ai + "0000000000000000000000")
+		if !sp.valid || n != len(tt.ai) || sp.fixed != tt.fixed || sp.min != tt.min || sp.max != tt.max {
+			t.Errorf("AI %s: %+v len %d", tt.ai, sp, n)
+		}
+	}
+	for _, ai := range []string{"89", "23", "05", "4A"} {
+		if sp, _ := lookupAI(ai + "000000"); sp.valid {
+			t.Errorf("AI %s should be unknown", ai)
+		}
+	}
+}

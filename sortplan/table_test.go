@@ -1,0 +1,299 @@
+package sortplan
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+)
+
+func TestAvailability(t *testing.T) {
+	tb := labelTable(t, ResolverConfig{})
+	gs1 := []string{"]C142090210"} // chutes 1|2
+	tests := []struct {
+		name   string
+		codes  []string
+		down   []uint16
+		chute  uint16
+		reason Reason
+	}{
+		{"primary", gs1, nil, 1, ReasonSorted},
+		{"primary full: alternate", gs1, []uint16{1}, 2, ReasonAlternate},
+		{"alternate down only", gs1, []uint16{2}, 1, ReasonSorted},
+		{"all down: recirculate", gs1, []uint16{1, 2}, 0, ReasonRecirculate},
+		{"noread primary", nil, nil, 60, ReasonNoRead},
+		{"noread alternate keeps its reason", nil, []uint16{60}, 61, ReasonNoRead},
+		{"noread all down", nil, []uint16{60, 61}, 0, ReasonRecirculate},
+		{"multiread single chute down", []string{"]C142090210", "]C142090211"}, []uint16{62}, 0, ReasonRecirculate},
+		{"unrelated chute down", gs1, []uint16{3, 64, 65535}, 1, ReasonSorted},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var a Availability
+			for _, c := range tt.down {
+				a.Set(c, true)
+			}
+			d := tb.Decide(tt.codes, &a)
+			if d.Chute != tt.chute || d.Reason != tt.reason {
+				t.Errorf("got chute %d reason %v, want %d %v", d.Chute, d.Reason, tt.chute, tt.reason)
+			}
+			for _, c := range tt.down {
+				a.Set(c, false)
+				if a.Unavailable(c) {
+					t.Errorf("chute %d still unavailable", c)
+				}
+			}
+			if d := tb.Decide(tt.codes, &a); d.Reason == ReasonRecirculate || d.Reason == ReasonAlternate {
+				t.Errorf("after clearing: %+v", d)
+			}
+		})
+	}
+	var nilAvail *Availability
+	if nilAvail.Unavailable(1) {
+		t.Error("nil availability")
+	}
+}
+
+func TestDecideException(t *testing.T) {
+	tb := labelTable(t, ResolverConfig{})
+	var a Availability
+	tests := []struct {
+		reason Reason
+		down   uint16
+		chute  uint16
+		want   Reason
+	}{
+		{ReasonRecircLimit, 0, 63, ReasonRecircLimit},
+		{ReasonRecircLimit, 63, 64, ReasonRecircLimit},
+		{ReasonNoRead, 0, 60, ReasonNoRead},
+		{ReasonUnknown, 0, 61, ReasonUnknown},
+		{ReasonMultiRead, 0, 62, ReasonMultiRead},
+		{ReasonDegraded, 0, 0, ReasonDegraded},
+		{ReasonSorted, 0, 0, ReasonSorted},
+	}
+	for _, tt := range tests {
+		if tt.down != 0 {
+			a.Set(tt.down, true)
+		}
+		d := tb.DecideException(tt.reason, &a)
+		if d.Chute != tt.chute || d.Reason != tt.want || d.Version != 5 {
+			t.Errorf("DecideException(%v) = %+v, want chute %d", tt.reason, d, tt.chute)
+		}
+		if tt.down != 0 {
+			a.Set(tt.down, false)
+		}
+	}
+}
+
+func TestDecideKey(t *testing.T) {
+	tb := labelTable(t, ResolverConfig{})
+	tests := []struct {
+		key   string
+		chute uint16
+	}{
+		{"90210", 1}, {"902101234", 3}, {"902109999", 1}, {"90255", 5}, {"276:10115", 8}, {"276:1", 7},
+		{"840:90210", 1}, {"DSF4", 9}, {"DSF", 61}, {"", 61}, {"9", 61}, {"250:1", 61},
+	}
+	for _, tt := range tests {
+		if d := tb.DecideKey(tt.key, nil); d.Chute != tt.chute {
+			t.Errorf("DecideKey(%q) = %+v, want chute %d", tt.key, d, tt.chute)
+		}
+	}
+}
+
+func TestCompileErrors(t *testing.T) {
+	p, _, err := ParsePlan("p", strings.NewReader(labelPlan), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		p    *Plan
+		rc   ResolverConfig
+		want string
+	}{
+		{"nil plan", nil, ResolverConfig{}, "no plan"},
+		{"bad country", p, ResolverConfig{CountryCode: "US"}, "want 3 digits"},
+		{"bad regexp", p, ResolverConfig{Patterns: []string{"("}}, "pattern 1"},
+		{"no dest group", p, ResolverConfig{Patterns: []string{`^\d+$`}}, "no named group"},
+		{"hand-built plan without exceptions", &Plan{Name: "x", Version: 1, Rules: []Rule{{Kind: RuleExact, Pattern: "1", Key: "1", Chutes: []uint16{1}}}}, ResolverConfig{}, "missing NOREAD"},
+	}
+	for _, tt := range tests {
+		if _, err := Compile(tt.p, nil, tt.rc); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: err %v, want %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+func TestReasonString(t *testing.T) {
+	want := []string{"sorted", "no-read", "unknown", "multi-read", "alternate", "recirculate", "recirc-limit", "degraded", "reason(8)"}
+	for i, w := range want {
+		if got := Reason(i).String(); got != w {
+			t.Errorf("Reason(%d) = %q, want %q", i, got, w)
+		}
+	}
+}
+
+// versionTable builds a table whose every rule sends to chute = version,
+// so a decision shows which table made it.
+func versionTable(t testing.TB, v uint64) *Table {
+	t.Helper()
+	c := 1 + v%200
+	src := fmt.Sprintf("plan_name,v%d\nplan_version,%d\nchute_count,256\npattern,chutes,route\nNOREAD,%d\nUNKNOWN,%d\nMULTIREAD,%d\nRECIRC_LIMIT,%d\n9*,%d,R%d\n", v, v, c, c, c, c, c, v)
+	p, _, err := ParsePlan("v", strings.NewReader(src), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb, err := Compile(p, nil, ResolverConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tb
+}
+
+func TestHolderVersions(t *testing.T) {
+	var h Holder
+	if h.Load() != nil {
+		t.Fatal("empty holder returned a table")
+	}
+	if err := h.Store(versionTable(t, 3)); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []uint64{3, 2} {
+		if err := h.Store(versionTable(t, v)); !errors.Is(err, ErrVersionNotNewer) {
+			t.Errorf("store version %d over 3: %v", v, err)
+		}
+	}
+	if h.Load().Version() != 3 {
+		t.Errorf("version %d", h.Load().Version())
+	}
+	if err := h.Store(versionTable(t, 4)); err != nil || h.Load().Version() != 4 {
+		t.Errorf("store 4: %v", err)
+	}
+	if err := h.Store(nil); err == nil {
+		t.Error("nil table stored")
+	}
+}
+
+// TestHolderConcurrentSwap swaps tables while readers decide: readers never
+// block, every decision is consistent with the table it names, and a
+// reader never sees the version go backwards. Run with -race.
+func TestHolderConcurrentSwap(t *testing.T) {
+	const versions = 60
+	tables := make([]*Table, versions+1)
+	for v := 1; v <= versions; v++ {
+		tables[v] = versionTable(t, uint64(v))
+	}
+	var h Holder
+	if err := h.Store(tables[1]); err != nil {
+		t.Fatal(err)
+	}
+	var a Availability
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for r := 0; r < 4; r++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes := []string{"]C142090210"}
+			var last uint64
+			for n := 0; ; n++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				tb := h.Load()
+				d := tb.Decide(codes, &a)
+				if d.Version != tb.Version() || uint64(d.Chute) != 1+d.Version%200 || d.Route != fmt.Sprintf("R%d", d.Version) {
+					errs <- fmt.Errorf("decision %+v inconsistent with table version %d", d, tb.Version())
+					return
+				}
+				if d.Version < last {
+					errs <- fmt.Errorf("version went back from %d to %d", last, d.Version)
+					return
+				}
+				last = d.Version
+			}
+		}()
+	}
+	// Writers: two goroutines race to store every version; only newer ones win.
+	var ww sync.WaitGroup
+	for w := 0; w < 2; w++ {
+		ww.Add(1)
+		go func() {
+			defer ww.Done()
+			for v := 2; v <= versions; v++ {
+				if err := h.Store(tables[v]); err != nil && !errors.Is(err, ErrVersionNotNewer) {
+					errs <- err
+				}
+				a.Set(uint16(230+v%20), v%2 == 0) // chutes no table uses: availability churns under the readers
+			}
+		}()
+	}
+	ww.Wait()
+	close(done)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if v := h.Load().Version(); v != versions {
+		t.Errorf("final version %d, want %d", v, versions)
+	}
+}
+
+func TestDiff(t *testing.T) {
+	old, _, err := ParsePlan("old", strings.NewReader(labelPlan), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := strings.NewReplacer(
+		"plan_version,5", "plan_version,6",
+		"90211,4,R3\n", "",
+		"DSF4,9,DSF", "DSF4,9,DSF-NEW",
+		"NOREAD,60|61", "NOREAD,61|60",
+		"902*,5|6,LH-902\n", "902*,5|6,LH-902\n9022*,12,R12\n",
+	).Replace(labelPlan)
+	nw, _, err := ParsePlan("new", strings.NewReader(src), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]Change{}
+	for _, c := range Diff(old, nw) {
+		got[c.Dest] = c
+	}
+	want := map[string]string{
+		"NOREAD": "60|61 EXC -> 61|60 EXC",
+		"90211":  "4 R3 -> 5|6 LH-902", // removed: falls back to 902*
+		"DSF4":   "9 DSF -> 9 DSF-NEW",
+		"9022*":  "5|6 LH-902 -> 12 R12", // added: the old plan sent these by 902*
+	}
+	for k, w := range want {
+		c, ok := got[k]
+		if !ok {
+			t.Errorf("no change for %s", k)
+			continue
+		}
+		s := fmt.Sprintf("%s %s -> %s %s", joinU16(c.OldChutes), c.OldRoute, joinU16(c.NewChutes), c.NewRoute)
+		if s != w {
+			t.Errorf("%s: %s, want %s", k, s, w)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("changes %v", got)
+	}
+	if d := Diff(old, old); len(d) != 0 {
+		t.Errorf("self diff %v", d)
+	}
+}
+
+func joinU16(c []uint16) string {
+	s := make([]string, len(c))
+	for i, v := range c {
+		s[i] = fmt.Sprint(v)
+	}
+	return strings.Join(s, "|")
+}
