@@ -121,6 +121,9 @@ func loadedJournal(b *testing.B, n int) (*Journal, int) {
 
 func BenchmarkQuery(b *testing.B) {
 	j, items := loadedJournal(b, 100_000)
+	st := j.Stats()
+	b.Logf("%d records: file %d bytes, live %d bytes (%.0f bytes/record with indexes)",
+		st.Committed, st.FileBytes, st.LiveBytes, float64(st.LiveBytes)/float64(st.Committed))
 	cases := []struct {
 		name string
 		q    func(i int) ([]Record, error)
