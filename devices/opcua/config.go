@@ -1,0 +1,213 @@
+package opcua
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Security modes of Config.Security.
+const (
+	SecurityNone           = "None"
+	SecuritySign           = "Sign"
+	SecuritySignAndEncrypt = "SignAndEncrypt"
+)
+
+// PolicyBasic256Sha256 is the only policy offered for Sign and
+// SignAndEncrypt: the older ones are deprecated by the OPC Foundation.
+const PolicyBasic256Sha256 = "Basic256Sha256"
+
+// ErrInvalidConfig is wrapped by every error Validate returns.
+var ErrInvalidConfig = errors.New("invalid opcua link config")
+
+// Config configures one OPC UA link to a sorter PLC. Every node name and
+// the namespace URI are defaults from the contract, not constants. A zero
+// field takes its default in Validate.
+type Config struct {
+	// Name identifies the PLC in logs and on the status page.
+	Name string
+	// Endpoint is the server's "opc.tcp://host:port[/path]".
+	Endpoint string
+	// Namespace is the URI of the sorter's namespace (default
+	// "urn:sortgw:sorter"); its index is looked up in the server's
+	// NamespaceArray on every connect, never assumed.
+	Namespace string
+	// NodePrefix is the first part of every string node id (default
+	// "Sorter": "Sorter.Plc.AckSeq", "Sorter.Divert.3.Seq", ...).
+	NodePrefix string
+	// Ring is the number of divert slots and of confirmation slots
+	// (default 16). It must be a power of two so that slot = seq mod Ring
+	// stays contiguous when the uint16 sequence number wraps 65535 -> 0.
+	Ring int
+
+	// Security is "None" (default), "Sign" or "SignAndEncrypt".
+	Security string
+	// Policy is the security policy for Sign and SignAndEncrypt (default
+	// and only choice "Basic256Sha256").
+	Policy string
+	// CertFile and KeyFile hold the client's certificate and RSA private
+	// key (PEM or DER; PKCS#1 or PKCS#8 keys). Required unless None.
+	CertFile, KeyFile string
+	// TrustedServerCerts lists files with the server certificates the link
+	// accepts (PEM, possibly several per file, or DER). Required unless
+	// None. The certificate the server presents must be byte-identical to
+	// one of them and within its validity period.
+	TrustedServerCerts []string
+
+	// PublishInterval is the subscription's publishing interval and the
+	// monitored items' sampling interval (default 10ms). Keep
+	// PublishInterval x confirmation rate under Ring.
+	PublishInterval time.Duration
+	// KeepAlive is how often the server sends a keep-alive when nothing
+	// changes (default 1s; MaxKeepAliveCount = KeepAlive/PublishInterval).
+	KeepAlive time.Duration
+	// StaleAfter: no data notification for this long makes the link probe
+	// the server with a Read; a subscription that missed a change the
+	// probe sees is declared dead (default max(25 x PublishInterval,
+	// 250ms)).
+	StaleAfter time.Duration
+	// Timeout bounds the dial and every request the link makes (default
+	// 1s). It also bounds how long Run takes to return after ctx is done.
+	Timeout time.Duration
+	// Heartbeat is the interval of Host.Heartbeat writes (default 100ms).
+	Heartbeat time.Duration
+	// PLCWatchdog: Plc.Heartbeat unchanged this long makes the link
+	// LinkSyncing: commands wait (default 1s).
+	PLCWatchdog time.Duration
+	// BackoffMin and BackoffMax bound the reconnect back-off (defaults
+	// 100ms and 2s). The first retry comes within BackoffMin; each later
+	// one doubles, with jitter, up to BackoffMax.
+	BackoffMin, BackoffMax time.Duration
+	// QueueSize bounds the commands waiting for a ring slot (default 1024).
+	QueueSize int
+	// EventBuffer is the capacity of the Events channel (default 4096).
+	EventBuffer int
+}
+
+// Defaults.
+const (
+	DefaultNamespace       = "urn:sortgw:sorter"
+	DefaultNodePrefix      = "Sorter"
+	DefaultRing            = 16
+	DefaultPublishInterval = 10 * time.Millisecond
+	DefaultKeepAlive       = time.Second
+	DefaultTimeout         = time.Second
+	DefaultHeartbeat       = 100 * time.Millisecond
+	DefaultPLCWatchdog     = time.Second
+	DefaultBackoffMin      = 100 * time.Millisecond
+	DefaultBackoffMax      = 2 * time.Second
+	DefaultQueueSize       = 1024
+	DefaultEventBuffer     = 4096
+)
+
+// Validate fills defaults and checks the whole config; the error lists
+// every problem found.
+func (c *Config) Validate() error {
+	if c.Namespace == "" {
+		c.Namespace = DefaultNamespace
+	}
+	if c.NodePrefix == "" {
+		c.NodePrefix = DefaultNodePrefix
+	}
+	if c.Ring == 0 {
+		c.Ring = DefaultRing
+	}
+	if c.Security == "" {
+		c.Security = SecurityNone
+	}
+	if c.Policy == "" {
+		c.Policy = PolicyBasic256Sha256
+	}
+	if c.PublishInterval == 0 {
+		c.PublishInterval = DefaultPublishInterval
+	}
+	if c.KeepAlive == 0 {
+		c.KeepAlive = DefaultKeepAlive
+	}
+	if c.StaleAfter == 0 {
+		c.StaleAfter = max(25*c.PublishInterval, 250*time.Millisecond)
+	}
+	if c.Timeout == 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.Heartbeat == 0 {
+		c.Heartbeat = DefaultHeartbeat
+	}
+	if c.PLCWatchdog == 0 {
+		c.PLCWatchdog = DefaultPLCWatchdog
+	}
+	if c.BackoffMin == 0 {
+		c.BackoffMin = DefaultBackoffMin
+	}
+	if c.BackoffMax == 0 {
+		c.BackoffMax = DefaultBackoffMax
+	}
+	if c.QueueSize == 0 {
+		c.QueueSize = DefaultQueueSize
+	}
+	if c.EventBuffer == 0 {
+		c.EventBuffer = DefaultEventBuffer
+	}
+
+	var errs []string
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Sprintf(format, a...)) }
+	if c.Name == "" {
+		bad("name is empty")
+	}
+	if u, err := url.Parse(c.Endpoint); err != nil || u.Scheme != "opc.tcp" || u.Host == "" {
+		bad("endpoint %q: want opc.tcp://host:port", c.Endpoint)
+	}
+	if strings.ContainsAny(c.NodePrefix, ";") {
+		bad("node prefix %q contains ';'", c.NodePrefix)
+	}
+	if c.Ring < 2 || c.Ring > 1024 || c.Ring&(c.Ring-1) != 0 {
+		bad("ring %d: want a power of two in 2..1024", c.Ring)
+	}
+	switch c.Security {
+	case SecurityNone:
+	case SecuritySign, SecuritySignAndEncrypt:
+		if c.Policy != PolicyBasic256Sha256 {
+			bad("policy %q: only %s is supported", c.Policy, PolicyBasic256Sha256)
+		}
+		if c.CertFile == "" || c.KeyFile == "" {
+			bad("security %s needs cert file and key file", c.Security)
+		}
+		if len(c.TrustedServerCerts) == 0 {
+			bad("security %s needs at least one trusted server certificate", c.Security)
+		}
+	default:
+		bad("security %q: want None, Sign or SignAndEncrypt", c.Security)
+	}
+	if c.PublishInterval < time.Millisecond {
+		bad("publish interval %s: want at least 1ms", c.PublishInterval)
+	}
+	if c.KeepAlive < c.PublishInterval {
+		bad("keep-alive %s shorter than the publish interval %s", c.KeepAlive, c.PublishInterval)
+	}
+	if c.StaleAfter < 2*c.PublishInterval {
+		bad("stale-after %s: want at least twice the publish interval", c.StaleAfter)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"timeout", c.Timeout}, {"heartbeat", c.Heartbeat}, {"plc watchdog", c.PLCWatchdog}, {"backoff min", c.BackoffMin}, {"backoff max", c.BackoffMax}} {
+		if d.v < 0 {
+			bad("%s %s is negative", d.name, d.v)
+		}
+	}
+	if c.BackoffMax < c.BackoffMin {
+		bad("backoff max %s below backoff min %s", c.BackoffMax, c.BackoffMin)
+	}
+	if c.QueueSize < 1 {
+		bad("queue size %d: want at least 1", c.QueueSize)
+	}
+	if c.EventBuffer < 1 {
+		bad("event buffer %d: want at least 1", c.EventBuffer)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w %q: %s", ErrInvalidConfig, c.Name, strings.Join(errs, "; "))
+	}
+	return nil
+}

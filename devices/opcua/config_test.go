@@ -1,0 +1,90 @@
+package opcua
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestConfigDefaults(t *testing.T) {
+	c := Config{Name: "s1", Endpoint: "opc.tcp://127.0.0.1:4840"}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Namespace != "urn:sortgw:sorter" || c.NodePrefix != "Sorter" || c.Ring != 16 || c.Security != "None" ||
+		c.PublishInterval != 10*time.Millisecond || c.Heartbeat != 100*time.Millisecond || c.PLCWatchdog != time.Second ||
+		c.BackoffMin != 100*time.Millisecond || c.BackoffMax != 2*time.Second || c.StaleAfter != 250*time.Millisecond {
+		t.Fatalf("defaults %+v", c)
+	}
+}
+
+func TestConfigBad(t *testing.T) {
+	good := func() Config { return Config{Name: "s1", Endpoint: "opc.tcp://127.0.0.1:4840"} }
+	tests := []struct {
+		name string
+		mod  func(*Config)
+		want string
+	}{
+		{"no name", func(c *Config) { c.Name = "" }, "name is empty"},
+		{"http endpoint", func(c *Config) { c.Endpoint = "http://x:1" }, "want opc.tcp://host:port"},
+		{"ring not power of two", func(c *Config) { c.Ring = 12 }, "ring 12"},
+		{"unknown security", func(c *Config) { c.Security = "Encrypt" }, `security "Encrypt"`},
+		{"sign without files", func(c *Config) { c.Security = SecuritySign }, "needs cert file and key file"},
+		{"sign without trust", func(c *Config) { c.Security = SecuritySignAndEncrypt; c.CertFile, c.KeyFile = "a", "b" }, "trusted server certificate"},
+		{"old policy", func(c *Config) {
+			c.Security, c.Policy, c.CertFile, c.KeyFile, c.TrustedServerCerts = SecuritySign, "Basic128Rsa15", "a", "b", []string{"c"}
+		}, "only Basic256Sha256"},
+		{"backoff inverted", func(c *Config) { c.BackoffMin, c.BackoffMax = time.Second, time.Millisecond }, "backoff max"},
+		{"keepalive short", func(c *Config) { c.KeepAlive = time.Millisecond }, "keep-alive"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := good()
+			tc.mod(&c)
+			err := c.Validate()
+			if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	lo, hi := 100*time.Millisecond, 2*time.Second
+	for n := range 12 {
+		want := min(lo<<n, hi)
+		for range 50 {
+			d := backoff(n, lo, hi)
+			if d < want/2 || d > want {
+				t.Fatalf("attempt %d: %s outside [%s, %s]", n, d, want/2, want)
+			}
+		}
+	}
+	if d := backoff(0, lo, hi); d > 200*time.Millisecond {
+		t.Fatalf("first retry %s: must come within 200ms", d)
+	}
+}
+
+func TestRateLog(t *testing.T) {
+	var r rateLog
+	t0 := time.Unix(0, 0)
+	steps := []struct {
+		msg  string
+		at   time.Duration
+		ok   bool
+		supp int
+	}{
+		{"refused", 0, true, 0},
+		{"refused", 300 * time.Millisecond, false, 0},
+		{"refused", 900 * time.Millisecond, false, 0},
+		{"refused", 1100 * time.Millisecond, true, 2},
+		{"timeout", 1200 * time.Millisecond, true, 0},
+	}
+	for i, s := range steps {
+		supp, ok := r.allow(s.msg, t0.Add(s.at))
+		if ok != s.ok || supp != s.supp {
+			t.Fatalf("step %d: ok %v suppressed %d", i, ok, supp)
+		}
+	}
+}

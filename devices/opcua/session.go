@@ -1,0 +1,520 @@
+package opcua
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/gopcua/opcua"
+	"github.com/gopcua/opcua/ua"
+
+	"sortgw/devices"
+)
+
+type client = *opcua.Client
+
+// plcValues is one read of every monitored node.
+type plcValues struct {
+	heartbeat, state, ack, fault, chuteCount, boot, count uint16
+	full, disabled                                        []bool
+}
+
+// session makes one connection and keeps it until it fails or ctx is
+// done. It reports whether the link was up at some point, and why the
+// connection ended (nil when ctx ended it).
+func (l *Link) session(ctx context.Context) (wasUp bool, err error) {
+	l.mu.Lock()
+	l.phase = devices.LinkConnecting
+	l.mu.Unlock()
+
+	cctx, ccancel := context.WithTimeout(ctx, 4*l.cfg.Timeout)
+	defer ccancel()
+	opts, err := l.clientOptions(cctx)
+	if err != nil {
+		return false, err
+	}
+	cl, err := opcua.NewClient(l.cfg.Endpoint, opts...)
+	if err != nil {
+		return false, fmt.Errorf("new client: %w", err)
+	}
+	defer l.closeClient(cl)
+	if err := connect(cctx, cl); err != nil {
+		return false, fmt.Errorf("connect: %w", err)
+	}
+	ns, err := cl.FindNamespace(cctx, l.cfg.Namespace)
+	if err != nil {
+		return false, fmt.Errorf("namespace %q: %w", l.cfg.Namespace, err)
+	}
+
+	sctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	c := &conn{cl: cl, nodes: newNodeSet(ns, l.cfg.NodePrefix, l.cfg.Ring), ctx: sctx, cancel: cancel}
+
+	// The contract's order: read the PLC block, follow or keep the ring by
+	// BOOT_ID, write the heartbeat; commands go only once FaultCode reads
+	// 0 (or a PLC-specific code) on the subscription.
+	v, err := l.readPLC(cctx, c)
+	if err != nil {
+		return false, err
+	}
+	l.reconcile(v)
+	if err := l.writeHeartbeat(cctx, c); err != nil {
+		return false, err
+	}
+	notifs := make(chan *opcua.PublishNotificationData, 64)
+	if err := l.subscribe(cctx, c, notifs); err != nil {
+		return false, err
+	}
+	l.mu.Lock()
+	l.sess = sessionState{ackSeq: v.ack, count: v.count, connectedAt: time.Now()}
+	l.plc.lastHB = time.Now()
+	l.cur = c
+	l.phase = devices.LinkSyncing
+	l.mu.Unlock()
+	l.log.Info().Uint16("namespace", ns).Uint16("boot_id", v.boot).Uint16("ack_seq", v.ack).
+		Uint16("confirm_count", v.count).Msg("plc connected, waiting for the subscription and fault code 0")
+	// Confirmations written while the link was away (warm reconnect).
+	if err := l.confirmations(c, v.count); err != nil {
+		c.fail(err)
+	}
+	l.signal()
+
+	var wg sync.WaitGroup
+	wg.Go(func() { l.heartbeatLoop(c) })
+	wg.Go(func() { l.notifications(c, notifs) })
+	var up bool
+	wg.Go(func() { up = l.watchdog(c) })
+	<-sctx.Done()
+	l.mu.Lock()
+	l.cur = nil
+	l.phase = devices.LinkDown
+	l.mu.Unlock()
+	wg.Wait()
+	if ctx.Err() != nil {
+		return up, nil
+	}
+	return up, context.Cause(sctx)
+}
+
+// connect is gopcua's Connect made safe: v0.8.0 logs a failed session
+// signature check and goes on with a nil session, which panics in
+// ActivateSession. A panic there must not take the gateway down.
+func connect(ctx context.Context, cl client) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("gopcua connect panicked: %v", r)
+		}
+	}()
+	return cl.Connect(ctx)
+}
+
+// closeClient closes the session (deleting its subscription) and the
+// secure channel, bounded by Timeout so that Run returns promptly even
+// when the server no longer answers.
+func (l *Link) closeClient(cl client) {
+	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.Timeout)
+	defer cancel()
+	_ = cl.Close(ctx) // nothing to do about a failed close of a dead connection
+}
+
+func (l *Link) readPLC(ctx context.Context, c *conn) (plcValues, error) {
+	req := c.nodes.plcReadRequest()
+	rctx, cancel := context.WithTimeout(ctx, l.cfg.Timeout)
+	res, err := c.cl.Read(rctx, req)
+	cancel()
+	if err == nil {
+		err = readResults(req, res)
+	}
+	if err != nil {
+		return plcValues{}, fmt.Errorf("read plc block: %w", err)
+	}
+	var v plcValues
+	errs := []error{}
+	get := func(h uint32, dst *uint16) {
+		x, err := u16(c.nodes.plc[h], res.Results[h-1])
+		errs = append(errs, err)
+		*dst = x
+	}
+	get(hPlcHeartbeat, &v.heartbeat)
+	get(hPlcState, &v.state)
+	get(hPlcAckSeq, &v.ack)
+	get(hPlcFaultCode, &v.fault)
+	get(hPlcChuteCount, &v.chuteCount)
+	get(hPlcBootID, &v.boot)
+	get(hConfirmCount, &v.count)
+	v.full, err = bools(c.nodes.plc[hChutesFull], res.Results[hChutesFull-1])
+	errs = append(errs, err)
+	v.disabled, err = bools(c.nodes.plc[hChutesDisabled], res.Results[hChutesDisabled-1])
+	errs = append(errs, err)
+	if err := errors.Join(errs...); err != nil {
+		return plcValues{}, fmt.Errorf("read plc block: %w", err)
+	}
+	return v, nil
+}
+
+// reconcile applies a fresh read of the PLC block after a connect: the
+// first connect and a new BOOT_ID follow the PLC (open commands lost), the
+// same BOOT_ID keeps the ring and rewrites what the PLC has not taken.
+func (l *Link) reconcile(v plcValues) {
+	var msg string
+	var err error
+	l.do(func(now time.Time, evs *[]devices.Event) {
+		r := l.ring
+		switch {
+		case !r.synced:
+			r.cold(v.boot, v.ack, v.count, now, evs)
+			msg = "first connect: following the plc"
+		case r.boot != v.boot:
+			msg = fmt.Sprintf("plc restarted cold (boot id %d, was %d): %d open commands lost", v.boot, r.boot, len(r.open))
+			r.cold(v.boot, v.ack, v.count, now, evs)
+		default:
+			err = r.warm(v.ack, now, evs)
+			msg = fmt.Sprintf("warm reconnect: rewriting %d commands in place", len(r.inflight))
+		}
+		l.setPLCLocked(v, now)
+	})
+	l.log.Info().Err(err).Uint16("boot_id", v.boot).Msg(msg)
+}
+
+func (l *Link) setPLCLocked(v plcValues, now time.Time) {
+	p := &l.plc
+	if v.heartbeat != p.heartbeat {
+		p.lastHB = now
+	}
+	p.heartbeat, p.sorterState, p.fault, p.chuteCount, p.bootID = v.heartbeat, v.state, v.fault, v.chuteCount, v.boot
+	setBits(&p.full, v.full)
+	setBits(&p.disabled, v.disabled)
+}
+
+func setBits(b *devices.ChuteBits, v []bool) {
+	*b = devices.ChuteBits{}
+	for i, on := range v {
+		if on {
+			b.Set(uint16(i+1), true)
+		}
+	}
+}
+
+func (l *Link) writeHeartbeat(ctx context.Context, c *conn) error {
+	hb := uint16(l.hostHB.Add(1))
+	req := c.nodes.heartbeatRequest(hb, uint16(l.hostState.Load()), uint16(l.planVersion.Load()))
+	wctx, cancel := context.WithTimeout(ctx, l.cfg.Timeout)
+	res, err := c.cl.Write(wctx, req)
+	cancel()
+	if err == nil {
+		err = writeStatus(req, res)
+	}
+	if err != nil {
+		return fmt.Errorf("host heartbeat %d: %w", hb, err)
+	}
+	return nil
+}
+
+func (l *Link) heartbeatLoop(c *conn) {
+	t := time.NewTicker(l.cfg.Heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := l.writeHeartbeat(c.ctx, c); err != nil {
+			l.mu.Lock()
+			l.c.errors++
+			l.mu.Unlock()
+			c.fail(err)
+			return
+		}
+	}
+}
+
+func (l *Link) subscribe(ctx context.Context, c *conn, notifs chan *opcua.PublishNotificationData) error {
+	ka := uint32(max(1, l.cfg.KeepAlive/l.cfg.PublishInterval))
+	sub, err := c.cl.Subscribe(ctx, &opcua.SubscriptionParameters{
+		Interval:          l.cfg.PublishInterval,
+		MaxKeepAliveCount: ka,
+		// Generous: a gateway slow to drain Events stalls the publish loop,
+		// which must not cost the subscription at once.
+		LifetimeCount: max(3*ka, uint32(10*time.Second/l.cfg.PublishInterval)),
+	}, notifs)
+	if err != nil {
+		return fmt.Errorf("create subscription: %w", err)
+	}
+	ms := float64(l.cfg.PublishInterval) / float64(time.Millisecond)
+	res, err := sub.Monitor(ctx, ua.TimestampsToReturnNeither, c.nodes.monitorRequests(ms)...)
+	if err != nil {
+		return fmt.Errorf("create monitored items: %w", err)
+	}
+	if res.ResponseHeader != nil && res.ResponseHeader.ServiceResult != ua.StatusOK {
+		return fmt.Errorf("create monitored items: %w", res.ResponseHeader.ServiceResult)
+	}
+	var errs []error
+	for i, r := range res.Results {
+		if r.StatusCode != ua.StatusOK {
+			errs = append(errs, fmt.Errorf("monitor %s: %w: %w", c.nodes.plc[i+1], ErrBadStatus, r.StatusCode))
+		}
+	}
+	if len(res.Results) != int(hCount-1) {
+		errs = append(errs, fmt.Errorf("monitor: %d results for %d items: %w", len(res.Results), hCount-1, ErrBadStatus))
+	}
+	return errors.Join(errs...)
+}
+
+// notifications handles the subscription's data: it follows ACK_SEQ,
+// reads new confirmations when CONFIRM_COUNT moves, and fails the
+// connection on anything that says the subscription is not healthy.
+func (l *Link) notifications(c *conn, notifs <-chan *opcua.PublishNotificationData) {
+	for {
+		var n *opcua.PublishNotificationData
+		var ok bool
+		select {
+		case <-c.ctx.Done():
+			return
+		case n, ok = <-notifs:
+		}
+		switch {
+		case !ok:
+			c.fail(fmt.Errorf("notification channel closed: %w", ErrSubscriptionDead))
+			return
+		case n == nil:
+			continue
+		case n.Error != nil:
+			c.fail(fmt.Errorf("publish: %w: %w", ErrSubscriptionDead, n.Error))
+			return
+		}
+		switch v := n.Value.(type) {
+		case *ua.DataChangeNotification:
+			count, moved, err := l.dataChange(c, v)
+			if err == nil && moved {
+				err = l.confirmations(c, count)
+			}
+			if err != nil {
+				c.fail(err)
+				return
+			}
+		case *ua.StatusChangeNotification:
+			c.fail(fmt.Errorf("subscription status %s: %w", v.Status, ErrSubscriptionDead))
+			return
+		default:
+			// Events are not subscribed; ignore what we did not ask for.
+		}
+	}
+}
+
+// dataChange applies one DataChangeNotification and reports the new
+// CONFIRM_COUNT if it moved.
+func (l *Link) dataChange(c *conn, v *ua.DataChangeNotification) (count uint16, moved bool, err error) {
+	var ackErr error
+	l.do(func(now time.Time, evs *[]devices.Event) {
+		s := &l.sess
+		p := &l.plc
+		s.subscribed = true
+		s.lastNotif = now
+		s.mismatchSince = time.Time{}
+		for _, it := range v.MonitoredItems {
+			if it == nil || it.ClientHandle == 0 || it.ClientHandle >= hCount {
+				continue
+			}
+			id := c.nodes.plc[it.ClientHandle]
+			var x uint16
+			switch it.ClientHandle {
+			case hChutesFull, hChutesDisabled:
+				var b []bool
+				if b, err = bools(id, it.Value); err != nil {
+					return
+				}
+				if it.ClientHandle == hChutesFull {
+					setBits(&p.full, b)
+				} else {
+					setBits(&p.disabled, b)
+				}
+				continue
+			}
+			if x, err = u16(id, it.Value); err != nil {
+				return
+			}
+			switch it.ClientHandle {
+			case hPlcHeartbeat:
+				if x != p.heartbeat {
+					p.lastHB = now
+				}
+				p.heartbeat = x
+			case hPlcState:
+				p.sorterState = x
+			case hPlcAckSeq:
+				s.ackSeq = x
+				ackErr = l.ring.onAck(x, now, evs)
+			case hPlcFaultCode:
+				p.fault = x
+				s.faultKnown = true
+			case hPlcChuteCount:
+				p.chuteCount = x
+			case hPlcBootID:
+				if x != l.ring.boot {
+					err = fmt.Errorf("boot id %d, was %d: %w", x, l.ring.boot, ErrBootChanged)
+					return
+				}
+			case hConfirmCount:
+				s.count = x
+				count, moved = x, true
+			}
+		}
+	})
+	if ackErr != nil {
+		l.log.Error().Err(ackErr).Msg("following the plc")
+	}
+	l.signal()
+	return count, moved, err
+}
+
+// confirmations reads the confirmations up to CONFIRM_COUNT c in one
+// ReadRequest and emits them. More than a ring's worth moved: the oldest
+// were overwritten unread and are reported missed; so is a slot whose Num
+// shows it was overwritten before the read.
+func (l *Link) confirmations(c *conn, count uint16) error {
+	var (
+		first   uint16
+		n, miss int
+		err     error
+	)
+	l.mu.Lock()
+	first, n, miss, err = l.ring.confirmRange(count)
+	l.mu.Unlock()
+	if err != nil {
+		l.log.Error().Err(err).Msg("following the plc")
+	}
+	if n == 0 {
+		return nil
+	}
+	req := c.nodes.confirmReadRequest(first, n)
+	ctx, cancel := context.WithTimeout(c.ctx, l.cfg.Timeout)
+	res, err := c.cl.Read(ctx, req)
+	cancel()
+	if err == nil {
+		err = readResults(req, res)
+	}
+	if err != nil {
+		return fmt.Errorf("read confirmations %d..%d: %w", first, first+uint16(n)-1, err)
+	}
+	slots := make([]confirmSlot, n)
+	var errs []error
+	for i := range slots {
+		r := res.Results[4*i : 4*i+4]
+		ids := req.NodesToRead[4*i : 4*i+4]
+		var e1, e2, e3, e4 error
+		slots[i].num, e1 = u16(ids[0].NodeID, r[0])
+		slots[i].tid, e2 = u32(ids[1].NodeID, r[1])
+		slots[i].chute, e3 = u16(ids[2].NodeID, r[2])
+		slots[i].result, e4 = u16(ids[3].NodeID, r[3])
+		errs = append(errs, e1, e2, e3, e4)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("read confirmations %d..%d: %w", first, first+uint16(n)-1, err)
+	}
+	var missed int
+	l.do(func(now time.Time, evs *[]devices.Event) {
+		missed = l.ring.applyConfirms(first, slots, miss, now, evs)
+	})
+	if missed > 0 {
+		l.log.Warn().Int("missed", missed).Uint16("confirm_count", count).Msg("confirmations overwritten unread")
+	}
+	return nil
+}
+
+// watchdog watches one connection: gopcua's channel state, the
+// subscription's liveness, and the up/not-up transitions for the log. It
+// reports whether the link was up at some point.
+//
+// gopcua v0.8.0 does not hand keep-alives to the notification channel, so
+// silence is ambiguous: nothing changed, or the subscription died. When no
+// notification came for StaleAfter the watchdog reads the monitored nodes
+// itself; values the subscription never published, still unpublished two
+// publishing intervals later, mean it is dead.
+func (l *Link) watchdog(c *conn) (wasUp bool) {
+	tick := min(50*time.Millisecond, l.cfg.StaleAfter/4)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	var lastState devices.LinkState = devices.LinkSyncing
+	for {
+		select {
+		case <-c.ctx.Done():
+			return wasUp
+		case <-t.C:
+		}
+		if st := c.cl.State(); st != opcua.Connected {
+			c.fail(fmt.Errorf("gopcua state %s: %w", st, ErrDisconnected))
+			return wasUp
+		}
+		now := time.Now()
+		l.mu.Lock()
+		st, reason := l.stateLocked(now)
+		s := l.sess
+		l.ring.prune(now.Add(-openHorizon))
+		if st == devices.LinkUp {
+			l.wasUp = true
+			l.lastErr = ""
+		}
+		l.mu.Unlock()
+		if st != lastState {
+			if st == devices.LinkUp {
+				wasUp = true
+				l.log.Info().Msg("plc link up")
+			} else {
+				l.log.Warn().Str("reason", reason).Msg("plc link not up")
+			}
+			lastState = st
+		}
+		if now.Sub(latest(s.lastNotif, s.lastProbeOK)) < l.cfg.StaleAfter {
+			continue
+		}
+		if err := l.probe(c, s); err != nil {
+			c.fail(err)
+			return wasUp
+		}
+	}
+}
+
+// openHorizon: a command unconfirmed this long had its confirmation missed
+// (EventMissed told the gateway); a later cold restart does not report it
+// lost.
+const openHorizon = 10 * time.Minute
+
+// probe reads the monitored values and compares them with what the
+// subscription last published.
+func (l *Link) probe(c *conn, before sessionState) error {
+	v, err := l.readPLC(c.ctx, c)
+	if err != nil {
+		return fmt.Errorf("probe: %w", err)
+	}
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := &l.sess
+	if s.lastNotif != before.lastNotif {
+		return nil // a notification came meanwhile: alive
+	}
+	p := &l.plc
+	same := v.heartbeat == p.heartbeat && v.ack == s.ackSeq && v.count == s.count && v.fault == p.fault && v.boot == l.ring.boot
+	if !s.subscribed && now.Sub(s.connectedAt) > l.cfg.StaleAfter+l.cfg.Timeout {
+		return fmt.Errorf("no notification %s after subscribing: %w", now.Sub(s.connectedAt).Round(time.Millisecond), ErrSubscriptionDead)
+	}
+	if same || !s.subscribed {
+		if same {
+			s.lastProbeOK = now
+		}
+		s.mismatchSince = time.Time{}
+		return nil
+	}
+	if s.mismatchSince.IsZero() {
+		s.mismatchSince = now
+		return nil
+	}
+	if now.Sub(s.mismatchSince) >= 2*l.cfg.PublishInterval+50*time.Millisecond {
+		return fmt.Errorf("plc values changed %s ago and were never published (heartbeat %d/%d, ack %d/%d, count %d/%d): %w",
+			now.Sub(s.mismatchSince).Round(time.Millisecond), v.heartbeat, p.heartbeat, v.ack, s.ackSeq, v.count, s.count, ErrSubscriptionDead)
+	}
+	return nil
+}
