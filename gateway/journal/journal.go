@@ -605,7 +605,8 @@ type Stats struct {
 	CommitErrors uint64
 	LastError    string
 	// Open is the number of items with a read, decision or command and no
-	// outcome yet; Unmatched counts outcomes that closed no open item.
+	// outcome yet; Unmatched counts outcomes of a pass (Pass != 0) that
+	// closed no open item: a second outcome, or one with no opening record.
 	Open          int64
 	Unmatched     uint64
 	LostAtRestart int

@@ -337,6 +337,8 @@ func TestOpenItemsAndUnmatched(t *testing.T) {
 		mustAppend(t, j, r)
 	}
 	mustAppend(t, j, rs[6]) // a second outcome closes nothing
+	// An outcome for a read that never became a pass is not unmatched.
+	mustAppend(t, j, Record{Line: "L", Kind: KindOutcome, TID: 11, Outcome: OutcomeNotSent})
 	flush(t, j)
 	s := j.Stats()
 	if s.Open != 1 || s.Unmatched != 1 {

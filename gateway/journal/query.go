@@ -39,10 +39,10 @@ func (j *Journal) ByTID(tid uint32) ([]Record, error) {
 	return recs, nil
 }
 
-// ByBarcode returns the records (reads and duplicates) that carried
-// exactly this code, oldest first; if there are more than QueryLimit, the
-// newest QueryLimit. Use ByTID on a result for the rest of the item's
-// story.
+// ByBarcode returns the records that carried exactly this code in Codes
+// (reads, decisions, outcomes, duplicates: whatever the caller put it
+// in), oldest first; if there are more than QueryLimit, the newest
+// QueryLimit. Use ByTID on a result for the rest of the item's story.
 func (j *Journal) ByBarcode(code string) ([]Record, error) {
 	var keep func(*Record) bool
 	if len(code) > maxIndexedCode {

@@ -248,7 +248,8 @@ type Record struct {
 	Line string `json:"line,omitempty"`
 	Kind Kind   `json:"kind"`
 	// TID and Pass (1 for the first read, +1 per recirculation) name one
-	// pass of one item on Line.
+	// pass of one item on Line. Pass 0 marks a read that never became a
+	// tracked pass (its outcome record stands alone).
 	TID     uint32   `json:"tid,omitempty"`
 	Pass    uint16   `json:"pass,omitempty"`
 	Scanner string   `json:"scanner,omitempty"`

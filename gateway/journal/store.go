@@ -189,7 +189,9 @@ func writeBatch(tx *bolt.Tx, batch []Record, arena []byte) ([]byte, batchResult,
 			arena = openKey(arena, r.Line, r.TID, r.Pass)
 			ok := cut(s)
 			if open.Get(ok) == nil {
-				res.unmatched++
+				if r.Pass != 0 { // pass 0: a read that never became a pass
+					res.unmatched++
+				}
 				continue
 			}
 			res.closed++
