@@ -110,7 +110,7 @@ func New(cfg Config, log zerolog.Logger) (*Sim, error) {
 		HeartbeatPeriod:     defaultHeartbeatPeriod,
 		HostWatchdog:        cfg.HostWatchdog,
 	}, s.clk, s.sched, s.truth, log.With().Str("part", "plc").Logger())
-	s.conv = newConveyor(cfg.Conveyor, cfg.Chutes, cfg.Seed, s.plc, s.sched, log.With().Str("part", "conveyor").Logger())
+	s.conv = newConveyor(cfg.Conveyor, cfg.Chutes, cfg.Seed, s.plc, s.truth, s.sched, log.With().Str("part", "conveyor").Logger())
 	if cfg.Modbus.Addr != "" {
 		s.mbFront = &modbusFront{
 			plc: s.plc, m: newRegMap(cfg.Modbus, cfg.Chutes), unit: cfg.Modbus.UnitID,

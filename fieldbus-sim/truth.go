@@ -184,3 +184,62 @@ func (t *truth) report(onBelt func(uint32) bool) Report {
 	}
 	return rep
 }
+
+// inductedItem opens the record of a new item.
+func (t *truth) inductedItem(tid uint32, l Label, at time.Time) *ItemRecord {
+	t.inducted++
+	if old, ok := t.items[tid]; ok && old.Outcome == "" {
+		old.Outcome = "replaced"
+	}
+	r := &ItemRecord{TID: tid, Codes: l.Codes, Destination: l.Destination, NoRead: l.NoRead, Inducted: t.secs(at)}
+	if _, ok := t.items[tid]; !ok {
+		t.order = append(t.order, tid)
+	}
+	t.items[tid] = r
+	return r
+}
+
+// newPass opens a pass: the item passed the scanner.
+func (t *truth) newPass(r *ItemRecord, pass int, at time.Time) {
+	r.Passes = append(r.Passes, PassRecord{Pass: pass, Scanned: t.secs(at)})
+}
+
+func (t *truth) lastPass(r *ItemRecord) *PassRecord {
+	if len(r.Passes) == 0 {
+		r.Passes = append(r.Passes, PassRecord{})
+	}
+	return &r.Passes[len(r.Passes)-1]
+}
+
+// passCommand records a command of the current pass and what it did.
+func (t *truth) passCommand(r *ItemRecord, c command, decision time.Time, res Result, chute uint16) {
+	p := t.lastPass(r)
+	p.Commands = append(p.Commands, t.cmdRecord(c, decision, res, chute))
+	p.Result = res.String()
+}
+
+// passForgotten records a command the PLC forgot (cold restart).
+func (t *truth) passForgotten(r *ItemRecord, c command) {
+	t.counts.Forgotten++
+	p := t.lastPass(r)
+	p.Commands = append(p.Commands, CommandRecord{Seq: c.Seq, Chute: c.Chute, Reason: c.Reason, Taken: t.secs(c.taken), ResultName: "forgotten"})
+	p.Result = "forgotten"
+}
+
+// passEnd closes a pass that is going round again.
+func (t *truth) passEnd(r *ItemRecord) {
+	p := t.lastPass(r)
+	if len(p.Commands) == 0 {
+		t.counts.PassesWithoutCommand++
+		p.Result = "no-command"
+	}
+}
+
+// itemDone records how an item left the belt.
+func (t *truth) itemDone(r *ItemRecord, outcome string, chute uint16) {
+	r.Outcome = outcome
+	r.Chute = chute
+	if p := t.lastPass(r); p.Result == "" {
+		p.Result = outcome
+	}
+}
