@@ -722,7 +722,12 @@ func (l *Link) write(ctx context.Context, s *session, e *entry) {
 	l.lay.divertRegs(&regs, e.seq, e.cmd.TID, e.cmd.Chute, e.cmd.Reason)
 	addr := l.lay.slotAddr(e.seq)
 	err := l.retrier().do(ctx, func() error { return s.cmd.write(addr, regs[:]) })
+	l.written(ctx, s, e, err)
+}
 
+// written records the outcome of a command's write (err nil: the PLC
+// replied without exception) and releases the events that waited for it.
+func (l *Link) written(ctx context.Context, s *session, e *entry, err error) {
 	l.emitMu.Lock()
 	defer l.emitMu.Unlock()
 	l.mu.Lock()
