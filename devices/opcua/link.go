@@ -57,6 +57,11 @@ type Link struct {
 	done    chan struct{} // closed when Run's ctx is done: stop blocking on events
 	running atomic.Bool
 	rt      devices.Histogram
+	// blocked is set while an event waits for room in a full Events
+	// channel, unblocked is when that last ended (UnixNano): a handler
+	// stalled by the gateway is not a dead subscription.
+	blocked   atomic.Bool
+	unblocked atomic.Int64
 
 	hostHB      atomic.Uint32
 	hostState   atomic.Uint32
@@ -303,9 +308,13 @@ func (l *Link) flush() {
 			continue
 		default:
 		}
+		l.blocked.Store(true)
 		select {
 		case l.events <- e:
+			l.unblocked.Store(time.Now().UnixNano())
+			l.blocked.Store(false)
 		case <-l.done:
+			l.blocked.Store(false)
 			l.dropped += len(l.evs) - i
 			clear(l.evs)
 			l.evs = l.evs[:0]

@@ -36,9 +36,9 @@ func TestDivertRequestBytes(t *testing.T) {
 	}
 	want := [][]byte{
 		value("Sorter.Divert.3.TrackingId", 0x07, 0x04, 0x03, 0x02, 0x01), // UInt32 0x01020304
-		value("Sorter.Divert.3.Chute", 0x05, 42, 0x00),                     // UInt16 42
-		value("Sorter.Divert.3.Reason", 0x05, 4, 0x00),                     // UInt16 4
-		value("Sorter.Divert.3.Seq", 0x05, 19, 0x00),                       // UInt16 19, last
+		value("Sorter.Divert.3.Chute", 0x05, 42, 0x00),                    // UInt16 42
+		value("Sorter.Divert.3.Reason", 0x05, 4, 0x00),                    // UInt16 4
+		value("Sorter.Divert.3.Seq", 0x05, 19, 0x00),                      // UInt16 19, last
 	}
 	for i, wv := range req.NodesToWrite {
 		got, err := ua.Encode(wv)

@@ -467,7 +467,7 @@ func (l *Link) watchdog(c *conn) (wasUp bool) {
 			}
 			lastState = st
 		}
-		if now.Sub(latest(s.lastNotif, s.lastProbeOK)) < l.cfg.StaleAfter {
+		if l.blocked.Load() || now.Sub(latest(latest(s.lastNotif, s.lastProbeOK), time.Unix(0, l.unblocked.Load()))) < l.cfg.StaleAfter {
 			continue
 		}
 		if err := l.probe(c, s); err != nil {
@@ -493,8 +493,8 @@ func (l *Link) probe(c *conn, before sessionState) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s := &l.sess
-	if s.lastNotif != before.lastNotif {
-		return nil // a notification came meanwhile: alive
+	if s.lastNotif != before.lastNotif || l.blocked.Load() {
+		return nil // a notification came meanwhile, or the gateway is slow
 	}
 	p := &l.plc
 	same := v.heartbeat == p.heartbeat && v.ack == s.ackSeq && v.count == s.count && v.fault == p.fault && v.boot == l.ring.boot
