@@ -31,6 +31,7 @@ func newVSim(t *testing.T, cfg Config) *vsim {
 	t.Helper()
 	v := &vsim{t: t, clk: NewVirtualClock(epoch)}
 	cfg.Clock = v.clk
+	cfg.DisableScanners = true
 	if cfg.Chutes == 0 {
 		cfg.Chutes = 20
 	}

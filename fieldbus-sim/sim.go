@@ -2,8 +2,11 @@ package fieldbussim
 
 import (
 	"context"
+	"encoding/csv"
 	"errors"
 	"fmt"
+	"io"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -28,7 +31,13 @@ type Config struct {
 	Seed int64
 
 	Modbus   ModbusConfig
-	Conveyor ConveyorConfig
+	OPCUA    OPCUAConfig
+	Scanners ScannerConfig
+	// DisableScanners sends no telegrams and opens no scanner sockets
+	// (tests that play the host on the PLC core directly).
+	DisableScanners bool
+	Labels          LabelConfig
+	Conveyor        ConveyorConfig
 
 	// Clock is the sim's time; nil = real time.
 	Clock Clock
@@ -66,6 +75,17 @@ func (c *Config) Validate() error {
 	if err := c.Conveyor.validate(c.Chutes); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
+	if err := c.OPCUA.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if !c.DisableScanners {
+		if err := c.Scanners.Validate(); err != nil {
+			return fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+	}
+	if err := c.Labels.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
 	if c.Clock == nil {
 		c.Clock = RealClock{}
 	}
@@ -84,6 +104,9 @@ type Sim struct {
 
 	mbFront *modbusFront
 	mb      *modbusServer
+	ua      *opcuaServer
+	scan    *scanners
+	labels  *labelGen
 
 	ready    chan struct{}
 	done     chan struct{}
@@ -118,6 +141,31 @@ func New(cfg Config, log zerolog.Logger) (*Sim, error) {
 		}
 		s.mb = &modbusServer{cfg: cfg.Modbus, front: s.mbFront, log: s.mbFront.log}
 	}
+	s.labels = newLabelGen(cfg.Labels, rand.New(rand.NewPCG(uint64(cfg.Seed), 0x1abe15)))
+	s.conv.labels = s.labels.Next
+	if cfg.OPCUA.Addr != "" {
+		ua, err := newOPCUAServer(cfg.OPCUA, s.plc, log.With().Str("part", "opcua").Logger())
+		if err != nil {
+			return nil, err
+		}
+		s.ua = ua
+	}
+	if !cfg.DisableScanners {
+		sc, err := newScanners(cfg.Scanners, log.With().Str("part", "scanners").Logger())
+		if err != nil {
+			return nil, err
+		}
+		s.scan = sc
+		n := sc.Len()
+		s.conv.send = func(t telegram) {
+			i := int(t.tid % uint32(n))
+			if t.label.NoRead || len(t.label.Codes) == 0 {
+				sc.SendNoRead(i, t.tid)
+				return
+			}
+			sc.Send(i, t.tid, t.label.Codes)
+		}
+	}
 	return s, nil
 }
 
@@ -125,7 +173,8 @@ func New(cfg Config, log zerolog.Logger) (*Sim, error) {
 var ErrRunTwice = errors.New("fieldbus-sim: Run called twice")
 
 // Run binds the listeners, starts the PLC and the conveyor and serves until
-// ctx is done; it closes everything it opened before it returns.
+// ctx is done; it closes everything it opened before it returns. If a part
+// fails, Run stops the others and returns its error.
 func (s *Sim) Run(ctx context.Context) error {
 	first := false
 	s.runOnce.Do(func() { first = true })
@@ -133,40 +182,74 @@ func (s *Sim) Run(ctx context.Context) error {
 		return ErrRunTwice
 	}
 	defer close(s.done)
-	if s.mb != nil {
-		s.mb.mu.Lock()
-		err := s.mb.bind()
-		s.mb.mu.Unlock()
-		if err != nil {
-			return err
-		}
-		s.mu.Lock()
-		s.mbAddr = s.mb.addr
-		s.mu.Unlock()
-		s.log.Info().Str("addr", s.mb.addr).Uint8("unit", s.cfg.Modbus.UnitID).Msg("modbus tcp listening")
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	// Bind everything first, so that Ready means every address is valid.
+	type part struct {
+		name string
+		run  func(context.Context) error
 	}
-	s.plc.start()
-	s.conv.start()
-	close(s.ready)
+	var parts []part
+	bindErr := func() error {
+		if s.mb != nil {
+			s.mb.mu.Lock()
+			err := s.mb.bind()
+			s.mb.mu.Unlock()
+			if err != nil {
+				return err
+			}
+			s.mu.Lock()
+			s.mbAddr = s.mb.addr
+			s.mu.Unlock()
+			parts = append(parts, part{"modbus", s.mb.run})
+			s.log.Info().Str("addr", s.mb.addr).Uint8("unit", s.cfg.Modbus.UnitID).Msg("modbus tcp listening")
+		}
+		if s.scan != nil {
+			if err := s.scan.Listen(); err != nil {
+				return err
+			}
+			parts = append(parts, part{"scanners", s.scan.Run})
+		}
+		if s.ua != nil {
+			if err := s.ua.Listen(); err != nil {
+				return err
+			}
+			parts = append(parts, part{"opcua", s.ua.Run})
+		}
+		return nil
+	}()
+	if bindErr != nil {
+		cancel() // the parts already bound run with a done context: they close at once
+	}
 
 	var wg sync.WaitGroup
-	errs := make(chan error, 4)
-	if s.mb != nil {
+	errs := make(chan error, len(parts))
+	for _, p := range parts {
 		wg.Add(1)
-		go func() { defer wg.Done(); errs <- s.mb.run(ctx) }()
+		go func() {
+			defer wg.Done()
+			if err := p.run(ctx); err != nil {
+				errs <- fmt.Errorf("%s: %w", p.name, err)
+				cancel()
+			}
+		}()
+	}
+	if bindErr == nil {
+		s.plc.start()
+		s.conv.start()
+		close(s.ready)
 	}
 	<-ctx.Done()
-	wg.Wait()
 	s.conv.stop()
 	s.plc.stop()
+	wg.Wait()
 	s.sched.close()
 	close(errs)
-	for err := range errs {
-		if err != nil {
-			return err
-		}
+	if bindErr != nil {
+		return bindErr
 	}
-	return nil
+	return <-errs // nil if none failed
 }
 
 // Ready is closed once every listener is bound.
@@ -277,4 +360,76 @@ func (s *Sim) ColdRestart() {
 
 func (s *Sim) dropAll() {
 	s.DropPLCConnections()
+	s.RestartOPCUA()
+}
+
+// OPCUAEndpoint is the OPC UA endpoint URL, "" if off.
+func (s *Sim) OPCUAEndpoint() string {
+	if s.ua == nil {
+		return ""
+	}
+	return s.ua.Endpoint()
+}
+
+// ScannerAddrs lists each scanner's listen address (or dial-out target).
+func (s *Sim) ScannerAddrs() []string {
+	if s.scan == nil {
+		return nil
+	}
+	return s.scan.Addrs()
+}
+
+// ScannerStats returns the scanners' counters.
+func (s *Sim) ScannerStats() []ScannerStats {
+	if s.scan == nil {
+		return nil
+	}
+	return s.scan.Stats()
+}
+
+// RestartOPCUA restarts the OPC UA server on the same port: every session drops.
+func (s *Sim) RestartOPCUA() {
+	if s.ua != nil {
+		s.ua.Restart()
+	}
+}
+
+// DropScanner closes scanner i's connections.
+func (s *Sim) DropScanner(i int) {
+	if s.scan != nil {
+		s.scan.Drop(i)
+	}
+}
+
+// ScannerGarbage sends n frames of junk from scanner i.
+func (s *Sim) ScannerGarbage(i, n int) {
+	if s.scan != nil {
+		s.scan.Garbage(i, n)
+	}
+}
+
+// ScannerOversize sends n frames over the 4096-byte limit from scanner i.
+func (s *Sim) ScannerOversize(i, n int) {
+	if s.scan != nil {
+		s.scan.Oversize(i, n)
+	}
+}
+
+// WriteManifest writes the manifest CSV "package_id,destination": every
+// package id a label can carry (the generator's pre-generated pool).
+func (s *Sim) WriteManifest(w io.Writer) error {
+	cw := csv.NewWriter(w)
+	if err := cw.Write([]string{"package_id", "destination"}); err != nil {
+		return fmt.Errorf("write manifest: %w", err)
+	}
+	for _, row := range s.labels.Manifest() {
+		if err := cw.Write(row[:]); err != nil {
+			return fmt.Errorf("write manifest: %w", err)
+		}
+	}
+	cw.Flush()
+	if err := cw.Error(); err != nil {
+		return fmt.Errorf("write manifest: %w", err)
+	}
+	return nil
 }

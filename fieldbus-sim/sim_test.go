@@ -40,6 +40,9 @@ func startSim(t testing.TB, cfg Config) *Sim {
 	if cfg.Chutes == 0 {
 		cfg.Chutes = 32
 	}
+	if cfg.Conveyor.Rate == 0 {
+		cfg.DisableScanners = true
+	}
 	var log zerolog.Logger
 	if tt, ok := t.(*testing.T); ok {
 		log = zerolog.New(zerolog.NewTestWriter(tt)).Level(zerolog.InfoLevel)
