@@ -13,6 +13,7 @@ import (
 
 	"github.com/rs/zerolog"
 	bolt "go.etcd.io/bbolt"
+	bberrors "go.etcd.io/bbolt/errors"
 )
 
 // testWait bounds every wait in these tests; reaching it is a failure,
@@ -507,5 +508,53 @@ func TestStopUnderLoad(t *testing.T) {
 	n := uint64(j.LostAtRestart())
 	if s := j.Stats(); n != appended || s.DurableSeq != appended+n {
 		t.Fatalf("%d reads accepted; after reopen %d closed at restart, last seq %d", appended, n, s.DurableSeq)
+	}
+}
+
+// TestCommitFailureKeepsRecords: a commit that fails (here bbolt's size
+// cap, as a full disk would) keeps its records; Append reports ErrFull
+// instead of losing any, a stopped Run reports the failure, and the next
+// Run commits everything once the disk has room again.
+func TestCommitFailureKeepsRecords(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.QueueSize = 32
+	cfg.MaxBatch = 8
+	j := openJournal(t, cfg)
+	hwm, _, err := j.sizes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.db.MaxSize = int(hwm) // no goroutine uses db yet: no race
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- j.Run(ctx) }()
+	big := strings.Repeat("x", 8192)
+	var seqs []uint64
+	for {
+		seq, err := j.Append(Record{Kind: KindNote, Detail: big})
+		if errors.Is(err, ErrFull) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, seq)
+	}
+	waitFor(t, func() bool { return j.Stats().CommitErrors >= 2 }) // failed, then failed its retry
+	s := j.Stats()
+	if s.Full != 1 || s.Committed >= uint64(len(seqs)) || !strings.Contains(s.LastError, "database reached maximum size") {
+		t.Fatalf("stats while failing: %+v", s)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, bberrors.ErrMaxSizeReached) {
+		t.Fatalf("run stopped while failing: %v", err)
+	}
+	j.db.MaxSize = 0 // Run has returned: no race
+	run(t, j)
+	flush(t, j)
+	for _, seq := range seqs {
+		if _, err := j.Get(seq); err != nil {
+			t.Fatalf("record %d: %v", seq, err)
+		}
 	}
 }
