@@ -558,3 +558,28 @@ func TestCommitFailureKeepsRecords(t *testing.T) {
 		}
 	}
 }
+
+func TestAppendWaitWokenByClose(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.QueueSize = 1
+	j := openJournal(t, cfg)
+	if _, err := j.Append(Record{Kind: KindNote}); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		_, err := j.AppendWait(context.Background(), Record{Kind: KindNote})
+		got <- err
+	}()
+	waitFor(t, func() bool { // the waiter is parked on the full queue
+		j.q.mu.Lock()
+		defer j.q.mu.Unlock()
+		return j.q.space != nil
+	})
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-got; !errors.Is(err, ErrClosed) {
+		t.Fatalf("append wait across close: %v", err)
+	}
+}
