@@ -68,12 +68,14 @@ type Link struct {
 	full        devices.ChuteBits
 	disabled    devices.ChuteBits
 	errLog      errLog
+	forgetLog   errLog
+	nextExpiry  time.Time // no queued deadline is before this (zero: none queued)
 	c           counters
 }
 
 type counters struct {
 	written, taken, late, confirmed, lost, missed, errors, busy, reconnects uint64
-	rewrites                                                                uint64
+	rewrites, forgotten                                                     uint64
 }
 
 // session is one connection (or pair of connections) to the PLC, from dial
@@ -94,15 +96,16 @@ func New(cfg Config, log zerolog.Logger) (*Link, error) {
 		return nil, err
 	}
 	l := &Link{
-		cfg:    cfg,
-		lay:    newLayout(&cfg),
-		log:    log.With().Str("plc", cfg.Name).Str("addr", cfg.Addr).Str("protocol", "modbus").Logger(),
-		events: make(chan devices.Event, cfg.EventBuffer),
-		wake:   make(chan struct{}, 1),
-		queue:  newCmdQueue(cfg.QueueSize),
-		pend:   newPending(),
-		errLog: errLog{every: time.Second},
-		state:  devices.LinkDown,
+		cfg:       cfg,
+		lay:       newLayout(&cfg),
+		log:       log.With().Str("plc", cfg.Name).Str("addr", cfg.Addr).Str("protocol", "modbus").Logger(),
+		events:    make(chan devices.Event, cfg.EventBuffer),
+		wake:      make(chan struct{}, 1),
+		queue:     newCmdQueue(cfg.QueueSize),
+		pend:      newPending(),
+		errLog:    errLog{every: time.Second},
+		forgetLog: errLog{every: time.Second},
+		state:     devices.LinkDown,
 	}
 	l.regs = make([]uint16, 0, l.lay.blockLen)
 	return l, nil
@@ -148,6 +151,9 @@ func (l *Link) Send(ctx context.Context, cmd devices.Command) error {
 		return devices.ErrClosed
 	}
 	ok := l.queue.push(queued{cmd: cmd, at: time.Now()})
+	if ok && !cmd.Deadline.IsZero() && (l.nextExpiry.IsZero() || cmd.Deadline.Before(l.nextExpiry)) {
+		l.nextExpiry = cmd.Deadline
+	}
 	l.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("divert tid %d to chute %d: %w", cmd.TID, cmd.Chute, devices.ErrQueueFull)
@@ -675,10 +681,15 @@ func (l *Link) nextJob(ctx context.Context) (*entry, *session, time.Time) {
 	defer l.emitMu.Unlock()
 	l.mu.Lock()
 	now := time.Now()
-	earliest := l.queue.expire(now, func(q queued) {
-		l.c.late++
-		l.evs = append(l.evs, devices.Event{Kind: devices.EventLate, TID: q.cmd.TID, Chute: q.cmd.Chute, At: now})
-	})
+	// Scan the queue only when a deadline may have passed: a full queue
+	// must not cost a scan per Send.
+	if !l.nextExpiry.IsZero() && !now.Before(l.nextExpiry) {
+		l.nextExpiry = l.queue.expire(now, func(q queued) {
+			l.c.late++
+			l.evs = append(l.evs, devices.Event{Kind: devices.EventLate, TID: q.cmd.TID, Chute: q.cmd.Chute, At: now})
+		})
+	}
+	earliest := l.nextExpiry
 	var job *entry
 	s := l.sess
 	if s != nil && !s.failed && l.state == devices.LinkUp {
@@ -709,8 +720,12 @@ func (l *Link) addPendingLocked(e *entry) {
 	if l.pend.n >= l.cfg.MaxUnconfirmed {
 		old := l.pend.head
 		l.pend.remove(old)
-		l.log.Warn().Uint32("tid", old.cmd.TID).Uint16("seq", old.seq).
-			Msg("too many unconfirmed commands; forgetting the oldest")
+		l.c.forgotten++
+		if ok, n := l.forgetLog.allow(time.Now(), "forget"); ok {
+			l.log.Warn().Uint32("tid", old.cmd.TID).Uint16("seq", old.seq).Int("max_unconfirmed", l.cfg.MaxUnconfirmed).
+				Uint64("forgotten_total", l.c.forgotten).Int("repeats_suppressed", n).
+				Msg("too many unconfirmed commands; forgetting the oldest (its confirmation still arrives as an event)")
+		}
 	}
 	l.pend.add(e)
 }
