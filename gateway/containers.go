@@ -1,0 +1,90 @@
+package gateway
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ManifestItem is one item booked into a container.
+type ManifestItem struct {
+	TID     uint32    `json:"tid"`
+	Codes   []string  `json:"codes,omitempty"`
+	Dest    string    `json:"dest,omitempty"`
+	Result  uint16    `json:"result"`
+	Version uint64    `json:"plan_version"`
+	At      time.Time `json:"at"`
+}
+
+// Manifest is the content of one container: what went into one chute
+// between two closes.
+type Manifest struct {
+	Line      string         `json:"line"`
+	Container string         `json:"container"`
+	Chute     uint16         `json:"chute"`
+	Route     string         `json:"route,omitempty"`
+	Opened    time.Time      `json:"opened"`
+	Closed    time.Time      `json:"closed,omitzero"`
+	Cause     string         `json:"cause,omitempty"` // technician, emptied, shutdown; empty while open
+	Items     []ManifestItem `json:"items"`
+}
+
+// container is the open container of one chute.
+type container struct {
+	n      int // running number of the container at this chute
+	opened time.Time
+	route  string
+	items  []ManifestItem
+}
+
+// containerID names the n-th container of a chute.
+func containerID(line string, chute uint16, n int) string {
+	return line + "-C" + strconv.Itoa(int(chute)) + "-" + strconv.Itoa(n)
+}
+
+func (c *container) manifest(line string, chute uint16) Manifest {
+	items := make([]ManifestItem, len(c.items))
+	copy(items, c.items)
+	return Manifest{
+		Line: line, Container: containerID(line, chute, c.n), Chute: chute, Route: c.route,
+		Opened: c.opened, Items: items,
+	}
+}
+
+// WriteManifestsCSV writes manifests as CSV, one row per item.
+func WriteManifestsCSV(w io.Writer, ms []Manifest) error {
+	cw := csv.NewWriter(w)
+	if err := cw.Write([]string{"line", "container", "chute", "route", "opened", "closed", "cause", "tid", "codes", "dest", "result", "plan_version", "at"}); err != nil {
+		return err
+	}
+	for _, m := range ms {
+		closed := ""
+		if !m.Closed.IsZero() {
+			closed = m.Closed.UTC().Format(time.RFC3339Nano)
+		}
+		head := []string{m.Line, m.Container, strconv.Itoa(int(m.Chute)), m.Route, m.Opened.UTC().Format(time.RFC3339Nano), closed, m.Cause}
+		for _, it := range m.Items {
+			row := append(head[:len(head):len(head)],
+				strconv.FormatUint(uint64(it.TID), 10), strings.Join(it.Codes, " "), it.Dest,
+				strconv.Itoa(int(it.Result)), strconv.FormatUint(it.Version, 10), it.At.UTC().Format(time.RFC3339Nano))
+			if err := cw.Write(row); err != nil {
+				return err
+			}
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+// WriteManifestsJSON writes manifests as a JSON array.
+func WriteManifestsJSON(w io.Writer, ms []Manifest) error {
+	if ms == nil {
+		ms = []Manifest{}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(ms)
+}

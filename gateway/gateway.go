@@ -1,0 +1,238 @@
+// Package gateway is the sorter gateway's item pipeline: per line it turns
+// scanner reads into divert commands with the active sort plan, follows
+// every item to exactly one outcome, books confirmed diverts into chute
+// containers, and serves the status page, its live updates, the actions of
+// maintenance technicians and the Prometheus metrics.
+//
+// The gateway sees devices only through the contracts in package devices
+// and keeps its audit trail in package gateway/journal.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"sortgw/gateway/journal"
+)
+
+// Config configures the gateway's HTTP side and its shutdown.
+type Config struct {
+	// Listen is the status page's address (default 127.0.0.1:8080; use
+	// 127.0.0.1:0 in tests).
+	Listen string
+	// Token is the bearer token that actions need. Empty: every action is
+	// refused (the page is read-only).
+	Token string
+	// DrainGrace bounds how long a stop waits for outstanding commands
+	// (default 10s).
+	DrainGrace time.Duration
+	// Version is shown on the status page.
+	Version string
+	// SSEInterval is how often /events pushes a snapshot (default 1s).
+	SSEInterval time.Duration
+}
+
+// Validate fills defaults.
+func (c *Config) Validate() error {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8080"
+	}
+	if c.DrainGrace == 0 {
+		c.DrainGrace = 10 * time.Second
+	}
+	if c.DrainGrace < 0 {
+		return fmt.Errorf("gateway: negative drain grace %v", c.DrainGrace)
+	}
+	if c.SSEInterval == 0 {
+		c.SSEInterval = time.Second
+	}
+	if c.Version == "" {
+		c.Version = "dev"
+	}
+	return nil
+}
+
+// Searcher is the journal's query side used by the item search.
+// *journal.Journal satisfies it.
+type Searcher interface {
+	ByTID(tid uint32) ([]journal.Record, error)
+	ByBarcode(code string) ([]journal.Record, error)
+}
+
+// Gateway runs several lines and the HTTP server in front of them.
+type Gateway struct {
+	cfg    Config
+	lines  []*Line
+	byName map[string]*Line
+	search Searcher
+	met    *Metrics
+	log    zerolog.Logger
+
+	draining atomic.Bool
+	started  chan struct{}
+	stopping chan struct{} // closed when the HTTP side must let go (SSE)
+	addr     atomic.Value  // string
+	reloadMu sync.Mutex
+}
+
+// New makes a gateway over lines. search may be nil (no item search).
+func New(cfg Config, lines []*Line, search Searcher, m *Metrics, log zerolog.Logger) (*Gateway, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if len(lines) == 0 {
+		return nil, errors.New("gateway: no lines")
+	}
+	if m == nil {
+		m = NewMetrics()
+	}
+	g := &Gateway{cfg: cfg, lines: lines, byName: map[string]*Line{}, search: search, met: m, log: log,
+		started: make(chan struct{}), stopping: make(chan struct{})}
+	for _, l := range lines {
+		if g.byName[l.Name()] != nil {
+			return nil, fmt.Errorf("gateway: duplicate line %q", l.Name())
+		}
+		g.byName[l.Name()] = l
+	}
+	g.addr.Store("")
+	return g, nil
+}
+
+// Lines returns the gateway's lines.
+func (g *Gateway) Lines() []*Line { return g.lines }
+
+// Line returns the named line or nil.
+func (g *Gateway) Line(name string) *Line { return g.byName[name] }
+
+// Started is closed once the HTTP listener is bound (Addr is valid).
+func (g *Gateway) Started() <-chan struct{} { return g.started }
+
+// Addr is the bound HTTP address.
+func (g *Gateway) Addr() string { return g.addr.Load().(string) }
+
+// Ready reports whether every line can sort and the gateway is not draining.
+func (g *Gateway) Ready() bool {
+	if g.draining.Load() {
+		return false
+	}
+	for _, l := range g.lines {
+		if !l.Ready() {
+			return false
+		}
+	}
+	return true
+}
+
+// Reload reloads every line's plan from its files. A line whose new plan
+// fails keeps its old one; the errors are joined.
+func (g *Gateway) Reload() error {
+	g.reloadMu.Lock()
+	defer g.reloadMu.Unlock()
+	var errs []error
+	for _, l := range g.lines {
+		if _, err := l.ReloadPlan(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Snapshot gathers every line's latest snapshot.
+func (g *Gateway) Snapshot() Snapshot {
+	s := Snapshot{At: time.Now(), Version: g.cfg.Version, Ready: g.Ready(), Draining: g.draining.Load()}
+	for _, l := range g.lines {
+		s.Lines = append(s.Lines, *l.Snapshot())
+	}
+	return s
+}
+
+// Run serves HTTP and runs the lines until ctx is done; then it drains:
+// the lines take no new reads, outstanding commands get DrainGrace to
+// finish, and everything stops.
+func (g *Gateway) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", g.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("gateway: listen %s: %w", g.cfg.Listen, err)
+	}
+	g.addr.Store(ln.Addr().String())
+	srv := &http.Server{
+		Handler:           g.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          nil,
+	}
+	close(g.started)
+	g.log.Info().Str("addr", g.Addr()).Msg("status page listening")
+
+	linesCtx, stopLines := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopLines()
+	var lg group
+	for _, l := range g.lines {
+		lg.Go(func() error { return l.Run(linesCtx) })
+	}
+	var hg group
+	hg.Go(func() error {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("gateway: http: %w", err)
+		}
+		return nil
+	})
+	linesDone := make(chan struct{})
+	go func() { lg.Wait(); close(linesDone) }()
+
+	select {
+	case <-ctx.Done():
+		g.drain(linesDone)
+	case <-linesDone:
+	}
+	stopLines()
+	lineErr := lg.Wait()
+	close(g.stopping)
+	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		_ = srv.Close()
+	}
+	httpErr := hg.Wait()
+	return errors.Join(lineErr, httpErr)
+}
+
+// drain stops new reads and waits (at most DrainGrace) for open items.
+func (g *Gateway) drain(linesDone <-chan struct{}) {
+	g.draining.Store(true)
+	for _, l := range g.lines {
+		l.Drain()
+	}
+	g.log.Info().Dur("grace", g.cfg.DrainGrace).Msg("draining: no new reads, waiting for outstanding commands")
+	deadline := time.NewTimer(g.cfg.DrainGrace)
+	defer deadline.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		open := 0
+		for _, l := range g.lines {
+			open += l.OpenNow()
+		}
+		if open == 0 {
+			g.log.Info().Msg("drained")
+			return
+		}
+		select {
+		case <-deadline.C:
+			g.log.Warn().Int("open", open).Msg("drain grace over; open items are recorded lost at stop")
+			return
+		case <-linesDone:
+			return
+		case <-tick.C:
+		}
+	}
+}

@@ -1,0 +1,236 @@
+package gateway
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"sortgw/devices"
+	"sortgw/gateway/journal"
+	"sortgw/sortplan"
+)
+
+// Metrics holds the gateway's Prometheus collectors on its own registry (no
+// globals), so tests and several gateways in one process never collide.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	reads       *prometheus.CounterVec
+	duplicates  *prometheus.CounterVec
+	decisions   *prometheus.CounterVec
+	outcomes    *prometheus.CounterVec
+	results     *prometheus.CounterVec
+	chuteDiv    *prometheus.CounterVec
+	missed      *prometheus.CounterVec
+	unmatched   *prometheus.CounterVec
+	decisionDur *prometheus.HistogramVec
+	toWritten   *prometheus.HistogramVec
+	toTaken     *prometheus.HistogramVec
+	toConfirmed *prometheus.HistogramVec
+	linkUp      *prometheus.GaugeVec
+	linkState   *prometheus.GaugeVec
+	reconnects  *prometheus.GaugeVec
+	ringOut     *prometheus.GaugeVec
+	queued      *prometheus.GaugeVec
+	tracked     *prometheus.GaugeVec
+	planVersion *prometheus.GaugeVec
+	containers  *prometheus.CounterVec
+}
+
+// NewMetrics makes the collectors and registers them, with the Go and
+// process collectors, on a fresh registry.
+func NewMetrics() *Metrics {
+	latency := []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		reads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sortgw_reads_total", Help: "Scanner reads taken by the pipeline, by scanner and kind (code, noread).",
+		}, []string{"line", "scanner", "kind"}),
+		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sortgw_duplicate_reads_total", Help: "Reads of a TID whose command was still unconfirmed; answered by nothing new.",
+		}, []string{"line"}),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sortgw_decisions_total", Help: "Divert decisions by reason code.",
+		}, []string{"line", "reason"}),
+		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sortgw_outcomes_total", Help: "Item pass outcomes: the PLC result names and the host verdicts (host-late, lost-disconnect, missed-confirmation, timeout, not-sent).",
+		}, []string{"line", "outcome"}),
+		results: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sortgw_confirmations_total", Help: "PLC confirmations of tracked items by result code (1..9, invalid).",
+		}, []string{"line", "result"}),
+		chuteDiv: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sortgw_chute_diverts_total", Help: "Confirmed diverts (result 1 or 2) by the chute entered.",
+		}, []string{"line", "chute"}),
+		missed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sortgw_missed_confirmations_total", Help: "Confirmations the PLC overwrote before the host read them.",
+		}, []string{"line"}),
+		unmatched: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sortgw_unmatched_events_total", Help: "Link events for TIDs with no open item (e.g. after a gateway restart).",
+		}, []string{"line", "kind"}),
+		decisionDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "sortgw_decision_seconds", Help: "Time to decide one read (table lookup and send to the link queue).",
+			Buckets: []float64{.000001, .0000025, .000005, .00001, .000025, .00005, .0001, .00025, .0005, .001, .01},
+		}, []string{"line"}),
+		toWritten: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "sortgw_read_to_written_seconds", Help: "From the scanner frame to the PLC's reply to the command write.", Buckets: latency,
+		}, []string{"line"}),
+		toTaken: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "sortgw_read_to_taken_seconds", Help: "From the scanner frame to the PLC taking the command off the ring.", Buckets: latency,
+		}, []string{"line"}),
+		toConfirmed: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "sortgw_read_to_confirmation_seconds", Help: "From the scanner frame to the PLC's confirmation.", Buckets: latency,
+		}, []string{"line"}),
+		linkUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sortgw_link_up", Help: "1 when the device link is up (PLC: commands allowed; scanner: online).",
+		}, []string{"line", "kind", "link"}),
+		linkState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sortgw_link_state", Help: "Device link state: 0 down, 1 connecting, 2 syncing, 3 up, 4 closed.",
+		}, []string{"line", "kind", "link"}),
+		reconnects: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sortgw_link_reconnects", Help: "Reconnects of the device link since start (as reported by the link).",
+		}, []string{"line", "kind", "link"}),
+		ringOut: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sortgw_plc_ring_outstanding", Help: "Divert commands written but not yet taken by the PLC.",
+		}, []string{"line"}),
+		queued: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sortgw_plc_queued_commands", Help: "Divert commands waiting for a ring slot.",
+		}, []string{"line"}),
+		tracked: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sortgw_open_items", Help: "Item passes waiting for their outcome.",
+		}, []string{"line"}),
+		planVersion: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sortgw_plan_version", Help: "Version of the active sort plan (0: none loaded).",
+		}, []string{"line"}),
+		containers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sortgw_containers_closed_total", Help: "Containers closed, by cause (technician, emptied).",
+		}, []string{"line", "cause"}),
+	}
+	m.Registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.reads, m.duplicates, m.decisions, m.outcomes, m.results, m.chuteDiv, m.missed, m.unmatched,
+		m.decisionDur, m.toWritten, m.toTaken, m.toConfirmed,
+		m.linkUp, m.linkState, m.reconnects, m.ringOut, m.queued, m.tracked, m.planVersion, m.containers,
+	)
+	return m
+}
+
+// lineMetrics are one line's children, resolved once so the item path does
+// no label lookups.
+type lineMetrics struct {
+	m           *Metrics
+	line        string
+	duplicates  prometheus.Counter
+	decisions   [8]prometheus.Counter
+	outcomes    [maxOutcome]prometheus.Counter
+	results     [maxResult + 2]prometheus.Counter // index maxResult+1: out of range
+	missed      prometheus.Counter
+	decisionDur prometheus.Observer
+	toWritten   prometheus.Observer
+	toTaken     prometheus.Observer
+	toConfirmed prometheus.Observer
+	ringOut     prometheus.Gauge
+	queued      prometheus.Gauge
+	tracked     prometheus.Gauge
+	planVersion prometheus.Gauge
+	chutes      []prometheus.Counter // resolved on first divert
+	scanners    map[string]*[2]prometheus.Counter
+}
+
+func (m *Metrics) forLine(line string, chutes int) *lineMetrics {
+	lm := &lineMetrics{
+		m:           m,
+		line:        line,
+		duplicates:  m.duplicates.WithLabelValues(line),
+		missed:      m.missed.WithLabelValues(line),
+		decisionDur: m.decisionDur.WithLabelValues(line),
+		toWritten:   m.toWritten.WithLabelValues(line),
+		toTaken:     m.toTaken.WithLabelValues(line),
+		toConfirmed: m.toConfirmed.WithLabelValues(line),
+		ringOut:     m.ringOut.WithLabelValues(line),
+		queued:      m.queued.WithLabelValues(line),
+		tracked:     m.tracked.WithLabelValues(line),
+		planVersion: m.planVersion.WithLabelValues(line),
+		chutes:      make([]prometheus.Counter, chutes+1),
+		scanners:    make(map[string]*[2]prometheus.Counter),
+	}
+	for r := range lm.decisions {
+		lm.decisions[r] = m.decisions.WithLabelValues(line, sortplan.Reason(r).String())
+	}
+	for o := journal.OutcomeDiverted; int(o) < maxOutcome; o++ {
+		if name := o.String(); !strings.HasPrefix(name, "outcome(") {
+			lm.outcomes[o] = m.outcomes.WithLabelValues(line, name)
+		} else {
+			lm.outcomes[o] = m.outcomes.WithLabelValues(line, "other")
+		}
+	}
+	for r := 1; r <= maxResult; r++ {
+		lm.results[r] = m.results.WithLabelValues(line, strconv.Itoa(r))
+	}
+	lm.results[0] = m.results.WithLabelValues(line, "invalid")
+	lm.results[maxResult+1] = lm.results[0]
+	return lm
+}
+
+func (lm *lineMetrics) read(scanner string, noRead bool) {
+	c := lm.scanners[scanner]
+	if c == nil {
+		// First read from this scanner: the one allocation per scanner.
+		c = &[2]prometheus.Counter{
+			lm.m.reads.WithLabelValues(lm.line, scanner, "code"),
+			lm.m.reads.WithLabelValues(lm.line, scanner, "noread"),
+		}
+		lm.scanners[scanner] = c
+	}
+	if noRead {
+		c[1].Inc()
+	} else {
+		c[0].Inc()
+	}
+}
+
+func (lm *lineMetrics) result(r uint16) {
+	if r > maxResult {
+		r = maxResult + 1
+	}
+	lm.results[r].Inc()
+}
+
+func (lm *lineMetrics) divert(chute uint16) {
+	if int(chute) >= len(lm.chutes) {
+		return
+	}
+	c := lm.chutes[chute]
+	if c == nil {
+		c = lm.m.chuteDiv.WithLabelValues(lm.line, strconv.Itoa(int(chute)))
+		lm.chutes[chute] = c
+	}
+	c.Inc()
+}
+
+func (lm *lineMetrics) links(plc devices.PLCStatus, scanners []devices.ScannerStatus) {
+	up := 0.0
+	if plc.State == devices.LinkUp {
+		up = 1
+	}
+	name := plc.Name
+	if name == "" {
+		name = "plc"
+	}
+	lm.m.linkUp.WithLabelValues(lm.line, "plc", name).Set(up)
+	lm.m.linkState.WithLabelValues(lm.line, "plc", name).Set(float64(plc.State))
+	lm.m.reconnects.WithLabelValues(lm.line, "plc", name).Set(float64(plc.Reconnects))
+	lm.ringOut.Set(float64(plc.Outstanding))
+	lm.queued.Set(float64(plc.Queued))
+	for _, s := range scanners {
+		on := 0.0
+		if s.Online {
+			on = 1
+		}
+		lm.m.linkUp.WithLabelValues(lm.line, "scanner", s.Name).Set(on)
+		lm.m.linkState.WithLabelValues(lm.line, "scanner", s.Name).Set(float64(s.State))
+		lm.m.reconnects.WithLabelValues(lm.line, "scanner", s.Name).Set(float64(s.Reconnects))
+	}
+}

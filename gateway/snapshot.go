@@ -1,0 +1,356 @@
+package gateway
+
+import (
+	"sync"
+	"time"
+
+	"sortgw/devices"
+	"sortgw/gateway/journal"
+	"sortgw/sortplan"
+)
+
+// Snapshot is the whole gateway's state at one moment. The status page,
+// its live updates and /status.json all render this one struct.
+type Snapshot struct {
+	At       time.Time      `json:"at"`
+	Version  string         `json:"version"`
+	Ready    bool           `json:"ready"`
+	Draining bool           `json:"draining"`
+	Lines    []LineSnapshot `json:"lines"`
+}
+
+// LineSnapshot is one line's state.
+type LineSnapshot struct {
+	Name      string        `json:"name"`
+	At        time.Time     `json:"at"`
+	Ready     bool          `json:"ready"`
+	Draining  bool          `json:"draining"`
+	PLC       PLCView       `json:"plc"`
+	Scanners  []ScannerView `json:"scanners"`
+	Plan      PlanInfo      `json:"plan"`
+	Totals    Totals        `json:"totals"`
+	PerMinute Rates         `json:"per_minute"`
+	Open      int           `json:"open"`
+	Chutes    []ChuteView   `json:"chutes"`
+	Recent    []ItemView    `json:"recent"`
+}
+
+// PLCView is the PLC link as the status page shows it.
+type PLCView struct {
+	Name          string    `json:"name"`
+	Protocol      string    `json:"protocol"`
+	Addr          string    `json:"addr"`
+	State         string    `json:"state"`
+	LastError     string    `json:"last_error,omitempty"`
+	Reconnects    uint64    `json:"reconnects"`
+	LastHeartbeat time.Time `json:"last_heartbeat,omitzero"`
+	HeartbeatAge  string    `json:"heartbeat_age"`
+	SorterState   string    `json:"sorter_state"`
+	FaultCode     uint16    `json:"fault_code"`
+	Fault         string    `json:"fault"`
+	BootID        uint16    `json:"boot_id"`
+	AckSeq        uint16    `json:"ack_seq"`
+	Outstanding   int       `json:"outstanding"`
+	Queued        int       `json:"queued"`
+	RoundTripP50  string    `json:"round_trip_p50"`
+	RoundTripP99  string    `json:"round_trip_p99"`
+	Written       uint64    `json:"written"`
+	Taken         uint64    `json:"taken"`
+	Confirmed     uint64    `json:"confirmed"`
+	Late          uint64    `json:"late"`
+	Lost          uint64    `json:"lost"`
+	Missed        uint64    `json:"missed"`
+	Errors        uint64    `json:"errors"`
+}
+
+// ScannerView is one scanner connection.
+type ScannerView struct {
+	Name          string    `json:"name"`
+	Addr          string    `json:"addr"`
+	State         string    `json:"state"`
+	Online        bool      `json:"online"`
+	LastHeartbeat time.Time `json:"last_heartbeat,omitzero"`
+	HeardAge      string    `json:"heard_age"`
+	Reads         uint64    `json:"reads"`
+	NoReads       uint64    `json:"noreads"`
+	Malformed     uint64    `json:"malformed"`
+	Oversized     uint64    `json:"oversized"`
+	Reconnects    uint64    `json:"reconnects"`
+}
+
+// Totals are counters since the gateway started.
+type Totals struct {
+	Reads        uint64            `json:"reads"`
+	NoReads      uint64            `json:"noreads"`
+	Duplicates   uint64            `json:"duplicates"`
+	Decided      uint64            `json:"decided"`
+	Unknown      uint64            `json:"unknown"`
+	MultiRead    uint64            `json:"multiread"`
+	Outcomes     uint64            `json:"outcomes"`
+	Sorted       uint64            `json:"sorted"`
+	Recirculated uint64            `json:"recirculated"`
+	Late         uint64            `json:"late"`
+	Lost         uint64            `json:"lost"`
+	Missed       uint64            `json:"missed"`
+	Timeout      uint64            `json:"timeout"`
+	NotSent      uint64            `json:"not_sent"`
+	Exceptions   uint64            `json:"recirc_limit"`
+	Unmatched    uint64            `json:"unmatched"`
+	Overflow     uint64            `json:"read_overflow"`
+	Results      map[string]uint64 `json:"outcomes_by_kind"`
+}
+
+// Rates are the last minute's counts and shares (percent).
+type Rates struct {
+	Reads        uint64  `json:"reads"`
+	NoReadPct    float64 `json:"noread_pct"`
+	UnknownPct   float64 `json:"unknown_pct"`
+	MultiReadPct float64 `json:"multiread_pct"`
+	SortedPct    float64 `json:"sorted_pct"`
+	Recirculated uint64  `json:"recirculated"`
+	Late         uint64  `json:"late"`
+	Lost         uint64  `json:"lost"`
+	Window       string  `json:"window"`
+}
+
+// ChuteView is one chute tile.
+type ChuteView struct {
+	N            uint16  `json:"n"`
+	Count        uint64  `json:"count"`
+	Full         bool    `json:"full"`
+	PLCDisabled  bool    `json:"plc_disabled"`
+	TechDisabled bool    `json:"tech_disabled"`
+	Route        string  `json:"route,omitempty"`
+	Container    string  `json:"container"`
+	Items        int     `json:"items"`
+	Fill         float64 `json:"fill"` // 0..1 of the nominal capacity, 0 if unknown
+}
+
+// ItemView is one recent outcome.
+type ItemView struct {
+	TID       uint32    `json:"tid"`
+	Pass      uint16    `json:"pass"`
+	Kind      string    `json:"kind"`
+	Scanner   string    `json:"scanner"`
+	Codes     []string  `json:"codes"`
+	Dest      string    `json:"dest"`
+	Chute     uint16    `json:"chute"` // commanded, or entered once confirmed
+	Reason    string    `json:"reason"`
+	Route     string    `json:"route,omitempty"`
+	Version   uint64    `json:"plan_version"`
+	Outcome   string    `json:"outcome"`
+	Result    uint16    `json:"result,omitempty"`
+	Container string    `json:"container,omitempty"`
+	Detail    string    `json:"detail,omitempty"`
+	At        time.Time `json:"at"`
+}
+
+// ItemViewOf renders a journal record for the page.
+func ItemViewOf(r *journal.Record) ItemView {
+	v := ItemView{TID: r.TID, Pass: r.Pass, Kind: r.Kind.String(), Scanner: r.Scanner, Codes: r.Codes, Dest: r.Dest,
+		Chute: r.Chute, Reason: sortplan.Reason(r.Reason).String(), Route: r.Route, Version: r.PlanVersion,
+		Outcome: r.Outcome.String(), Result: r.Result, Container: r.Container, Detail: r.Detail, At: r.Time}
+	if v.Codes == nil {
+		v.Codes = []string{}
+	}
+	return v
+}
+
+// SorterStateName names SORTER_STATE.
+func SorterStateName(s uint16) string {
+	switch s {
+	case 0:
+		return "stopped"
+	case 1:
+		return "running"
+	case 2:
+		return "emergency stop"
+	case 3:
+		return "fault"
+	case 4:
+		return "maintenance"
+	}
+	return "unknown"
+}
+
+// FaultName names FAULT_CODE.
+func FaultName(f uint16) string {
+	switch {
+	case f == 0:
+		return "none"
+	case f == 1:
+		return "host lost"
+	case f < 100:
+		return "reserved"
+	}
+	return "plc specific"
+}
+
+func age(now, t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return now.Sub(t).Round(100 * time.Millisecond).String()
+}
+
+// rateRing keeps one sample of the counters per second for a minute.
+type rateRing struct {
+	buf  [61]rateSample
+	n    int
+	last time.Time
+}
+
+type rateSample struct {
+	at                                         time.Time
+	reads, noreads, unknown, multi, decided    uint64
+	outcomes, sorted, recirculated, late, lost uint64
+}
+
+func (r *rateRing) add(now time.Time, c *counters) {
+	if !r.last.IsZero() && now.Sub(r.last) < time.Second {
+		return
+	}
+	r.last = now
+	r.buf[r.n%len(r.buf)] = rateSample{at: now, reads: c.Reads, noreads: c.NoReads, unknown: c.Unknown, multi: c.MultiRead,
+		decided: c.Decided, outcomes: c.Outcomes, sorted: c.Sorted, recirculated: c.Recirculated, late: c.Late, lost: c.Lost}
+	r.n++
+}
+
+func pct(a, b uint64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(int(float64(a)/float64(b)*1000+0.5)) / 10
+}
+
+func (r *rateRing) rates(now time.Time, c *counters) Rates {
+	if r.n == 0 {
+		return Rates{Window: "0s"}
+	}
+	// The oldest sample at most 60 s old.
+	oldest := r.n - len(r.buf)
+	if oldest < 0 {
+		oldest = 0
+	}
+	var base rateSample
+	for i := oldest; i < r.n; i++ {
+		s := r.buf[i%len(r.buf)]
+		if now.Sub(s.at) <= 60*time.Second+500*time.Millisecond {
+			base = s
+			break
+		}
+	}
+	reads := c.Reads - base.reads
+	return Rates{
+		Reads:        reads,
+		NoReadPct:    pct(c.NoReads-base.noreads, reads),
+		UnknownPct:   pct(c.Unknown-base.unknown, c.Decided-base.decided),
+		MultiReadPct: pct(c.MultiRead-base.multi, c.Decided-base.decided),
+		SortedPct:    pct(c.Sorted-base.sorted, c.Outcomes-base.outcomes),
+		Recirculated: c.Recirculated - base.recirculated,
+		Late:         c.Late - base.late,
+		Lost:         c.Lost - base.lost,
+		Window:       now.Sub(base.at).Round(time.Second).String(),
+	}
+}
+
+// publish builds the line snapshot (on the loop) and stores it for readers.
+func (l *Line) publish(now time.Time) {
+	l.rates.add(now, &l.c)
+	if l.scanners != nil {
+		l.scanStatus = l.scanners.Status()
+	}
+	st := l.plcStatus
+	if st.Name == "" && st.State == 0 {
+		st = l.plc.Status()
+		l.plcStatus = st
+	}
+	l.met.links(st, l.scanStatus)
+	s := &LineSnapshot{
+		Name: l.cfg.Name, At: now, Draining: l.draining.Load(), Open: int(l.openCount.Load()),
+		Plan: l.PlanInfo(),
+		PLC: PLCView{
+			Name: st.Name, Protocol: st.Protocol, Addr: st.Addr, State: st.State.String(), LastError: st.LastError,
+			Reconnects: st.Reconnects, LastHeartbeat: st.LastHeartbeat, HeartbeatAge: age(now, st.LastHeartbeat),
+			SorterState: SorterStateName(st.SorterState), FaultCode: st.FaultCode, Fault: FaultName(st.FaultCode),
+			BootID: st.BootID, AckSeq: st.AckSeq, Outstanding: st.Outstanding, Queued: st.Queued,
+			RoundTripP50: st.RoundTrip.P50.String(), RoundTripP99: st.RoundTrip.P99.String(),
+			Written: st.Written, Taken: st.Taken, Confirmed: st.Confirmed, Late: st.Late, Lost: st.Lost, Missed: st.Missed, Errors: st.Errors,
+		},
+		Totals: Totals{
+			Reads: l.c.Reads, NoReads: l.c.NoReads, Duplicates: l.c.Duplicates, Decided: l.c.Decided, Unknown: l.c.Unknown,
+			MultiRead: l.c.MultiRead, Outcomes: l.c.Outcomes, Sorted: l.c.Sorted, Recirculated: l.c.Recirculated, Late: l.c.Late,
+			Lost: l.c.Lost, Missed: l.c.Missed, Timeout: l.c.Timeout, NotSent: l.c.NotSent, Exceptions: l.c.Exceptions,
+			Unmatched: l.c.Unmatched, Overflow: l.overflow.Load(), Results: map[string]uint64{},
+		},
+		PerMinute: l.rates.rates(now, &l.c),
+	}
+	s.Ready = l.plans.Load() != nil && !s.Draining && st.State == devices.LinkUp
+	for o, n := range l.c.ByOutcome {
+		if n > 0 {
+			s.Totals.Results[journal.Outcome(o).String()] = n
+		}
+	}
+	for _, sc := range l.scanStatus {
+		s.Scanners = append(s.Scanners, ScannerView{Name: sc.Name, Addr: sc.Addr, State: sc.State.String(), Online: sc.Online,
+			LastHeartbeat: sc.LastHeartbeat, HeardAge: age(now, sc.LastHeard), Reads: sc.Reads, NoReads: sc.NoReads,
+			Malformed: sc.Malformed, Oversized: sc.Oversized, Reconnects: sc.Reconnects})
+	}
+	var routes []string
+	if rp := l.chuteRoutes.Load(); rp != nil {
+		routes = *rp
+	}
+	s.Chutes = make([]ChuteView, l.cfg.Chutes)
+	for n := 1; n <= l.cfg.Chutes; n++ {
+		ch := uint16(n)
+		c := &l.conts[n]
+		v := ChuteView{N: ch, Count: l.chuteCount[n], Full: l.full.Has(ch), PLCDisabled: l.plcDisabled.Has(ch),
+			TechDisabled: l.techDisabled.Has(ch), Route: c.route, Container: containerID(l.cfg.Name, ch, c.n), Items: len(c.items)}
+		if v.Route == "" && n < len(routes) {
+			v.Route = routes[n]
+		}
+		if v.Route == "" {
+			v.Route = l.lastRoute[n]
+		}
+		if l.cfg.ContainerCapacity > 0 {
+			v.Fill = float64(len(c.items)) / float64(l.cfg.ContainerCapacity)
+		}
+		s.Chutes[n-1] = v
+	}
+	for i := 0; i < recentN && i < l.recentPos; i++ {
+		r := &l.recent[(l.recentPos-1-i)%recentN]
+		s.Recent = append(s.Recent, ItemViewOf(r))
+	}
+	l.snap.Store(s)
+}
+
+// group runs functions and waits for all of them, keeping the first error.
+type group struct {
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	err  error
+	once sync.Once
+}
+
+// Go runs f in a goroutine.
+func (g *group) Go(f func() error) {
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		if err := f(); err != nil {
+			g.mu.Lock()
+			if g.err == nil {
+				g.err = err
+			}
+			g.mu.Unlock()
+		}
+	}()
+}
+
+// Wait waits for every function and returns the first error.
+func (g *group) Wait() error {
+	g.wg.Wait()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.err
+}

@@ -1,0 +1,349 @@
+package gateway
+
+import (
+	"crypto/subtle"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"sortgw/gateway/journal"
+)
+
+//go:embed web
+var webFS embed.FS
+
+// pageTmpl is parsed once; a broken template fails the build's tests, not a
+// technician's page load.
+var pageTmpl = template.Must(template.New("index.html").Funcs(template.FuncMap{
+	"chuteClass": chuteClass,
+	"pct":        func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) + "%" },
+	"fillPct":    func(f float64) string { return strconv.Itoa(int(min(f, 1)*100)) + "%" },
+	"hhmmss":     func(t time.Time) string { return t.Local().Format("15:04:05") },
+	"join":       strings.Join,
+}).ParseFS(webFS, "web/index.html"))
+
+func chuteClass(c ChuteView) string {
+	switch {
+	case c.TechDisabled || c.PLCDisabled:
+		return "chute disabled"
+	case c.Full:
+		return "chute full"
+	}
+	return "chute"
+}
+
+// Handler returns the gateway's HTTP handler: the status page and its
+// assets, /events (SSE), /status.json, /healthz, /readyz, /metrics, the
+// item search, manifests and the token-protected actions.
+func (g *Gateway) Handler() http.Handler {
+	mux := http.NewServeMux()
+	static, _ := fs.Sub(webFS, "web")
+	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	mux.HandleFunc("GET /{$}", g.handlePage)
+	mux.HandleFunc("GET /status.json", g.handleStatus)
+	mux.HandleFunc("GET /events", g.handleEvents)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", g.handleReady)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g.met.Registry, promhttp.HandlerOpts{Registry: g.met.Registry}))
+	mux.HandleFunc("GET /api/items", g.handleItems)
+	mux.HandleFunc("GET /api/lines/{line}/manifests", g.handleManifests)
+	mux.HandleFunc("POST /api/lines/{line}/chutes/{chute}/{action}", g.auth(g.handleChute))
+	mux.HandleFunc("POST /api/lines/{line}/reload", g.auth(g.handleReload))
+	mux.HandleFunc("POST /api/reload", g.auth(g.handleReload))
+	return securityHeaders(mux)
+}
+
+func securityHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("X-Frame-Options", "DENY")
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'")
+		h.ServeHTTP(w, r)
+	})
+}
+
+// pageData is the template's input: the snapshot plus page-only bits.
+type pageData struct {
+	Snapshot
+	HasToken bool
+}
+
+func (g *Gateway) handlePage(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if err := pageTmpl.Execute(w, pageData{Snapshot: g.Snapshot(), HasToken: g.cfg.Token != ""}); err != nil {
+		g.log.Error().Err(err).Msg("render status page")
+	}
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", " ")
+	_ = enc.Encode(v)
+}
+
+type apiError struct {
+	Error string `json:"error"`
+}
+
+func (g *Gateway) handleStatus(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, g.Snapshot())
+}
+
+func (g *Gateway) handleReady(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if g.Ready() {
+		fmt.Fprintln(w, "ready")
+		return
+	}
+	w.WriteHeader(http.StatusServiceUnavailable)
+	switch {
+	case g.draining.Load():
+		fmt.Fprintln(w, "draining")
+	default:
+		for _, l := range g.lines {
+			if l.Table() == nil {
+				fmt.Fprintf(w, "line %s: no plan loaded\n", l.Name())
+			}
+			if st := l.plc.Status(); st.State.String() != "up" {
+				fmt.Fprintf(w, "line %s: plc link %s\n", l.Name(), st.State)
+			}
+		}
+	}
+}
+
+// handleEvents streams the snapshot as Server-Sent Events.
+func (g *Gateway) handleEvents(w http.ResponseWriter, r *http.Request) {
+	fl, ok := w.(http.Flusher)
+	if !ok {
+		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
+		return
+	}
+	rc := http.NewResponseController(w)
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Accel-Buffering", "no")
+	tick := time.NewTicker(g.cfg.SSEInterval)
+	defer tick.Stop()
+	send := func() bool {
+		_ = rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		b, err := json.Marshal(g.Snapshot())
+		if err != nil {
+			return false
+		}
+		if _, err := fmt.Fprintf(w, "event: snapshot\ndata: %s\n\n", b); err != nil {
+			return false
+		}
+		fl.Flush()
+		return true
+	}
+	fmt.Fprint(w, "retry: 2000\n\n")
+	if !send() {
+		return
+	}
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-g.stopping:
+			return
+		case <-tick.C:
+			if !send() {
+				return
+			}
+		}
+	}
+}
+
+// auth lets a request through only with the configured bearer token.
+func (g *Gateway) auth(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if g.cfg.Token == "" {
+			writeJSON(w, http.StatusForbidden, apiError{"actions are disabled: no token configured"})
+			return
+		}
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(g.cfg.Token)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="sortgw"`)
+			writeJSON(w, http.StatusUnauthorized, apiError{"a valid bearer token is required"})
+			g.log.Warn().Str("remote", r.RemoteAddr).Str("path", r.URL.Path).Msg("action refused: bad or missing token")
+			return
+		}
+		h(w, r)
+	}
+}
+
+func (g *Gateway) lineOf(w http.ResponseWriter, r *http.Request) *Line {
+	l := g.byName[r.PathValue("line")]
+	if l == nil {
+		writeJSON(w, http.StatusNotFound, apiError{"no such line"})
+	}
+	return l
+}
+
+// ChuteActionResult answers a chute action.
+type ChuteActionResult struct {
+	Line     string    `json:"line"`
+	Chute    uint16    `json:"chute"`
+	Action   string    `json:"action"`
+	Manifest *Manifest `json:"manifest,omitempty"`
+}
+
+func (g *Gateway) handleChute(w http.ResponseWriter, r *http.Request) {
+	l := g.lineOf(w, r)
+	if l == nil {
+		return
+	}
+	n, err := strconv.ParseUint(r.PathValue("chute"), 10, 16)
+	if err != nil || n < 1 || int(n) > l.cfg.Chutes {
+		writeJSON(w, http.StatusNotFound, apiError{"no such chute"})
+		return
+	}
+	chute, action := uint16(n), r.PathValue("action")
+	res := ChuteActionResult{Line: l.Name(), Chute: chute, Action: action}
+	switch action {
+	case "disable", "enable":
+		err = l.SetChuteDisabled(r.Context(), chute, action == "disable")
+	case "close":
+		var m Manifest
+		m, err = l.CloseContainer(r.Context(), chute)
+		res.Manifest = &m
+	default:
+		writeJSON(w, http.StatusNotFound, apiError{"unknown action " + strconv.Quote(action)})
+		return
+	}
+	if err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, apiError{err.Error()})
+		return
+	}
+	g.log.Info().Str("line", l.Name()).Uint16("chute", chute).Str("action", action).Str("remote", r.RemoteAddr).Msg("technician action")
+	writeJSON(w, http.StatusOK, res)
+}
+
+// ReloadResult answers a plan reload.
+type ReloadResult struct {
+	Lines []PlanInfo `json:"lines"`
+	Error string     `json:"error,omitempty"`
+}
+
+func (g *Gateway) handleReload(w http.ResponseWriter, r *http.Request) {
+	lines := g.lines
+	if r.PathValue("line") != "" {
+		l := g.lineOf(w, r)
+		if l == nil {
+			return
+		}
+		lines = []*Line{l}
+	}
+	g.reloadMu.Lock()
+	var errs []error
+	for _, l := range lines {
+		if _, err := l.ReloadPlan(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	g.reloadMu.Unlock()
+	var res ReloadResult
+	for _, l := range lines {
+		res.Lines = append(res.Lines, l.PlanInfo())
+	}
+	code := http.StatusOK
+	if err := errors.Join(errs...); err != nil {
+		res.Error, code = err.Error(), http.StatusUnprocessableEntity
+		g.log.Error().Err(err).Msg("plan reload failed; old plan kept")
+	}
+	writeJSON(w, code, res)
+}
+
+// handleItems searches the journal by TID (all digits) or barcode.
+func (g *Gateway) handleItems(w http.ResponseWriter, r *http.Request) {
+	q := strings.TrimSpace(r.URL.Query().Get("q"))
+	if q == "" {
+		writeJSON(w, http.StatusBadRequest, apiError{"q is required: a TID or a barcode"})
+		return
+	}
+	if g.search == nil {
+		writeJSON(w, http.StatusServiceUnavailable, apiError{"no journal"})
+		return
+	}
+	var recs []journal.Record
+	var err error
+	if tid, perr := strconv.ParseUint(q, 10, 32); perr == nil && len(q) <= 10 {
+		recs, err = g.search.ByTID(uint32(tid))
+		if err == nil && len(recs) == 0 {
+			recs, err = g.search.ByBarcode(q)
+		}
+	} else {
+		recs, err = g.search.ByBarcode(q)
+	}
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, apiError{err.Error()})
+		return
+	}
+	slices.Reverse(recs) // newest first
+	if len(recs) > 200 {
+		recs = recs[:200]
+	}
+	out := make([]ItemView, 0, len(recs))
+	for i := range recs {
+		out = append(out, ItemViewOf(&recs[i]))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// handleManifests serves manifests as CSV or JSON, filtered by container
+// or route (van).
+func (g *Gateway) handleManifests(w http.ResponseWriter, r *http.Request) {
+	l := g.lineOf(w, r)
+	if l == nil {
+		return
+	}
+	q := r.URL.Query()
+	ms, err := l.Manifests(r.Context(), q.Get("container"), q.Get("route"))
+	if err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, apiError{err.Error()})
+		return
+	}
+	name := l.Name()
+	if c := q.Get("container"); c != "" {
+		name = c
+	} else if rt := q.Get("route"); rt != "" {
+		name += "-route-" + rt
+	}
+	name = strings.Map(func(r rune) rune {
+		if r == '-' || r == '_' || r == '.' || (r >= '0' && r <= '9') || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') {
+			return r
+		}
+		return '_'
+	}, name)
+	switch q.Get("format") {
+	case "csv":
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		w.Header().Set("Content-Disposition", `attachment; filename="`+name+`.csv"`)
+		_ = WriteManifestsCSV(w, ms)
+	case "", "json":
+		w.Header().Set("Content-Type", "application/json")
+		if q.Get("download") != "" {
+			w.Header().Set("Content-Disposition", `attachment; filename="`+name+`.json"`)
+		}
+		_ = WriteManifestsJSON(w, ms)
+	default:
+		writeJSON(w, http.StatusBadRequest, apiError{"format: csv or json"})
+	}
+}
