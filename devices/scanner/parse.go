@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"unicode/utf8"
 
 	"sortgw/devices"
 )
@@ -72,7 +71,6 @@ var (
 	ErrTIDZero      = errors.New("tid 0")
 	ErrTIDOverflow  = errors.New("tid above 4294967295")
 	ErrEmptyCode    = errors.New("empty code")
-	ErrBadCode      = errors.New("code holds a control character or invalid utf-8")
 )
 
 // ParseError says which field of a payload is wrong and where.
@@ -94,10 +92,13 @@ func (e *ParseError) Unwrap() error { return e.Err }
 //
 // The TID is 1 to 10 decimal digits (leading zeros allowed), non-zero,
 // at most 4294967295. Codes are copied out of b (they share one string),
-// so b may be reused after the call. A code may hold any printable UTF-8
-// and the ISO/IEC 15434 separators FS, GS, RS and EOT (GS1 data uses GS);
-// other control bytes mean the frame is damaged. An empty code (two
-// separators in a row, or a trailing separator) is an error. A NoRead
+// so b may be reused after the call. A code is whatever bytes the scanner
+// decoded, control bytes and invalid UTF-8 included: a damaged label still
+// belongs to a tracked item, and the item must get a decision (unknown
+// destination, exception chute) rather than recirculate without one, so
+// judging a code is left to the sort plan. An empty code (two separators
+// in a row, or a trailing separator) is an error: the telegram itself is
+// broken. A NoRead
 // token next to real codes (a multi-head scanner with one head empty) is
 // dropped; a payload whose only codes are NoRead tokens is a no-read.
 //
@@ -133,9 +134,6 @@ func ParsePayload(b []byte, pc ParseConfig) (devices.Read, Kind, error) {
 		}
 		if len(code) == 0 {
 			return devices.Read{}, KindInvalid, &ParseError{Field: field, Offset: off, Err: ErrEmptyCode}
-		}
-		if !validCode(code) {
-			return devices.Read{}, KindInvalid, &ParseError{Field: field, Offset: off, Err: ErrBadCode}
 		}
 		if string(code) == pc.NoReadToken {
 			noreads++
@@ -201,24 +199,4 @@ func parseTID(b []byte) (uint32, error) {
 		return 0, ErrTIDZero
 	}
 	return uint32(v), nil
-}
-
-// validCode: printable UTF-8 plus FS, GS, RS, EOT. ASCII takes the fast path.
-func validCode(b []byte) bool {
-	for i := 0; i < len(b); {
-		c := b[i]
-		if c < utf8.RuneSelf {
-			if c < 0x20 && c != 0x1C && c != 0x1D && c != 0x1E && c != 0x04 || c == 0x7F {
-				return false
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRune(b[i:])
-		if r == utf8.RuneError && size == 1 || r >= 0x80 && r < 0xA0 {
-			return false
-		}
-		i += size
-	}
-	return true
 }

@@ -53,10 +53,11 @@ var parseCases = []struct {
 	{name: "tid huge", in: "99999999999999999999999;A", err: ErrTIDOverflow},
 	{name: "tid huge then letter", in: "99999999999x;A", err: ErrBadTID},
 	{name: "binary junk", in: "\x00\xff\xfe;\x01", err: ErrBadTID},
-	{name: "control byte in code", in: "1;AB\x00C", err: ErrBadCode, field: 1, offset: 2},
-	{name: "bare lf in code", in: "1;A\n2;B", err: ErrBadCode, field: 1, offset: 2},
-	{name: "invalid utf-8 in code", in: "1;A\xffB", err: ErrBadCode, field: 1, offset: 2},
-	{name: "del in code", in: "1;A;B\x7f", err: ErrBadCode, field: 2, offset: 4},
+	// Damaged codes still belong to a tracked item: delivered as they are.
+	{name: "control byte in code", in: "1;AB\x00C", kind: KindRead, tid: 1, codes: []string{"AB\x00C"}},
+	{name: "bare lf in code", in: "1;A\n2;B", kind: KindRead, tid: 1, codes: []string{"A\n2", "B"}},
+	{name: "invalid utf-8 in code", in: "1;A\xffB", kind: KindRead, tid: 1, codes: []string{"A\xffB"}},
+	{name: "binary junk code", in: "77;\x81\x00\xfe\x1f\x7f", kind: KindRead, tid: 77, codes: []string{"\x81\x00\xfe\x1f\x7f"}},
 }
 
 func TestParsePayload(t *testing.T) {

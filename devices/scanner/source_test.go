@@ -212,7 +212,7 @@ func wireCases() []wireCase {
 				"\n7;]d2420100019\x1d00003123450000000017\r\n",
 				"9;NoRead\r\n",
 				big + "\r\n",               // oversized
-				"0;A\r\n42;\r\n1;A\nB\r\n", // tid 0, empty code, bare LF: malformed
+				"0;A\r\n42;\r\n1;A\nB\r\n", // tid 0, empty code: malformed; a bare LF is data
 				exact + "\r\n",
 				"14;x\r\n15;y\r\n",
 			},
@@ -220,11 +220,12 @@ func wireCases() []wireCase {
 				{TID: 42, Codes: []string{"1Z999AA10123456784"}},
 				{TID: 7, Codes: []string{"]d2420100019\x1d00003123450000000017"}},
 				{TID: 9, NoRead: true},
+				{TID: 1, Codes: []string{"A\nB"}},
 				{TID: 1, Codes: []string{strings.Repeat("A", 4094)}},
 				{TID: 14, Codes: []string{"x"}},
 				{TID: 15, Codes: []string{"y"}},
 			},
-			want: Stats{ScannerStatus: devices.ScannerStatus{Reads: 6, NoReads: 1, Heartbeats: 1, Malformed: 3, Oversized: 1}},
+			want: Stats{ScannerStatus: devices.ScannerStatus{Reads: 7, NoReads: 1, Heartbeats: 1, Malformed: 2, Oversized: 1}},
 		},
 	}
 }
