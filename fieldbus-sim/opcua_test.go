@@ -1,0 +1,523 @@
+package fieldbussim
+
+import (
+	"context"
+	"crypto/rsa"
+	"errors"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gopcua/opcua"
+	"github.com/gopcua/opcua/ua"
+	"github.com/rs/zerolog"
+)
+
+// newTestPLC runs a PLC core in commissioning mode (every TID is an item
+// that reaches its decision point after 20 ms) until the test ends.
+func newTestPLC(t *testing.T, chutes int) *PLC {
+	t.Helper()
+	clk := RealClock{}
+	sched := newScheduler(clk)
+	p := newPLC(plcConfig{
+		Chutes: chutes, Cycle: time.Millisecond, Commissioning: true,
+		CommissioningTravel: 20 * time.Millisecond, HeartbeatPeriod: 20 * time.Millisecond,
+		HostWatchdog: time.Second,
+	}, clk, sched, newTruth(clk.Now()), zerolog.New(zerolog.NewTestWriter(t)).With().Str("part", "plc").Logger())
+	p.start()
+	t.Cleanup(func() {
+		p.stop()
+		sched.close()
+	})
+	return p
+}
+
+// runOPCUA starts the OPC UA front on 127.0.0.1:0 until the test ends.
+func runOPCUA(t *testing.T, cfg OPCUAConfig, p *PLC) *opcuaServer {
+	t.Helper()
+	cfg.Addr = "127.0.0.1:0"
+	o, err := newOPCUAServer(cfg, p, zerolog.New(zerolog.NewTestWriter(t)).With().Str("part", "opcua").Logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- o.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("opcua run: %v", err)
+		}
+	})
+	return o
+}
+
+func connect(t *testing.T, endpoint string, opts ...opcua.Option) *opcua.Client {
+	t.Helper()
+	c, err := tryConnect(endpoint, opts...)
+	if err != nil {
+		t.Fatalf("connect %s: %v", endpoint, err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) })
+	return c
+}
+
+func tryConnect(endpoint string, opts ...opcua.Option) (*opcua.Client, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	opts = append([]opcua.Option{opcua.AutoReconnect(false), opcua.RequestTimeout(5 * time.Second)}, opts...)
+	c, err := opcua.NewClient(endpoint, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Connect(ctx); err != nil {
+		c.Close(context.Background())
+		return nil, err
+	}
+	return c, nil
+}
+
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func sorterNode(ns uint16, name string) *ua.NodeID { return ua.NewStringNodeID(ns, "Sorter."+name) }
+
+// divertWrite is one contract divert command: the slot's four nodes, Seq last.
+func divertWrite(ns uint16, seq uint16, tid uint32, chute, reason uint16) *ua.WriteRequest {
+	k := "Divert." + strconv.Itoa(int(seq)%RingSize) + "."
+	wv := func(name string, v any) *ua.WriteValue {
+		return &ua.WriteValue{NodeID: sorterNode(ns, k+name), AttributeID: ua.AttributeIDValue,
+			Value: &ua.DataValue{EncodingMask: ua.DataValueValue, Value: ua.MustVariant(v)}}
+	}
+	return &ua.WriteRequest{NodesToWrite: []*ua.WriteValue{
+		wv("TrackingId", tid), wv("Chute", chute), wv("Reason", reason), wv("Seq", seq),
+	}}
+}
+
+func writeValue(ns uint16, name string, v any) *ua.WriteValue {
+	return &ua.WriteValue{NodeID: sorterNode(ns, name), AttributeID: ua.AttributeIDValue,
+		Value: &ua.DataValue{EncodingMask: ua.DataValueValue, Value: ua.MustVariant(v)}}
+}
+
+func readValues(t *testing.T, c *opcua.Client, ids ...*ua.NodeID) []*ua.DataValue {
+	t.Helper()
+	req := &ua.ReadRequest{TimestampsToReturn: ua.TimestampsToReturnBoth}
+	for _, id := range ids {
+		req.NodesToRead = append(req.NodesToRead, &ua.ReadValueID{NodeID: id, AttributeID: ua.AttributeIDValue})
+	}
+	resp, err := c.Read(testCtx(t), req)
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	if len(resp.Results) != len(ids) {
+		t.Fatalf("read: %d results for %d nodes", len(resp.Results), len(ids))
+	}
+	return resp.Results
+}
+
+func TestOPCUAReadEveryNode(t *testing.T) {
+	p := newTestPLC(t, 40)
+	o := runOPCUA(t, OPCUAConfig{}, p)
+	c := connect(t, o.Endpoint())
+	ns, err := c.FindNamespace(testCtx(t), "urn:sortgw:sorter")
+	if err != nil {
+		t.Fatalf("FindNamespace: %v", err)
+	}
+	if ns == 0 {
+		t.Fatalf("namespace index 0")
+	}
+	var ids []*ua.NodeID
+	for _, v := range o.vars {
+		ids = append(ids, ua.NewStringNodeID(ns, v.name))
+	}
+	if len(ids) != 3+4*RingSize+4*RingSize+1+6+2 {
+		t.Fatalf("%d variables in the address space", len(ids))
+	}
+	res := readValues(t, c, ids...)
+	snap := p.Snapshot()
+	for i, v := range o.vars {
+		dv := res[i]
+		if dv.Status != ua.StatusOK {
+			t.Fatalf("%s: status %v", v.name, dv.Status)
+		}
+		switch v.typ {
+		case uaUint16:
+			if _, ok := dv.Value.Value().(uint16); !ok {
+				t.Fatalf("%s: %T, want uint16", v.name, dv.Value.Value())
+			}
+		case uaUint32:
+			if _, ok := dv.Value.Value().(uint32); !ok {
+				t.Fatalf("%s: %T, want uint32", v.name, dv.Value.Value())
+			}
+		case uaBoolArray:
+			b, ok := dv.Value.Value().([]bool)
+			if !ok || len(b) != 40 {
+				t.Fatalf("%s: %T len %d, want []bool of 40", v.name, dv.Value.Value(), len(b))
+			}
+		}
+	}
+	byName := map[string]any{}
+	for i, v := range o.vars {
+		byName[v.name] = res[i].Value.Value()
+	}
+	if byName["Sorter.Plc.ChuteCount"] != uint16(40) || byName["Sorter.Plc.BootId"] != snap.BootID ||
+		byName["Sorter.Plc.FaultCode"] != uint16(1) || byName["Sorter.Confirm.Count"] != uint16(0) {
+		t.Fatalf("power-on values: %v", byName)
+	}
+
+	// Metadata a client browses with: data types and access levels.
+	attrs, err := c.Read(testCtx(t), &ua.ReadRequest{NodesToRead: []*ua.ReadValueID{
+		{NodeID: sorterNode(ns, "Divert.3.TrackingId"), AttributeID: ua.AttributeIDDataType},
+		{NodeID: sorterNode(ns, "Divert.3.Seq"), AttributeID: ua.AttributeIDAccessLevel},
+		{NodeID: sorterNode(ns, "Plc.AckSeq"), AttributeID: ua.AttributeIDAccessLevel},
+		{NodeID: sorterNode(ns, "Nope"), AttributeID: ua.AttributeIDValue},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := attrs.Results[0].Value.NodeID(); got == nil || got.IntID() != 7 {
+		t.Fatalf("TrackingId DataType %v, want i=7 (UInt32)", attrs.Results[0].Value)
+	}
+	if got := attrs.Results[1].Value.Value(); got != byte(3) {
+		t.Fatalf("Seq AccessLevel %v, want 3 (read|write)", got)
+	}
+	if got := attrs.Results[2].Value.Value(); got != byte(1) {
+		t.Fatalf("AckSeq AccessLevel %v, want 1 (read)", got)
+	}
+	if attrs.Results[3].Status != ua.StatusBadNodeIDUnknown {
+		t.Fatalf("unknown node: %v", attrs.Results[3].Status)
+	}
+}
+
+func TestOPCUAWriteDivertReachesPLC(t *testing.T) {
+	p := newTestPLC(t, 32)
+	o := runOPCUA(t, OPCUAConfig{}, p)
+	c := connect(t, o.Endpoint())
+	ns, err := c.FindNamespace(testCtx(t), "urn:sortgw:sorter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Write(testCtx(t), &ua.WriteRequest{NodesToWrite: []*ua.WriteValue{
+		writeValue(ns, "Host.Heartbeat", uint16(1)),
+		writeValue(ns, "Host.State", uint16(1)),
+		writeValue(ns, "Host.PlanVersion", uint16(77)),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range resp.Results {
+		if r != ua.StatusOK {
+			t.Fatalf("host write %d: %v", i, r)
+		}
+	}
+	edgeWait(t, "FAULT_CODE 0 after the host heartbeat", 5*time.Second, func() bool { return p.Snapshot().FaultCode == 0 })
+
+	resp, err = c.Write(testCtx(t), divertWrite(ns, 1, 4242, 5, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range resp.Results {
+		if r != ua.StatusOK {
+			t.Fatalf("divert write node %d: %v", i, r)
+		}
+	}
+	edgeWait(t, "ACK_SEQ 1", 5*time.Second, func() bool { return p.Snapshot().AckSeq == 1 })
+	snap := p.Snapshot()
+	if got := snap.Divert[1]; got != (DivertSlot{Seq: 1, TID: 4242, Chute: 5, Reason: 0}) {
+		t.Fatalf("divert slot 1 = %+v", got)
+	}
+	if snap.HostState != 1 || snap.PlanVersion != 77 {
+		t.Fatalf("host block %d %d", snap.HostState, snap.PlanVersion)
+	}
+	edgeWait(t, "confirmation 1", 5*time.Second, func() bool { return p.Snapshot().ConfirmCount == 1 })
+	// The confirmation is served over OPC UA too: slot 1, then Count.
+	res := readValues(t, c, sorterNode(ns, "Confirm.1.Num"), sorterNode(ns, "Confirm.1.TrackingId"),
+		sorterNode(ns, "Confirm.1.Chute"), sorterNode(ns, "Confirm.1.Result"), sorterNode(ns, "Confirm.Count"),
+		sorterNode(ns, "Plc.AckSeq"), sorterNode(ns, "Divert.1.Seq"))
+	if res[0].Value.Value() != uint16(1) || res[1].Value.Value() != uint32(4242) || res[2].Value.Value() != uint16(5) ||
+		res[3].Value.Value() != uint16(ResultDiverted) || res[4].Value.Value() != uint16(1) ||
+		res[5].Value.Value() != uint16(1) || res[6].Value.Value() != uint16(1) {
+		t.Fatalf("confirmation over OPC UA: %v %v %v %v count %v ack %v seq %v", res[0].Value, res[1].Value, res[2].Value,
+			res[3].Value, res[4].Value, res[5].Value, res[6].Value)
+	}
+	if st := o.Stats(); st.DivertCommands != 1 || st.NonConformingDiverts != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestOPCUAWriteRefusals(t *testing.T) {
+	p := newTestPLC(t, 16)
+	o := runOPCUA(t, OPCUAConfig{}, p)
+	c := connect(t, o.Endpoint())
+	ns, err := c.FindNamespace(testCtx(t), "urn:sortgw:sorter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mismatchTID := divertWrite(ns, 1, 9, 2, 0)
+	mismatchTID.NodesToWrite[0].Value.Value = ua.MustVariant(uint16(9)) // UInt16 where UInt32 is due
+	tests := []struct {
+		name string
+		req  *ua.WriteRequest
+		want []ua.StatusCode
+	}{
+		{"Int32 into Seq", &ua.WriteRequest{NodesToWrite: []*ua.WriteValue{writeValue(ns, "Divert.0.Seq", int32(1))}},
+			[]ua.StatusCode{ua.StatusBadTypeMismatch}},
+		{"UInt32 into Chute", &ua.WriteRequest{NodesToWrite: []*ua.WriteValue{writeValue(ns, "Divert.0.Chute", uint32(1))}},
+			[]ua.StatusCode{ua.StatusBadTypeMismatch}},
+		{"string into heartbeat", &ua.WriteRequest{NodesToWrite: []*ua.WriteValue{writeValue(ns, "Host.Heartbeat", "1")}},
+			[]ua.StatusCode{ua.StatusBadTypeMismatch}},
+		{"array into heartbeat", &ua.WriteRequest{NodesToWrite: []*ua.WriteValue{writeValue(ns, "Host.Heartbeat", []uint16{1})}},
+			[]ua.StatusCode{ua.StatusBadTypeMismatch}},
+		{"PLC block is read-only", &ua.WriteRequest{NodesToWrite: []*ua.WriteValue{writeValue(ns, "Plc.AckSeq", uint16(3))}},
+			[]ua.StatusCode{ua.StatusBadNotWritable}},
+		{"unknown node", &ua.WriteRequest{NodesToWrite: []*ua.WriteValue{writeValue(ns, "Divert.16.Seq", uint16(3))}},
+			[]ua.StatusCode{ua.StatusBadNodeIDUnknown}},
+		{"bad TrackingId type refuses the command", mismatchTID,
+			[]ua.StatusCode{ua.StatusBadTypeMismatch, ua.StatusOK, ua.StatusOK, ua.StatusBadInvalidState}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := c.Write(testCtx(t), tc.req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(resp.Results) != len(tc.want) {
+				t.Fatalf("results %v, want %v", resp.Results, tc.want)
+			}
+			for i := range tc.want {
+				if resp.Results[i] != tc.want[i] {
+					t.Fatalf("results %v, want %v", resp.Results, tc.want)
+				}
+			}
+		})
+	}
+	if snap := p.Snapshot(); snap.Divert[1].Seq != 0 || snap.Divert[0].Seq != 0 || snap.AckSeq != 0 {
+		t.Fatalf("a refused command reached the PLC: %+v ack %d", snap.Divert, snap.AckSeq)
+	}
+	if st := o.Stats(); st.TypeMismatches != 5 || st.DivertCommands != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// collect gathers data-change notifications by node name.
+type collector struct {
+	mu     sync.Mutex
+	values map[uint32][]any
+}
+
+func (cl *collector) run(ch <-chan *opcua.PublishNotificationData, done chan<- struct{}) {
+	defer close(done)
+	for msg := range ch {
+		dc, ok := msg.Value.(*ua.DataChangeNotification)
+		if !ok {
+			continue
+		}
+		cl.mu.Lock()
+		for _, it := range dc.MonitoredItems {
+			if it.Value != nil && it.Value.Value != nil {
+				cl.values[it.ClientHandle] = append(cl.values[it.ClientHandle], it.Value.Value.Value())
+			}
+		}
+		cl.mu.Unlock()
+	}
+}
+
+func (cl *collector) seen(handle uint32, v any) bool {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	for _, x := range cl.values[handle] {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func (cl *collector) distinct(handle uint32) int {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	m := map[any]bool{}
+	for _, x := range cl.values[handle] {
+		m[x] = true
+	}
+	return len(m)
+}
+
+func subscribe(t *testing.T, c *opcua.Client, ns uint16, names ...string) *collector {
+	t.Helper()
+	ch := make(chan *opcua.PublishNotificationData, 256)
+	sub, err := c.Subscribe(testCtx(t), &opcua.SubscriptionParameters{Interval: 10 * time.Millisecond}, ch)
+	if err != nil {
+		t.Fatalf("subscribe: %v", err)
+	}
+	if sub.RevisedPublishingInterval != 10*time.Millisecond {
+		t.Fatalf("revised publishing interval %v", sub.RevisedPublishingInterval)
+	}
+	var items []*ua.MonitoredItemCreateRequest
+	for i, n := range names {
+		req := opcua.NewMonitoredItemCreateRequestWithDefaults(sorterNode(ns, n), ua.AttributeIDValue, uint32(i))
+		req.RequestedParameters.SamplingInterval = 10
+		items = append(items, req)
+	}
+	res, err := sub.Monitor(testCtx(t), ua.TimestampsToReturnBoth, items...)
+	if err != nil {
+		t.Fatalf("monitor: %v", err)
+	}
+	for i, r := range res.Results {
+		if r.StatusCode != ua.StatusOK {
+			t.Fatalf("monitor %s: %v", names[i], r.StatusCode)
+		}
+	}
+	cl := &collector{values: map[uint32][]any{}}
+	done := make(chan struct{})
+	go cl.run(ch, done)
+	t.Cleanup(func() {
+		sub.Cancel(context.Background())
+		c.Close(context.Background())
+		close(ch)
+		<-done
+	})
+	return cl
+}
+
+func TestOPCUASubscriptionNotifications(t *testing.T) {
+	p := newTestPLC(t, 16)
+	o := runOPCUA(t, OPCUAConfig{}, p)
+	c := connect(t, o.Endpoint())
+	ns, err := c.FindNamespace(testCtx(t), "urn:sortgw:sorter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := subscribe(t, c, ns, "Plc.Heartbeat", "Plc.AckSeq", "Confirm.Count", "Confirm.1.TrackingId")
+	edgeWait(t, "PLC heartbeat notifications", 10*time.Second, func() bool { return cl.distinct(0) >= 3 })
+	resp, err := c.Write(testCtx(t), divertWrite(ns, 1, 31337, 3, 0))
+	if err != nil || resp.Results[3] != ua.StatusOK {
+		t.Fatalf("divert write: %v %v", err, resp)
+	}
+	edgeWait(t, "AckSeq notification", 10*time.Second, func() bool { return cl.seen(1, uint16(1)) })
+	edgeWait(t, "Confirm.Count notification", 10*time.Second, func() bool { return cl.seen(2, uint16(1)) })
+	if !cl.seen(3, uint32(31337)) {
+		t.Fatalf("Count notified before the confirmation slot's TrackingId")
+	}
+}
+
+func TestOPCUARestartDropsSessions(t *testing.T) {
+	p := newTestPLC(t, 16)
+	o := runOPCUA(t, OPCUAConfig{}, p)
+	endpoint := o.Endpoint()
+	c := connect(t, endpoint)
+	ns, err := c.FindNamespace(testCtx(t), "urn:sortgw:sorter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readValues(t, c, sorterNode(ns, "Plc.BootId"))
+	o.Restart()
+	edgeWait(t, "old session to fail", 10*time.Second, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, err := c.Read(ctx, &ua.ReadRequest{NodesToRead: []*ua.ReadValueID{{NodeID: sorterNode(ns, "Plc.BootId"), AttributeID: ua.AttributeIDValue}}})
+		return err != nil
+	})
+	if o.Endpoint() != endpoint {
+		t.Fatalf("endpoint moved: %s -> %s", endpoint, o.Endpoint())
+	}
+	var c2 *opcua.Client
+	edgeWait(t, "reconnect after restart", 30*time.Second, func() bool {
+		var err error
+		c2, err = tryConnect(endpoint)
+		return err == nil
+	})
+	defer c2.Close(context.Background())
+	ns2, err := c2.FindNamespace(testCtx(t), "urn:sortgw:sorter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := readValues(t, c2, sorterNode(ns2, "Plc.ChuteCount"))
+	if res[0].Value.Value() != uint16(16) {
+		t.Fatalf("after restart: %v", res[0].Value)
+	}
+	cl := subscribe(t, c2, ns2, "Plc.Heartbeat")
+	edgeWait(t, "notifications after restart", 10*time.Second, func() bool { return cl.distinct(0) >= 2 })
+	if st := o.Stats(); st.Restarts != 1 || st.Sessions < 2 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestOPCUASignAndEncrypt(t *testing.T) {
+	dir := t.TempDir()
+	cliCert, cliKey, err := GenerateCert(CertOptions{ApplicationURI: "urn:sortgw:test-client"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cliFile, _, err := WriteCertFiles(dir, "client", cliCert, cliKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newTestPLC(t, 16)
+	o := runOPCUA(t, OPCUAConfig{Security: SecuritySignAndEncrypt, OnlySecure: true, TrustedClientCerts: []string{cliFile}}, p)
+
+	eps, err := opcua.GetEndpoints(testCtx(t), o.Endpoint())
+	if err != nil {
+		t.Fatalf("GetEndpoints: %v", err)
+	}
+	if len(eps) != 1 || eps[0].SecurityMode != ua.MessageSecurityModeSignAndEncrypt {
+		t.Fatalf("endpoints %v", eps)
+	}
+	ep, err := opcua.SelectEndpoint(eps, ua.SecurityPolicyURIBasic256Sha256, ua.MessageSecurityModeSignAndEncrypt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secure := func(cert []byte, key *rsa.PrivateKey) []opcua.Option {
+		return []opcua.Option{
+			opcua.SecurityPolicy(ua.SecurityPolicyURIBasic256Sha256),
+			opcua.SecurityMode(ua.MessageSecurityModeSignAndEncrypt),
+			opcua.Certificate(cert), opcua.PrivateKey(key),
+			opcua.RemoteCertificate(ep.ServerCertificate),
+			opcua.ApplicationURI("urn:sortgw:test-client"),
+			opcua.AuthAnonymous(), opcua.SecurityFromEndpoint(ep, ua.UserTokenTypeAnonymous),
+		}
+	}
+	c := connect(t, o.Endpoint(), secure(cliCert, cliKey)...)
+	ns, err := c.FindNamespace(testCtx(t), "urn:sortgw:sorter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Write(testCtx(t), divertWrite(ns, 1, 555, 2, 0))
+	if err != nil || resp.Results[3] != ua.StatusOK {
+		t.Fatalf("secure divert write: %v %v", err, resp)
+	}
+	edgeWait(t, "ACK_SEQ 1", 5*time.Second, func() bool { return p.Snapshot().AckSeq == 1 })
+	res := readValues(t, c, sorterNode(ns, "Divert.1.TrackingId"))
+	if res[0].Value.Value() != uint32(555) {
+		t.Fatalf("secure read %v", res[0].Value)
+	}
+
+	// A None channel gets no session on an only-secure server.
+	if c, err := tryConnect(o.Endpoint(), opcua.SecurityMode(ua.MessageSecurityModeNone)); err == nil {
+		c.Close(context.Background())
+		t.Fatal("session on a None channel of an only-secure server")
+	}
+	// Nor does a secured client whose certificate is not trusted.
+	other, otherKey, err := GenerateCert(CertOptions{ApplicationURI: "urn:sortgw:test-client"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c3, err := tryConnect(o.Endpoint(), secure(other, otherKey)...)
+	if err == nil {
+		c3.Close(context.Background())
+		t.Fatal("session for an untrusted client certificate")
+	}
+	if !errors.Is(err, ua.StatusBadCertificateUntrusted) {
+		t.Logf("untrusted client refused with %v", err)
+	}
+	if st := o.Stats(); st.Refused < 2 {
+		t.Fatalf("stats %+v", st)
+	}
+}
