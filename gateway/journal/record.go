@@ -12,6 +12,7 @@ type Kind uint8
 // Record kinds. The item kinds (KindRead … KindDuplicate) carry Line, TID
 // and Pass; the others are about the sorter, the plan or the gateway.
 const (
+	// KindUnknown is the zero Kind; Append stores it as given.
 	KindUnknown Kind = 0
 	// KindRead: a scanner telegram (Scanner, Codes, NoRead). Opens the item.
 	KindRead Kind = 1
@@ -122,6 +123,7 @@ type Outcome uint8
 
 // Outcomes.
 const (
+	// OutcomeNone: the record is not an outcome.
 	OutcomeNone Outcome = 0
 	// OutcomeDiverted: result 1, diverted into the commanded chute.
 	OutcomeDiverted Outcome = 1
