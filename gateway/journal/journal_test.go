@@ -470,20 +470,20 @@ func TestStopUnderLoad(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- j.Run(ctx) }()
-	stopProducers := make(chan struct{})
+	// Producers block on the full queue (AppendWait) rather than spin.
+	pctx, stopProducers := context.WithCancel(context.Background())
+	defer stopProducers()
 	var wg sync.WaitGroup
 	for w := range 4 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := 0; ; i++ {
-				select {
-				case <-stopProducers:
+				_, err := j.AppendWait(pctx, Record{Kind: KindRead, TID: uint32(w*1_000_000 + i + 1), Pass: 1})
+				if errors.Is(err, context.Canceled) {
 					return
-				default:
 				}
-				_, err := j.Append(Record{Kind: KindRead, TID: uint32(w*1_000_000 + i + 1), Pass: 1})
-				if err != nil && !errors.Is(err, ErrFull) && !errors.Is(err, ErrClosed) {
+				if err != nil {
 					t.Error(err)
 					return
 				}
@@ -495,7 +495,7 @@ func TestStopUnderLoad(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("run: %v", err)
 	}
-	close(stopProducers)
+	stopProducers()
 	wg.Wait()
 	appended := j.Stats().Appended
 	if err := j.Close(); err != nil {
