@@ -459,6 +459,8 @@ func (l *Line) journalDecided(it *item) {
 		Scanner: it.scanner, Codes: it.codes, NoRead: it.noRead, Dest: d.Dest, Chute: d.Chute, Reason: uint16(d.Reason),
 		Route: d.Route, PlanVersion: d.Version}
 	l.append(l.rec)
+	l.recent[l.recentPos%recentN] = l.rec
+	l.recentPos++
 }
 
 func (l *Line) handleEvent(ev devices.Event) {

@@ -291,6 +291,7 @@ func (l *Line) publish(now time.Time) {
 			s.Totals.Results[journal.Outcome(o).String()] = n
 		}
 	}
+	s.Scanners = make([]ScannerView, 0, len(l.scanStatus))
 	for _, sc := range l.scanStatus {
 		s.Scanners = append(s.Scanners, ScannerView{Name: sc.Name, Addr: sc.Addr, State: sc.State.String(), Online: sc.Online,
 			LastHeartbeat: sc.LastHeartbeat, HeardAge: age(now, sc.LastHeard), Reads: sc.Reads, NoReads: sc.NoReads,
@@ -317,6 +318,7 @@ func (l *Line) publish(now time.Time) {
 		}
 		s.Chutes[n-1] = v
 	}
+	s.Recent = make([]ItemView, 0, recentN)
 	for i := 0; i < recentN && i < l.recentPos; i++ {
 		r := &l.recent[(l.recentPos-1-i)%recentN]
 		s.Recent = append(s.Recent, ItemViewOf(r))

@@ -25,6 +25,9 @@ type command struct {
 // bench) are added here next to plan.
 func commands() []command {
 	return []command{
+		{"run", "run -config site.yaml                    run the gateway (SIGHUP reloads plans, SIGTERM drains)", cmdRun},
+		{"check", "check -config site.yaml                  validate the config, plans and manifests", cmdCheck},
+		{"demo", "demo [-http addr] [-protocol p] [-rate n]  emulated sorter + gateway + status page", cmdDemo},
 		{"plan", "plan check|diff|explain|gen|labels ...  work with sort plan files", planCmd},
 	}
 }

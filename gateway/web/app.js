@@ -115,7 +115,7 @@
     return (items || []).map((it) => h("tr", {},
       h("td", {}, hhmmss(it.at)), h("td", {}, it.tid), h("td", {}, it.pass),
       h("td", { class: "codes" }, (it.codes || []).join(" ")), h("td", {}, it.dest),
-      h("td", {}, it.chute), h("td", {}, it.reason), h("td", {}, it.outcome + (it.detail ? " (" + it.detail + ")" : ""))));
+      h("td", {}, it.chute), h("td", {}, it.reason), h("td", {}, it.kind === "decision" ? "decided" : it.outcome + (it.detail ? " (" + it.detail + ")" : ""))));
   }
 
   function renderDiff(diff) {
