@@ -107,14 +107,14 @@ func BenchmarkLinkLatency(b *testing.B) {
 				<-pace.C
 				b.StartTimer()
 				tid++
-				nBefore := len(h.ev.all())
+				nBefore := h.ev.len()
 				t0 := time.Now()
 				if err := h.link.Send(context.Background(), devices.Command{TID: tid, Chute: uint16(1 + tid%256)}); err != nil {
 					b.Fatal(err)
 				}
 				var w, tk time.Time
 				h.ev.wait(b, "taken", 5*time.Second, func() bool {
-					for _, e := range h.ev.all()[nBefore:] {
+					for _, e := range h.ev.since(nBefore) {
 						if e.TID != tid {
 							continue
 						}

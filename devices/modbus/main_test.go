@@ -103,6 +103,22 @@ func (c *collector) all() []devices.Event {
 	return append([]devices.Event(nil), c.evs...)
 }
 
+// since returns a copy of the events after the first n.
+func (c *collector) since(n int) []devices.Event {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n >= len(c.evs) {
+		return nil
+	}
+	return append([]devices.Event(nil), c.evs[n:]...)
+}
+
+func (c *collector) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.evs)
+}
+
 func (c *collector) count(k devices.EventKind) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
