@@ -129,9 +129,13 @@ func (sc *scanner) lost(err error) {
 	sc.logLimited("lost", err, "scanner connection lost", 0)
 }
 
-// errSilent: the connection carried no read and no heartbeat for the
-// heartbeat timeout.
-var errSilent = errors.New("no read or heartbeat within the heartbeat timeout")
+var (
+	// errSilent: the connection carried no read and no heartbeat for the
+	// heartbeat timeout.
+	errSilent = errors.New("no read or heartbeat within the heartbeat timeout")
+	// errClosedByPeer: the scanner closed the connection (EOF).
+	errClosedByPeer = errors.New("closed by the scanner")
+)
 
 // serve reads one connection until it fails, ctx is done or (closeSilent)
 // the scanner stays silent past its heartbeat timeout. It reports whether
@@ -143,11 +147,16 @@ func (sc *scanner) serve(ctx context.Context, conn net.Conn, sink func(devices.R
 
 	remote := conn.RemoteAddr().String()
 	sc.remote.Store(&remote)
-	if sc.connected.Add(1) > 1 {
-		sc.log.Info().Str("remote", remote).Msg("scanner reconnected")
-	} else {
-		sc.log.Info().Str("remote", remote).Msg("scanner connected")
+	// A scanner that accepts and hangs up at once would log a connect per
+	// attempt: these go through the same once-a-second limit as errors.
+	if ok, n := sc.lim.allow("connected", time.Now()); ok {
+		msg := "scanner connected"
+		if sc.connected.Load() > 0 {
+			msg = "scanner reconnected"
+		}
+		sc.log.Info().Str("remote", remote).Int("suppressed", n).Msg(msg)
 	}
+	sc.connected.Add(1)
 	sc.setState(devices.LinkUp)
 
 	cs := connState{sc: sc, sink: sink, framer: NewFramer(sc.cfg.framing(), sc.cfg.MaxFrame)}
@@ -196,7 +205,7 @@ func (sc *scanner) serve(ctx context.Context, conn net.Conn, sink func(devices.R
 			continue
 		}
 		if errors.Is(rerr, io.EOF) {
-			rerr = errors.New("closed by the scanner")
+			rerr = errClosedByPeer
 		}
 		return cs.heard, rerr
 	}
