@@ -57,7 +57,8 @@ type Config struct {
 	// Peer is used in server mode only: the scanner's IP address. A
 	// connection to this scanner's listen address from another IP is
 	// refused. It is required when several scanners share a listen
-	// address, optional otherwise (empty accepts any peer).
+	// address, optional otherwise (empty accepts any peer). Listen
+	// addresses with port 0 are never shared: each gets its own port.
 	Peer string
 	// Framing is "stx" (default) or "crlf".
 	Framing string

@@ -19,6 +19,16 @@
 // (a half-open TCP connection looks exactly like that). In server mode the
 // silent connection is kept (the scanner owns reconnecting; its next
 // connection replaces the silent one).
+//
+// Link states: connecting (dialling, or listening before the scanner's
+// first connection), up (connected), down (lost; client mode waits out its
+// back-off), closed (Run returned). Online additionally needs the state up.
+//
+// Malformed telegrams (bad TID, empty code, no separator) are counted and
+// logged at most once per second per scanner and error; codes themselves
+// are not judged here: a damaged code is delivered as it is, for the sort
+// plan to find no destination in. Framer and ParsePayload are exported so
+// that tools and fuzz tests can drive the wire format without sockets.
 package scanner
 
 import (
