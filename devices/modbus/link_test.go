@@ -3,9 +3,12 @@ package modbus
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"sortgw/devices"
 	fieldbussim "sortgw/fieldbus-sim"
@@ -283,13 +286,15 @@ func TestColdRestartLosesUnconfirmed(t *testing.T) {
 func TestStaleReply(t *testing.T) {
 	s := startSim(t, simConfig(2*time.Millisecond, 10*time.Millisecond))
 	cfg := linkConfig(s)
-	cfg.Timeout = 100 * time.Millisecond
-	h := startLink(t, cfg, true)
+	cfg.Timeout = 200 * time.Millisecond
+	var logs logBuffer
+	log := zerolog.New(zerolog.MultiLevelWriter(zerolog.NewTestWriter(t), &logs)).Level(zerolog.InfoLevel)
+	h := startLinkLog(t, cfg, true, log)
 	waitState(t, h.link, devices.LinkUp, 5*time.Second)
-	s.DelayNextReply(400 * time.Millisecond)
+	s.DelayNextReply(time.Second)
 	waitFor(t, "a redial", 5*time.Second, func() bool { return h.link.Status().Reconnects > 0 })
-	if st := h.link.Status(); !errors.Is(errors.New(st.LastError), context.DeadlineExceeded) && st.LastError == "" {
-		t.Errorf("no error recorded: %+v", st)
+	if st := h.link.Status(); !strings.Contains(st.LastError, "timeout") {
+		t.Errorf("last error %q, want the timeout", st.LastError)
 	}
 	waitState(t, h.link, devices.LinkUp, 5*time.Second)
 	const n = 50
@@ -302,8 +307,11 @@ func TestStaleReply(t *testing.T) {
 	checkLifecycle(t, h.ev.all(), tids, 1, 16, 1)
 	st := h.link.Status()
 	t.Logf("after the stale reply: reconnects %d, errors %d, last error %q", st.Reconnects, st.Errors, st.LastError)
-	if st.Reconnects != 1 {
-		t.Errorf("reconnects %d, want exactly 1 (a stale reply read as an answer would cause more)", st.Reconnects)
+	// A conn reused after the timeout would read the late reply as the
+	// answer to its next request: goburrow reports that as a transaction
+	// id mismatch.
+	if strings.Contains(logs.String(), "transaction id") {
+		t.Errorf("a stale reply was read as an answer:\n%s", logs.String())
 	}
 }
 

@@ -3,6 +3,7 @@ package modbus
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -152,10 +153,33 @@ type harness struct {
 // startLink runs a link against addr until the test ends (or stop).
 func startLink(t testing.TB, cfg Config, run bool) *harness {
 	t.Helper()
+	return startLinkLog(t, cfg, run, testLogger(t))
+}
+
+// logBuffer keeps every log line for assertions on what was logged.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (w *logBuffer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *logBuffer) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
+func startLinkLog(t testing.TB, cfg Config, run bool, log zerolog.Logger) *harness {
+	t.Helper()
 	if cfg.Name == "" {
 		cfg.Name = "sorter1"
 	}
-	l, err := New(cfg, testLogger(t).With().Str("side", "link").Logger())
+	l, err := New(cfg, log.With().Str("side", "link").Logger())
 	if err != nil {
 		t.Fatal(err)
 	}
