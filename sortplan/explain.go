@@ -78,7 +78,7 @@ func (t *Table) Explain(codes []string, avail *Availability) Explanation {
 		if int(t.rules[i].line) == d.Line {
 			r := t.rules[i]
 			e.Rule = r.pattern
-			e.Chutes = append([]uint16{}, t.arena[r.c0:r.c1]...)
+			e.Chutes = append([]uint16{}, t.chutes(&r)...)
 			break
 		}
 	}

@@ -398,26 +398,26 @@ func (r *gs1Result) note(ai string, v string, whole string) bool {
 	return true
 }
 
-// parseGS1 reads an element string whose symbology identifier (if any) was
+// parseGS1 reads into r (zero on entry) an element string whose symbology identifier (if any) was
 // removed: AIs in a row, variable-length values ended by GS or the end.
-func parseGS1(s string) (r gs1Result) {
+func parseGS1(s string, r *gs1Result) {
 	i := 0
 	if i < len(s) && s[i] == gs { // FNC1 in first position, as some scanners send it
 		i++
 	}
 	if i >= len(s) {
 		r.fail, r.failPos = gs1Empty, i
-		return r
+		return
 	}
 	for i < len(s) {
 		if s[i] == gs {
 			r.fail, r.failPos = gs1EmptyField, i
-			return r
+			return
 		}
 		sp, al := lookupAI(s[i:])
 		if !sp.valid {
 			r.fail, r.failPos = gs1UnknownAI, i
-			return r
+			return
 		}
 		ai := s[i : i+al]
 		vs := i + al
@@ -426,7 +426,7 @@ func parseGS1(s string) (r gs1Result) {
 			ve = vs + int(sp.max)
 			if ve > len(s) {
 				r.fail, r.failPos, r.failAI = gs1Truncated, len(s), ai
-				return r
+				return
 			}
 			next = ve
 			if next < len(s) && s[next] == gs { // tolerated: a separator after a predefined-length field
@@ -448,28 +448,28 @@ func parseGS1(s string) (r gs1Result) {
 		v := s[vs:ve]
 		if f, off := checkValue(sp, v); f != gs1OK {
 			r.fail, r.failPos, r.failAI = f, vs+off, ai
-			return r
+			return
 		}
 		if !r.note(ai, v, s[i:ve]) {
 			r.fail, r.failPos, r.failAI = gs1Repeated, i, ai
-			return r
+			return
 		}
 		i = next
 	}
-	return r
+	return
 }
 
 // parseGS1HRI reads the human-readable form "(420)90210(00)…".
-func parseGS1HRI(s string) (r gs1Result) {
+func parseGS1HRI(s string, r *gs1Result) {
 	i := 0
 	if len(s) == 0 {
 		r.fail = gs1Empty
-		return r
+		return
 	}
 	for i < len(s) {
 		if s[i] != '(' {
 			r.fail, r.failPos = gs1BadHRI, i
-			return r
+			return
 		}
 		close := -1
 		for k := i + 1; k < len(s) && k <= i+5; k++ {
@@ -480,13 +480,13 @@ func parseGS1HRI(s string) (r gs1Result) {
 		}
 		if close < 0 {
 			r.fail, r.failPos = gs1BadHRI, i
-			return r
+			return
 		}
 		ai := s[i+1 : close]
 		sp, al := lookupAI(ai)
 		if !sp.valid || al != len(ai) {
 			r.fail, r.failPos = gs1UnknownAI, i+1
-			return r
+			return
 		}
 		vs := close + 1
 		ve := len(s)
@@ -503,20 +503,20 @@ func parseGS1HRI(s string) (r gs1Result) {
 				f = gs1TooLong
 			}
 			r.fail, r.failPos, r.failAI = f, vs, ai
-			return r
+			return
 		}
 		if f, off := checkValue(sp, v); f != gs1OK {
 			r.fail, r.failPos, r.failAI = f, vs+off, ai
-			return r
+			return
 		}
 		if !r.note(ai, v, "") {
 			r.fail, r.failPos, r.failAI = gs1Repeated, i, ai
-			return r
+			return
 		}
 		if ai == "92" || ai == "93" || ai == "94" || ai == "95" {
 			r.impb = "" // the HRI form has no contiguous "9x…" substring; IMpb is read from the barcode
 		}
 		i = ve
 	}
-	return r
+	return
 }

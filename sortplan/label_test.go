@@ -21,6 +21,7 @@ RECIRC_LIMIT,63|64,EXC
 276:10115,8,BERLIN
 DSF4,9,DSF
 10001,10|11,NYC
+DSF5,20|21|22|23|24,LONG
 `
 
 // mod10 is an independent GS1/USPS mod-10 check digit (weights 3 and 1

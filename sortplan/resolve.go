@@ -96,12 +96,18 @@ func (t *Table) resolve(code string) (r resolution) {
 	if len(code) >= 3 && code[0] == ']' {
 		data, symOffset = code[3:], 3
 		if isGS1Symbology(code[1:3]) {
-			return t.fromGS1(parseGS1(data), data, symOffset)
+			var g gs1Result
+			parseGS1(data, &g)
+			return t.fromGS1(&g, data, symOffset)
 		}
 	} else if len(code) > 0 && code[0] == '(' {
-		return t.fromGS1(parseGS1HRI(code), code, 0)
+		var g gs1Result
+		parseGS1HRI(code, &g)
+		return t.fromGS1(&g, code, 0)
 	} else if strings.IndexByte(code, gs) >= 0 {
-		return t.fromGS1(parseGS1(code), code, 0)
+		var g gs1Result
+		parseGS1(code, &g)
+		return t.fromGS1(&g, code, 0)
 	}
 	if sh, ok := isUPS(data); sh {
 		if !ok {
@@ -127,8 +133,9 @@ func (t *Table) resolve(code string) (r resolution) {
 	if symOffset == 0 && !t.requireSymID && len(data) >= 2 && isDigit(data[0]) && isDigit(data[1]) {
 		// GS1 data from a scanner that sends no symbology identifier. A
 		// string that does not parse is simply not GS1 here.
-		if g := parseGS1(data); g.fail == gs1OK {
-			if res := t.fromGS1(g, data, 0); res.ok {
+		var g gs1Result
+		if parseGS1(data, &g); g.fail == gs1OK {
+			if res := t.fromGS1(&g, data, 0); res.ok {
 				return res
 			}
 		}
@@ -143,7 +150,7 @@ func (t *Table) resolve(code string) (r resolution) {
 
 // fromGS1 turns a parsed element string into a destination, in the
 // contract's order: 420, 421, 403, then package ids via the manifest.
-func (t *Table) fromGS1(g gs1Result, data string, symOffset int) resolution {
+func (t *Table) fromGS1(g *gs1Result, data string, symOffset int) resolution {
 	if g.fail != gs1OK {
 		return resolution{fail: failGS1, gs1: g.fail, pos: g.failPos + symOffset, ai: g.failAI}
 	}

@@ -79,12 +79,24 @@ type Table struct {
 	patDest      []int
 }
 
+// crule is a compiled row, laid out so that a decision reads one cache
+// line: up to three chutes sit inline, longer lists in the arena.
 type crule struct {
+	route   string
+	ch      [3]uint16 // the chutes when n > 0
+	n       uint8     // inline chute count; 0: use arena[c0:c1]
 	kind    RuleKind
 	line    int32
-	c0, c1  uint32 // chutes: arena[c0:c1]
+	c0, c1  uint32
 	pattern string
-	route   string
+}
+
+// chutes returns the rule's chute list.
+func (t *Table) chutes(r *crule) []uint16 {
+	if r.n > 0 {
+		return r.ch[:r.n]
+	}
+	return t.arena[r.c0:r.c1]
 }
 
 // Compile builds the lookup table for p. m may be nil (no manifest: package
@@ -138,6 +150,9 @@ func Compile(p *Plan, m *Manifest, rc ResolverConfig) (*Table, error) {
 		c0 := uint32(len(t.arena))
 		t.arena = append(t.arena, r.Chutes...)
 		t.rules[i] = crule{kind: r.Kind, line: int32(r.Line), c0: c0, c1: uint32(len(t.arena)), pattern: r.Pattern, route: r.Route}
+		if len(r.Chutes) <= len(t.rules[i].ch) {
+			t.rules[i].n = uint8(copy(t.rules[i].ch[:], r.Chutes))
+		}
 		switch r.Kind {
 		case RuleExact:
 			if len(r.Key) == 5 && allDigits(r.Key) {
@@ -360,7 +375,7 @@ func (t *Table) DecideException(reason Reason, avail *Availability) Decision {
 func (t *Table) pick(ri int32, reason Reason, avail *Availability, d dest) Decision {
 	r := &t.rules[ri]
 	dec := Decision{Route: r.route, Version: t.version, Dest: d.key, Country: d.cc, Line: int(r.line)}
-	for i, c := range t.arena[r.c0:r.c1] {
+	for i, c := range t.chutes(r) {
 		if avail.Unavailable(c) {
 			continue
 		}
@@ -465,7 +480,7 @@ func (t *Table) Summary() Summary {
 		default:
 			s.Exceptions[r.pattern] = append([]uint16(nil), t.plan.Rules[i].Chutes...)
 		}
-		for _, c := range t.arena[r.c0:r.c1] {
+		for _, c := range t.chutes(&t.rules[i]) {
 			chutes[c] = true
 		}
 		if r.route != "" && r.kind <= RulePrefix {

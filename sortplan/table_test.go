@@ -27,6 +27,9 @@ func TestAvailability(t *testing.T) {
 		{"noread all down", nil, []uint16{60, 61}, 0, ReasonRecirculate},
 		{"multiread single chute down", []string{"]C142090210", "]C142090211"}, []uint16{62}, 0, ReasonRecirculate},
 		{"unrelated chute down", gs1, []uint16{3, 64, 65535}, 1, ReasonSorted},
+		{"long list: fourth alternate", []string{"]C1403DSF5"}, []uint16{20, 21, 22}, 23, ReasonAlternate},
+		{"long list: last alternate", []string{"]C1403DSF5"}, []uint16{20, 21, 22, 23}, 24, ReasonAlternate},
+		{"long list: none", []string{"]C1403DSF5"}, []uint16{20, 21, 22, 23, 24}, 0, ReasonRecirculate},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
