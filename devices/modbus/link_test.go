@@ -530,3 +530,42 @@ func TestRunShutdownReportsQueued(t *testing.T) {
 		t.Error("second run returned nil")
 	}
 }
+
+// TestLargeMap runs a 2048-chute sorter: the PLC block grows to 343
+// registers (bit blocks of 128 words each), read in three requests of at
+// most 125; BOOT_ID and the confirm ring move up behind the bit blocks.
+func TestLargeMap(t *testing.T) {
+	cfg := simConfig(2*time.Millisecond, 10*time.Millisecond)
+	cfg.Chutes = 2048
+	s := startSim(t, cfg)
+	lc := linkConfig(s)
+	lc.Chutes = 2048
+	h := startLink(t, lc, true)
+	if got := len(h.link.lay.readSpans()); got != 3 {
+		t.Fatalf("%d read requests per poll, want 3", got)
+	}
+	waitState(t, h.link, devices.LinkUp, 5*time.Second)
+	if st, snap := h.link.Status(), s.PLC().Snapshot(); st.BootID != snap.BootID || st.ChuteCount != 2048 {
+		t.Fatalf("boot id %d (plc %d), chute count %d", st.BootID, snap.BootID, st.ChuteCount)
+	}
+	s.SetChuteFull(2048, true)
+	s.SetChuteDisabled(1999, true)
+	waitFor(t, "chute bits", 5*time.Second, func() bool {
+		st := h.link.Status()
+		return st.Full.Has(2048) && st.Disabled.Has(1999)
+	})
+	for i := range 20 {
+		send(t, h.link, uint32(40+i), uint16(2000+i), 0)
+	}
+	waitFor(t, "confirmations", 5*time.Second, settled(h.ev, 20))
+	var tids []uint32
+	for i := range 20 {
+		tids = append(tids, uint32(40+i))
+	}
+	checkLifecycle(t, h.ev.all(), tids, 1, 16, 1)
+	for _, e := range h.ev.of(devices.EventConfirmed) {
+		if e.Chute != uint16(2000+e.TID-40) {
+			t.Errorf("tid %d confirmed into chute %d", e.TID, e.Chute)
+		}
+	}
+}
