@@ -60,7 +60,8 @@ type Link struct {
 	bootID      uint16
 	confirmN    uint16
 	plcHB       uint16
-	plcHBAt     time.Time
+	plcHBAt     time.Time // when PLC_HEARTBEAT last changed
+	watchFrom   time.Time // start of the current session: the watchdog's earliest base
 	sorterState uint16
 	faultCode   uint16
 	chuteCount  uint16
@@ -391,8 +392,11 @@ func (l *Link) sync(ctx context.Context, s *session) bool {
 	l.mu.Lock()
 	now := time.Now()
 	b := &l.blk
+	if b.heartbeat != l.plcHB || l.plcHBAt.IsZero() {
+		l.plcHB, l.plcHBAt = b.heartbeat, now
+	}
 	// A fresh connection gives the PLC a full watchdog period.
-	l.plcHB, l.plcHBAt = b.heartbeat, now
+	l.watchFrom = now
 	switch {
 	case !l.haveBoot:
 		l.log.Info().Uint16("boot_id", b.bootID).Uint16("ack_seq", b.ackSeq).
@@ -501,6 +505,13 @@ func (l *Link) takenLocked(b *block, now time.Time) {
 	l.signal()
 }
 
+func latest(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
 func (l *Link) takenEventLocked(e *entry, now time.Time) {
 	if e.takenSent || e.lost {
 		return
@@ -604,7 +615,7 @@ func (l *Link) stateLocked(now time.Time) devices.LinkState {
 	switch {
 	case l.faultCode >= 1 && l.faultCode <= 99:
 		hold = fmt.Errorf("%w %d", ErrPLCFault, l.faultCode)
-	case now.Sub(l.plcHBAt) >= l.cfg.PLCWatchdog:
+	case now.Sub(latest(l.plcHBAt, l.watchFrom)) >= l.cfg.PLCWatchdog:
 		hold = fmt.Errorf("%w at %d", ErrPLCStalled, l.plcHB)
 	}
 	st := devices.LinkUp
