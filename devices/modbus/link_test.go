@@ -351,8 +351,11 @@ func TestPLCHeartbeatLoss(t *testing.T) {
 	waitState(t, h.link, devices.LinkUp, 5*time.Second)
 	s.StallPLCHeartbeat(1500 * time.Millisecond)
 	waitState(t, h.link, devices.LinkSyncing, 5*time.Second)
-	if st := h.link.Status(); st.Reconnects != 0 || !errors.Is(h.link.hold, ErrPLCStalled) {
-		t.Errorf("stalled heartbeat: reconnects %d, hold %v", st.Reconnects, h.link.hold)
+	h.link.mu.Lock()
+	hold := h.link.hold
+	h.link.mu.Unlock()
+	if st := h.link.Status(); st.Reconnects != 0 || !errors.Is(hold, ErrPLCStalled) || !strings.Contains(st.LastError, "stalled") {
+		t.Errorf("stalled heartbeat: reconnects %d, hold %v, last error %q", st.Reconnects, hold, st.LastError)
 	}
 	// Commands wait while the PLC is stalled, and go late unwritten.
 	send(t, h.link, 77, 5, 50*time.Millisecond)
@@ -390,7 +393,10 @@ func TestLateWhenRingFull(t *testing.T) {
 	// A 1s scan: 15 commands fill the ring and stay; the 16th must wait,
 	// and goes late without ever being written.
 	s := startSim(t, simConfig(time.Second, 10*time.Millisecond))
-	h := startLink(t, linkConfig(s), true)
+	cfg := linkConfig(s)
+	// PLC_HEARTBEAT moves only at a scan: once a second here.
+	cfg.PLCWatchdog = 5 * time.Second
+	h := startLink(t, cfg, true)
 	waitState(t, h.link, devices.LinkUp, 5*time.Second)
 	// Wait until a scan has just passed, so the next is a second away.
 	ack0 := s.PLC().Snapshot().Heartbeat
