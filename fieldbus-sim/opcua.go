@@ -488,6 +488,30 @@ func (o *opcuaServer) Endpoint() string {
 // Certificate returns the server certificate (DER), nil with security None.
 func (o *opcuaServer) Certificate() []byte { return o.cert }
 
+// maxNodesPerRead is the MaxNodesPerRead the server advertises.
+const maxNodesPerRead = 1000
+
+// DropConnections cuts every client's TCP connection without restarting the
+// server (a cable pulled): sessions and subscriptions survive on the
+// server, a client may re-activate its session on a new channel. It returns
+// the number of client connections cut.
+func (o *opcuaServer) DropConnections() int {
+	o.mu.RLock()
+	inst := o.inst
+	o.mu.RUnlock()
+	if inst == nil {
+		return 0
+	}
+	inst.mu.Lock()
+	n := len(inst.conns) / 2
+	for c := range inst.conns {
+		c.Close()
+	}
+	inst.mu.Unlock()
+	o.log.Warn().Int("connections", n).Msg("fault: opcua connections dropped")
+	return n
+}
+
 // Restart stops the server and starts a new one on the same port (a PLC
 // reboot of its OPC UA stack): every session and subscription is gone and
 // clients must create them again. It returns at once; Run does the work.
@@ -763,11 +787,22 @@ func (o *opcuaServer) build() (*uaInstance, error) {
 	inst.ns = &sorterNS{o: o, name: o.cfg.Namespace}
 	idx := srv.AddNamespace(inst.ns)
 	inst.ns.build(uint16(idx))
-	// Hang the Sorter folder under Objects so that browsing finds it.
 	if ns0, err := srv.Namespace(0); err == nil {
+		// Hang the Sorter folder under Objects so that browsing finds it.
 		if objs := ns0.Objects(); objs != nil {
 			objs.AddRef(inst.ns.root, server.RefTypeIDOrganizes, true)
 		}
+		// gopcua advertises MaxNodesPerRead 32 but serves any number; the
+		// contract's "all new confirmation slots in one ReadRequest" can
+		// take 65 nodes, so advertise what is served.
+		ns0.AddNode(server.NewNode(
+			ua.NewNumericNodeID(0, id.Server_ServerCapabilities_OperationLimits_MaxNodesPerRead),
+			server.Attributes{
+				ua.AttributeIDBrowseName: server.DataValueFromValue(&ua.QualifiedName{Name: "MaxNodesPerRead"}),
+				ua.AttributeIDNodeClass:  server.DataValueFromValue(uint32(ua.NodeClassVariable)),
+			}, nil,
+			func() *ua.DataValue { return server.DataValueFromValue(uint32(maxNodesPerRead)) },
+		))
 	}
 	o.registerHandlers(inst)
 	return inst, nil

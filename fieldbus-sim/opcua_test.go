@@ -122,9 +122,29 @@ func readValues(t *testing.T, c *opcua.Client, ids ...*ua.NodeID) []*ua.DataValu
 	return resp.Results
 }
 
-func TestOPCUAReadEveryNode(t *testing.T) {
+// TestOPCUA runs the checks that can share one server (building a gopcua
+// server parses its whole standard nodeset, seconds under -race), in an
+// order that keeps each one's expectations: refusals before any command.
+func TestOPCUA(t *testing.T) {
 	p := newTestPLC(t, 40)
 	o := runOPCUA(t, OPCUAConfig{}, p)
+	for _, tc := range []struct {
+		name string
+		fn   func(*testing.T, *PLC, *opcuaServer)
+	}{
+		{"read every node", testReadEveryNode},
+		{"write refusals", testWriteRefusals},
+		{"write divert reaches PLC", testWriteDivertReachesPLC},
+		{"subscription notifications", testSubscriptionNotifications},
+		{"drop connections", testDropConnections},
+	} {
+		if !t.Run(tc.name, func(t *testing.T) { tc.fn(t, p, o) }) {
+			return
+		}
+	}
+}
+
+func testReadEveryNode(t *testing.T, p *PLC, o *opcuaServer) {
 	c := connect(t, o.Endpoint())
 	ns, err := c.FindNamespace(testCtx(t), "urn:sortgw:sorter")
 	if err != nil {
@@ -196,9 +216,7 @@ func TestOPCUAReadEveryNode(t *testing.T) {
 	}
 }
 
-func TestOPCUAWriteDivertReachesPLC(t *testing.T) {
-	p := newTestPLC(t, 32)
-	o := runOPCUA(t, OPCUAConfig{}, p)
+func testWriteDivertReachesPLC(t *testing.T, p *PLC, o *opcuaServer) {
 	c := connect(t, o.Endpoint())
 	ns, err := c.FindNamespace(testCtx(t), "urn:sortgw:sorter")
 	if err != nil {
@@ -252,9 +270,7 @@ func TestOPCUAWriteDivertReachesPLC(t *testing.T) {
 	}
 }
 
-func TestOPCUAWriteRefusals(t *testing.T) {
-	p := newTestPLC(t, 16)
-	o := runOPCUA(t, OPCUAConfig{}, p)
+func testWriteRefusals(t *testing.T, p *PLC, o *opcuaServer) {
 	c := connect(t, o.Endpoint())
 	ns, err := c.FindNamespace(testCtx(t), "urn:sortgw:sorter")
 	if err != nil {
@@ -387,22 +403,20 @@ func subscribe(t *testing.T, c *opcua.Client, ns uint16, names ...string) *colle
 	return cl
 }
 
-func TestOPCUASubscriptionNotifications(t *testing.T) {
-	p := newTestPLC(t, 16)
-	o := runOPCUA(t, OPCUAConfig{}, p)
+func testSubscriptionNotifications(t *testing.T, p *PLC, o *opcuaServer) {
 	c := connect(t, o.Endpoint())
 	ns, err := c.FindNamespace(testCtx(t), "urn:sortgw:sorter")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl := subscribe(t, c, ns, "Plc.Heartbeat", "Plc.AckSeq", "Confirm.Count", "Confirm.1.TrackingId")
+	cl := subscribe(t, c, ns, "Plc.Heartbeat", "Plc.AckSeq", "Confirm.Count", "Confirm.2.TrackingId")
 	edgeWait(t, "PLC heartbeat notifications", 10*time.Second, func() bool { return cl.distinct(0) >= 3 })
-	resp, err := c.Write(testCtx(t), divertWrite(ns, 1, 31337, 3, 0))
+	resp, err := c.Write(testCtx(t), divertWrite(ns, 2, 31337, 3, 0))
 	if err != nil || resp.Results[3] != ua.StatusOK {
 		t.Fatalf("divert write: %v %v", err, resp)
 	}
-	edgeWait(t, "AckSeq notification", 10*time.Second, func() bool { return cl.seen(1, uint16(1)) })
-	edgeWait(t, "Confirm.Count notification", 10*time.Second, func() bool { return cl.seen(2, uint16(1)) })
+	edgeWait(t, "AckSeq notification", 10*time.Second, func() bool { return cl.seen(1, uint16(2)) })
+	edgeWait(t, "Confirm.Count notification", 10*time.Second, func() bool { return cl.seen(2, uint16(2)) })
 	if !cl.seen(3, uint32(31337)) {
 		t.Fatalf("Count notified before the confirmation slot's TrackingId")
 	}
@@ -419,7 +433,7 @@ func TestOPCUARestartDropsSessions(t *testing.T) {
 	}
 	readValues(t, c, sorterNode(ns, "Plc.BootId"))
 	o.Restart()
-	edgeWait(t, "old session to fail", 10*time.Second, func() bool {
+	edgeWait(t, "old session to fail", 30*time.Second, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		_, err := c.Read(ctx, &ua.ReadRequest{NodesToRead: []*ua.ReadValueID{{NodeID: sorterNode(ns, "Plc.BootId"), AttributeID: ua.AttributeIDValue}}})
@@ -444,7 +458,7 @@ func TestOPCUARestartDropsSessions(t *testing.T) {
 		t.Fatalf("after restart: %v", res[0].Value)
 	}
 	cl := subscribe(t, c2, ns2, "Plc.Heartbeat")
-	edgeWait(t, "notifications after restart", 10*time.Second, func() bool { return cl.distinct(0) >= 2 })
+	edgeWait(t, "notifications after restart", 30*time.Second, func() bool { return cl.distinct(0) >= 2 })
 	if st := o.Stats(); st.Restarts != 1 || st.Sessions < 2 {
 		t.Fatalf("stats %+v", st)
 	}
@@ -519,5 +533,72 @@ func TestOPCUASignAndEncrypt(t *testing.T) {
 	}
 	if st := o.Stats(); st.Refused < 2 {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+func testDropConnections(t *testing.T, p *PLC, o *opcuaServer) {
+	c := connect(t, o.Endpoint())
+	ns, err := c.FindNamespace(testCtx(t), "urn:sortgw:sorter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := readValues(t, c, ua.NewNumericNodeID(0, 11705)) // Server_ServerCapabilities_OperationLimits_MaxNodesPerRead
+	if res[0].Value.Value() != uint32(maxNodesPerRead) {
+		t.Fatalf("MaxNodesPerRead %v", res[0].Value)
+	}
+	if n := o.DropConnections(); n != 1 {
+		t.Fatalf("dropped %d connections, want 1", n)
+	}
+	edgeWait(t, "client to notice", 10*time.Second, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, err := c.Read(ctx, &ua.ReadRequest{NodesToRead: []*ua.ReadValueID{{NodeID: sorterNode(ns, "Plc.BootId"), AttributeID: ua.AttributeIDValue}}})
+		return err != nil
+	})
+	c2 := connect(t, o.Endpoint())
+	if _, err := c2.FindNamespace(testCtx(t), "urn:sortgw:sorter"); err != nil {
+		t.Fatalf("reconnect: %v", err)
+	}
+}
+
+// BenchmarkOPCUADivertWrite measures one contract divert command (one
+// WriteRequest of the slot's four nodes, Seq last) over a None channel on
+// loopback, the PLC core taking it.
+func BenchmarkOPCUADivertWrite(b *testing.B) {
+	clk := RealClock{}
+	sched := newScheduler(clk)
+	p := newPLC(plcConfig{Chutes: 256, Cycle: time.Millisecond, ImmediateScan: true, Commissioning: true,
+		CommissioningTravel: time.Millisecond, HeartbeatPeriod: 100 * time.Millisecond, HostWatchdog: time.Hour},
+		clk, sched, newTruth(clk.Now()), zerolog.Nop())
+	p.start()
+	defer func() { p.stop(); sched.close() }()
+	o, err := newOPCUAServer(OPCUAConfig{Addr: "127.0.0.1:0"}, p, zerolog.Nop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := o.Listen(); err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- o.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	c, err := tryConnect(o.Endpoint())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	ns, err := c.FindNamespace(context.Background(), "urn:sortgw:sorter")
+	if err != nil {
+		b.Fatal(err)
+	}
+	seq := uint16(0)
+	b.ReportAllocs()
+	for b.Loop() {
+		seq++
+		resp, err := c.Write(context.Background(), divertWrite(ns, seq, uint32(seq)+1, 3, 0))
+		if err != nil || resp.Results[3] != ua.StatusOK {
+			b.Fatalf("write: %v %v", err, resp)
+		}
 	}
 }
