@@ -55,7 +55,7 @@ func newVSim(t *testing.T, cfg Config) *vsim {
 		}
 	})
 	// Bring the host up: heartbeat, FAULT_CODE 0.
-	v.step(20 * time.Millisecond)
+	v.step(max(20*time.Millisecond, 2*cfg.PLCCycle))
 	if f := s.PLC().Snapshot().FaultCode; f != 0 {
 		t.Fatalf("FAULT_CODE %d after the first heartbeat", f)
 	}
@@ -317,7 +317,7 @@ func TestConveyorHourOfSorting(t *testing.T) {
 		cfg.ContainerCapacity = 40
 		cfg.EmptyAfter = 30 * time.Second
 		cfg.LostRate = 0.001
-		v := newVSim(t, Config{Chutes: 20, PLCCycle: 20 * time.Millisecond, Seed: 42, Conveyor: cfg})
+		v := newVSim(t, Config{Chutes: 20, PLCCycle: 50 * time.Millisecond, Seed: 42, Conveyor: cfg})
 		v.poll = 50 * time.Millisecond
 		seen := 0
 		for elapsed := time.Duration(0); elapsed < d; elapsed += 100 * time.Millisecond {

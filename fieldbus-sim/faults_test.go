@@ -235,3 +235,51 @@ func TestInjectedExceptions(t *testing.T) {
 		c.plcBlock(t)
 	}
 }
+
+func TestChangedSignalsAfterScans(t *testing.T) {
+	v := newVSim(t, Config{Conveyor: ConveyorConfig{CommissioningTravel: 50 * time.Millisecond}})
+	p := v.s.PLC()
+	ch, cancel := p.Changed()
+	defer cancel()
+	drain := func() bool {
+		select {
+		case <-ch:
+			return true
+		default:
+			return false
+		}
+	}
+	drain()
+	v.clk.Advance(time.Millisecond) // a scan with nothing new: no signal
+	if drain() {
+		t.Error("signalled without a change")
+	}
+	v.command(5, 2)
+	v.pump()
+	v.clk.Advance(5 * time.Millisecond) // ACK_SEQ moves
+	if !drain() {
+		t.Error("no signal after ACK_SEQ moved")
+	}
+	v.s.SetChuteFull(3, true)
+	if !drain() {
+		t.Error("no signal after a chute went full")
+	}
+}
+
+func TestCommissioningItemsWaitWhileTheBeltStands(t *testing.T) {
+	v := newVSim(t, Config{Conveyor: ConveyorConfig{CommissioningTravel: 100 * time.Millisecond}})
+	v.s.PLC().SetSorterState(StateMaintenance)
+	v.command(9, 4)
+	v.step(time.Second)
+	if len(v.confirms) != 0 {
+		t.Fatalf("confirmed while the belt stood: %+v", v.confirms)
+	}
+	if ack := v.s.PLC().Snapshot().AckSeq; ack != 1 {
+		t.Errorf("ACK_SEQ %d: commands are taken in every state", ack)
+	}
+	v.s.PLC().SetSorterState(StateRunning)
+	v.step(50 * time.Millisecond)
+	if got := v.confirmFor(9); len(got) != 1 || got[0].Result != 1 || got[0].Chute != 4 {
+		t.Errorf("after the belt ran again: %+v", got)
+	}
+}
