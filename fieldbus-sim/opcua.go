@@ -44,9 +44,9 @@ package fieldbussim
 //     recovered and answered with BadInternalError.
 //
 // Limits that remain: the server offers one secure mode (Sign or
-// SignAndEncrypt, as configured) but cannot tell the two apart on a channel,
-// only None from secured, so OnlySecure means "not None"; a client that
-// asks for the other mode is served. Sampling intervals are not honoured:
+// SignAndEncrypt, as configured); a channel opened in the other mode is
+// closed after its OpenSecureChannel (gopcua's channel has no way to answer
+// it with BadSecurityModeRejected). Sampling intervals are not honoured:
 // a node is sent at most once per publishing interval, its newest value.
 // The library prints its nodeset import and "Started listening" through the
 // standard logger.
@@ -1024,6 +1024,14 @@ func sniffPolicy(c net.Conn) (hello, opn []byte, secured bool, err error) {
 	return hello, append(opn, uri...), string(uri) != ua.SecurityPolicyURINone, nil
 }
 
+// secureMode is the message security mode of the secured endpoint.
+func (o *opcuaServer) secureMode() ua.MessageSecurityMode {
+	if o.cfg.Security == SecuritySign {
+		return ua.MessageSecurityModeSign
+	}
+	return ua.MessageSecurityModeSignAndEncrypt
+}
+
 // acceptSecure serves secured channels with our own broker: gopcua's
 // channel starts in mode None and would not decrypt the client's first
 // message; ours starts with the policy and key set, and the client's
@@ -1074,7 +1082,16 @@ func (o *opcuaServer) serveSecure(inst *uaInstance, conn *uacp.Conn) {
 		}
 		req := msg.Request()
 		if req == nil {
-			continue // OpenSecureChannel, handled inside the channel
+			// An OpenSecureChannel (issue or renew), handled inside the
+			// channel; it has set the client's mode in cfg. Only the
+			// configured mode is offered.
+			if want := o.secureMode(); cfg.SecurityMode != want {
+				o.stats.refused.Add(1)
+				o.log.Warn().Str("peer", conn.RemoteAddr().String()).Stringer("mode", cfg.SecurityMode).
+					Stringer("offered", want).Msg("opcua secure channel refused: security mode not offered")
+				return
+			}
+			continue
 		}
 		h := inst.handlers[ua.ServiceTypeID(req)]
 		var resp ua.Response

@@ -464,7 +464,22 @@ func TestOPCUARestartDropsSessions(t *testing.T) {
 	}
 }
 
-func TestOPCUASignAndEncrypt(t *testing.T) {
+func TestOPCUASecureChannels(t *testing.T) {
+	for _, tc := range []struct {
+		security    string
+		mode, other ua.MessageSecurityMode
+	}{
+		{SecuritySignAndEncrypt, ua.MessageSecurityModeSignAndEncrypt, ua.MessageSecurityModeSign},
+		{SecuritySign, ua.MessageSecurityModeSign, ua.MessageSecurityModeSignAndEncrypt},
+	} {
+		t.Run(tc.security, func(t *testing.T) { testSecureChannel(t, tc.security, tc.mode, tc.other) })
+	}
+}
+
+// testSecureChannel: a trusted client on Basic256Sha256 in the offered mode
+// writes a divert and reads it back; the other mode, a None channel and an
+// untrusted certificate are refused.
+func testSecureChannel(t *testing.T, security string, mode, other ua.MessageSecurityMode) {
 	dir := t.TempDir()
 	cliCert, cliKey, err := GenerateCert(CertOptions{ApplicationURI: "urn:sortgw:test-client"})
 	if err != nil {
@@ -475,23 +490,23 @@ func TestOPCUASignAndEncrypt(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := newTestPLC(t, 16)
-	o := runOPCUA(t, OPCUAConfig{Security: SecuritySignAndEncrypt, OnlySecure: true, TrustedClientCerts: []string{cliFile}}, p)
+	o := runOPCUA(t, OPCUAConfig{Security: security, OnlySecure: true, TrustedClientCerts: []string{cliFile}}, p)
 
 	eps, err := opcua.GetEndpoints(testCtx(t), o.Endpoint())
 	if err != nil {
 		t.Fatalf("GetEndpoints: %v", err)
 	}
-	if len(eps) != 1 || eps[0].SecurityMode != ua.MessageSecurityModeSignAndEncrypt {
+	if len(eps) != 1 || eps[0].SecurityMode != mode {
 		t.Fatalf("endpoints %v", eps)
 	}
-	ep, err := opcua.SelectEndpoint(eps, ua.SecurityPolicyURIBasic256Sha256, ua.MessageSecurityModeSignAndEncrypt)
+	ep, err := opcua.SelectEndpoint(eps, ua.SecurityPolicyURIBasic256Sha256, mode)
 	if err != nil {
 		t.Fatal(err)
 	}
 	secure := func(cert []byte, key *rsa.PrivateKey) []opcua.Option {
 		return []opcua.Option{
 			opcua.SecurityPolicy(ua.SecurityPolicyURIBasic256Sha256),
-			opcua.SecurityMode(ua.MessageSecurityModeSignAndEncrypt),
+			opcua.SecurityMode(mode),
 			opcua.Certificate(cert), opcua.PrivateKey(key),
 			opcua.RemoteCertificate(ep.ServerCertificate),
 			opcua.ApplicationURI("urn:sortgw:test-client"),
@@ -513,17 +528,25 @@ func TestOPCUASignAndEncrypt(t *testing.T) {
 		t.Fatalf("secure read %v", res[0].Value)
 	}
 
+	// A trusted client asking for the mode this server does not offer gets
+	// no channel.
+	wrong := secure(cliCert, cliKey)
+	wrong = append(wrong[:1:1], append([]opcua.Option{opcua.SecurityMode(other)}, wrong[2:6]...)...)
+	if c, err := tryConnect(o.Endpoint(), wrong...); err == nil {
+		c.Close(context.Background())
+		t.Fatalf("%v channel on a %v-only server", other, mode)
+	}
 	// A None channel gets no session on an only-secure server.
 	if c, err := tryConnect(o.Endpoint(), opcua.SecurityMode(ua.MessageSecurityModeNone)); err == nil {
 		c.Close(context.Background())
 		t.Fatal("session on a None channel of an only-secure server")
 	}
 	// Nor does a secured client whose certificate is not trusted.
-	other, otherKey, err := GenerateCert(CertOptions{ApplicationURI: "urn:sortgw:test-client"})
+	untrusted, untrustedKey, err := GenerateCert(CertOptions{ApplicationURI: "urn:sortgw:test-client"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c3, err := tryConnect(o.Endpoint(), secure(other, otherKey)...)
+	c3, err := tryConnect(o.Endpoint(), secure(untrusted, untrustedKey)...)
 	if err == nil {
 		c3.Close(context.Background())
 		t.Fatal("session for an untrusted client certificate")
