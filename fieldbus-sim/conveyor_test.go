@@ -341,7 +341,7 @@ func TestConveyorHourOfSorting(t *testing.T) {
 	if c.RecirculatedLate != 0 || c.HostLost != 0 || c.Rejected != 0 {
 		t.Errorf("a prompt host should see no 4, 7 or 9: %+v", c)
 	}
-	if got := c.ItemsSorted + c.ItemsLost + c.ItemsMaxPasses + c.ItemsOnBelt; uint64(got) != a.Inducted {
+	if got := c.ItemsSorted + c.ItemsLost + c.ItemsMaxPasses + c.ItemsForgotten + c.ItemsOnBelt; uint64(got) != a.Inducted {
 		t.Errorf("items accounted %d, inducted %d", got, a.Inducted)
 	}
 	b, b2 := run(5*time.Minute), run(5*time.Minute)

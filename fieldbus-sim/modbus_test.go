@@ -187,3 +187,28 @@ func TestWriteRules(t *testing.T) {
 		t.Errorf("unit 2: %v, want exception 0x0b", err)
 	}
 }
+
+// TestLargeMapMovesBlocks: above 256 chutes the chute bit fields grow and
+// CONFIRM and BOOT_ID move up; the host splits reads at 125 registers.
+func TestLargeMapMovesBlocks(t *testing.T) {
+	s := startSim(t, Config{Chutes: 1000, Modbus: ModbusConfig{HostBase: 0, DivertBase: 10, PLCBase: 100}})
+	c := dial(t, s, 1)
+	s.SetChuteFull(1000, true)     // word (999/16)=62, bit 7
+	s.SetChuteDisabled(1000, true) // word 63+62
+	// W = 63 words: FULL 106..168, DISABLED 169..231, CONFIRM 232..311, BOOT_ID 312.
+	var blk []uint16
+	for addr := uint16(100); addr <= 312; addr += 125 {
+		n := min(125, 313-addr)
+		b, err := c.ReadHoldingRegisters(addr, n)
+		if err != nil {
+			t.Fatalf("read %d x%d: %v", addr, n, err)
+		}
+		blk = append(blk, regs(b)...)
+	}
+	if blk[5] != 1000 || blk[6+62] != 1<<7 || blk[6+63+62] != 1<<7 || blk[212] == 0 || blk[212] != s.PLC().Snapshot().BootID {
+		t.Errorf("large map: count %d full %#x disabled %#x boot %d", blk[5], blk[68], blk[131], blk[212])
+	}
+	if _, err := c.ReadHoldingRegisters(313, 1); exceptionCode(err) != 2 {
+		t.Errorf("read past BOOT_ID: %v", err)
+	}
+}

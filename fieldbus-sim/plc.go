@@ -200,7 +200,6 @@ type PLC struct {
 	commandsTaken   uint64
 	scans           uint64
 	bootRand        func() uint32
-	onConnectionsOp func(cold bool) // drops protocol connections (set by the sim)
 }
 
 func newPLC(cfg plcConfig, clk Clock, sched *scheduler, tr *truth, log zerolog.Logger) *PLC {

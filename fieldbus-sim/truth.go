@@ -12,7 +12,10 @@ type Report struct {
 	Inducted uint64       `json:"inducted"`
 	Commands uint64       `json:"commands"` // commands taken off the ring
 	Counts   ReportCounts `json:"counts"`
-	Items    []ItemRecord `json:"items"`
+	// Evicted counts the oldest finished records dropped to bound memory
+	// (over 200,000 records); Counts still include them.
+	Evicted int          `json:"evicted,omitempty"`
+	Items   []ItemRecord `json:"items"`
 }
 
 // ReportCounts counts commands by what the PLC did with them, and items by
@@ -30,8 +33,9 @@ type ReportCounts struct {
 	ItemsSorted             int `json:"items_sorted"`
 	ItemsLost               int `json:"items_lost"`          // vanished (LostRate) or flushed, with or without a command
 	ItemsMaxPasses          int `json:"items_max_passes"`    // left the loop to the PLC's reject after MaxPasses
+	ItemsForgotten          int `json:"items_forgotten"`     // on the belt at a cold restart: the PLC lost track
 	ItemsOnBelt             int `json:"items_on_belt"`       // still circulating when the report was taken
-	ItemsCommissioning      int `json:"items_commissioning"` // TIDs seen only in commissioning mode
+	ItemsCommissioning      int `json:"items_commissioning"` // commands decided in commissioning mode (each is an item)
 }
 
 // ItemRecord is one item (or, in commissioning mode, one commanded TID).
@@ -70,6 +74,8 @@ type CommandRecord struct {
 
 // truth collects the ground truth; it is guarded by PLC.mu.
 type truth struct {
+	limit    int // records kept; the oldest finished ones go first
+	evicted  int
 	start    time.Time
 	items    map[uint32]*ItemRecord
 	order    []uint32
@@ -78,8 +84,36 @@ type truth struct {
 	commands uint64
 }
 
+// defaultTruthLimit bounds the per-item records (a day at 10 items/s is
+// 864,000 items); counts are kept for every item regardless.
+const defaultTruthLimit = 200_000
+
 func newTruth(start time.Time) *truth {
-	return &truth{start: start, items: make(map[uint32]*ItemRecord)}
+	return &truth{start: start, items: make(map[uint32]*ItemRecord), limit: defaultTruthLimit}
+}
+
+// evict drops the oldest finished records once there are more than limit,
+// down to 90% of it, so a long run does not grow without bound.
+func (t *truth) evict() {
+	if len(t.items) <= t.limit {
+		return
+	}
+	target := t.limit * 9 / 10
+	kept := t.order[:0]
+	for i, id := range t.order {
+		r := t.items[id]
+		if len(t.items) > target && r != nil && r.Outcome != "" {
+			delete(t.items, id)
+			t.evicted++
+			continue
+		}
+		if len(t.items) <= target {
+			kept = append(kept, t.order[i:]...)
+			break
+		}
+		kept = append(kept, id)
+	}
+	t.order = kept
 }
 
 func (t *truth) secs(at time.Time) float64 { return at.Sub(t.start).Seconds() }
@@ -90,6 +124,7 @@ func (t *truth) record(tid uint32) *ItemRecord {
 		r = &ItemRecord{TID: tid}
 		t.items[tid] = r
 		t.order = append(t.order, tid)
+		t.evict()
 	}
 	return r
 }
@@ -146,6 +181,7 @@ func (t *truth) commissioned(c command, decision time.Time, r Result, chute uint
 	rec.Passes = append(rec.Passes, PassRecord{Pass: len(rec.Passes) + 1, Scanned: cr.Taken, Commands: []CommandRecord{cr}, Result: r.String()})
 	rec.Outcome = "commissioning"
 	rec.Chute = chute
+	t.counts.ItemsCommissioning++
 }
 
 // forgotten records a commissioning command lost to a cold restart.
@@ -157,28 +193,18 @@ func (t *truth) forgotten(c command) {
 	rec.Outcome = "forgotten"
 }
 
-// report builds the Report; onBelt lists the TIDs still circulating.
-func (t *truth) report(onBelt func(uint32) bool) Report {
-	rep := Report{Inducted: t.inducted, Commands: t.commands, Counts: t.counts}
+// report builds the Report; onBelt counts the items still circulating.
+func (t *truth) report(onBelt int, isOnBelt func(uint32) bool) Report {
+	rep := Report{Inducted: t.inducted, Commands: t.commands, Counts: t.counts, Evicted: t.evicted}
+	rep.Counts.ItemsOnBelt = onBelt
 	ids := append([]uint32(nil), t.order...)
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	rep.Items = make([]ItemRecord, 0, len(ids))
 	for _, id := range ids {
 		r := *t.items[id]
 		r.Passes = append([]PassRecord(nil), r.Passes...)
-		if onBelt != nil && onBelt(id) {
+		if r.Outcome == "" && isOnBelt(id) {
 			r.Outcome = "on-belt"
-			rep.Counts.ItemsOnBelt++
-		}
-		switch r.Outcome {
-		case "sorted":
-			rep.Counts.ItemsSorted++
-		case "lost", "flushed":
-			rep.Counts.ItemsLost++
-		case "max-passes":
-			rep.Counts.ItemsMaxPasses++
-		case "commissioning":
-			rep.Counts.ItemsCommissioning++
 		}
 		rep.Items = append(rep.Items, r)
 	}
@@ -196,6 +222,7 @@ func (t *truth) inductedItem(tid uint32, l Label, at time.Time) *ItemRecord {
 		t.order = append(t.order, tid)
 	}
 	t.items[tid] = r
+	t.evict()
 	return r
 }
 
@@ -237,6 +264,16 @@ func (t *truth) passEnd(r *ItemRecord) {
 
 // itemDone records how an item left the belt.
 func (t *truth) itemDone(r *ItemRecord, outcome string, chute uint16) {
+	switch outcome {
+	case "sorted":
+		t.counts.ItemsSorted++
+	case "lost", "flushed":
+		t.counts.ItemsLost++
+	case "max-passes":
+		t.counts.ItemsMaxPasses++
+	case "forgotten":
+		t.counts.ItemsForgotten++
+	}
 	r.Outcome = outcome
 	r.Chute = chute
 	if p := t.lastPass(r); p.Result == "" {
