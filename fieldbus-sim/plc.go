@@ -184,22 +184,22 @@ type PLC struct {
 	manualFull                                         []bool // SetChuteFull; the conveyor adds container fill
 	containerFull                                      []bool
 	// internals
-	hostHBChanged   bool
-	lastHostChange  time.Time
-	nextBeat        time.Time
-	stallUntil      time.Time
-	commissioning   []commissioningItem
-	track           tracker
-	truth           *truth
-	dirty           bool
-	subs            map[int]chan struct{}
-	nextSub         int
-	running         bool
-	cancelScan      func()
-	resultCounts    [resultCount]uint64
-	commandsTaken   uint64
-	scans           uint64
-	bootRand        func() uint32
+	hostHBChanged  bool
+	lastHostChange time.Time
+	nextBeat       time.Time
+	stallUntil     time.Time
+	commissioning  []commissioningItem
+	track          tracker
+	truth          *truth
+	dirty          bool
+	subs           map[int]chan struct{}
+	nextSub        int
+	running        bool
+	cancelScan     func()
+	resultCounts   [resultCount]uint64
+	commandsTaken  uint64
+	scans          uint64
+	bootRand       func() uint32
 }
 
 func newPLC(cfg plcConfig, clk Clock, sched *scheduler, tr *truth, log zerolog.Logger) *PLC {
