@@ -133,6 +133,10 @@ func BenchmarkLinkLatency(b *testing.B) {
 			b.StopTimer()
 			reportQuantiles(b, "written", written)
 			reportQuantiles(b, "taken", taken)
+			// The time between two polls: a tail far above the poll
+			// interval is a host that did not get the CPU in time.
+			g := h.link.PollInterval()
+			b.ReportMetric(float64(g.P99)/1e3, "poll-gap-p99-µs")
 			b.ReportMetric(float64(shape.cycle+shape.poll+2*time.Millisecond)/1e6, "taken-goal-ms")
 		})
 	}

@@ -32,15 +32,17 @@ type Link struct {
 	rtt        devices.Histogram
 	writtenLat devices.Histogram
 	takenLat   devices.Histogram
+	pollGap    devices.Histogram
 
 	hostState   atomic.Uint32
 	planVersion atomic.Uint32
 	started     atomic.Bool
 
 	// Owned by the Run goroutine (the session's poll loop).
-	regs   []uint16
-	blk    block
-	hostHB uint16
+	regs     []uint16
+	blk      block
+	hostHB   uint16
+	lastPoll time.Time
 
 	emitMu  sync.Mutex
 	evs     []devices.Event // scratch; appended under mu by the emitMu holder
@@ -212,6 +214,11 @@ func (l *Link) Latency() (written, taken devices.HistogramSnapshot) {
 	return l.writtenLat.Snapshot(), l.takenLat.Snapshot()
 }
 
+// PollInterval is the distribution of the time between two polls. Its
+// tail above Config.Poll shows a host too busy to poll on time (and so
+// late to see ACK_SEQ and confirmations).
+func (l *Link) PollInterval() devices.HistogramSnapshot { return l.pollGap.Snapshot() }
+
 // Run owns the connection: it dials, synchronises with the PLC per the
 // contract, polls, writes the heartbeat and commands, and redials with
 // capped, jittered back-off after any error that is not a Modbus
@@ -322,6 +329,7 @@ func (l *Link) session(ctx context.Context) (wasUp bool, err error) {
 		return false, err
 	}
 	wasUp = l.sync(ctx, s)
+	l.lastPoll = time.Time{}
 
 	pollT := time.NewTicker(l.cfg.Poll)
 	defer pollT.Stop()
@@ -337,7 +345,11 @@ func (l *Link) session(ctx context.Context) (wasUp bool, err error) {
 			if err := l.heartbeat(ctx, s, r); err != nil {
 				return wasUp, err
 			}
-		case <-pollT.C:
+		case now := <-pollT.C:
+			if !l.lastPoll.IsZero() {
+				l.pollGap.Observe(now.Sub(l.lastPoll))
+			}
+			l.lastPoll = now
 			if err := l.poll(ctx, s, r); err != nil {
 				return wasUp, err
 			}
