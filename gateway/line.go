@@ -157,9 +157,9 @@ type Line struct {
 	// Loop-owned state below.
 	tab          *table
 	open         fifo         // items by send time, for the confirmation timeout
+	taken        fifo         // items by take time, for missed confirmations
 	closed       fifo         // finished passes by close time, for eviction
 	openCount    atomic.Int64 // written by the loop, read by Drain
-	missedBudget int
 	avail        sortplan.Availability
 	full         devices.ChuteBits // PLC full bits last seen
 	plcDisabled  devices.ChuteBits
@@ -205,6 +205,7 @@ func NewLine(cfg LineConfig, plc devices.PLCLink, scanners devices.ScannerSource
 		ctl:        make(chan func()),
 		tab:        newTable(cfg.Capacity),
 		open:       newFIFO(cfg.Capacity),
+		taken:      newFIFO(cfg.Capacity),
 		closed:     newFIFO(cfg.Capacity),
 		chuteCount: make([]uint64, cfg.Chutes+1),
 		lastRoute:  make([]string, cfg.Chutes+1),
@@ -465,8 +466,8 @@ func (l *Line) journalDecided(it *item) {
 
 func (l *Line) handleEvent(ev devices.Event) {
 	if ev.Kind == devices.EventMissed {
-		l.missedBudget += ev.Count
 		l.met.missed.Add(float64(ev.Count))
+		l.markMissed(ev.Count, ev.At)
 		l.log.Warn().Int("count", ev.Count).Msg("plc overwrote confirmations before they were read")
 		l.rec = journal.Record{Time: ev.At, Line: l.cfg.Name, Kind: journal.KindMissed, Count: uint32(ev.Count)}
 		l.append(l.rec)
@@ -496,6 +497,7 @@ func (l *Line) handleEvent(ev devices.Event) {
 		if it.state < itemTaken {
 			it.state = itemTaken
 			it.takenAt = at
+			l.taken.push(ref{idx: idx, gen: it.gen})
 		}
 		l.met.toTaken.Observe(at.Sub(it.readAt).Seconds())
 	case devices.EventLate:
@@ -659,12 +661,7 @@ func (l *Line) sweep(now time.Time) {
 			break
 		}
 		l.open.pop()
-		if l.missedBudget > 0 && it.state >= itemWritten {
-			l.missedBudget--
-			l.finish(r.idx, now, journal.OutcomeMissedConfirmation, 0, 0, "confirmation overwritten before it was read")
-		} else {
-			l.finish(r.idx, now, journal.OutcomeTimeout, 0, 0, "no confirmation within "+l.cfg.ConfirmTimeout.String())
-		}
+		l.finish(r.idx, now, journal.OutcomeTimeout, 0, 0, "no confirmation within "+l.cfg.ConfirmTimeout.String())
 	}
 	for {
 		r, ok := l.closed.peek()
@@ -704,6 +701,30 @@ func (l *Line) evictOldest() bool {
 			l.tab.remove(it.tid)
 			return true
 		}
+	}
+}
+
+// markMissed closes the n oldest taken-but-unconfirmed passes as missed
+// confirmation. The PLC confirms roughly in take order (items reach their
+// decision points in belt order), so these are the likeliest owners of the
+// overwritten confirmations; an item whose confirmation still arrives is
+// counted as unmatched. Closing them now, not at the timeout, keeps the
+// item's next read a new pass instead of a duplicate.
+func (l *Line) markMissed(n int, at time.Time) {
+	if at.IsZero() {
+		at = time.Now()
+	}
+	for n > 0 {
+		r, ok := l.taken.pop()
+		if !ok {
+			return
+		}
+		it := &l.tab.items[r.idx]
+		if it.gen != r.gen || it.state != itemTaken {
+			continue
+		}
+		l.finish(r.idx, at, journal.OutcomeMissedConfirmation, 0, 0, "confirmation overwritten before it was read")
+		n--
 	}
 }
 

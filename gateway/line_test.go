@@ -300,20 +300,29 @@ func TestLineItemRules(t *testing.T) {
 				t.Fatalf("command %+v", c)
 			}
 		}},
-		{"missed confirmations then timeout", func(h *harness) {
+		{"missed confirmations close the oldest taken, then timeout", func(h *harness) {
 			h.read(17, zip420("10115"))
 			h.read(18, zip420("10115"))
 			h.cmd()
 			h.cmd()
-			h.link.events <- devices.Event{Kind: devices.EventWritten, TID: 17}
-			h.link.events <- devices.Event{Kind: devices.EventWritten, TID: 18}
+			h.link.events <- devices.Event{Kind: devices.EventTaken, TID: 17}
+			h.link.events <- devices.Event{Kind: devices.EventTaken, TID: 18}
 			h.link.events <- devices.Event{Kind: devices.EventMissed, Count: 1}
-			o17, o18 := h.outcome(17, 1)[0], h.outcome(18, 1)[0]
-			got := map[journal.Outcome]int{o17.Outcome: 1}
-			got[o18.Outcome]++
-			if got[journal.OutcomeMissedConfirmation] != 1 || got[journal.OutcomeTimeout] != 1 {
-				t.Fatalf("outcomes %v %v", o17.Outcome, o18.Outcome)
+			if o := h.outcome(17, 1)[0]; o.Outcome != journal.OutcomeMissedConfirmation {
+				t.Fatalf("17: %v", o.Outcome)
 			}
+			// 18 comes round again: its pass is still open, so a duplicate.
+			h.read(18, zip420("10115"))
+			h.noCmd()
+			if o := h.outcome(18, 1)[0]; o.Outcome != journal.OutcomeTimeout {
+				t.Fatalf("18: %v", o.Outcome)
+			}
+			// After the timeout the next read is pass 2.
+			h.read(18, zip420("10115"))
+			h.cmd()
+			// A late confirmation for 17's closed pass is unmatched.
+			h.confirm(17, 1, ResultDiverted)
+			waitFor(t, "unmatched", func() bool { return h.l.Snapshot().Totals.Unmatched == 1 })
 		}},
 		{"full bit clearing closes the container", func(h *harness) {
 			h.read(19, zip420("10115"))

@@ -29,7 +29,9 @@ var pageTmpl = template.Must(template.New("index.html").Funcs(template.FuncMap{
 	"pct":        func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) + "%" },
 	"fillPct":    func(f float64) string { return strconv.Itoa(int(min(f, 1)*100)) + "%" },
 	"hhmmss":     func(t time.Time) string { return t.Local().Format("15:04:05") },
-	"join":       strings.Join,
+	"codes": func(cs []string) string {
+		return strings.ReplaceAll(strings.Join(cs, " "), "\x1d", "\u241d")
+	},
 }).ParseFS(webFS, "web/index.html"))
 
 func chuteClass(c ChuteView) string {

@@ -111,10 +111,13 @@
     });
   }
 
+  // GS (0x1D) separates GS1 fields; show it as a visible mark.
+  const showCode = (c) => c.replace(/\x1d/g, "\u241d");
+
   function renderItems(items) {
     return (items || []).map((it) => h("tr", {},
       h("td", {}, hhmmss(it.at)), h("td", {}, it.tid), h("td", {}, it.pass),
-      h("td", { class: "codes" }, (it.codes || []).join(" ")), h("td", {}, it.dest),
+      h("td", { class: "codes" }, (it.codes || []).map(showCode).join(" ")), h("td", {}, it.dest),
       h("td", {}, it.chute), h("td", {}, it.reason), h("td", {}, it.kind === "decision" ? "decided" : it.outcome + (it.detail ? " (" + it.detail + ")" : ""))));
   }
 

@@ -1,0 +1,321 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"sortgw/devices"
+	"sortgw/devices/modbus"
+	"sortgw/devices/opcua"
+	"sortgw/devices/scanner"
+	fieldbussim "sortgw/fieldbus-sim"
+	"sortgw/gateway/journal"
+	"sortgw/sortplan"
+)
+
+// e2eConfig shapes one end-to-end run against fieldbus-sim.
+type e2eConfig struct {
+	Protocol string
+	Items    uint64
+	Rate     float64
+	Chutes   int
+	DropAt   uint64 // drop the PLC connections once this many items were inducted (0: never)
+}
+
+// e2e is a running sim + line + journal.
+type e2e struct {
+	sim     *fieldbussim.Sim
+	line    *Line
+	gw      *Gateway
+	journal *journal.Journal
+	plan    *sortplan.Plan
+}
+
+// startE2E starts the sim, a journal in t.TempDir, the PLC link of the
+// wanted protocol, the scanners and a gateway with one line. Everything
+// stops in t.Cleanup, in order.
+func startE2E(t *testing.T, c e2eConfig, token string) *e2e {
+	t.Helper()
+	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
+	scfg := fieldbussim.Config{
+		Chutes:   c.Chutes,
+		PLCCycle: time.Millisecond,
+		Seed:     7,
+		Scanners: fieldbussim.ScannerConfig{Count: 2},
+		Labels:   fieldbussim.LabelConfig{NoReadRate: 0.02, MultiReadRate: 0.01, ConflictRate: 0.5},
+		Conveyor: fieldbussim.ConveyorConfig{
+			Rate:                c.Rate,
+			BeltSpeed:           10,
+			ScannerToFirstChute: 4,
+			ChutePitch:          0.5,
+			ContainerCapacity:   40,
+			EmptyAfter:          500 * time.Millisecond,
+		},
+	}
+	if c.Protocol == "opcua" {
+		scfg.OPCUA.Addr = "127.0.0.1:0"
+	} else {
+		scfg.Modbus.Addr = "127.0.0.1:0"
+	}
+	sim, err := fieldbussim.New(scfg, log.With().Str("part", "sim").Logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	simCtx, stopSim := context.WithCancel(context.Background())
+	simDone := make(chan error, 1)
+	go func() { simDone <- sim.Run(simCtx) }()
+	t.Cleanup(func() {
+		stopSim()
+		if err := <-simDone; err != nil && err != context.Canceled {
+			t.Errorf("sim: %v", err)
+		}
+	})
+	select {
+	case <-sim.Ready():
+	case err := <-simDone:
+		t.Fatalf("sim: %v", err)
+	}
+
+	j, err := journal.Open(journal.Config{Path: filepath.Join(t.TempDir(), "j.db"), QueryLimit: 1 << 21}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jctx, stopJ := context.WithCancel(context.Background())
+	jdone := make(chan error, 1)
+	go func() { jdone <- j.Run(jctx) }()
+	t.Cleanup(func() {
+		stopJ()
+		<-jdone
+		if err := j.Close(); err != nil {
+			t.Errorf("journal close: %v", err)
+		}
+	})
+
+	var plc devices.PLCLink
+	if c.Protocol == "opcua" {
+		plc, err = opcua.New(opcua.Config{Name: "plc", Endpoint: sim.OPCUAEndpoint()}, log)
+	} else {
+		plc, err = modbus.New(modbus.Config{Name: "plc", Addr: sim.ModbusAddr(), Chutes: c.Chutes, Poll: 2 * time.Millisecond}, log)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var scs []scanner.Config
+	for i, a := range sim.ScannerAddrs() {
+		scs = append(scs, scanner.Config{Name: "S" + strconv.Itoa(i+1), Addr: a})
+	}
+	src, err := scanner.New(scs, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	planCSV, err := sortplan.Generate(sortplan.GenerateOptions{Chutes: c.Chutes, Seed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, _, err := sortplan.ParsePlan("gen.csv", bytes.NewReader(planCSV), c.Chutes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mb bytes.Buffer
+	if err := sim.WriteManifest(&mb); err != nil {
+		t.Fatal(err)
+	}
+	man, err := sortplan.ParseManifest("sim-manifest.csv", &mb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := NewMetrics()
+	// Budget: 0.9 x scanner-to-first-chute / belt speed. Confirm timeout:
+	// past the farthest decision point (3.6 s), before the item's next lap (5.6 s).
+	line, err := NewLine(LineConfig{Name: "L1", Chutes: c.Chutes, Budget: 360 * time.Millisecond, ConfirmTimeout: 4500 * time.Millisecond},
+		plc, src, j, m, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := line.InstallPlan(plan, man); err != nil {
+		t.Fatal(err)
+	}
+	gw, err := New(Config{Listen: "127.0.0.1:0", Token: token, DrainGrace: 5 * time.Second, SSEInterval: 200 * time.Millisecond},
+		[]*Line{line}, j, m, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gctx, stopGW := context.WithCancel(context.Background())
+	gdone := make(chan error, 1)
+	go func() { gdone <- gw.Run(gctx) }()
+	var stopped bool
+	t.Cleanup(func() {
+		if !stopped {
+			stopGW()
+			<-gdone
+		}
+	})
+	<-gw.Started()
+	waitFor(t, "gateway ready", gw.Ready)
+	e := &e2e{sim: sim, line: line, gw: gw, journal: j, plan: plan}
+	_ = stopped
+	return e
+}
+
+// passKey names one pass of one item.
+type passKey struct {
+	tid  uint32
+	pass uint16
+}
+
+func TestEndToEndModbus(t *testing.T) {
+	runE2E(t, e2eConfig{Protocol: "modbus", Items: 10000, Rate: 400, Chutes: 64, DropAt: 5000})
+}
+
+func TestEndToEndOPCUA(t *testing.T) {
+	// OPC UA costs more CPU per command on the 2-core CI machine than
+	// Modbus; 3,000 items at 300/s keep the test in tens of seconds.
+	runE2E(t, e2eConfig{Protocol: "opcua", Items: 3000, Rate: 300, Chutes: 64, DropAt: 1500})
+}
+
+func runE2E(t *testing.T, c e2eConfig) {
+	e := startE2E(t, c, "")
+	start := time.Now()
+	if c.DropAt > 0 {
+		waitForLong(t, "half the items inducted", 60*time.Second, func() bool { return e.sim.Inducted() >= c.DropAt })
+		if c.Protocol == "opcua" {
+			e.sim.RestartOPCUA()
+		} else {
+			e.sim.DropPLCConnections()
+		}
+	}
+	waitForLong(t, "items inducted", 60*time.Second, func() bool { return e.sim.Inducted() >= c.Items })
+	t.Logf("inducted %d in %v", e.sim.Inducted(), time.Since(start))
+	e.sim.SetRate(0)
+	// Every item leaves the belt (sorted, exception, reject, lost) and
+	// every pass the gateway saw has its outcome.
+	waitForLong(t, "belt empty and every pass closed", 90*time.Second, func() bool {
+		return e.sim.Report().Counts.ItemsOnBelt == 0 && e.line.OpenNow() == 0
+	})
+	if err := e.journal.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	rep := e.sim.Report()
+	recs, err := e.journal.Range(time.Time{}, time.Now().Add(time.Hour), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkAgainstTruth(t, rep, recs, c)
+}
+
+func waitForLong(t testing.TB, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		<-tick.C
+	}
+}
+
+// checkAgainstTruth holds the journal against the sim's ground truth.
+func checkAgainstTruth(t *testing.T, rep fieldbussim.Report, recs []journal.Record, c e2eConfig) {
+	t.Helper()
+	decided := map[passKey]journal.Record{}
+	outcome := map[passKey]journal.Record{}
+	dupOutcomes := 0
+	byOutcome := map[journal.Outcome]int{}
+	for _, r := range recs {
+		k := passKey{r.TID, r.Pass}
+		switch r.Kind {
+		case journal.KindDecision:
+			decided[k] = r
+		case journal.KindOutcome:
+			if _, ok := outcome[k]; ok {
+				dupOutcomes++
+				t.Errorf("tid %d pass %d: second outcome %v", r.TID, r.Pass, r.Outcome)
+			}
+			outcome[k] = r
+			byOutcome[r.Outcome]++
+		}
+	}
+	for k := range decided {
+		if _, ok := outcome[k]; !ok {
+			t.Errorf("tid %d pass %d: decided, no outcome", k.tid, k.pass)
+		}
+	}
+	var passes, agree, withCmd, noCmd, excused int
+	mismatch := 0
+	for _, it := range rep.Items {
+		for _, p := range it.Passes {
+			if p.Pass <= 0 {
+				continue // refusals of unknown TIDs: not items
+			}
+			passes++
+			k := passKey{it.TID, uint16(p.Pass)}
+			o, ok := outcome[k]
+			if !ok {
+				mismatch++
+				if mismatch <= 20 {
+					t.Errorf("tid %d pass %d (%s): no outcome in the journal", it.TID, p.Pass, p.Result)
+				}
+				continue
+			}
+			switch {
+			case len(p.Commands) > 0:
+				withCmd++
+				cmd := p.Commands[len(p.Commands)-1]
+				want, _ := journal.OutcomeFromResult(cmd.Result)
+				switch {
+				case o.Outcome == want && (want != journal.OutcomeDiverted || o.Chute == cmd.EndChute):
+					agree++
+				case o.Outcome == journal.OutcomeMissedConfirmation || o.Outcome == journal.OutcomeTimeout ||
+					o.Outcome == journal.OutcomeLostDisconnect:
+					excused++
+				default:
+					mismatch++
+					if mismatch <= 20 {
+						t.Errorf("tid %d pass %d: journal %v chute %d, sim result %d (%s) chute %d",
+							it.TID, p.Pass, o.Outcome, o.Chute, cmd.Result, cmd.ResultName, cmd.EndChute)
+					}
+				}
+			default:
+				noCmd++
+				switch o.Outcome {
+				case journal.OutcomeHostLate, journal.OutcomeNotSent, journal.OutcomeLostDisconnect,
+					journal.OutcomeMissedConfirmation, journal.OutcomeTimeout:
+					agree++
+				default:
+					mismatch++
+					if mismatch <= 20 {
+						t.Errorf("tid %d pass %d: journal %v but the PLC took no command (%s)", it.TID, p.Pass, o.Outcome, p.Result)
+					}
+				}
+			}
+		}
+	}
+	t.Logf("%s: inducted %d, sim passes %d (%d with a command, %d without), journal outcomes %d, agree %d, excused %d, mismatches %d",
+		c.Protocol, rep.Inducted, passes, withCmd, noCmd, len(outcome), agree, excused, mismatch)
+	t.Logf("outcomes: %v; sim counts %+v", byOutcome, rep.Counts)
+	if rep.Inducted < c.Items {
+		t.Fatalf("inducted %d < %d", rep.Inducted, c.Items)
+	}
+	if mismatch > 0 || dupOutcomes > 0 {
+		t.Fatalf("%d passes disagree with the ground truth, %d duplicate outcomes", mismatch, dupOutcomes)
+	}
+	// Excused outcomes: confirmations the PLC overwrote before the host read
+	// them (the contract's "missed confirmation"; on the shared 2-core CI
+	// machine the poll loop is sometimes starved for tens of ms) and the
+	// timeouts of the items the oldest-taken rule could not attribute.
+	// They must stay a minority; the count is logged above.
+	if excused*100 > passes*15 {
+		t.Fatalf("%d of %d passes without a matching confirmation", excused, passes)
+	}
+	if byOutcome[journal.OutcomeDiverted] < int(c.Items)/2 {
+		t.Fatalf("only %d diverted", byOutcome[journal.OutcomeDiverted])
+	}
+}
