@@ -269,7 +269,9 @@ func (s *Sim) PLC() *PLC { return s.plc }
 func (s *Sim) Report() Report {
 	s.plc.mu.Lock()
 	defer s.plc.mu.Unlock()
-	return s.truth.report(len(s.conv.items), s.conv.onBeltLocked)
+	rep := s.truth.report(len(s.conv.items), s.conv.onBeltLocked)
+	rep.Commands = s.plc.commandsTaken
+	return rep
 }
 
 // SetRate changes the induction rate (items/s); 0 stops induction.

@@ -10,7 +10,7 @@ import (
 // JSON-serialisable.
 type Report struct {
 	Inducted uint64       `json:"inducted"`
-	Commands uint64       `json:"commands"` // commands taken off the ring
+	Commands uint64       `json:"commands"` // commands the PLC took off the ring (each once)
 	Counts   ReportCounts `json:"counts"`
 	// Evicted counts the oldest finished records dropped to bound memory
 	// (over 200,000 records); Counts still include them.
