@@ -29,6 +29,7 @@ func commands() []command {
 		{"check", "check -config site.yaml                  validate the config, plans and manifests", cmdCheck},
 		{"demo", "demo [-http addr] [-protocol p] [-rate n]  emulated sorter + gateway + status page", cmdDemo},
 		{"plan", "plan check|diff|explain|gen|labels ...  work with sort plan files", planCmd},
+		{"bench", "bench [-protocol p] [-rate n|max] [-duration d] [-lines n] [-chaos]  end-to-end benchmark, soak and chaos", cmdBench},
 	}
 }
 
