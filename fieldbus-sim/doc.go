@@ -20,3 +20,49 @@
 // advance explicitly to run an hour of sorting in seconds, deterministically
 // for a seed.
 package fieldbussim
+
+// Choices where the contract leaves room (the sim's behaviour, so a gateway
+// can be tested against it):
+//
+//   - Modbus function 3 reads anywhere from the host block's start to
+//     BOOT_ID; reserved registers (3..9, 90..99) read 0. Function 16 writes
+//     only HOST_HEARTBEAT, HOST_STATE, PLAN_VERSION and the divert slots; a
+//     write touching any other register (reserved or PLC block) is refused
+//     as a whole with exception 02. Function 6 is accepted like a one-register
+//     function 16 (the server library does not tell them apart). Functions
+//     1, 2, 4, 5 and 15 answer exception 01.
+//   - Another unit id is answered with exception 0B (gateway target failed
+//     to respond) rather than left unanswered, which would stall the
+//     connection's later requests.
+//   - Chute bit fields are 16 words up to 256 chutes (the default map,
+//     BOOT_ID at 218) and ceil(N/16) words above; CONFIRM and BOOT_ID follow.
+//   - NUM and SEQ run 1, 2, ... 65535, 0, 1: zero is not skipped.
+//   - A HOST_HEARTBEAT write of a value different from the register's counts
+//     as a heartbeat; rewriting the same value does not.
+//   - FAULT_CODE 1 items: the PLC decides at the decision point, so an item
+//     whose command came before the host was lost but reaches its decision
+//     point after is confirmed 9; a refusal (7) is still given at once.
+//   - Decision point: chute c's lies ScannerToFirstChute + (c-1)*ChutePitch
+//     after the scanner; chute 0 is decided at the last chute's. A command
+//     taken after its decision point is confirmed 4 at once (chute 0: 8).
+//     An item that reaches the end of the sort zone without any command
+//     recirculates unconfirmed (there is no command to confirm) and is read
+//     again after a lap with the same TID.
+//   - A second command for an item that already has one pending in the same
+//     pass is refused with 7; the first stands. A command for a TID the
+//     conveyor does not track (or one not yet scanned) is refused with 7. In
+//     commissioning mode every command is an item of its own.
+//   - Emergency stop: every tracked item is flushed at the moment of the
+//     stop; those with a pending command are confirmed 6. Commands taken
+//     during the stop find no item (7) on a conveyor; in commissioning mode
+//     they wait for the belt. States 0, 3, 4 (SetSorterState) stop the belt:
+//     nothing is inducted or decided until it runs again.
+//   - Cold restart: power-on state, new BOOT_ID (from a random source, not
+//     the seed, so two runs never share one); the chute bits are physical and
+//     stay; tracked items are forgotten without confirmation. Warm restart:
+//     only the connections drop. Both drop every Modbus connection and
+//     restart the OPC UA server.
+//   - DelayNextReply applies the request, then holds its reply back;
+//     InjectModbusException answers before the request touches the PLC.
+//   - A PLC allows MaxPasses (10) passes without a command, then rejects the
+//     item on its own (no confirmation: there is no command).
