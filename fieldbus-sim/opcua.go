@@ -16,7 +16,9 @@ package fieldbussim
 //     and dispatches requests to the same handlers.
 //   - Restart and shutdown: gopcua closes a channel by sending
 //     CloseSecureChannel and then waits up to 10 s for the client to hang
-//     up; the proxy cuts the TCP connections instead. All subscriptions are
+//     up; the proxy cuts the TCP connections instead. Restart keeps the
+//     gopcua server object and forgets every session (our session guard
+//     refuses the old tokens) rather than parsing the nodeset again. All subscriptions are
 //     deleted and all secure channels closed at shutdown, which the library
 //     leaves running (goroutine leaks).
 //   - Sorter namespace: our own server.NameSpace, so reads serve one
@@ -579,44 +581,60 @@ func (o *opcuaServer) Run(ctx context.Context) error {
 		case <-retry.C:
 			o.retryNotifications()
 		case <-o.restartCh:
-			next, err := o.build()
-			if err != nil {
-				return fmt.Errorf("opcua restart: %w", err)
-			}
-			o.mu.Lock()
-			inst := o.inst
-			o.inst = nil
-			o.mu.Unlock()
-			if inst != nil {
-				o.stop(inst)
-			}
+			o.reset()
 			o.stats.restarts.Add(1)
-			for attempt := 0; ; attempt++ {
-				if attempt == 0 {
-					inst, err = next, o.launch(next)
-				} else {
-					inst, err = o.start()
-				}
-				if err == nil || attempt == 20 {
-					break
-				}
-				t := time.NewTimer(20 * time.Millisecond) // an internal port raced away: pick another
-				select {
-				case <-ctx.Done():
-					t.Stop()
-					return nil
-				case <-t.C:
-				}
-			}
-			if err != nil {
-				return fmt.Errorf("opcua restart: %w", err)
-			}
-			o.mu.Lock()
-			o.inst = inst
-			o.mu.Unlock()
 			o.log.Warn().Str("endpoint", o.Endpoint()).Msg("fault: opcua server restarted; sessions and subscriptions dropped")
 			o.refresh()
 		}
+	}
+}
+
+// reset carries out Restart: every client connection is cut and every
+// session, subscription and secure channel forgotten, as when the PLC's
+// OPC UA stack restarts. The gopcua server object is kept: building one
+// parses the library's standard nodeset (a second, several under -race),
+// and a client sees the same either way: its connection drops, its session
+// is unknown (BadSessionIDInvalid) and its subscriptions are gone.
+func (o *opcuaServer) reset() {
+	o.mu.RLock()
+	inst := o.inst
+	o.mu.RUnlock()
+	if inst == nil {
+		return
+	}
+	inst.dispatchMu.Lock() // no service runs while the state goes
+	defer inst.dispatchMu.Unlock()
+	inst.mu.Lock()
+	for c := range inst.conns {
+		c.Close()
+	}
+	chans := make([]*uasc.SecureChannel, 0, len(inst.channels))
+	for sc := range inst.channels {
+		chans = append(chans, sc)
+	}
+	clear(inst.channels)
+	clear(inst.known)
+	clear(inst.sessions)
+	clear(inst.retry)
+	inst.mu.Unlock()
+	for _, sc := range chans {
+		sc.Close()
+	}
+	deleteSubscriptions(inst.srv.SubscriptionService)
+}
+
+func deleteSubscriptions(ss *server.SubscriptionService) {
+	if ss == nil {
+		return
+	}
+	ss.Mu.Lock()
+	ids := make([]uint32, 0, len(ss.Subs))
+	for id := range ss.Subs {
+		ids = append(ids, id)
+	}
+	ss.Mu.Unlock()
+	for _, id := range ids {
+		ss.DeleteSubscription(id)
 	}
 }
 
@@ -727,7 +745,7 @@ func freeLoopbackPort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-// start builds and launches one gopcua server life.
+// start builds and launches the gopcua server.
 func (o *opcuaServer) start() (*uaInstance, error) {
 	inst, err := o.build()
 	if err != nil {
@@ -864,17 +882,7 @@ func (o *opcuaServer) stop(inst *uaInstance) {
 	for _, sc := range chans {
 		sc.Close()
 	}
-	if ss := inst.srv.SubscriptionService; ss != nil {
-		ss.Mu.Lock()
-		ids := make([]uint32, 0, len(ss.Subs))
-		for id := range ss.Subs {
-			ids = append(ids, id)
-		}
-		ss.Mu.Unlock()
-		for _, id := range ids {
-			ss.DeleteSubscription(id)
-		}
-	}
+	deleteSubscriptions(inst.srv.SubscriptionService)
 	inst.cancel()
 	inst.wg.Wait()
 }
