@@ -465,6 +465,7 @@ func TestOPCUARestartDropsSessions(t *testing.T) {
 }
 
 func TestOPCUASecureChannels(t *testing.T) {
+	keys := makeTestKeys(t)
 	for _, tc := range []struct {
 		security    string
 		mode, other ua.MessageSecurityMode
@@ -472,25 +473,49 @@ func TestOPCUASecureChannels(t *testing.T) {
 		{SecuritySignAndEncrypt, ua.MessageSecurityModeSignAndEncrypt, ua.MessageSecurityModeSign},
 		{SecuritySign, ua.MessageSecurityModeSign, ua.MessageSecurityModeSignAndEncrypt},
 	} {
-		t.Run(tc.security, func(t *testing.T) { testSecureChannel(t, tc.security, tc.mode, tc.other) })
+		t.Run(tc.security, func(t *testing.T) { testSecureChannel(t, keys, tc.security, tc.mode, tc.other) })
 	}
+}
+
+// testKeys are generated once: RSA 2048 key generation takes seconds under -race.
+type testKeys struct {
+	cliCert, untrusted       []byte
+	cliKey, untrustedKey     *rsa.PrivateKey
+	cliFile, srvCert, srvKey string
+}
+
+func makeTestKeys(t *testing.T) testKeys {
+	t.Helper()
+	dir := t.TempDir()
+	var k testKeys
+	var err error
+	if k.cliCert, k.cliKey, err = GenerateCert(CertOptions{ApplicationURI: "urn:sortgw:test-client"}); err != nil {
+		t.Fatal(err)
+	}
+	if k.cliFile, _, err = WriteCertFiles(dir, "client", k.cliCert, k.cliKey); err != nil {
+		t.Fatal(err)
+	}
+	if k.untrusted, k.untrustedKey, err = GenerateCert(CertOptions{ApplicationURI: "urn:sortgw:test-client"}); err != nil {
+		t.Fatal(err)
+	}
+	srv, srvKey, err := GenerateCert(CertOptions{ApplicationURI: "urn:sortgw:fieldbus-sim"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.srvCert, k.srvKey, err = WriteCertFiles(dir, "server", srv, srvKey); err != nil {
+		t.Fatal(err)
+	}
+	return k
 }
 
 // testSecureChannel: a trusted client on Basic256Sha256 in the offered mode
 // writes a divert and reads it back; the other mode, a None channel and an
 // untrusted certificate are refused.
-func testSecureChannel(t *testing.T, security string, mode, other ua.MessageSecurityMode) {
-	dir := t.TempDir()
-	cliCert, cliKey, err := GenerateCert(CertOptions{ApplicationURI: "urn:sortgw:test-client"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cliFile, _, err := WriteCertFiles(dir, "client", cliCert, cliKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+func testSecureChannel(t *testing.T, k testKeys, security string, mode, other ua.MessageSecurityMode) {
+	cliCert, cliKey := k.cliCert, k.cliKey
 	p := newTestPLC(t, 16)
-	o := runOPCUA(t, OPCUAConfig{Security: security, OnlySecure: true, TrustedClientCerts: []string{cliFile}}, p)
+	o := runOPCUA(t, OPCUAConfig{Security: security, OnlySecure: true, TrustedClientCerts: []string{k.cliFile},
+		CertFile: k.srvCert, KeyFile: k.srvKey}, p)
 
 	eps, err := opcua.GetEndpoints(testCtx(t), o.Endpoint())
 	if err != nil {
@@ -542,11 +567,7 @@ func testSecureChannel(t *testing.T, security string, mode, other ua.MessageSecu
 		t.Fatal("session on a None channel of an only-secure server")
 	}
 	// Nor does a secured client whose certificate is not trusted.
-	untrusted, untrustedKey, err := GenerateCert(CertOptions{ApplicationURI: "urn:sortgw:test-client"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c3, err := tryConnect(o.Endpoint(), secure(untrusted, untrustedKey)...)
+	c3, err := tryConnect(o.Endpoint(), secure(k.untrusted, k.untrustedKey)...)
 	if err == nil {
 		c3.Close(context.Background())
 		t.Fatal("session for an untrusted client certificate")
