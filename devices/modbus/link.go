@@ -29,10 +29,11 @@ type Link struct {
 	events chan devices.Event
 	wake   chan struct{}
 
-	rtt        devices.Histogram
-	writtenLat devices.Histogram
-	takenLat   devices.Histogram
-	pollGap    devices.Histogram
+	rtt         devices.Histogram
+	writtenLat  devices.Histogram
+	takenLat    devices.Histogram
+	dispatchLat devices.Histogram
+	pollGap     devices.Histogram
 
 	hostState   atomic.Uint32
 	planVersion atomic.Uint32
@@ -207,11 +208,20 @@ func (l *Link) Status() devices.PLCStatus {
 	}
 }
 
-// Latency returns the command-to-written (Send to the function-16 reply)
-// and command-to-taken (Send to the poll that saw ACK_SEQ pass it)
-// distributions.
-func (l *Link) Latency() (written, taken devices.HistogramSnapshot) {
-	return l.writtenLat.Snapshot(), l.takenLat.Snapshot()
+// Latencies are the link's command latencies, each measured from Send.
+type Latencies struct {
+	// Dispatch: Send to the start of the command's first function-16
+	// request (queue wait, ring wait and the hand-off to the writer).
+	Dispatch devices.HistogramSnapshot
+	// Written: Send to the function-16 reply.
+	Written devices.HistogramSnapshot
+	// Taken: Send to the poll that saw ACK_SEQ pass the command.
+	Taken devices.HistogramSnapshot
+}
+
+// Latency returns the command latency distributions since New.
+func (l *Link) Latency() Latencies {
+	return Latencies{Dispatch: l.dispatchLat.Snapshot(), Written: l.writtenLat.Snapshot(), Taken: l.takenLat.Snapshot()}
 }
 
 // PollInterval is the distribution of the time between two polls. Its
@@ -759,6 +769,9 @@ func (l *Link) write(ctx context.Context, s *session, e *entry) {
 	var regs [slotRegs]uint16
 	l.lay.divertRegs(&regs, e.seq, e.cmd.TID, e.cmd.Chute, e.cmd.Reason)
 	addr := l.lay.slotAddr(e.seq)
+	if !e.written {
+		l.dispatchLat.Observe(time.Since(e.queuedAt))
+	}
 	err := l.retrier().do(ctx, func() error { return s.cmd.write(addr, regs[:]) })
 	l.written(ctx, s, e, err)
 }
