@@ -3,6 +3,8 @@ package fieldbussim
 import (
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 )
 
 // BenchmarkModbusRing measures how many divert commands per second the
@@ -55,5 +57,30 @@ func BenchmarkModbusRing(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "cmds/s")
 		})
+	}
+}
+
+// BenchmarkPLCCore is the PLC core alone (no network): one WriteDivert per
+// command, consumed on write, decided in commissioning mode. It shows what
+// the sim itself costs per command.
+func BenchmarkPLCCore(b *testing.B) {
+	clk := NewVirtualClock(epoch)
+	sched := newScheduler(clk)
+	defer sched.close()
+	p := newPLC(plcConfig{Chutes: 256, Cycle: time.Millisecond, Commissioning: true, ImmediateScan: true,
+		CommissioningTravel: time.Millisecond, HeartbeatPeriod: 100 * time.Millisecond, HostWatchdog: time.Hour},
+		clk, sched, newTruth(epoch), zerolog.Nop())
+	p.start()
+	p.truth.limit = 1000
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		seq := uint16(i + 1)
+		if err := p.WriteDivert(int(seq%16), uint32(i%1000)+1, uint16(i%256)+1, 0, seq); err != nil {
+			b.Fatal(err)
+		}
+		if i%15 == 14 {
+			clk.Advance(time.Millisecond) // a scan: the commissioning items are decided
+		}
 	}
 }

@@ -317,8 +317,8 @@ func TestConveyorHourOfSorting(t *testing.T) {
 		cfg.ContainerCapacity = 40
 		cfg.EmptyAfter = 30 * time.Second
 		cfg.LostRate = 0.001
-		v := newVSim(t, Config{Chutes: 20, PLCCycle: 50 * time.Millisecond, Seed: 42, Conveyor: cfg})
-		v.poll = 50 * time.Millisecond
+		v := newVSim(t, Config{Chutes: 20, PLCCycle: 100 * time.Millisecond, Seed: 42, Conveyor: cfg})
+		v.poll = 100 * time.Millisecond
 		seen := 0
 		for elapsed := time.Duration(0); elapsed < d; elapsed += 100 * time.Millisecond {
 			for ; seen < len(v.reads); seen++ {

@@ -88,6 +88,9 @@ type truth struct {
 // 864,000 items); counts are kept for every item regardless.
 const defaultTruthLimit = 200_000
 
+// maxCommissioningPasses bounds the passes kept for one commissioning TID.
+const maxCommissioningPasses = 32
+
 func newTruth(start time.Time) *truth {
 	return &truth{start: start, items: make(map[uint32]*ItemRecord), limit: defaultTruthLimit}
 }
@@ -178,7 +181,15 @@ func (t *truth) refused(c command) {
 func (t *truth) commissioned(c command, decision time.Time, r Result, chute uint16) {
 	rec := t.record(c.TID)
 	cr := t.cmdRecord(c, decision, r, chute)
-	rec.Passes = append(rec.Passes, PassRecord{Pass: len(rec.Passes) + 1, Scanned: cr.Taken, Commands: []CommandRecord{cr}, Result: r.String()})
+	pass := 1
+	if n := len(rec.Passes); n > 0 {
+		pass = rec.Passes[n-1].Pass + 1
+	}
+	if len(rec.Passes) >= maxCommissioningPasses {
+		// A host that reuses one TID forever: keep the latest passes only.
+		rec.Passes = append(rec.Passes[:0], rec.Passes[1:]...)
+	}
+	rec.Passes = append(rec.Passes, PassRecord{Pass: pass, Scanned: cr.Taken, Commands: []CommandRecord{cr}, Result: r.String()})
 	rec.Outcome = "commissioning"
 	rec.Chute = chute
 	t.counts.ItemsCommissioning++
