@@ -22,6 +22,7 @@ import (
 //	POST /fault/estop?on=true|false
 //	POST /fault/chute-full?chute=5&on=true|false
 //	POST /fault/chute-disabled?chute=5&on=true|false
+//	POST /fault/sorter-state?state=4      0 stopped, 1 running, 2 e-stop, 3 fault, 4 maintenance
 //	POST /fault/warm-restart
 //	POST /fault/cold-restart
 //	POST /fault/drop-scanner?i=0
@@ -95,6 +96,19 @@ func (s *Sim) ControlHandler() http.Handler {
 	}
 	fault("chute-full", chuteFault(s.plc.SetChuteFull))
 	fault("chute-disabled", chuteFault(s.plc.SetChuteDisabled))
+	fault("sorter-state", func(q query) error {
+		st, err := q.int("state", 0, 4)
+		if err != nil {
+			return err
+		}
+		if SorterState(st) == StateEmergencyStop {
+			s.EmergencyStop(true)
+		} else {
+			s.EmergencyStop(false)
+			s.plc.SetSorterState(SorterState(st))
+		}
+		return nil
+	})
 	fault("warm-restart", func(query) error { s.WarmRestart(); return nil })
 	fault("cold-restart", func(query) error { s.ColdRestart(); return nil })
 	scannerFault := func(f func(i, n int), withN bool) func(q query) error {
@@ -138,7 +152,7 @@ func (s *Sim) ControlHandler() http.Handler {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		routes := []string{"POST /fault/drop-plc", "POST /fault/stall-heartbeat?for=2s", "POST /fault/delay-reply?for=500ms",
 			"POST /fault/modbus-exception?code=6&n=3", "POST /fault/restart-opcua", "POST /fault/estop?on=true",
-			"POST /fault/chute-full?chute=5&on=true", "POST /fault/chute-disabled?chute=5&on=true",
+			"POST /fault/chute-full?chute=5&on=true", "POST /fault/chute-disabled?chute=5&on=true", "POST /fault/sorter-state?state=4",
 			"POST /fault/warm-restart", "POST /fault/cold-restart", "POST /fault/drop-scanner?i=0",
 			"POST /fault/scanner-garbage?i=0&n=3", "POST /fault/scanner-oversize?i=0&n=1", "POST /rate?items=5",
 			"GET /report", "GET /manifest", "GET /status"}

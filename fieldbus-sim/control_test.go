@@ -56,6 +56,9 @@ func TestControlEndpoint(t *testing.T) {
 	if code, _ := post("/fault/estop?on=true"); code != 200 || s.PLC().State() != StateEmergencyStop {
 		t.Errorf("estop: %d %v", code, s.PLC().State())
 	}
+	if code, _ := post("/fault/sorter-state?state=4"); code != 200 || s.PLC().State() != StateMaintenance {
+		t.Errorf("sorter state: %d %v", code, s.PLC().State())
+	}
 	boot := s.PLC().Snapshot().BootID
 	if code, _ := post("/fault/cold-restart"); code != 200 || s.PLC().Snapshot().BootID == boot {
 		t.Error("cold restart via control")

@@ -354,23 +354,38 @@ func (w zlWriter) Write(b []byte) (int, error) {
 }
 
 // bind reserves the address: the library listens by URL, so a ":0" port is
-// first chosen by the OS here, released, and handed to the library. The
-// window in between is a few microseconds on loopback.
+// first chosen by the OS here, released, and handed to the library. Should
+// another process take the port in that window, a new one is chosen.
 func (s *modbusServer) bind() error {
-	ln, err := net.Listen("tcp", s.cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("modbus listen %s: %w", s.cfg.Addr, err)
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		var ln net.Listener
+		ln, err = net.Listen("tcp", s.cfg.Addr)
+		if err != nil {
+			return fmt.Errorf("modbus listen %s: %w", s.cfg.Addr, err)
+		}
+		s.addr = ln.Addr().String()
+		if err = ln.Close(); err != nil {
+			return fmt.Errorf("modbus listen %s: %w", s.cfg.Addr, err)
+		}
+		if err = s.startLocked(1); err == nil {
+			return nil
+		}
+		if _, port, _ := net.SplitHostPort(s.cfg.Addr); port != "0" {
+			break // a fixed port: the caller asked for exactly this one
+		}
 	}
-	s.addr = ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		return fmt.Errorf("modbus listen %s: %w", s.cfg.Addr, err)
-	}
-	return s.startLocked()
+	return err
 }
 
-func (s *modbusServer) startLocked() error {
+// startLocked starts a fresh library server on s.addr, trying up to
+// attempts times 10ms apart (after a drop the port may linger a moment).
+func (s *modbusServer) startLocked(attempts int) error {
 	var err error
-	for attempt := 0; attempt < 50; attempt++ {
+	for attempt := 0; attempt < attempts; attempt++ {
+		if attempt > 0 {
+			time.Sleep(10 * time.Millisecond)
+		}
 		var srv *mbserver.ModbusServer
 		srv, err = mbserver.NewServer(&mbserver.ServerConfiguration{
 			URL:        "tcp://" + s.addr,
@@ -385,8 +400,6 @@ func (s *modbusServer) startLocked() error {
 			s.srv = srv
 			return nil
 		}
-		// The port may linger for a moment after a restart; try again soon.
-		time.Sleep(10 * time.Millisecond)
 	}
 	return fmt.Errorf("modbus server %s: %w", s.addr, err)
 }
@@ -401,7 +414,7 @@ func (s *modbusServer) dropConnections() error {
 	}
 	_ = s.srv.Stop()
 	s.srv = nil
-	return s.startLocked()
+	return s.startLocked(50)
 }
 
 func (s *modbusServer) stop() {
