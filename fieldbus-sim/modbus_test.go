@@ -212,3 +212,52 @@ func TestLargeMapMovesBlocks(t *testing.T) {
 		t.Errorf("read past BOOT_ID: %v", err)
 	}
 }
+
+// TestConfirmCountNeverAheadOfItsSlot reads the PLC block while the PLC
+// confirms a burst: every read that shows CONFIRM_COUNT = c finds NUM c in
+// slot c mod 16, and the 15 before it complete.
+func TestConfirmCountNeverAheadOfItsSlot(t *testing.T) {
+	s := startSim(t, Config{ImmediateScan: true, HostWatchdog: time.Hour, Conveyor: ConveyorConfig{CommissioningTravel: time.Millisecond}})
+	w := dial(t, s, 1)
+	r := dial(t, s, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		seq, ack := uint16(0), uint16(0)
+		for seq < 400 {
+			for uint16(seq+1-ack) >= 16 {
+				b, err := w.ReadHoldingRegisters(102, 1)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				ack = regs(b)[0]
+			}
+			seq++
+			if err := w.tryDivert(seq, uint32(seq), 0, 0); err != nil { // TID = SEQ, so NUM c confirms TID c
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	reads := 0
+	for {
+		select {
+		case <-done:
+			if reads == 0 {
+				t.Error("no reads during the burst")
+			}
+			waitFor(t, "400 confirmations", 5*time.Second, func() bool { return r.plcBlock(t)[3] == 400 })
+			return
+		default:
+		}
+		blk := r.plcBlock(t)
+		reads++
+		count := blk[3]
+		for k := uint16(0); k < 16 && k < count; k++ {
+			if c := confirmAt(blk, count-k); c.Num != count-k || c.TID != uint32(count-k) {
+				t.Fatalf("CONFIRM_COUNT %d: slot of %d holds %+v", count, count-k, c)
+			}
+		}
+	}
+}
