@@ -68,6 +68,12 @@ type Config struct {
 	// probe sees is declared dead (default max(25 x PublishInterval,
 	// 250ms)).
 	StaleAfter time.Duration
+	// DeadAfter: a subscription whose values a probe read saw change, and
+	// that published nothing for this long, is dead: the link reconnects
+	// (default max(1s, 4 x StaleAfter)). Between StaleAfter and DeadAfter
+	// the link is not up (commands wait) but keeps its session: a busy
+	// server publishing late is not worth a new session.
+	DeadAfter time.Duration
 	// Timeout bounds the dial and every request the link makes (default
 	// 1s). It also bounds how long Run takes to return after ctx is done.
 	Timeout time.Duration
@@ -129,6 +135,9 @@ func (c *Config) Validate() error {
 	if c.StaleAfter == 0 {
 		c.StaleAfter = max(25*c.PublishInterval, 250*time.Millisecond)
 	}
+	if c.DeadAfter == 0 {
+		c.DeadAfter = max(time.Second, 4*c.StaleAfter)
+	}
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
 	}
@@ -188,6 +197,9 @@ func (c *Config) Validate() error {
 	}
 	if c.StaleAfter < 2*c.PublishInterval {
 		bad("stale-after %s: want at least twice the publish interval", c.StaleAfter)
+	}
+	if c.DeadAfter < c.StaleAfter {
+		bad("dead-after %s shorter than stale-after %s", c.DeadAfter, c.StaleAfter)
 	}
 	for _, d := range []struct {
 		name string

@@ -253,8 +253,10 @@ func (l *Link) stateLocked(now time.Time) (devices.LinkState, string) {
 	switch {
 	case !s.subscribed:
 		return devices.LinkSyncing, "waiting for the subscription's first notification"
-	case now.Sub(latest(s.lastNotif, s.lastProbeOK)) > l.cfg.StaleAfter+l.cfg.Timeout:
+	case now.Sub(latest(s.lastNotif, s.lastProbeOK)) > l.cfg.StaleAfter+watchdogTick(l.cfg)*2:
 		return devices.LinkSyncing, "subscription silent"
+	case !s.mismatchSince.IsZero():
+		return devices.LinkSyncing, "subscription lagging: the plc's values changed and were not published"
 	case !s.faultKnown:
 		return devices.LinkSyncing, "waiting for fault code"
 	case l.plc.fault == 1:

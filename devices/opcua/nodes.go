@@ -120,12 +120,16 @@ func (n *nodeSet) plcReadRequest() *ua.ReadRequest {
 	return req
 }
 
-// confirmReadRequest reads confirmations first+0 .. first+count-1 (NUM
-// values), four nodes each, in one request.
-func (n *nodeSet) confirmReadRequest(first uint16, count int) *ua.ReadRequest {
+// confirmReadRequest reads Confirm.Count first and then every
+// confirmation slot (Num, TrackingId, Chute, Result), in one request. Count
+// first: a server that answers node by node then shows every slot at least
+// as new as that Count, so a slot whose Num is below it was overwritten
+// after the read began, not skipped.
+func (n *nodeSet) confirmReadRequest() *ua.ReadRequest {
 	req := &ua.ReadRequest{TimestampsToReturn: ua.TimestampsToReturnNeither}
-	for i := range count {
-		c := &n.confirm[int(first+uint16(i))%len(n.confirm)]
+	req.NodesToRead = append(req.NodesToRead, &ua.ReadValueID{NodeID: n.plc[hConfirmCount], AttributeID: ua.AttributeIDValue})
+	for j := range n.confirm {
+		c := &n.confirm[j]
 		for _, id := range []*ua.NodeID{c.num, c.tid, c.chute, c.result} {
 			req.NodesToRead = append(req.NodesToRead, &ua.ReadValueID{NodeID: id, AttributeID: ua.AttributeIDValue})
 		}

@@ -288,6 +288,7 @@ func (l *Link) notifications(c *conn, notifs <-chan *opcua.PublishNotificationDa
 		switch v := n.Value.(type) {
 		case *ua.DataChangeNotification:
 			count, moved, err := l.dataChange(c, v)
+			l.log.Debug().Int("items", len(v.MonitoredItems)).Bool("count_moved", moved).Uint16("count", count).Msg("data change")
 			if err == nil && moved {
 				err = l.confirmations(c, count)
 			}
@@ -370,26 +371,44 @@ func (l *Link) dataChange(c *conn, v *ua.DataChangeNotification) (count uint16, 
 	return count, moved, err
 }
 
-// confirmations reads the confirmations up to CONFIRM_COUNT c in one
-// ReadRequest and emits them. More than a ring's worth moved: the oldest
-// were overwritten unread and are reported missed; so is a slot whose Num
-// shows it was overwritten before the read.
-func (l *Link) confirmations(c *conn, count uint16) error {
-	var (
-		first   uint16
-		n, miss int
-		err     error
-	)
-	l.mu.Lock()
-	first, n, miss, err = l.ring.confirmRange(count)
-	l.mu.Unlock()
-	if err != nil {
-		l.log.Error().Err(err).Msg("following the plc")
+// confirmations reads new confirmations when CONFIRM_COUNT moved to (at
+// least) trigger: one ReadRequest of Count and every slot, then the range
+// from the last one processed up to the Count just read. A notification is
+// up to a publishing interval old when it arrives; following the Count read
+// together with the slots instead of the notified one keeps that age from
+// turning into overwritten slots. More than a ring's worth moved: the
+// oldest were overwritten unread and are reported missed; so is a slot
+// whose Num shows it was overwritten before the read.
+//
+// While confirmations keep coming (the Count read moved), it reads again at
+// once, up to chaseReads times: a notification arrives up to a publishing
+// interval late, and a burst of confirmations right behind the one it
+// announced would otherwise overwrite slots before the next notification.
+func (l *Link) confirmations(c *conn, trigger uint16) error {
+	for range chaseReads {
+		l.mu.Lock()
+		last := l.ring.count
+		l.mu.Unlock()
+		if int16(trigger-last) <= 0 {
+			return nil // already read past it
+		}
+		count, err := l.readConfirmations(c, last)
+		if err != nil {
+			return err
+		}
+		// Chase: something moved since the last read, look again.
+		trigger = count + 1
 	}
-	if n == 0 {
-		return nil
-	}
-	req := c.nodes.confirmReadRequest(first, n)
+	return nil
+}
+
+// chaseReads bounds the reads one notification of Count starts.
+const chaseReads = 4
+
+// readConfirmations does one read of Count and the slots and processes
+// it; it returns the Count read.
+func (l *Link) readConfirmations(c *conn, last uint16) (uint16, error) {
+	req := c.nodes.confirmReadRequest()
 	ctx, cancel := context.WithTimeout(c.ctx, l.cfg.Timeout)
 	res, err := c.cl.Read(ctx, req)
 	cancel()
@@ -397,31 +416,49 @@ func (l *Link) confirmations(c *conn, count uint16) error {
 		err = readResults(req, res)
 	}
 	if err != nil {
-		return fmt.Errorf("read confirmations %d..%d: %w", first, first+uint16(n)-1, err)
+		return 0, fmt.Errorf("read confirmations after %d: %w", last, err)
 	}
-	slots := make([]confirmSlot, n)
+	count, err := u16(req.NodesToRead[0].NodeID, res.Results[0])
+	if err != nil {
+		return 0, fmt.Errorf("read confirmations: %w", err)
+	}
+	slots := make([]confirmSlot, len(c.nodes.confirm))
 	var errs []error
-	for i := range slots {
-		r := res.Results[4*i : 4*i+4]
-		ids := req.NodesToRead[4*i : 4*i+4]
+	for j := range slots {
+		r := res.Results[1+4*j : 5+4*j]
+		ids := req.NodesToRead[1+4*j : 5+4*j]
 		var e1, e2, e3, e4 error
-		slots[i].num, e1 = u16(ids[0].NodeID, r[0])
-		slots[i].tid, e2 = u32(ids[1].NodeID, r[1])
-		slots[i].chute, e3 = u16(ids[2].NodeID, r[2])
-		slots[i].result, e4 = u16(ids[3].NodeID, r[3])
+		slots[j].num, e1 = u16(ids[0].NodeID, r[0])
+		slots[j].tid, e2 = u32(ids[1].NodeID, r[1])
+		slots[j].chute, e3 = u16(ids[2].NodeID, r[2])
+		slots[j].result, e4 = u16(ids[3].NodeID, r[3])
 		errs = append(errs, e1, e2, e3, e4)
 	}
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("read confirmations %d..%d: %w", first, first+uint16(n)-1, err)
+		return 0, fmt.Errorf("read confirmations: %w", err)
 	}
+	l.log.Debug().Uint16("last", last).Uint16("count", count).Msg("confirmations read")
 	var missed int
+	var rangeErr error
 	l.do(func(now time.Time, evs *[]devices.Event) {
-		missed = l.ring.applyConfirms(first, slots, miss, now, evs)
+		first, n, miss, err := l.ring.confirmRange(count)
+		rangeErr = err
+		if n == 0 {
+			return
+		}
+		ordered := make([]confirmSlot, n)
+		for i := range ordered {
+			ordered[i] = slots[l.ring.slot(first+uint16(i))]
+		}
+		missed = l.ring.applyConfirms(first, ordered, miss, now, evs)
 	})
+	if rangeErr != nil {
+		l.log.Error().Err(rangeErr).Msg("following the plc")
+	}
 	if missed > 0 {
 		l.log.Warn().Int("missed", missed).Uint16("confirm_count", count).Msg("confirmations overwritten unread")
 	}
-	return nil
+	return count, nil
 }
 
 // watchdog watches one connection: gopcua's channel state, the
@@ -431,11 +468,11 @@ func (l *Link) confirmations(c *conn, count uint16) error {
 // gopcua v0.8.0 does not hand keep-alives to the notification channel, so
 // silence is ambiguous: nothing changed, or the subscription died. When no
 // notification came for StaleAfter the watchdog reads the monitored nodes
-// itself; values the subscription never published, still unpublished two
-// publishing intervals later, mean it is dead.
+// itself: the same values mean a quiet PLC (the link stays up); values the
+// subscription never published make the link not up at once, and dead
+// (reconnect) when they stay unpublished until DeadAfter.
 func (l *Link) watchdog(c *conn) (wasUp bool) {
-	tick := min(50*time.Millisecond, l.cfg.StaleAfter/4)
-	t := time.NewTicker(tick)
+	t := time.NewTicker(watchdogTick(l.cfg))
 	defer t.Stop()
 	var lastState devices.LinkState = devices.LinkSyncing
 	for {
@@ -477,6 +514,10 @@ func (l *Link) watchdog(c *conn) (wasUp bool) {
 	}
 }
 
+// watchdogTick is how often the watchdog looks; a probe after StaleAfter
+// repeats at this pace.
+func watchdogTick(c Config) time.Duration { return min(50*time.Millisecond, c.StaleAfter/4) }
+
 // openHorizon: a command unconfirmed this long had its confirmation missed
 // (EventMissed told the gateway); a later cold restart does not report it
 // lost.
@@ -512,7 +553,7 @@ func (l *Link) probe(c *conn, before sessionState) error {
 		s.mismatchSince = now
 		return nil
 	}
-	if now.Sub(s.mismatchSince) >= 2*l.cfg.PublishInterval+50*time.Millisecond {
+	if now.Sub(s.mismatchSince) >= l.cfg.DeadAfter-l.cfg.StaleAfter {
 		return fmt.Errorf("plc values changed %s ago and were never published (heartbeat %d/%d, ack %d/%d, count %d/%d): %w",
 			now.Sub(s.mismatchSince).Round(time.Millisecond), v.heartbeat, p.heartbeat, v.ack, s.ackSeq, v.count, s.count, ErrSubscriptionDead)
 	}
