@@ -51,23 +51,33 @@ type Result uint16
 
 // Confirmation results as the contract numbers them.
 const (
-	ResultNone              Result = 0 // not a confirmation (empty slot)
-	ResultDiverted          Result = 1
-	ResultOverride          Result = 2 // the sim never overrides
-	ResultFull              Result = 3
-	ResultLate              Result = 4
-	ResultReject            Result = 5 // the sim never rejects on its own
-	ResultLost              Result = 6
-	ResultRefused           Result = 7
-	ResultRecirculated      Result = 8
-	ResultHostLost          Result = 9
-	resultCount                    = 10
-	faultNone               uint16 = 0
-	faultHostLost           uint16 = 1
-	defaultHeartbeatPeriod         = 100 * time.Millisecond
-	defaultHostWatchdog            = time.Second
-	defaultPLCCycle                = 5 * time.Millisecond
-	defaultCommissioningRun        = 200 * time.Millisecond
+	ResultNone         Result = 0 // not a confirmation (empty slot)
+	ResultDiverted     Result = 1
+	ResultOverride     Result = 2 // the sim never overrides
+	ResultFull         Result = 3
+	ResultLate         Result = 4
+	ResultReject       Result = 5 // the sim never rejects on its own
+	ResultLost         Result = 6
+	ResultRefused      Result = 7
+	ResultRecirculated Result = 8
+	ResultHostLost     Result = 9
+)
+
+// resultCount sizes per-result counters (results 0..9).
+const resultCount = 10
+
+// FAULT_CODE values the sim sets.
+const (
+	faultNone     uint16 = 0
+	faultHostLost uint16 = 1
+)
+
+// Defaults of the PLC's own timing.
+const (
+	defaultHeartbeatPeriod  = 100 * time.Millisecond
+	defaultHostWatchdog     = time.Second
+	defaultPLCCycle         = 5 * time.Millisecond
+	defaultCommissioningRun = 200 * time.Millisecond
 )
 
 // String names the result.
