@@ -14,11 +14,13 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strconv"
 	"strings"
@@ -57,6 +59,10 @@ type benchConfig struct {
 	Scanners int           // per line (default 1)
 	Seed     int64         // default 1
 	Dir      string        // journal directory ("" = a temporary one)
+	// Feed is "direct" (default: the bench's own scanner at an exact
+	// rate, the emulated PLC in commissioning mode) or "conveyor" (the
+	// emulated belt inducts, scans and diverts items; default with Chaos).
+	Feed string
 
 	// Chaos injects a fault every ChaosEvery (default 30s) and checks the
 	// ground truth at the end.
@@ -84,6 +90,18 @@ func (c *benchConfig) defaults() error {
 	}
 	if c.Protocol != "modbus" && c.Protocol != "opcua" {
 		return fmt.Errorf("bench: protocol %q: want modbus or opcua", c.Protocol)
+	}
+	if c.Feed == "" {
+		c.Feed = "direct"
+		if c.Chaos {
+			c.Feed = "conveyor"
+		}
+	}
+	if c.Feed != "direct" && c.Feed != "conveyor" {
+		return fmt.Errorf("bench: feed %q: want direct or conveyor", c.Feed)
+	}
+	if c.Chaos && c.Feed != "conveyor" {
+		return errors.New("bench: chaos needs the conveyor feed (its faults act on the emulated scanners)")
 	}
 	if c.Lines == 0 {
 		c.Lines = 1
@@ -150,8 +168,12 @@ func (c *benchConfig) ceiling() float64 {
 }
 
 // travel is the longest time from the scanner to the last chute's
-// decision point in the bench geometry (belt 2.5 m/s, 3 m to chute 1).
+// decision point in the bench geometry (belt 2.5 m/s, 3 m to chute 1), or
+// the commissioning PLC's fixed travel with the direct feed.
 func (c *benchConfig) travel() time.Duration {
+	if c.Feed == "direct" {
+		return 200 * time.Millisecond
+	}
 	m := 3 + float64(c.Chutes)*c.ChutePitch
 	return time.Duration(m / 2.5 * float64(time.Second))
 }
@@ -391,6 +413,8 @@ func (t *tallyJournal) Append(rec journal.Record) (uint64, error) {
 type benchLine struct {
 	name  string
 	sim   *fieldbussim.Sim
+	feed  *feeder // direct feed; nil with the conveyor
+	mf    []byte  // the direct feed's manifest
 	probe *probe
 	link  *measuredLink
 	src   *measuredSource
@@ -411,17 +435,20 @@ type benchReport struct {
 	Written   latStats
 	TakenLat  latStats
 	Confirmed latStats
-	// Baselines measured in the same run against line 1's sim.
-	BaseHot, BasePaced latStats
-	BaseName           string
-	CPU                time.Duration // user+system in the window
-	CPUUser, CPUSys    time.Duration
-	PeakRSS            int64 // bytes, VmHWM over the scenario
-	HeapInuse          uint64
-	Dropped            uint64
-	Decide             *decideResult
-	Chaos              *chaosReport
-	Check              *truthCheck
+	// Baselines measured in the same run against line 1's sim: before
+	// the load (back to back, and paced), and during it on a connection of
+	// their own (HOST_STATE rewritten with its own value, 1 register with
+	// Modbus, 1 node with OPC UA) so they see the same machine.
+	BaseHot, BasePaced, BaseLoad latStats
+	BaseName                     string
+	CPU                          time.Duration // user+system in the window
+	CPUUser, CPUSys              time.Duration
+	PeakRSS                      int64 // bytes, VmHWM over the scenario
+	HeapInuse                    uint64
+	Dropped                      uint64
+	Decide                       *decideResult
+	Chaos                        *chaosReport
+	Check                        *truthCheck
 }
 
 // runBench runs one scenario.
@@ -479,6 +506,15 @@ func runBench(ctx context.Context, cfg benchConfig) (*benchReport, error) {
 				simErrs <- fmt.Errorf("bench: sim %s: %w", bl.name, err)
 			}
 		}()
+		if bl.feed != nil {
+			simWG.Add(1)
+			go func() {
+				defer simWG.Done()
+				if err := bl.feed.Run(simCtx); err != nil {
+					simErrs <- fmt.Errorf("bench: feed %s: %w", bl.name, err)
+				}
+			}()
+		}
 		select {
 		case <-bl.sim.Ready():
 		case err := <-simErrs:
@@ -563,7 +599,7 @@ func runBench(ctx context.Context, cfg benchConfig) (*benchReport, error) {
 	}
 
 	for _, bl := range lines {
-		bl.sim.SetRate(cfg.Rate)
+		bl.setRate(cfg.Rate)
 	}
 	if err := sleepCtx(ctx, cfg.Warmup); err != nil {
 		return nil, err
@@ -579,8 +615,20 @@ func runBench(ctx context.Context, cfg benchConfig) (*benchReport, error) {
 	}
 	var inducted0 uint64
 	for _, bl := range lines {
-		inducted0 += bl.sim.Inducted()
+		inducted0 += bl.inducted()
 	}
+	loadCtx, stopLoadBase := context.WithCancel(ctx)
+	defer stopLoadBase()
+	loadBase := make(chan latStats, 1)
+	go func() {
+		var st latStats
+		if cfg.Protocol == "modbus" {
+			st = modbusLoadBaseline(loadCtx, lines[0].sim.ModbusAddr())
+		} else {
+			st = opcuaLoadBaseline(loadCtx, lines[0].sim.OPCUAEndpoint())
+		}
+		loadBase <- st
+	}()
 	tally.mu.Lock()
 	late0 := tally.byOutcome[journal.OutcomeHostLate]
 	out0 := tally.byOutcome
@@ -605,13 +653,15 @@ func runBench(ctx context.Context, cfg benchConfig) (*benchReport, error) {
 
 	rep.Window = time.Since(t0)
 	ru1 := rusage()
+	stopLoadBase()
+	rep.BaseLoad = <-loadBase
 	for _, bl := range lines {
 		bl.probe.recording.Store(false)
 	}
 	reads1, taken1 := snapTotals()
 	var inducted1 uint64
 	for _, bl := range lines {
-		inducted1 += bl.sim.Inducted()
+		inducted1 += bl.inducted()
 	}
 	rep.Reads, rep.Taken, rep.Inducted = reads1-reads0, taken1-taken0, inducted1-inducted0
 	rep.CPUUser, rep.CPUSys = ru1.user-ru0.user, ru1.sys-ru0.sys
@@ -631,7 +681,7 @@ func runBench(ctx context.Context, cfg benchConfig) (*benchReport, error) {
 	// Stop inducting, let the gateway drain (it waits for its open items),
 	// then hold the journal's tally against the sims' ground truth.
 	for _, bl := range lines {
-		bl.sim.SetRate(0)
+		bl.setRate(0)
 	}
 	if ch != nil {
 		ch.heal()
@@ -682,6 +732,19 @@ func newBenchLine(cfg benchConfig, i int, base time.Time, log zerolog.Logger) (*
 			EmptyAfter: cfg.EmptyAfter, LostRate: cfg.LostRate,
 		},
 	}
+	bl := &benchLine{name: name}
+	if cfg.Feed == "direct" {
+		labels, mf, err := feedLabels(cfg.Seed + int64(i))
+		if err != nil {
+			return nil, err
+		}
+		if bl.feed, err = newFeeder(labels, cfg.Seed+int64(i)); err != nil {
+			return nil, err
+		}
+		bl.mf = mf
+		scfg.Conveyor.Rate = 0 // commissioning: every commanded TID is an item
+		scfg.DisableScanners = true
+	}
 	if cfg.Protocol == "modbus" {
 		scfg.Modbus.Addr = "127.0.0.1:0"
 	} else {
@@ -691,17 +754,43 @@ func newBenchLine(cfg benchConfig, i int, base time.Time, log zerolog.Logger) (*
 	if err != nil {
 		return nil, fmt.Errorf("bench: sim %s: %w", name, err)
 	}
+	bl.sim = sim
 	// Nothing is inducted until the gateway is up and the baselines are
 	// taken (the rate above only keeps the sim out of commissioning mode).
-	sim.SetRate(0)
+	bl.setRate(0)
 	maxN := int(math.Min(cfg.Rate*cfg.Duration.Seconds()*1.5+10000, 2_000_000))
-	return &benchLine{name: name, sim: sim, probe: newProbe(base, cfg.Rate, maxN)}, nil
+	bl.probe = newProbe(base, cfg.Rate, maxN)
+	return bl, nil
+}
+
+func (bl *benchLine) setRate(r float64) {
+	if bl.feed != nil {
+		bl.feed.SetRate(r)
+		return
+	}
+	bl.sim.SetRate(r)
+}
+
+func (bl *benchLine) inducted() uint64 {
+	if bl.feed != nil {
+		return bl.feed.Sent()
+	}
+	return bl.sim.Inducted()
+}
+
+func (bl *benchLine) scannerAddrs() []string {
+	if bl.feed != nil {
+		return []string{bl.feed.Addr()}
+	}
+	return bl.sim.ScannerAddrs()
 }
 
 // wire makes the line's devices and pipeline against its running sim.
 func (bl *benchLine) wire(cfg benchConfig, plan *sortplan.Plan, j gateway.Journal, m *gateway.Metrics, log zerolog.Logger) error {
 	var mbuf bytes.Buffer
-	if err := bl.sim.WriteManifest(&mbuf); err != nil {
+	if bl.feed != nil {
+		mbuf.Write(bl.mf)
+	} else if err := bl.sim.WriteManifest(&mbuf); err != nil {
 		return fmt.Errorf("bench: manifest: %w", err)
 	}
 	manifest, err := sortplan.ParseManifest("bench-manifest.csv", &mbuf)
@@ -721,7 +810,7 @@ func (bl *benchLine) wire(cfg benchConfig, plan *sortplan.Plan, j gateway.Journa
 		return err
 	}
 	var scs []scanner.Config
-	for k, a := range bl.sim.ScannerAddrs() {
+	for k, a := range bl.scannerAddrs() {
 		scs = append(scs, scanner.Config{Name: bl.name + "-S" + strconv.Itoa(k+1), Addr: a, BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond})
 	}
 	src, err := scanner.New(scs, llog.With().Str("part", "scanners").Logger())
@@ -802,6 +891,65 @@ func opcuaBaseline(ctx context.Context, endpoint string, n int, rate float64) (h
 		return d, err
 	}
 	return runBaseline(ctx, n, rate, one)
+}
+
+// modbusLoadBaseline rewrites HOST_STATE with 1 (ready, what the link
+// writes there itself) by function 16, about 100 times a second, on a
+// connection of its own, until ctx is done.
+func modbusLoadBaseline(ctx context.Context, addr string) latStats {
+	h := gmb.NewTCPClientHandler(addr)
+	h.SlaveId, h.Timeout, h.IdleTimeout = 1, time.Second, 0
+	if err := h.Connect(); err != nil {
+		return latStats{}
+	}
+	defer h.Close()
+	c := gmb.NewClient(h)
+	return loadBaseline(ctx, func() (time.Duration, error) {
+		t0 := time.Now()
+		_, err := c.WriteMultipleRegisters(1, 1, []byte{0, 1})
+		return time.Since(t0), err
+	})
+}
+
+// opcuaLoadBaseline writes Sorter.Host.State = 1 the same way.
+func opcuaLoadBaseline(ctx context.Context, endpoint string) latStats {
+	c, err := opcua.NewClient(endpoint, opcua.AutoReconnect(false),
+		opcua.SecurityPolicy(ua.SecurityPolicyURINone), opcua.SecurityMode(ua.MessageSecurityModeNone))
+	if err != nil {
+		return latStats{}
+	}
+	if err := c.Connect(ctx); err != nil {
+		return latStats{}
+	}
+	defer c.Close(context.WithoutCancel(ctx))
+	ns, err := c.FindNamespace(ctx, "urn:sortgw:sorter")
+	if err != nil {
+		return latStats{}
+	}
+	req := &ua.WriteRequest{NodesToWrite: []*ua.WriteValue{{NodeID: ua.NewStringNodeID(ns, "Sorter.Host.State"), AttributeID: ua.AttributeIDValue,
+		Value: &ua.DataValue{EncodingMask: ua.DataValueValue, Value: ua.MustVariant(uint16(1))}}}}
+	return loadBaseline(ctx, func() (time.Duration, error) {
+		t0 := time.Now()
+		_, err := c.Write(ctx, req)
+		return time.Since(t0), err
+	})
+}
+
+func loadBaseline(ctx context.Context, one func() (time.Duration, error)) latStats {
+	var lat latencies
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return summarise(lat)
+		case <-t.C:
+		}
+		if d, err := one(); err == nil && ctx.Err() == nil {
+			lat = append(lat, d)
+		}
+		t.Reset(min(time.Duration(rand.ExpFloat64()*float64(10*time.Millisecond)), 50*time.Millisecond))
+	}
 }
 
 func runBaseline(ctx context.Context, n int, rate float64, one func() (time.Duration, error)) (hot, paced latStats, err error) {
@@ -991,8 +1139,8 @@ func ratio(d, base time.Duration) string {
 func (r *benchReport) print(w io.Writer) {
 	c := &r.Cfg
 	mode := strconv.FormatFloat(c.Rate, 'f', 0, 64) + " items/s"
-	fmt.Fprintf(w, "\n== %s, %d line(s), %s per line, PLC cycle %v, poll %v, %d chutes, window %v%s\n",
-		c.Protocol, c.Lines, mode, c.PLCCycle, c.Poll, c.Chutes, r.Window.Round(time.Millisecond), map[bool]string{true: ", chaos every " + c.ChaosEvery.String()}[c.Chaos])
+	fmt.Fprintf(w, "\n== %s, %s feed, %d line(s), %s per line, PLC cycle %v, poll %v, %d chutes, window %v%s\n",
+		c.Protocol, c.Feed, c.Lines, mode, c.PLCCycle, c.Poll, c.Chutes, r.Window.Round(time.Millisecond), map[bool]string{true: ", chaos every " + c.ChaosEvery.String()}[c.Chaos])
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	win := r.Window.Seconds()
 	fmt.Fprintf(tw, "inducted\treads\tcommands taken\ttaken/s\tring ceiling/s\t%% of ceiling\thost-late\tCPU s (user+sys)\tCPU %%\tpeak RSS MB\theap MB\t\n")
@@ -1004,7 +1152,7 @@ func (r *benchReport) print(w io.Writer) {
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "latency (ms)\tn\tp50\tp99\tp99.9\tmax\tp50/base\tp99/base\tp99.9/base\t\n")
-	base := r.BasePaced
+	base := r.BaseLoad
 	row := func(name string, s latStats, withRatio bool) {
 		if withRatio {
 			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", name, s.N, ms(s.P50), ms(s.P99), ms(s.P999), ms(s.Max),
@@ -1015,6 +1163,7 @@ func (r *benchReport) print(w io.Writer) {
 	}
 	row("baseline "+r.BaseName+", hot", r.BaseHot, false)
 	row("baseline "+r.BaseName+", paced", r.BasePaced, false)
+	row("baseline under load (1 reg/node, own conn)", r.BaseLoad, false)
 	row("read-to-decided (Send)", r.Decided, false)
 	row("read-to-written", r.Written, true)
 	row("read-to-taken", r.TakenLat, true)
@@ -1065,12 +1214,15 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	seed := fs.Int64("seed", 1, "random seed")
 	noDecide := fs.Bool("skip-decide", false, "leave out the decision micro-benchmark")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run here")
+	mutexprofile := fs.String("mutexprofile", "", "write a mutex contention profile of the whole run here")
+	traceFile := fs.String("trace", "", "write a runtime execution trace of the whole run here")
 	logLevel := fs.String("log", "error", "log level")
+	feed := fs.String("feed", "", "direct (the bench's own scanner at an exact rate; default) or conveyor (the emulated belt; default with -chaos)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	cfg := benchConfig{Duration: *dur, Warmup: *warm, Lines: *lines, Chutes: *chutes, PLCCycle: *cycle, Poll: *poll,
-		Chaos: *chaosOn, ChaosEvery: *every, ContainerCapacity: *capacity, Seed: *seed, SkipDecide: *noDecide,
+		Chaos: *chaosOn, ChaosEvery: *every, Feed: *feed, ContainerCapacity: *capacity, Seed: *seed, SkipDecide: *noDecide,
 		Log: newLogger(stderr, "console", *logLevel)}
 	switch *rate {
 	case "":
@@ -1111,6 +1263,27 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 		defer pprof.StopCPUProfile()
 	}
+	if *mutexprofile != "" {
+		runtime.SetMutexProfileFraction(5)
+		defer func() {
+			if err := writeProfile("mutex", *mutexprofile); err != nil {
+				fmt.Fprintln(stderr, "sortgw bench:", err)
+			}
+		}()
+	}
+	if *traceFile != "" {
+		f, err := os.Create(*traceFile)
+		if err != nil {
+			fmt.Fprintln(stderr, "sortgw bench:", err)
+			return 1
+		}
+		defer f.Close()
+		if err := trace.Start(f); err != nil {
+			fmt.Fprintln(stderr, "sortgw bench:", err)
+			return 1
+		}
+		defer trace.Stop()
+	}
 	fmt.Fprintf(stdout, "sortgw bench %s: %s, nproc %d, GOMAXPROCS %d, %s, %s\n", version, cpuModel(), runtime.NumCPU(),
 		runtime.GOMAXPROCS(0), runtime.Version(), time.Now().UTC().Format(time.RFC3339))
 	fmt.Fprintf(stdout, "command: sortgw bench %s\n", strings.Join(args, " "))
@@ -1136,6 +1309,18 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	return code
 }
 
+func writeProfile(name, path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup(name).WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
 // cpuModel is the first "model name" of /proc/cpuinfo.
 func cpuModel() string {
 	b, err := os.ReadFile("/proc/cpuinfo")
@@ -1148,4 +1333,153 @@ func cpuModel() string {
 		}
 	}
 	return "cpu unknown"
+}
+
+// The direct feed of `sortgw bench`: a scanner of the bench's own that
+// sends telegrams at an exact Poisson rate (arrival times fixed in advance,
+// late ones sent at once), for rates the emulated conveyor's per-item
+// timers cannot keep on a loaded machine. The emulated PLC then runs in
+// commissioning mode: every commanded TID is an item that reaches its
+// decision point 200 ms after the command is taken.
+
+type feeder struct {
+	ln     net.Listener
+	labels []sortplan.SampleLabel
+	rnd    *rand.Rand
+	rate   atomic.Uint64 // float64 bits
+	sent   atomic.Uint64
+	skip   atomic.Uint64 // telegrams due while no gateway was connected
+	tid    uint32
+}
+
+func newFeeder(labels []sortplan.SampleLabel, seed int64) (*feeder, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	return &feeder{ln: ln, labels: labels, rnd: rand.New(rand.NewPCG(uint64(seed), 0xfeed))}, nil
+}
+
+func (f *feeder) Addr() string { return f.ln.Addr().String() }
+
+func (f *feeder) SetRate(r float64) { f.rate.Store(math.Float64bits(r)) }
+
+func (f *feeder) Sent() uint64 { return f.sent.Load() }
+
+// Run serves one gateway connection at a time until ctx is done.
+func (f *feeder) Run(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() { f.ln.Close() })
+	defer stop()
+	defer f.ln.Close()
+	for {
+		c, err := f.ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		f.serve(ctx, c)
+		c.Close()
+	}
+}
+
+// serve sends telegrams on c until the connection fails or ctx is done.
+func (f *feeder) serve(ctx context.Context, c net.Conn) {
+	closed := context.AfterFunc(ctx, func() { c.Close() })
+	defer closed()
+	go func() { // the gateway never sends; notice when it hangs up
+		var b [64]byte
+		for {
+			if _, err := c.Read(b[:]); err != nil {
+				c.Close()
+				return
+			}
+		}
+	}()
+	t := time.NewTimer(0)
+	defer t.Stop()
+	next := time.Now()
+	lastHB := time.Time{}
+	var buf []byte
+	for {
+		now := time.Now()
+		r := math.Float64frombits(f.rate.Load())
+		if r <= 0 {
+			next = now.Add(5 * time.Millisecond)
+		} else if now.Sub(next) > 100*time.Millisecond {
+			// A stall longer than that is not made up (at most 100 ms of
+			// telegrams go out in one burst).
+			f.skip.Add(uint64(now.Sub(next).Seconds() * r))
+			next = now.Add(-100 * time.Millisecond)
+		}
+		buf = buf[:0]
+		if now.Sub(lastHB) >= time.Second {
+			buf = append(buf, "\x02HB\x03"...)
+			lastHB = now
+		}
+		for r > 0 && !next.After(now) {
+			buf = f.frame(buf)
+			next = next.Add(time.Duration(f.rnd.ExpFloat64() / r * float64(time.Second)))
+		}
+		if len(buf) > 0 {
+			_ = c.SetWriteDeadline(now.Add(2 * time.Second))
+			if _, err := c.Write(buf); err != nil {
+				return
+			}
+		}
+		wait := time.Until(next)
+		if d := time.Second - time.Since(lastHB); d < wait {
+			wait = d
+		}
+		t.Reset(max(wait, 0))
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// frame appends one telegram: "<STX>TID;CODE[;CODE]<ETX>" or a no-read.
+func (f *feeder) frame(b []byte) []byte {
+	f.tid++
+	if f.tid == 0 {
+		f.tid = 1
+	}
+	l := f.labels[int(f.tid)%len(f.labels)]
+	b = append(b, 0x02)
+	b = strconv.AppendUint(b, uint64(f.tid), 10)
+	if len(l.Codes) == 0 {
+		b = append(b, ";NoRead"...)
+	}
+	for _, c := range l.Codes {
+		b = append(b, ';')
+		b = append(b, c...)
+	}
+	f.sent.Add(1)
+	return append(b, 0x03)
+}
+
+// feedLabels is the direct feed's label set: the sortplan sample mix
+// (GS1 420/421/403, IMpb, carrier ids resolved through its manifest, 2%
+// no-reads), without codes the telegram cannot carry.
+func feedLabels(seed int64) ([]sortplan.SampleLabel, []byte, error) {
+	s := sortplan.SampleLabels(sortplan.SampleOptions{N: 20000, Seed: seed})
+	out := s.Labels[:0]
+	for _, l := range s.Labels {
+		ok := true
+		for _, c := range l.Codes {
+			if strings.ContainsAny(c, ";\x02\x03") {
+				ok = false
+			}
+		}
+		if ok {
+			out = append(out, l)
+		}
+	}
+	if len(out) == 0 {
+		return nil, nil, errors.New("bench: no usable sample labels")
+	}
+	return out, s.Manifest, nil
 }
