@@ -307,6 +307,7 @@ type uaInstance struct {
 	retry    map[*uaVar]bool              // notifications to retry
 	conns    map[net.Conn]struct{}        // proxied connections, both sides
 	closed   bool
+	quiet    *atomic.Bool // silences the library's logger once stopping
 }
 
 type uaSession struct {
@@ -766,6 +767,7 @@ func (o *opcuaServer) build() (*uaInstance, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opcua: internal port: %w", err)
 	}
+	quiet := new(atomic.Bool)
 	// gopcua listens on the first endpoint and advertises them all; a client
 	// asking for the public URL is only shown the public endpoints.
 	opts := []server.Option{server.EndPoint("127.0.0.1", internal)}
@@ -777,7 +779,7 @@ func (o *opcuaServer) build() (*uaInstance, error) {
 		server.ServerName("sortgw fieldbus-sim"),
 		server.ManufacturerName("sortgw"),
 		server.ProductName("sortgw emulated sorter PLC"),
-		server.SetLogger(gopcuaLogger{o.log.With().Str("lib", "gopcua").Logger()}),
+		server.SetLogger(gopcuaLogger{o.log.With().Str("lib", "gopcua").Logger(), quiet}),
 	)
 	if !o.cfg.OnlySecure {
 		opts = append(opts, server.EnableSecurity("None", ua.MessageSecurityModeNone))
@@ -794,6 +796,7 @@ func (o *opcuaServer) build() (*uaInstance, error) {
 	srv := server.New(opts...)
 	inst := &uaInstance{
 		srv:      srv,
+		quiet:    quiet,
 		noneAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(internal)),
 		channels: map[*uasc.SecureChannel]bool{},
 		known:    map[*uasc.SecureChannel]bool{},
@@ -854,6 +857,7 @@ func (o *opcuaServer) launch(inst *uaInstance) error {
 
 // stop ends one server life and every goroutine the library runs for it.
 func (o *opcuaServer) stop(inst *uaInstance) {
+	inst.quiet.Store(true)
 	// Cut the clients first: gopcua's channel readers see EOF at once
 	// instead of waiting (up to 10 s) for the client to hang up.
 	inst.mu.Lock()
@@ -1130,12 +1134,29 @@ func (o *opcuaServer) serveSecure(inst *uaInstance, conn *uacp.Conn) {
 
 // gopcuaLogger adapts zerolog to the library's printf-style logger, one level
 // down: the library logs ordinary disconnects as errors.
-type gopcuaLogger struct{ l zerolog.Logger }
+// It goes quiet when the server stops: the library's goroutines log their
+// exit after Close has returned, when the logger's owner may be gone.
+type gopcuaLogger struct {
+	l     zerolog.Logger
+	quiet *atomic.Bool
+}
 
 func (g gopcuaLogger) Debug(msg string, args ...any) {}
-func (g gopcuaLogger) Info(msg string, args ...any)  { g.l.Debug().Msgf(msg, args...) }
-func (g gopcuaLogger) Warn(msg string, args ...any)  { g.l.Debug().Msgf(msg, args...) }
-func (g gopcuaLogger) Error(msg string, args ...any) { g.l.Info().Msgf(msg, args...) }
+func (g gopcuaLogger) Info(msg string, args ...any) {
+	if !g.quiet.Load() {
+		g.l.Debug().Msgf(msg, args...)
+	}
+}
+func (g gopcuaLogger) Warn(msg string, args ...any) {
+	if !g.quiet.Load() {
+		g.l.Debug().Msgf(msg, args...)
+	}
+}
+func (g gopcuaLogger) Error(msg string, args ...any) {
+	if !g.quiet.Load() {
+		g.l.Info().Msgf(msg, args...)
+	}
+}
 
 // ---- the sorter namespace ----
 
