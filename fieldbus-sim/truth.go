@@ -164,13 +164,14 @@ func (t *truth) cmdRecord(c command, decision time.Time, r Result, chute uint16)
 // refused records a command refused with 7; a TID the sim tracks gets it in
 // its current pass, any other TID a record of its own.
 func (t *truth) refused(c command) {
+	_, known := t.items[c.TID]
 	rec := t.record(c.TID)
+	if !known {
+		rec.Outcome = "refused" // not an item: a TID only a command named
+	}
 	cr := t.cmdRecord(c, c.taken, ResultRefused, 0)
 	if len(rec.Passes) == 0 {
 		rec.Passes = append(rec.Passes, PassRecord{Pass: 0, Scanned: cr.Taken, Result: ResultRefused.String()})
-		if rec.Outcome == "" {
-			rec.Outcome = "refused"
-		}
 	}
 	p := &rec.Passes[len(rec.Passes)-1]
 	p.Commands = append(p.Commands, cr)
