@@ -120,19 +120,27 @@ func (n *nodeSet) plcReadRequest() *ua.ReadRequest {
 	return req
 }
 
-// confirmReadRequest reads Confirm.Count first and then every
-// confirmation slot (Num, TrackingId, Chute, Result), in one request. Count
-// first: a server that answers node by node then shows every slot at least
-// as new as that Count, so a slot whose Num is below it was overwritten
-// after the read began, not skipped.
+// confirmReadRequest reads, in one request: Confirm.Count; every
+// confirmation slot (Num, TrackingId, Chute, Result); and every slot's Num
+// again. A server answers a Read node by node and need not take one
+// snapshot for all of them, so the read is a seqlock: Count first (every
+// slot read after it is at least as new), a slot whose two Nums differ was
+// overwritten while it was read and is not used.
 func (n *nodeSet) confirmReadRequest() *ua.ReadRequest {
 	req := &ua.ReadRequest{TimestampsToReturn: ua.TimestampsToReturnNeither}
-	req.NodesToRead = append(req.NodesToRead, &ua.ReadValueID{NodeID: n.plc[hConfirmCount], AttributeID: ua.AttributeIDValue})
+	add := func(id *ua.NodeID) {
+		req.NodesToRead = append(req.NodesToRead, &ua.ReadValueID{NodeID: id, AttributeID: ua.AttributeIDValue})
+	}
+	add(n.plc[hConfirmCount])
 	for j := range n.confirm {
 		c := &n.confirm[j]
-		for _, id := range []*ua.NodeID{c.num, c.tid, c.chute, c.result} {
-			req.NodesToRead = append(req.NodesToRead, &ua.ReadValueID{NodeID: id, AttributeID: ua.AttributeIDValue})
-		}
+		add(c.num)
+		add(c.tid)
+		add(c.chute)
+		add(c.result)
+	}
+	for j := range n.confirm {
+		add(n.confirm[j].num)
 	}
 	return req
 }

@@ -85,8 +85,8 @@ func TestNodeSet(t *testing.T) {
 	if got := n.plc[hConfirmCount].String(); got != "ns=4;s=Sorter.Confirm.Count" {
 		t.Fatal(got)
 	}
-	r := n.confirmReadRequest() // Count, then slots 0..15
-	if len(r.NodesToRead) != 65 || r.NodesToRead[0].NodeID.String() != "ns=4;s=Sorter.Confirm.Count" ||
+	r := n.confirmReadRequest() // Count, slots 0..15, Nums again
+	if len(r.NodesToRead) != 81 || r.NodesToRead[80].NodeID.String() != "ns=4;s=Sorter.Confirm.15.Num" || r.NodesToRead[0].NodeID.String() != "ns=4;s=Sorter.Confirm.Count" ||
 		r.NodesToRead[1].NodeID.String() != "ns=4;s=Sorter.Confirm.0.Num" ||
 		r.NodesToRead[64].NodeID.String() != "ns=4;s=Sorter.Confirm.15.Result" {
 		t.Fatalf("confirm read %v", r.NodesToRead)

@@ -225,14 +225,18 @@ type confirmSlot struct {
 	tid    uint32
 	chute  uint16
 	result uint16
+	torn   bool // overwritten while it was read
 }
+
+func (s confirmSlot) is(num uint16) bool { return !s.torn && s.num == num }
 
 // applyConfirms processes the slots read for NUM first.. (as confirmRange
 // said), plus missed ones counted before the read. A slot whose NUM is not
-// the expected one was overwritten before it could be read: missed too.
+// the expected one was overwritten before it could be read, or while it
+// was read (torn): missed too.
 func (r *ring) applyConfirms(first uint16, slots []confirmSlot, missed int, now time.Time, evs *[]devices.Event) int {
 	for i, s := range slots {
-		if s.num != first+uint16(i) {
+		if !s.is(first + uint16(i)) {
 			missed++
 		}
 	}
@@ -240,7 +244,7 @@ func (r *ring) applyConfirms(first uint16, slots []confirmSlot, missed int, now 
 		*evs = append(*evs, devices.Event{Kind: devices.EventMissed, Count: missed, At: now})
 	}
 	for i, s := range slots {
-		if s.num == first+uint16(i) {
+		if s.is(first + uint16(i)) {
 			r.confirmed(s.num, s.tid, s.chute, s.result, now, evs)
 		}
 	}

@@ -263,9 +263,10 @@ func TestRingConfirmations(t *testing.T) {
 			{num: 1, tid: 1000, chute: 1, result: 1},
 			{num: 18, tid: 77, chute: 3, result: 1}, // overwritten before the read
 			{num: 3, tid: 1002, chute: 3, result: 4},
+			{num: 4, tid: 99, chute: 1, result: 1, torn: true}, // Num changed while read
 		}
 		missed := r.applyConfirms(1, slots, 0, now, &evs)
-		if missed != 1 {
+		if missed != 2 {
 			t.Fatalf("missed %d", missed)
 		}
 		want := []devices.EventKind{devices.EventMissed, devices.EventConfirmed, devices.EventConfirmed}
@@ -275,7 +276,7 @@ func TestRingConfirmations(t *testing.T) {
 		if evs[2].TID != 1002 || evs[2].Result != 4 || evs[2].Seq != 3 {
 			t.Fatalf("confirmation %+v", evs[2])
 		}
-		if r.count != 3 || len(r.open) != 1 || r.open[0].tid != 1001 {
+		if r.count != 4 || len(r.open) != 1 || r.open[0].tid != 1001 {
 			t.Fatalf("count %d open %+v", r.count, r.open)
 		}
 	})

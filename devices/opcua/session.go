@@ -422,17 +422,23 @@ func (l *Link) readConfirmations(c *conn, last uint16) (uint16, error) {
 	if err != nil {
 		return 0, fmt.Errorf("read confirmations: %w", err)
 	}
-	slots := make([]confirmSlot, len(c.nodes.confirm))
+	ring := len(c.nodes.confirm)
+	slots := make([]confirmSlot, ring)
 	var errs []error
 	for j := range slots {
 		r := res.Results[1+4*j : 5+4*j]
 		ids := req.NodesToRead[1+4*j : 5+4*j]
-		var e1, e2, e3, e4 error
+		var e1, e2, e3, e4, e5 error
+		var again uint16
 		slots[j].num, e1 = u16(ids[0].NodeID, r[0])
 		slots[j].tid, e2 = u32(ids[1].NodeID, r[1])
 		slots[j].chute, e3 = u16(ids[2].NodeID, r[2])
 		slots[j].result, e4 = u16(ids[3].NodeID, r[3])
-		errs = append(errs, e1, e2, e3, e4)
+		again, e5 = u16(req.NodesToRead[1+4*ring+j].NodeID, res.Results[1+4*ring+j])
+		errs = append(errs, e1, e2, e3, e4, e5)
+		if again != slots[j].num {
+			slots[j].torn = true // overwritten while read: its fields may mix two confirmations
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return 0, fmt.Errorf("read confirmations: %w", err)

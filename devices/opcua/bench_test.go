@@ -1,0 +1,127 @@
+package opcua
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/gopcua/opcua"
+	"github.com/gopcua/opcua/ua"
+	"github.com/rs/zerolog"
+
+	"sortgw/devices"
+)
+
+func reportHist(b *testing.B, h *devices.Histogram, name string) {
+	s := h.Snapshot()
+	b.ReportMetric(float64(s.P50.Microseconds()), name+"-p50-µs")
+	b.ReportMetric(float64(s.P99.Microseconds()), name+"-p99-µs")
+	b.ReportMetric(float64(s.P999.Microseconds()), name+"-p99.9-µs")
+}
+
+// BenchmarkRawWrite is the baseline: one WriteRequest of a slot's four
+// nodes straight through gopcua, no link around it. The Seq written is
+// never ACK_SEQ+1, so the PLC leaves it in the slot.
+func BenchmarkRawWrite(b *testing.B) {
+	sim := startSim(b, simOpts{})
+	ctx := context.Background()
+	c, err := opcua.NewClient(sim.endpoint, opcua.AutoReconnect(false),
+		opcua.SecurityPolicy(ua.SecurityPolicyURINone), opcua.SecurityMode(ua.MessageSecurityModeNone))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := c.Connect(ctx); err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close(ctx)
+	ns, err := c.FindNamespace(ctx, DefaultNamespace)
+	if err != nil {
+		b.Fatal(err)
+	}
+	nodes := newNodeSet(ns, DefaultNodePrefix, DefaultRing)
+	req := nodes.divertRequest(40000, 1, 1, 0)
+	var h devices.Histogram
+	b.ResetTimer()
+	for b.Loop() {
+		t0 := time.Now()
+		res, err := c.Write(ctx, req)
+		if err == nil {
+			err = writeStatus(req, res)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		h.Observe(time.Since(t0))
+	}
+	b.StopTimer()
+	reportHist(b, &h, "write")
+}
+
+func benchLink(b *testing.B) (*Link, func()) {
+	sim := startSim(b, simOpts{immediate: true})
+	l, err := New(Config{Name: "bench", Endpoint: sim.endpoint, QueueSize: 1 << 16, EventBuffer: 1 << 16}, zerolog.Nop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx) }()
+	waitFor(b, 10*time.Second, "link up", func() bool { return l.Status().State == devices.LinkUp })
+	return l, func() { cancel(); <-done }
+}
+
+// BenchmarkLinkCommand sends one command at a time and measures Send to
+// EventWritten (the WriteResponse was all Good) and Send to EventTaken
+// (ACK_SEQ passed it, seen through the subscription).
+func BenchmarkLinkCommand(b *testing.B) {
+	l, stop := benchLink(b)
+	defer stop()
+	var written, taken devices.Histogram
+	ctx := context.Background()
+	tid := uint32(0)
+	b.ResetTimer()
+	for b.Loop() {
+		tid++
+		t0 := time.Now()
+		if err := l.Send(ctx, devices.Command{TID: tid, Chute: 1}); err != nil {
+			b.Fatal(err)
+		}
+		for done := false; !done; {
+			e := <-l.Events()
+			switch {
+			case e.TID != tid:
+			case e.Kind == devices.EventWritten:
+				written.Observe(time.Since(t0))
+			case e.Kind == devices.EventTaken:
+				taken.Observe(time.Since(t0))
+				done = true
+			}
+		}
+	}
+	b.StopTimer()
+	reportHist(b, &written, "written")
+	reportHist(b, &taken, "taken")
+}
+
+// BenchmarkLinkThroughput queues b.N commands at once and measures how
+// fast the ring takes them (flow control: at most 15 outstanding).
+func BenchmarkLinkThroughput(b *testing.B) {
+	l, stop := benchLink(b)
+	defer stop()
+	ctx := context.Background()
+	b.ResetTimer()
+	t0 := time.Now()
+	n := b.N
+	for i := range n {
+		if err := l.Send(ctx, devices.Command{TID: uint32(i + 1), Chute: 1}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for got := 0; got < n; {
+		if e := <-l.Events(); e.Kind == devices.EventTaken {
+			got++
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(n)/time.Since(t0).Seconds(), "cmds/s")
+}
