@@ -236,10 +236,12 @@ func (s *scanners) Listen() error {
 		ln, err := net.Listen("tcp", sc.listen)
 		if err != nil {
 			for _, o := range s.list {
+				o.mu.Lock()
 				if o.ln != nil {
 					o.ln.Close()
-					o.ln = nil
+					o.ln, o.addr = nil, ""
 				}
+				o.mu.Unlock()
 			}
 			return fmt.Errorf("%s: listen %s: %w", sc.name, sc.listen, err)
 		}

@@ -343,3 +343,22 @@ func BenchmarkScannerSend(b *testing.B) {
 	cancel()
 	<-done
 }
+
+func TestScannerListenFailureReleasesPorts(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	s, err := newScanners(ScannerConfig{Addrs: []string{"127.0.0.1:0", busy.Addr().String()}}, zerolog.New(zerolog.NewTestWriter(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Listen()
+	if err == nil || !strings.Contains(err.Error(), "scanner-2") {
+		t.Fatalf("Listen error %v, want one naming scanner-2", err)
+	}
+	if a := s.Addrs(); a[0] != "" || a[1] != "" {
+		t.Fatalf("addresses after a failed Listen: %q", a)
+	}
+}
