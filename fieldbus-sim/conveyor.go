@@ -138,6 +138,7 @@ type conveyor struct {
 	items        map[uint32]*item
 	nextTID      uint32
 	rate         float64
+	nextInduct   time.Time // the next arrival's time (zero: not yet drawn)
 	running      bool
 	cancelInduct func()
 	fill         []int
@@ -206,15 +207,27 @@ func (c *conveyor) setRate(r float64) {
 		c.cancelInduct()
 		c.cancelInduct = nil
 	}
+	c.nextInduct = time.Time{}
 	c.scheduleInductLocked()
 }
 
+// scheduleInductLocked arms the timer for the next arrival. Arrival times
+// follow their own schedule (nextInduct), not the timer's firing: a timer
+// that fires late inducts every item that was due, each at its own time, so
+// timer latency does not cap the rate.
 func (c *conveyor) scheduleInductLocked() {
 	if !c.running || c.rate <= 0 {
 		return
 	}
-	gap := time.Duration(c.rnd.ExpFloat64() / c.rate * float64(time.Second))
-	c.cancelInduct = c.sched.after(gap, func() { c.event(c.inductLocked) })
+	now := c.p.clk.Now()
+	if c.nextInduct.IsZero() {
+		c.nextInduct = now.Add(c.gap())
+	}
+	c.cancelInduct = c.sched.after(c.nextInduct.Sub(now), func() { c.event(c.inductLocked) })
+}
+
+func (c *conveyor) gap() time.Duration {
+	return time.Duration(c.rnd.ExpFloat64() / c.rate * float64(time.Second))
 }
 
 // event runs f under the PLC lock, then sends the telegrams it queued.
@@ -232,16 +245,28 @@ func (c *conveyor) event(f func()) {
 
 func (c *conveyor) inductLocked() {
 	c.cancelInduct = nil
-	if !c.running {
+	if !c.running || c.rate <= 0 {
 		return
 	}
-	c.inductOneLocked()
+	now := c.p.clk.Now()
+	for n := 0; !c.nextInduct.After(now); n++ {
+		if n == maxCatchUp {
+			// A process stalled for long: do not pour the backlog onto the belt.
+			c.nextInduct = now
+			break
+		}
+		c.inductOneLocked(c.nextInduct)
+		c.nextInduct = c.nextInduct.Add(c.gap())
+	}
 	c.scheduleInductLocked()
 }
 
+// maxCatchUp bounds the arrivals one late induction timer makes up for.
+const maxCatchUp = 1000
+
 // inductOneLocked puts one item on the belt, unless the belt stands (outside
 // SORTER_STATE 1 nothing is inducted).
-func (c *conveyor) inductOneLocked() {
+func (c *conveyor) inductOneLocked(at time.Time) {
 	if c.p.state == StateRunning {
 		c.nextTID++
 		if c.nextTID == 0 {
@@ -252,21 +277,27 @@ func (c *conveyor) inductOneLocked() {
 			c.removeLocked(old)
 		}
 		c.items[it.tid] = it
-		it.rec = c.tr.inductedItem(it.tid, it.label, c.p.clk.Now())
-		it.cancelP = c.sched.after(c.dist(c.cfg.InductToScanner), func() { c.event(func() { c.scanLocked(it) }) })
+		it.rec = c.tr.inductedItem(it.tid, it.label, at)
+		c.scheduleScanLocked(it, at.Add(c.dist(c.cfg.InductToScanner)))
 	}
 }
 
-// scanLocked is the item passing the scanner: a new pass, a telegram.
-func (c *conveyor) scanLocked(it *item) {
+// scheduleScanLocked arms the item's pass of the scanner at its physical time.
+func (c *conveyor) scheduleScanLocked(it *item, at time.Time) {
+	it.cancelP = c.sched.after(at.Sub(c.p.clk.Now()), func() { c.event(func() { c.scanLocked(it, at) }) })
+}
+
+// scanLocked is the item passing the scanner at time at: a new pass, a
+// telegram. Decision points count from at, not from when the timer fired.
+func (c *conveyor) scanLocked(it *item, at time.Time) {
 	if c.items[it.tid] != it {
 		return
 	}
 	it.pass++
-	it.scanAt = c.p.clk.Now()
+	it.scanAt = at
 	c.tr.newPass(it.rec, it.pass, it.scanAt)
 	c.outbox = append(c.outbox, telegram{tid: it.tid, label: it.label})
-	it.cancelP = c.sched.after(c.passEnd(it).Sub(it.scanAt), func() { c.event(func() { c.passEndLocked(it) }) })
+	it.cancelP = c.sched.after(c.passEnd(it).Sub(c.p.clk.Now()), func() { c.event(func() { c.passEndLocked(it) }) })
 }
 
 // command is a command for a TID the PLC took off the ring.
@@ -365,8 +396,7 @@ func (c *conveyor) passEndLocked(it *item) {
 		c.removeLocked(it)
 		return
 	}
-	next := it.scanAt.Add(c.dist(c.cfg.LoopLength))
-	it.cancelP = c.sched.after(next.Sub(c.p.clk.Now()), func() { c.event(func() { c.scanLocked(it) }) })
+	c.scheduleScanLocked(it, it.scanAt.Add(c.dist(c.cfg.LoopLength)))
 }
 
 func (c *conveyor) removeLocked(it *item) {

@@ -123,7 +123,7 @@ func (v *vsim) confirmFor(tid uint32) []ConfirmSlot {
 func (v *vsim) oneItem() uint32 {
 	v.t.Helper()
 	n := len(v.reads)
-	v.s.conv.event(v.s.conv.inductOneLocked)
+	v.s.conv.event(func() { v.s.conv.inductOneLocked(v.clk.Now()) })
 	for len(v.reads) == n {
 		v.step(10 * time.Millisecond)
 	}

@@ -205,6 +205,7 @@ type PLC struct {
 	subs           map[int]chan struct{}
 	nextSub        int
 	running        bool
+	nextScan       time.Time
 	cancelScan     func()
 	resultCounts   [resultCount]uint64
 	commandsTaken  uint64
@@ -272,8 +273,19 @@ func (p *PLC) start() {
 	p.scheduleScanLocked()
 }
 
+// scheduleScanLocked arms the next scan on the cycle's own grid, so timer
+// latency does not stretch every cycle; a scan missed entirely (the process
+// was starved) is skipped, not made up.
 func (p *PLC) scheduleScanLocked() {
-	p.cancelScan = p.sched.after(p.cfg.Cycle, func() {
+	now := p.clk.Now()
+	if p.nextScan.IsZero() {
+		p.nextScan = now
+	}
+	p.nextScan = p.nextScan.Add(p.cfg.Cycle)
+	if !p.nextScan.After(now) {
+		p.nextScan = now.Add(p.cfg.Cycle)
+	}
+	p.cancelScan = p.sched.after(p.nextScan.Sub(now), func() {
 		p.mu.Lock()
 		if !p.running {
 			p.mu.Unlock()
