@@ -450,10 +450,19 @@ func (o *opcuaServer) Listen() error {
 		port := ln.Addr().(*net.TCPAddr).Port
 		var hosts []string
 		if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+			// gopcua matches the URL a client asks for exactly, so list every
+			// name the host answers to.
 			if hn, err := os.Hostname(); err == nil {
 				hosts = append(hosts, hn)
 			}
 			hosts = append(hosts, "localhost", "127.0.0.1")
+			if addrs, err := net.InterfaceAddrs(); err == nil {
+				for _, a := range addrs {
+					if ipn, ok := a.(*net.IPNet); ok && !ipn.IP.IsLoopback() && ipn.IP.To4() != nil {
+						hosts = append(hosts, ipn.IP.String())
+					}
+				}
+			}
 		} else {
 			hosts = []string{host}
 		}

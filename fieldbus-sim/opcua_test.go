@@ -1,10 +1,14 @@
 package fieldbussim
 
 import (
+	"bytes"
 	"context"
 	"crypto/rsa"
+	"encoding/binary"
 	"errors"
+	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -644,5 +648,98 @@ func BenchmarkOPCUADivertWrite(b *testing.B) {
 		if err != nil || resp.Results[3] != ua.StatusOK {
 			b.Fatalf("write: %v %v", err, resp)
 		}
+	}
+}
+
+func TestOPCUAConfigValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		cfg     OPCUAConfig
+		wantErr string
+	}{
+		{"defaults", OPCUAConfig{}, ""},
+		{"bad security", OPCUAConfig{Security: "Basic256"}, "security"},
+		{"only-secure without security", OPCUAConfig{OnlySecure: true}, "only-secure"},
+		{"cert without key", OPCUAConfig{Security: SecuritySign, CertFile: "a.pem"}, "go together"},
+		{"publishing interval", OPCUAConfig{MinPublishingInterval: time.Microsecond}, "publishing interval"},
+		{"addr", OPCUAConfig{Addr: "4840"}, "addr"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.cfg.Validate()
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if tc.cfg.Namespace != "urn:sortgw:sorter" || tc.cfg.NodePrefix != "Sorter" || tc.cfg.Security != SecurityNone {
+					t.Fatalf("defaults %+v", tc.cfg)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !errors.Is(err, ErrOPCUAConfig) {
+				t.Fatalf("error %v, want ErrOPCUAConfig containing %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// TestOPCUASniffPolicy checks the proxy's reading of the wire: a Hello is
+// answered with gopcua's Acknowledge and the OPN header's policy URI decides
+// the route. The bytes are built by hand.
+func TestOPCUASniffPolicy(t *testing.T) {
+	hel := func() []byte {
+		// "HELF", size, then version, buffer sizes, max message, max chunks, url
+		url := "opc.tcp://127.0.0.1:4840"
+		body := []byte{0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+		body = binary.LittleEndian.AppendUint32(body, uint32(len(url)))
+		body = append(body, url...)
+		b := append([]byte("HELF"), binary.LittleEndian.AppendUint32(nil, uint32(8+len(body)))...)
+		return append(b, body...)
+	}
+	opn := func(policy string) []byte {
+		b := append([]byte("OPNF"), 0xff, 0, 0, 0) // size: not read by the sniffer
+		b = append(b, 0, 0, 0, 0)                  // secure channel id
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(policy)))
+		return append(b, policy...)
+	}
+	for _, tc := range []struct {
+		policy  string
+		secured bool
+	}{
+		{ua.SecurityPolicyURINone, false},
+		{ua.SecurityPolicyURIBasic256Sha256, true},
+	} {
+		t.Run(tc.policy, func(t *testing.T) {
+			client, server := net.Pipe()
+			defer client.Close()
+			defer server.Close()
+			type result struct {
+				hello, opn []byte
+				secured    bool
+				err        error
+			}
+			res := make(chan result, 1)
+			go func() {
+				h, o, s, err := sniffPolicy(server)
+				res <- result{h, o, s, err}
+			}()
+			if _, err := client.Write(hel()); err != nil {
+				t.Fatal(err)
+			}
+			want, err := ackMessage()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := readExactly(t, client, len(want)); !bytes.Equal(got, want) || string(got[:4]) != "ACKF" {
+				t.Fatalf("acknowledge % x, want % x", got, want)
+			}
+			if _, err := client.Write(opn(tc.policy)); err != nil {
+				t.Fatal(err)
+			}
+			r := <-res
+			if r.err != nil || r.secured != tc.secured || !bytes.Equal(r.hello, hel()) || !bytes.Equal(r.opn, opn(tc.policy)) {
+				t.Fatalf("sniff: secured %v err %v, hello %q opn %q", r.secured, r.err, r.hello, r.opn)
+			}
+		})
 	}
 }
