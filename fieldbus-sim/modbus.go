@@ -21,7 +21,8 @@ type ModbusConfig struct {
 	Addr   string
 	UnitID byte // 1
 	// HostBase is HOST_HEARTBEAT's address (HOST_STATE, PLAN_VERSION follow);
-	// DivertBase the first divert slot; PLCBase PLC_HEARTBEAT's address.
+	// DivertBase the first divert slot (0: HostBase+10); PLCBase
+	// PLC_HEARTBEAT's address (0: HostBase+100).
 	HostBase, DivertBase, PLCBase uint16
 	// MaxClients bounds concurrent connections (default 16).
 	MaxClients int
@@ -33,8 +34,11 @@ func (c *ModbusConfig) setDefaults() {
 	if c.UnitID == 0 {
 		c.UnitID = 1
 	}
-	if c.HostBase == 0 && c.DivertBase == 0 && c.PLCBase == 0 {
-		c.DivertBase, c.PLCBase = 10, 100
+	if c.DivertBase == 0 {
+		c.DivertBase = c.HostBase + 10
+	}
+	if c.PLCBase == 0 {
+		c.PLCBase = c.HostBase + 100
 	}
 	if c.MaxClients <= 0 {
 		c.MaxClients = 16

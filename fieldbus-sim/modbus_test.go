@@ -261,3 +261,28 @@ func TestConfirmCountNeverAheadOfItsSlot(t *testing.T) {
 		}
 	}
 }
+
+func TestMovedMapAndUnitID(t *testing.T) {
+	s := startSim(t, Config{Modbus: ModbusConfig{HostBase: 1000, UnitID: 7}})
+	c := dial(t, s, 7)
+	if _, err := c.WriteMultipleRegisters(1000, 1, u16bytes(3)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.WriteMultipleRegisters(1010+5, 5, u16bytes(1, 0, 99, 2, 0)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "ACK_SEQ 1 at 1102", 2*time.Second, func() bool {
+		b, err := c.ReadHoldingRegisters(1102, 1)
+		return err == nil && regs(b)[0] == 1
+	})
+	b, err := c.ReadHoldingRegisters(1218, 1)
+	if err != nil || regs(b)[0] != s.PLC().Snapshot().BootID {
+		t.Errorf("BOOT_ID at 1218: %v %v", err, b)
+	}
+	if _, err := c.WriteMultipleRegisters(0, 1, u16bytes(1)); exceptionCode(err) != 2 {
+		t.Errorf("write at 0 with the map moved: %v", err)
+	}
+	if _, err := dial(t, s, 1).ReadHoldingRegisters(1100, 1); exceptionCode(err) != 0x0b {
+		t.Errorf("unit 1 on a unit-7 PLC: %v", err)
+	}
+}
