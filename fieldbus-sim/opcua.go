@@ -273,8 +273,10 @@ type opcuaServer struct {
 	port     int
 	endpoint string
 
-	wg      sync.WaitGroup // proxy goroutines
-	chanSeq atomic.Uint32  // secure channel ids of our broker
+	wg       sync.WaitGroup        // proxy goroutines
+	pending  map[net.Conn]struct{} // accepted, not yet routed (guarded by mu)
+	stopping bool                  // Run is returning (guarded by mu)
+	chanSeq  atomic.Uint32         // secure channel ids of our broker
 
 	updMu sync.Mutex // serialises refresh (publisher vs write handler)
 
@@ -324,7 +326,8 @@ func newOPCUAServer(cfg OPCUAConfig, plc *PLC, log zerolog.Logger) (*opcuaServer
 	if err := checkServiceLayout(); err != nil {
 		return nil, err
 	}
-	o := &opcuaServer{cfg: cfg, plc: plc, log: log, ready: make(chan struct{}), restartCh: make(chan struct{}, 1)}
+	o := &opcuaServer{cfg: cfg, plc: plc, log: log, ready: make(chan struct{}), restartCh: make(chan struct{}, 1),
+		pending: map[net.Conn]struct{}{}}
 	if cfg.Security != SecurityNone {
 		var err error
 		if cfg.CertFile != "" {
@@ -576,6 +579,10 @@ func (o *opcuaServer) Run(ctx context.Context) error {
 		o.mu.Lock()
 		inst := o.inst
 		o.inst = nil
+		o.stopping = true
+		for c := range o.pending { // connections still in their Hello
+			c.Close()
+		}
 		o.mu.Unlock()
 		if inst != nil {
 			o.stop(inst)
@@ -906,7 +913,18 @@ func (o *opcuaServer) stop(inst *uaInstance) {
 // OpenSecureChannel header to learn the channel's security policy, then
 // relays the bytes to gopcua's listener (None) or ours (secured).
 func (o *opcuaServer) proxy(c net.Conn) {
+	o.mu.Lock()
+	if o.stopping {
+		o.mu.Unlock()
+		c.Close()
+		return
+	}
+	o.pending[c] = struct{}{}
+	o.mu.Unlock()
 	hello, opn, secured, err := sniffPolicy(c)
+	o.mu.Lock()
+	delete(o.pending, c)
+	o.mu.Unlock()
 	o.mu.RLock()
 	inst := o.inst
 	o.mu.RUnlock()

@@ -743,3 +743,37 @@ func TestOPCUASniffPolicy(t *testing.T) {
 		})
 	}
 }
+
+// TestOPCUASilentClientDoesNotHoldShutdown: a TCP client that connects and
+// says nothing is cut when Run ends, not waited for.
+func TestOPCUASilentClientDoesNotHoldShutdown(t *testing.T) {
+	p := newTestPLC(t, 8)
+	o, err := newOPCUAServer(OPCUAConfig{Addr: "127.0.0.1:0"}, p, zerolog.New(zerolog.NewTestWriter(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- o.Run(ctx) }()
+	c, err := net.Dial("tcp", strings.TrimPrefix(o.Endpoint(), "opc.tcp://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	edgeWait(t, "connection accepted", 10*time.Second, func() bool {
+		o.mu.RLock()
+		defer o.mu.RUnlock()
+		return len(o.pending) == 1
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatal("silent connection still open after Run returned")
+	}
+}
