@@ -50,7 +50,9 @@ func startE2E(t *testing.T, c e2eConfig, token string) *e2e {
 		Scanners: fieldbussim.ScannerConfig{Count: 2},
 		Labels:   fieldbussim.LabelConfig{NoReadRate: 0.02, MultiReadRate: 0.01, ConflictRate: 0.5},
 		Conveyor: fieldbussim.ConveyorConfig{
-			Rate:                c.Rate,
+			// Induction starts once the gateway is ready (SetRate below);
+			// 0 would put the PLC in commissioning mode.
+			Rate:                0.001,
 			BeltSpeed:           10,
 			ScannerToFirstChute: 4,
 			ChutePitch:          0.5,
@@ -170,17 +172,26 @@ type passKey struct {
 }
 
 func TestEndToEndModbus(t *testing.T) {
-	runE2E(t, e2eConfig{Protocol: "modbus", Items: 10000, Rate: 400, Chutes: 64, DropAt: 5000})
+	c := e2eConfig{Protocol: "modbus", Items: 10000, Rate: 1000, Chutes: 64, DropAt: 5000}
+	if raceEnabled {
+		c = e2eConfig{Protocol: "modbus", Items: 3000, Rate: 300, Chutes: 64, DropAt: 1500}
+	}
+	runE2E(t, c)
 }
 
 func TestEndToEndOPCUA(t *testing.T) {
-	// OPC UA costs more CPU per command on the 2-core CI machine than
-	// Modbus; 3,000 items at 300/s keep the test in tens of seconds.
-	runE2E(t, e2eConfig{Protocol: "opcua", Items: 3000, Rate: 300, Chutes: 64, DropAt: 1500})
+	// OPC UA costs more CPU per command than Modbus; 3,000 items keep the
+	// test in tens of seconds on the 2-core CI machine.
+	c := e2eConfig{Protocol: "opcua", Items: 3000, Rate: 300, Chutes: 64, DropAt: 1500}
+	if raceEnabled {
+		c = e2eConfig{Protocol: "opcua", Items: 2000, Rate: 100, Chutes: 64, DropAt: 1000}
+	}
+	runE2E(t, c)
 }
 
 func runE2E(t *testing.T, c e2eConfig) {
 	e := startE2E(t, c, "")
+	e.sim.SetRate(c.Rate)
 	start := time.Now()
 	if c.DropAt > 0 {
 		waitForLong(t, "half the items inducted", 60*time.Second, func() bool { return e.sim.Inducted() >= c.DropAt })
@@ -195,9 +206,17 @@ func runE2E(t *testing.T, c e2eConfig) {
 	e.sim.SetRate(0)
 	// Every item leaves the belt (sorted, exception, reject, lost) and
 	// every pass the gateway saw has its outcome.
+	// Report() copies the whole ground truth under the PLC's lock: ask for
+	// it only when the gateway has nothing open, and not too often.
+	var lastReport time.Time
 	waitForLong(t, "belt empty and every pass closed", 90*time.Second, func() bool {
+		if e.line.OpenNow() != 0 || time.Since(lastReport) < 250*time.Millisecond {
+			return false
+		}
+		lastReport = time.Now()
 		return e.sim.Report().Counts.ItemsOnBelt == 0 && e.line.OpenNow() == 0
 	})
+	t.Logf("belt empty after %v", time.Since(start))
 	if err := e.journal.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +225,7 @@ func runE2E(t *testing.T, c e2eConfig) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkAgainstTruth(t, rep, recs, c)
+	checkAgainstTruth(t, rep, recs, c, e.line.plc.Status().Missed)
 }
 
 func waitForLong(t testing.TB, what string, d time.Duration, cond func() bool) {
@@ -223,7 +242,7 @@ func waitForLong(t testing.TB, what string, d time.Duration, cond func() bool) {
 }
 
 // checkAgainstTruth holds the journal against the sim's ground truth.
-func checkAgainstTruth(t *testing.T, rep fieldbussim.Report, recs []journal.Record, c e2eConfig) {
+func checkAgainstTruth(t *testing.T, rep fieldbussim.Report, recs []journal.Record, c e2eConfig, linkMissed uint64) {
 	t.Helper()
 	decided := map[passKey]journal.Record{}
 	outcome := map[passKey]journal.Record{}
@@ -248,72 +267,94 @@ func checkAgainstTruth(t *testing.T, rep fieldbussim.Report, recs []journal.Reco
 			t.Errorf("tid %d pass %d: decided, no outcome", k.tid, k.pass)
 		}
 	}
-	var passes, agree, withCmd, noCmd, excused int
+	var passes, agree, withCmd, noCmd, excused, shifted int
 	mismatch := 0
+	bad := func(format string, a ...any) {
+		mismatch++
+		if mismatch <= 20 {
+			t.Errorf(format, a...)
+		}
+	}
+	matches := func(o journal.Record, cmd fieldbussim.CommandRecord) bool {
+		want, _ := journal.OutcomeFromResult(cmd.Result)
+		return o.Outcome == want && (want != journal.OutcomeDiverted || o.Chute == cmd.EndChute)
+	}
 	for _, it := range rep.Items {
-		for _, p := range it.Passes {
+		// The sim numbers physical passes, the gateway numbers reads that
+		// were not duplicates. They part when a command reaches the PLC
+		// after the item passed its decision point (a telegram delayed on
+		// the starved CI machine): the PLC keeps the command for the next
+		// lap, and that lap's read is a duplicate to the gateway. Such a
+		// pass is counted as shifted and the journal pass is held against
+		// the sim's next pass.
+		jp := uint16(1)
+		for i, p := range it.Passes {
 			if p.Pass <= 0 {
 				continue // refusals of unknown TIDs: not items
 			}
 			passes++
-			k := passKey{it.TID, uint16(p.Pass)}
-			o, ok := outcome[k]
+			o, ok := outcome[passKey{it.TID, jp}]
 			if !ok {
-				mismatch++
-				if mismatch <= 20 {
-					t.Errorf("tid %d pass %d (%s): no outcome in the journal", it.TID, p.Pass, p.Result)
-				}
+				bad("tid %d pass %d (journal pass %d, %s): no outcome in the journal", it.TID, p.Pass, jp, p.Result)
+				jp++
 				continue
 			}
-			switch {
-			case len(p.Commands) > 0:
-				withCmd++
-				cmd := p.Commands[len(p.Commands)-1]
-				want, _ := journal.OutcomeFromResult(cmd.Result)
-				switch {
-				case o.Outcome == want && (want != journal.OutcomeDiverted || o.Chute == cmd.EndChute):
-					agree++
-				case o.Outcome == journal.OutcomeMissedConfirmation || o.Outcome == journal.OutcomeTimeout ||
-					o.Outcome == journal.OutcomeLostDisconnect:
-					excused++
-				default:
-					mismatch++
-					if mismatch <= 20 {
-						t.Errorf("tid %d pass %d: journal %v chute %d, sim result %d (%s) chute %d",
-							it.TID, p.Pass, o.Outcome, o.Chute, cmd.Result, cmd.ResultName, cmd.EndChute)
-					}
-				}
-			default:
+			if len(p.Commands) == 0 {
 				noCmd++
 				switch o.Outcome {
 				case journal.OutcomeHostLate, journal.OutcomeNotSent, journal.OutcomeLostDisconnect,
 					journal.OutcomeMissedConfirmation, journal.OutcomeTimeout:
 					agree++
+					jp++
 				default:
-					mismatch++
-					if mismatch <= 20 {
-						t.Errorf("tid %d pass %d: journal %v but the PLC took no command (%s)", it.TID, p.Pass, o.Outcome, p.Result)
+					if i+1 < len(it.Passes) && len(it.Passes[i+1].Commands) > 0 && matches(o, it.Passes[i+1].Commands[0]) {
+						shifted++
+						continue
 					}
+					bad("tid %d pass %d: journal %v but the PLC took no command (%s)", it.TID, p.Pass, o.Outcome, p.Result)
+					jp++
 				}
+				continue
 			}
+			withCmd++
+			cmd := p.Commands[len(p.Commands)-1]
+			switch {
+			case matches(o, cmd):
+				agree++
+			case o.Outcome == journal.OutcomeMissedConfirmation || o.Outcome == journal.OutcomeTimeout ||
+				o.Outcome == journal.OutcomeLostDisconnect:
+				excused++
+			default:
+				bad("tid %d pass %d: journal %v chute %d, sim result %d (%s) chute %d",
+					it.TID, p.Pass, o.Outcome, o.Chute, cmd.Result, cmd.ResultName, cmd.EndChute)
+			}
+			jp++
 		}
 	}
-	t.Logf("%s: inducted %d, sim passes %d (%d with a command, %d without), journal outcomes %d, agree %d, excused %d, mismatches %d",
-		c.Protocol, rep.Inducted, passes, withCmd, noCmd, len(outcome), agree, excused, mismatch)
+	t.Logf("%s: inducted %d, sim passes %d (%d with a command, %d without), journal outcomes %d, agree %d, excused %d, shifted %d, mismatches %d",
+		c.Protocol, rep.Inducted, passes, withCmd, noCmd, len(outcome), agree, excused, shifted, mismatch)
 	t.Logf("outcomes: %v; sim counts %+v", byOutcome, rep.Counts)
 	if rep.Inducted < c.Items {
 		t.Fatalf("inducted %d < %d", rep.Inducted, c.Items)
 	}
+	if shifted*100 > passes {
+		t.Fatalf("%d of %d passes shifted by a late command", shifted, passes)
+	}
 	if mismatch > 0 || dupOutcomes > 0 {
 		t.Fatalf("%d passes disagree with the ground truth, %d duplicate outcomes", mismatch, dupOutcomes)
 	}
-	// Excused outcomes: confirmations the PLC overwrote before the host read
-	// them (the contract's "missed confirmation"; on the shared 2-core CI
-	// machine the poll loop is sometimes starved for tens of ms) and the
-	// timeouts of the items the oldest-taken rule could not attribute.
-	// They must stay a minority; the count is logged above.
-	if excused*100 > passes*15 {
-		t.Fatalf("%d of %d passes without a matching confirmation", excused, passes)
+	// Excused outcomes come only from confirmations the PLC overwrote before
+	// the host read them (the contract's "missed confirmation": the link
+	// drop, and poll loops starved for tens of ms on the shared 2-core
+	// machine). Each missed confirmation closes one pass as missed, and
+	// when the oldest-taken rule picked the wrong pass, the right one ends
+	// in a timeout: at most two excused passes per missed confirmation.
+	t.Logf("link reported %d missed confirmations", linkMissed)
+	if uint64(byOutcome[journal.OutcomeMissedConfirmation]) > linkMissed {
+		t.Fatalf("%d passes closed as missed, the link reported %d", byOutcome[journal.OutcomeMissedConfirmation], linkMissed)
+	}
+	if uint64(excused) > 2*linkMissed+uint64(byOutcome[journal.OutcomeLostDisconnect]) {
+		t.Fatalf("%d excused passes for %d missed confirmations", excused, linkMissed)
 	}
 	if byOutcome[journal.OutcomeDiverted] < int(c.Items)/2 {
 		t.Fatalf("only %d diverted", byOutcome[journal.OutcomeDiverted])
