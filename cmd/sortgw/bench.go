@@ -81,7 +81,11 @@ type benchConfig struct {
 	Baselines  int           // samples per baseline (default 2000)
 	Budget     time.Duration // decision budget (default 500ms)
 	SkipDecide bool          // leave out the decision micro-benchmark
-	Log        zerolog.Logger
+	MemProfile string        // write a heap profile at the end of the window
+	// Capacity is each line's tracking table (0: the gateway's default,
+	// 65536 items); JournalQueue the journal's queue (0: its default).
+	Capacity, JournalQueue int
+	Log                    zerolog.Logger
 }
 
 func (c *benchConfig) defaults() error {
@@ -273,8 +277,8 @@ type measuredLink struct {
 	dropped atomic.Uint64
 }
 
-func newMeasuredLink(inner devices.PLCLink, p *probe) *measuredLink {
-	return &measuredLink{inner: inner, p: p, out: make(chan devices.Event, 1<<16)}
+func newMeasuredLink(inner devices.PLCLink, p *probe, n int) *measuredLink {
+	return &measuredLink{inner: inner, p: p, out: make(chan devices.Event, n)}
 }
 
 func (m *measuredLink) Run(ctx context.Context) error {
@@ -447,8 +451,13 @@ type benchReport struct {
 	HeapInuse                    uint64
 	Dropped                      uint64
 	Decide                       *decideResult
-	Chaos                        *chaosReport
-	Check                        *truthCheck
+	// GWDecision is the gateway's own decision time (its
+	// sortgw_decision_seconds histogram: table lookup and hand-off to
+	// the link queue), all lines, the whole run; quantiles are bucket
+	// upper bounds.
+	GWDecision bucketStats
+	Chaos      *chaosReport
+	Check      *truthCheck
 }
 
 // runBench runs one scenario.
@@ -458,10 +467,6 @@ func runBench(ctx context.Context, cfg benchConfig) (*benchReport, error) {
 	}
 	log := cfg.Log
 	rep := &benchReport{Cfg: cfg, Started: time.Now().UTC(), Outcomes: map[string]uint64{}}
-	runtime.GC()
-	debug.FreeOSMemory()
-	resetPeakRSS()
-
 	if !cfg.SkipDecide {
 		d, err := benchDecide(cfg.Chutes, cfg.Seed)
 		if err != nil {
@@ -469,6 +474,11 @@ func runBench(ctx context.Context, cfg benchConfig) (*benchReport, error) {
 		}
 		rep.Decide = d
 	}
+	// The peak RSS is the scenario's own: not the decision benchmark's,
+	// nor an earlier scenario's of the same process.
+	runtime.GC()
+	debug.FreeOSMemory()
+	resetPeakRSS()
 
 	// The plan and its table are shared by every line: compile once.
 	planCSV, err := sortplan.Generate(sortplan.GenerateOptions{Chutes: cfg.Chutes, Seed: cfg.Seed + 1, Name: "BENCH-" + strconv.Itoa(cfg.Chutes)})
@@ -493,8 +503,16 @@ func runBench(ctx context.Context, cfg benchConfig) (*benchReport, error) {
 	base := time.Now()
 	lines := make([]*benchLine, cfg.Lines)
 	names := make([]string, cfg.Lines)
+	var labels []sortplan.SampleLabel
+	var labelManifest []byte
+	if cfg.Feed == "direct" {
+		// One label set for every line's feed (each line's TIDs are its own).
+		if labels, labelManifest, err = feedLabels(cfg.Seed); err != nil {
+			return nil, err
+		}
+	}
 	for i := range lines {
-		bl, err := newBenchLine(cfg, i, base, log)
+		bl, err := newBenchLine(cfg, i, base, labels, labelManifest, log)
 		if err != nil {
 			return nil, err
 		}
@@ -545,7 +563,7 @@ func runBench(ctx context.Context, cfg benchConfig) (*benchReport, error) {
 		defer os.RemoveAll(tmp)
 		dir = tmp
 	}
-	j, err := journal.Open(journal.Config{Path: filepath.Join(dir, "journal.db")}, log.With().Str("part", "journal").Logger())
+	j, err := journal.Open(journal.Config{Path: filepath.Join(dir, "journal.db"), QueueSize: cfg.JournalQueue}, log.With().Str("part", "journal").Logger())
 	if err != nil {
 		return nil, fmt.Errorf("bench: journal: %w", err)
 	}
@@ -655,6 +673,12 @@ func runBench(ctx context.Context, cfg benchConfig) (*benchReport, error) {
 	ru1 := rusage()
 	stopLoadBase()
 	rep.BaseLoad = <-loadBase
+	if cfg.MemProfile != "" {
+		runtime.GC()
+		if err := writeProfile("heap", cfg.MemProfile); err != nil {
+			return nil, err
+		}
+	}
 	for _, bl := range lines {
 		bl.probe.recording.Store(false)
 	}
@@ -700,6 +724,7 @@ func runBench(ctx context.Context, cfg benchConfig) (*benchReport, error) {
 		rep.Dropped += bl.link.dropped.Load()
 	}
 	rep.Decided, rep.Written, rep.TakenLat, rep.Confirmed = summarise(all[0]), summarise(all[1]), summarise(all[2]), summarise(all[3])
+	rep.GWDecision = histogramStats(m, "sortgw_decision_seconds")
 	rep.Check = checkTruth(lines, tally)
 	if ch != nil {
 		rep.Chaos = ch.report()
@@ -712,7 +737,7 @@ func runBench(ctx context.Context, cfg benchConfig) (*benchReport, error) {
 	return rep, nil
 }
 
-func newBenchLine(cfg benchConfig, i int, base time.Time, log zerolog.Logger) (*benchLine, error) {
+func newBenchLine(cfg benchConfig, i int, base time.Time, labels []sortplan.SampleLabel, mf []byte, log zerolog.Logger) (*benchLine, error) {
 	name := "L" + strconv.Itoa(i+1)
 	noRead, multi := cfg.NoReadRate, cfg.MultiReadRate
 	if noRead == 0 {
@@ -734,10 +759,7 @@ func newBenchLine(cfg benchConfig, i int, base time.Time, log zerolog.Logger) (*
 	}
 	bl := &benchLine{name: name}
 	if cfg.Feed == "direct" {
-		labels, mf, err := feedLabels(cfg.Seed + int64(i))
-		if err != nil {
-			return nil, err
-		}
+		var err error
 		if bl.feed, err = newFeeder(labels, cfg.Seed+int64(i)); err != nil {
 			return nil, err
 		}
@@ -798,13 +820,19 @@ func (bl *benchLine) wire(cfg benchConfig, plan *sortplan.Plan, j gateway.Journa
 		return fmt.Errorf("bench: manifest: %w", err)
 	}
 	llog := log.With().Str("line", bl.name).Logger()
+	// Queues hold about a second of items (at least the devices' own
+	// defaults), so that many small lines stay small.
+	q := 1024
+	for float64(q) < cfg.Rate && q < 1<<14 {
+		q <<= 1
+	}
 	var plc devices.PLCLink
 	if cfg.Protocol == "opcua" {
 		plc, err = uadev.New(uadev.Config{Name: bl.name + "-plc", Endpoint: bl.sim.OPCUAEndpoint(), PublishInterval: cfg.Poll,
-			QueueSize: 1 << 14, EventBuffer: 1 << 14}, llog)
+			QueueSize: q, EventBuffer: 4 * q}, llog)
 	} else {
 		plc, err = modbus.New(modbus.Config{Name: bl.name + "-plc", Addr: bl.sim.ModbusAddr(), Chutes: cfg.Chutes, Poll: cfg.Poll,
-			QueueSize: 1 << 14, EventBuffer: 1 << 14}, llog)
+			QueueSize: q, EventBuffer: 4 * q}, llog)
 	}
 	if err != nil {
 		return err
@@ -818,9 +846,9 @@ func (bl *benchLine) wire(cfg benchConfig, plan *sortplan.Plan, j gateway.Journa
 		return err
 	}
 	bl.src = &measuredSource{inner: src, p: bl.probe}
-	bl.link = newMeasuredLink(plc, bl.probe)
+	bl.link = newMeasuredLink(plc, bl.probe, 4*q)
 	line, err := gateway.NewLine(gateway.LineConfig{Name: bl.name, Chutes: cfg.Chutes, Budget: cfg.Budget,
-		ConfirmTimeout: cfg.travel() + 5*time.Second, Remember: 2 * time.Minute, ReadQueue: 1 << 14},
+		ConfirmTimeout: cfg.travel() + 5*time.Second, Remember: 2 * time.Minute, ReadQueue: 4 * q, Capacity: cfg.Capacity},
 		bl.link, bl.src, j, m, log)
 	if err != nil {
 		return err
@@ -830,6 +858,60 @@ func (bl *benchLine) wire(cfg benchConfig, plan *sortplan.Plan, j gateway.Journa
 	}
 	bl.line = line
 	return nil
+}
+
+// bucketStats summarises a Prometheus histogram.
+type bucketStats struct {
+	Count          uint64
+	P50, P99, P999 time.Duration // upper bound of the bucket the quantile falls in
+	Le1ms          float64       // share of observations <= 1 ms
+}
+
+func histogramStats(m *gateway.Metrics, name string) bucketStats {
+	var st bucketStats
+	mfs, err := m.Registry.Gather()
+	if err != nil {
+		return st
+	}
+	cum := map[float64]uint64{}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, met := range mf.GetMetric() {
+			h := met.GetHistogram()
+			st.Count += h.GetSampleCount()
+			for _, b := range h.GetBucket() {
+				cum[b.GetUpperBound()] += b.GetCumulativeCount()
+			}
+		}
+	}
+	if st.Count == 0 {
+		return st
+	}
+	bounds := make([]float64, 0, len(cum))
+	for b := range cum {
+		bounds = append(bounds, b)
+	}
+	slices.Sort(bounds)
+	q := func(p float64) time.Duration {
+		for _, b := range bounds {
+			if float64(cum[b]) >= p*float64(st.Count) {
+				return time.Duration(b * 1e9)
+			}
+		}
+		return -1 // above the last bucket
+	}
+	st.P50, st.P99, st.P999 = q(0.5), q(0.99), q(0.999)
+	st.Le1ms = float64(cum[0.001]) / float64(st.Count)
+	return st
+}
+
+func bound(d time.Duration) string {
+	if d < 0 {
+		return "> last bucket"
+	}
+	return "<= " + ms(d)
 }
 
 // modbusBaseline times raw goburrow function-16 requests of one divert
@@ -1184,6 +1266,10 @@ func (r *benchReport) print(w io.Writer) {
 	if r.Dropped > 0 {
 		fmt.Fprintf(w, "events dropped at stop: %d\n", r.Dropped)
 	}
+	if g := r.GWDecision; g.Count > 0 {
+		fmt.Fprintf(w, "gateway decision time (its histogram, %d reads): p50 %s ms, p99 %s ms, p99.9 %s ms; %.2f%% within 1 ms\n",
+			g.Count, bound(g.P50), bound(g.P99), bound(g.P999), 100*g.Le1ms)
+	}
 	if d := r.Decide; d != nil {
 		fmt.Fprintf(w, "decision: Decide(GS1 420) %.1f ns/op %.2f allocs/op; Decide(label mix) %.1f ns/op %.2f allocs/op; bare map lookup %.1f ns/op; ratio %.2fx\n",
 			d.DecideNs, d.DecideAllocs, d.MixNs, d.MixAllocs, d.MapNs, d.DecideNs/d.MapNs)
@@ -1210,19 +1296,22 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	poll := fs.Duration("poll", 10*time.Millisecond, "Modbus poll / OPC UA publishing interval")
 	chaosOn := fs.Bool("chaos", false, "inject a fault every -chaos-every and check the ground truth at the end")
 	every := fs.Duration("chaos-every", 30*time.Second, "interval between faults")
-	capacity := fs.Int("container-capacity", 0, "items per container before the chute is full (default: never full; 40 with -chaos)")
+	contCap := fs.Int("container-capacity", 0, "items per container before the chute is full (default: never full; 40 with -chaos)")
 	seed := fs.Int64("seed", 1, "random seed")
 	noDecide := fs.Bool("skip-decide", false, "leave out the decision micro-benchmark")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run here")
 	mutexprofile := fs.String("mutexprofile", "", "write a mutex contention profile of the whole run here")
 	traceFile := fs.String("trace", "", "write a runtime execution trace of the whole run here")
 	logLevel := fs.String("log", "error", "log level")
+	capacity := fs.Int("capacity", 0, "items tracked per line (default: the gateway's, 65536)")
+	jqueue := fs.Int("journal-queue", 0, "journal queue size (default: the journal's, 65536)")
+	memprofile := fs.String("memprofile", "", "write a heap profile at the end of the (last) window here")
 	feed := fs.String("feed", "", "direct (the bench's own scanner at an exact rate; default) or conveyor (the emulated belt; default with -chaos)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	cfg := benchConfig{Duration: *dur, Warmup: *warm, Lines: *lines, Chutes: *chutes, PLCCycle: *cycle, Poll: *poll,
-		Chaos: *chaosOn, ChaosEvery: *every, Feed: *feed, ContainerCapacity: *capacity, Seed: *seed, SkipDecide: *noDecide,
+		Chaos: *chaosOn, ChaosEvery: *every, Feed: *feed, MemProfile: *memprofile, Capacity: *capacity, JournalQueue: *jqueue, ContainerCapacity: *contCap, Seed: *seed, SkipDecide: *noDecide,
 		Log: newLogger(stderr, "console", *logLevel)}
 	switch *rate {
 	case "":
