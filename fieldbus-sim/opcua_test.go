@@ -140,6 +140,7 @@ func TestOPCUA(t *testing.T) {
 		{"write refusals", testWriteRefusals},
 		{"write divert reaches PLC", testWriteDivertReachesPLC},
 		{"subscription notifications", testSubscriptionNotifications},
+		{"subscription ids stay unique", testSubscriptionIDsUnique},
 		{"drop connections", testDropConnections},
 	} {
 		if !t.Run(tc.name, func(t *testing.T) { tc.fn(t, p, o) }) {
@@ -764,4 +765,49 @@ func TestOPCUASniffPolicy(t *testing.T) {
 			}
 		})
 	}
+}
+
+// testSubscriptionIDsUnique: gopcua numbers subscriptions len(map)+1; after
+// one is deleted a new one must not take a live one's id (and kill it).
+func testSubscriptionIDsUnique(t *testing.T, p *PLC, o *opcuaServer) {
+	newSub := func(c *opcua.Client) (*opcua.Subscription, chan *opcua.PublishNotificationData) {
+		ch := make(chan *opcua.PublishNotificationData, 64)
+		sub, err := c.Subscribe(testCtx(t), &opcua.SubscriptionParameters{Interval: 10 * time.Millisecond}, ch)
+		if err != nil {
+			t.Fatalf("subscribe: %v", err)
+		}
+		return sub, ch
+	}
+	a, b, c := connect(t, o.Endpoint()), connect(t, o.Endpoint()), connect(t, o.Endpoint())
+	subA, _ := newSub(a)
+	subB, chB := newSub(b)
+	if err := subA.Cancel(testCtx(t)); err != nil {
+		t.Fatalf("cancel: %v", err)
+	}
+	edgeWait(t, "subscription deleted", 10*time.Second, func() bool { return !liveSubscription(o.inst.srv.SubscriptionService, subA.SubscriptionID) })
+	subC, _ := newSub(c)
+	if subC.SubscriptionID == subB.SubscriptionID || subC.SubscriptionID == subA.SubscriptionID {
+		t.Fatalf("subscription ids A %d B %d C %d", subA.SubscriptionID, subB.SubscriptionID, subC.SubscriptionID)
+	}
+	ns, err := b.FindNamespace(testCtx(t), "urn:sortgw:sorter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := subB.Monitor(testCtx(t), ua.TimestampsToReturnBoth,
+		opcua.NewMonitoredItemCreateRequestWithDefaults(sorterNode(ns, "Plc.Heartbeat"), ua.AttributeIDValue, 1)); err != nil {
+		t.Fatalf("monitor on B: %v", err)
+	}
+	deadline := time.After(10 * time.Second)
+	for got := 0; got < 2; {
+		select {
+		case msg := <-chB:
+			if _, ok := msg.Value.(*ua.DataChangeNotification); ok {
+				got++
+			}
+		case <-deadline:
+			t.Fatal("subscription B stopped receiving after C was created")
+		}
+	}
+	subB.Cancel(testCtx(t))
+	subC.Cancel(testCtx(t))
 }
