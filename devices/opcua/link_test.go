@@ -495,3 +495,18 @@ func TestLinkSignAndEncrypt(t *testing.T) {
 		}
 	})
 }
+
+// TestLinkSign runs the link against a server that offers Basic256Sha256
+// Sign only (no None endpoint).
+func TestLinkSign(t *testing.T) {
+	dir := t.TempDir()
+	sim := startSim(t, simOpts{security: SecuritySign, certDir: dir})
+	cert, key, _ := certKey(t, dir, "gateway", time.Now().Add(24*time.Hour), true)
+	tl := startLink(t, Config{Endpoint: sim.endpoint, Security: SecuritySign,
+		CertFile: cert, KeyFile: key, TrustedServerCerts: []string{filepath.Join(dir, "fieldbus-sim.pem")}})
+	tl.waitUp(t)
+	if err := tl.Send(t.Context(), devices.Command{TID: 5, Chute: 4}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "taken over Sign", func() bool { return tl.rec.count(devices.EventTaken) == 1 })
+}
