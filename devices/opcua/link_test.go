@@ -3,6 +3,7 @@ package opcua
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gopcua/opcua/ua"
 	"github.com/rs/zerolog"
 
 	"sortgw/devices"
@@ -509,4 +511,40 @@ func TestLinkSign(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "taken over Sign", func() bool { return tl.rec.count(devices.EventTaken) == 1 })
+}
+
+// TestLinkDeadSubscription deletes the link's subscription behind gopcua's
+// back: the connection and session stay, gopcua's publish loop pauses on
+// BadNoSubscription and tells nobody (the failure family of gopcua #876,
+// #879). The link must notice the silence, report itself not up, and
+// build a new connection with a new subscription.
+func TestLinkDeadSubscription(t *testing.T) {
+	sim := sharedSim(t)
+	tl := startLink(t, Config{Endpoint: sim.endpoint})
+	tl.waitUp(t)
+	tl.mu.Lock()
+	c := tl.cur
+	tl.mu.Unlock()
+	req := &ua.DeleteSubscriptionsRequest{SubscriptionIDs: c.cl.SubscriptionIDs()}
+	var res *ua.DeleteSubscriptionsResponse
+	if err := c.cl.Send(t.Context(), req, func(v ua.Response) error {
+		var ok bool
+		res, ok = v.(*ua.DeleteSubscriptionsResponse)
+		if !ok {
+			return fmt.Errorf("got %T", v)
+		}
+		return nil
+	}); err != nil || len(res.Results) != 1 || res.Results[0] != ua.StatusOK {
+		t.Fatalf("delete subscription: %v %+v", err, res)
+	}
+	waitFor(t, 5*time.Second, "link not up without a subscription", func() bool {
+		st := tl.Status()
+		return st.State != devices.LinkUp && st.Reconnects == 0 && strings.Contains(st.LastError, "subscription")
+	})
+	waitFor(t, 10*time.Second, "reconnected", func() bool { return tl.Status().Reconnects > 0 })
+	tl.waitUp(t)
+	if err := tl.Send(t.Context(), devices.Command{TID: 4242, Chute: 3}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "taken through the new subscription", func() bool { return tl.rec.count(devices.EventTaken) == 1 })
 }
