@@ -385,19 +385,24 @@ func (l *Link) dataChange(c *conn, v *ua.DataChangeNotification) (count uint16, 
 // interval late, and a burst of confirmations right behind the one it
 // announced would otherwise overwrite slots before the next notification.
 func (l *Link) confirmations(c *conn, trigger uint16) error {
+	l.mu.Lock()
+	last := l.ring.count
+	l.mu.Unlock()
+	if int16(trigger-last) <= 0 {
+		return nil // already read past it
+	}
 	for range chaseReads {
-		l.mu.Lock()
-		last := l.ring.count
-		l.mu.Unlock()
-		if int16(trigger-last) <= 0 {
-			return nil // already read past it
-		}
 		count, err := l.readConfirmations(c, last)
 		if err != nil {
 			return err
 		}
-		// Chase: something moved since the last read, look again.
-		trigger = count + 1
+		if count == last || int16(count-trigger) <= 0 {
+			// Nothing came since the notification (or since the last
+			// read): the next change arrives as a notification.
+			return nil
+		}
+		// Chase: Count moved while the notification travelled, look again.
+		last, trigger = count, count
 	}
 	return nil
 }
