@@ -52,15 +52,16 @@ func runScanners(t *testing.T, cfg ScannerConfig) *scanners {
 // and waits until the scanner has registered it.
 func dialScanner(t *testing.T, s *scanners, i int) net.Conn {
 	t.Helper()
-	before := s.Stats()[i].Accepted
+	before := s.Stats()[i].Connections
 	c, err := net.Dial("tcp", s.Addrs()[i])
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	edgeWait(t, "scanner to register the connection", 5*time.Second, func() bool {
-		st := s.Stats()[i]
-		return st.Accepted > before && st.Connections > 0
+	// Accepted is counted before the connection is registered for sends;
+	// wait for the registration itself.
+	edgeWait(t, "scanner to register the connection", 10*time.Second, func() bool {
+		return s.Stats()[i].Connections > before
 	})
 	return c
 }
