@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"net"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -58,6 +59,26 @@ func runOPCUA(t *testing.T, cfg OPCUAConfig, p *PLC) *opcuaServer {
 		}
 	})
 	return o
+}
+
+// waitOrDump is edgeWait that, on time-out, logs the server's counters and
+// the stacks of the OPC UA goroutines, to tell a stall from a slow machine.
+func waitOrDump(t *testing.T, o *opcuaServer, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			buf = buf[:runtime.Stack(buf, true)]
+			for _, g := range strings.Split(string(buf), "\n\n") {
+				if strings.Contains(g, "opcua") {
+					t.Log(g)
+				}
+			}
+			t.Fatalf("timed out after %v waiting for %s; stats %+v", d, what, o.Stats())
+		}
+		time.Sleep(time.Millisecond) // polling interval, not synchronisation
+	}
 }
 
 func connect(t *testing.T, endpoint string, opts ...opcua.Option) *opcua.Client {
@@ -485,7 +506,7 @@ func TestOPCUARestartDropsSessions(t *testing.T) {
 		t.Fatalf("after restart: %v", res[0].Value)
 	}
 	cl := subscribe(t, c2, ns2, "Plc.Heartbeat")
-	edgeWait(t, "notifications after restart", 30*time.Second, func() bool { return cl.distinct(0) >= 2 })
+	waitOrDump(t, o, "notifications after restart", 30*time.Second, func() bool { return cl.distinct(0) >= 2 })
 	if st := o.Stats(); st.Restarts != 1 || st.Sessions < 2 {
 		t.Fatalf("stats %+v", st)
 	}
