@@ -111,3 +111,22 @@ func TestCheckCommand(t *testing.T) {
 		})
 	}
 }
+
+// FuzzParseConfig: no config text makes the loader panic; every rejection
+// is an error with the file name in it.
+func FuzzParseConfig(f *testing.F) {
+	files, _ := filepath.Glob("testdata/*.yaml")
+	for _, p := range files {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_, err := ParseConfig("fuzz.yaml", data)
+		if err != nil && !strings.Contains(err.Error(), "fuzz.yaml") {
+			t.Fatalf("error without the file name: %v", err)
+		}
+	})
+}
