@@ -51,7 +51,12 @@ package fieldbussim
 // it with BadSecurityModeRejected). Sampling intervals are not honoured:
 // a node is sent at most once per publishing interval, its newest value.
 // The library prints its nodeset import and "Started listening" through the
-// standard logger.
+// standard logger. It also takes its two subscription locks in opposite
+// orders (CreateMonitoredItems: items then subscriptions; a subscription's
+// own exit: subscriptions then items), so a monitored-item request racing
+// the exit of a dying subscription can hang the server; Restart holds every
+// service back while it deletes subscriptions, which narrows but cannot
+// close that window from outside the library.
 
 import (
 	"context"
