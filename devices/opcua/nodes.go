@@ -120,27 +120,28 @@ func (n *nodeSet) plcReadRequest() *ua.ReadRequest {
 	return req
 }
 
-// confirmReadRequest reads, in one request: Confirm.Count; every
-// confirmation slot (Num, TrackingId, Chute, Result); and every slot's Num
-// again. A server answers a Read node by node and need not take one
-// snapshot for all of them, so the read is a seqlock: Count first (every
-// slot read after it is at least as new), a slot whose two Nums differ was
-// overwritten while it was read and is not used.
-func (n *nodeSet) confirmReadRequest() *ua.ReadRequest {
+// confirmReadRequest reads, in one request: Confirm.Count; the slots of
+// confirmations first .. first+n-1 (Num, TrackingId, Chute, Result); and
+// each of those slots' Num again. A server answers a Read node by node and
+// need not take one snapshot for all of them, so the read is a seqlock:
+// Count first (every slot read after it is at least as new), and a slot
+// whose two Nums differ was overwritten while it was read and is not used.
+func (n *nodeSet) confirmReadRequest(first uint16, count int) *ua.ReadRequest {
 	req := &ua.ReadRequest{TimestampsToReturn: ua.TimestampsToReturnNeither}
 	add := func(id *ua.NodeID) {
 		req.NodesToRead = append(req.NodesToRead, &ua.ReadValueID{NodeID: id, AttributeID: ua.AttributeIDValue})
 	}
 	add(n.plc[hConfirmCount])
-	for j := range n.confirm {
-		c := &n.confirm[j]
+	slot := func(i int) *confirmNode { return &n.confirm[int(first+uint16(i))%len(n.confirm)] }
+	for i := range count {
+		c := slot(i)
 		add(c.num)
 		add(c.tid)
 		add(c.chute)
 		add(c.result)
 	}
-	for j := range n.confirm {
-		add(n.confirm[j].num)
+	for i := range count {
+		add(slot(i).num)
 	}
 	return req
 }

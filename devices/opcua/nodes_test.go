@@ -85,11 +85,15 @@ func TestNodeSet(t *testing.T) {
 	if got := n.plc[hConfirmCount].String(); got != "ns=4;s=Sorter.Confirm.Count" {
 		t.Fatal(got)
 	}
-	r := n.confirmReadRequest() // Count, slots 0..15, Nums again
-	if len(r.NodesToRead) != 81 || r.NodesToRead[80].NodeID.String() != "ns=4;s=Sorter.Confirm.15.Num" || r.NodesToRead[0].NodeID.String() != "ns=4;s=Sorter.Confirm.Count" ||
-		r.NodesToRead[1].NodeID.String() != "ns=4;s=Sorter.Confirm.0.Num" ||
-		r.NodesToRead[64].NodeID.String() != "ns=4;s=Sorter.Confirm.15.Result" {
+	r := n.confirmReadRequest(65535, 2) // Count, slots 15 and 0, their Nums again
+	want := []string{"Count", "15.Num", "15.TrackingId", "15.Chute", "15.Result", "0.Num", "0.TrackingId", "0.Chute", "0.Result", "15.Num", "0.Num"}
+	if len(r.NodesToRead) != len(want) {
 		t.Fatalf("confirm read %v", r.NodesToRead)
+	}
+	for i, w := range want {
+		if got := r.NodesToRead[i].NodeID.String(); got != "ns=4;s=Sorter.Confirm."+w {
+			t.Fatalf("node %d: %s, want Sorter.Confirm.%s", i, got, w)
+		}
 	}
 	hb := n.heartbeatRequest(1, 2, 3)
 	if hb.NodesToWrite[0].NodeID.String() != "ns=4;s=Sorter.Host.Heartbeat" || len(hb.NodesToWrite) != 3 {

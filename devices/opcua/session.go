@@ -385,35 +385,39 @@ func (l *Link) dataChange(c *conn, v *ua.DataChangeNotification) (count uint16, 
 // interval late, and a burst of confirmations right behind the one it
 // announced would otherwise overwrite slots before the next notification.
 func (l *Link) confirmations(c *conn, trigger uint16) error {
-	l.mu.Lock()
-	last := l.ring.count
-	l.mu.Unlock()
-	if int16(trigger-last) <= 0 {
-		return nil // already read past it
-	}
 	for range chaseReads {
-		count, err := l.readConfirmations(c, last)
+		l.mu.Lock()
+		last := l.ring.count
+		l.mu.Unlock()
+		if int16(trigger-last) <= 0 {
+			return nil // read up to it
+		}
+		// The slots announced, plus a margin for those that came while the
+		// notification travelled (every slot when that is a ring's worth).
+		n := min(len(c.nodes.confirm), int(uint16(trigger-last))+chaseMargin)
+		count, err := l.readConfirmations(c, last+1, n)
 		if err != nil {
 			return err
 		}
-		if count == last || int16(count-trigger) <= 0 {
-			// Nothing came since the notification (or since the last
-			// read): the next change arrives as a notification.
-			return nil
-		}
-		// Chase: Count moved while the notification travelled, look again.
-		last, trigger = count, count
+		// Chase: Count moved past what this read could cover, look again.
+		trigger = count
 	}
 	return nil
 }
 
-// chaseReads bounds the reads one notification of Count starts.
-const chaseReads = 4
+// chaseReads bounds the reads one notification of Count starts;
+// chaseMargin is how many slots past the notified Count a read takes.
+const (
+	chaseReads  = 4
+	chaseMargin = 4
+)
 
-// readConfirmations does one read of Count and the slots and processes
-// it; it returns the Count read.
-func (l *Link) readConfirmations(c *conn, last uint16) (uint16, error) {
-	req := c.nodes.confirmReadRequest()
+// readConfirmations does one read of Count and the n slots of NUM first
+// on, processes the confirmations it covers up to that Count, and returns
+// the Count read.
+func (l *Link) readConfirmations(c *conn, first uint16, n int) (uint16, error) {
+	last := first - 1
+	req := c.nodes.confirmReadRequest(first, n)
 	ctx, cancel := context.WithTimeout(c.ctx, l.cfg.Timeout)
 	res, err := c.cl.Read(ctx, req)
 	cancel()
@@ -427,41 +431,55 @@ func (l *Link) readConfirmations(c *conn, last uint16) (uint16, error) {
 	if err != nil {
 		return 0, fmt.Errorf("read confirmations: %w", err)
 	}
+	// bySlot[j] holds what was read from slot j, if has[j].
 	ring := len(c.nodes.confirm)
-	slots := make([]confirmSlot, ring)
+	bySlot := make([]confirmSlot, ring)
+	has := make([]bool, ring)
 	var errs []error
-	for j := range slots {
-		r := res.Results[1+4*j : 5+4*j]
-		ids := req.NodesToRead[1+4*j : 5+4*j]
+	for i := range n {
+		r := res.Results[1+4*i : 5+4*i]
+		ids := req.NodesToRead[1+4*i : 5+4*i]
+		var s confirmSlot
 		var e1, e2, e3, e4, e5 error
 		var again uint16
-		slots[j].num, e1 = u16(ids[0].NodeID, r[0])
-		slots[j].tid, e2 = u32(ids[1].NodeID, r[1])
-		slots[j].chute, e3 = u16(ids[2].NodeID, r[2])
-		slots[j].result, e4 = u16(ids[3].NodeID, r[3])
-		again, e5 = u16(req.NodesToRead[1+4*ring+j].NodeID, res.Results[1+4*ring+j])
+		s.num, e1 = u16(ids[0].NodeID, r[0])
+		s.tid, e2 = u32(ids[1].NodeID, r[1])
+		s.chute, e3 = u16(ids[2].NodeID, r[2])
+		s.result, e4 = u16(ids[3].NodeID, r[3])
+		again, e5 = u16(req.NodesToRead[1+4*n+i].NodeID, res.Results[1+4*n+i])
 		errs = append(errs, e1, e2, e3, e4, e5)
-		if again != slots[j].num {
-			slots[j].torn = true // overwritten while read: its fields may mix two confirmations
+		if again != s.num {
+			s.torn = true // overwritten while read: its fields may mix two confirmations
 		}
+		j := int(first+uint16(i)) % ring
+		bySlot[j], has[j] = s, true
 	}
 	if err := errors.Join(errs...); err != nil {
 		return 0, fmt.Errorf("read confirmations: %w", err)
 	}
-	l.log.Debug().Uint16("last", last).Uint16("count", count).Msg("confirmations read")
+	l.log.Debug().Uint16("first", first).Int("slots", n).Uint16("count", count).Msg("confirmations read")
 	var missed int
 	var rangeErr error
 	l.do(func(now time.Time, evs *[]devices.Event) {
-		first, n, miss, err := l.ring.confirmRange(count)
+		from, k, miss, err := l.ring.confirmRange(count)
 		rangeErr = err
-		if n == 0 {
+		// Follow the Count read as far as this read has the slots; the
+		// rest is read next (chase).
+		var ordered []confirmSlot
+		for i := range k {
+			j := l.ring.slot(from + uint16(i))
+			if !has[j] {
+				break
+			}
+			ordered = append(ordered, bySlot[j])
+		}
+		if len(ordered) == 0 && miss == 0 {
 			return
 		}
-		ordered := make([]confirmSlot, n)
-		for i := range ordered {
-			ordered[i] = slots[l.ring.slot(first+uint16(i))]
+		missed = l.ring.applyConfirms(from, ordered, miss, now, evs)
+		if len(ordered) == 0 {
+			l.ring.count = from - 1 // the overwritten ones are behind us
 		}
-		missed = l.ring.applyConfirms(first, ordered, miss, now, evs)
 	})
 	if rangeErr != nil {
 		l.log.Error().Err(rangeErr).Msg("following the plc")
