@@ -42,6 +42,10 @@ package fieldbussim
 //     one is deleted; tombstones keep ids unique. Publishing intervals are
 //     clamped to MinPublishingInterval (a 0 ms request would panic the
 //     library's ticker).
+//   - CreateMonitoredItems: our own. The library's takes the monitored-item
+//     lock and then the subscription lock, the reverse of a dying
+//     subscription's order, so it can deadlock the server; and it sends
+//     initial values with a blocking send per item.
 //   - Handler panics (nil sessions, unknown monitored item ids) are
 //     recovered and answered with BadInternalError.
 //
@@ -51,12 +55,7 @@ package fieldbussim
 // it with BadSecurityModeRejected). Sampling intervals are not honoured:
 // a node is sent at most once per publishing interval, its newest value.
 // The library prints its nodeset import and "Started listening" through the
-// standard logger. It also takes its two subscription locks in opposite
-// orders (CreateMonitoredItems: items then subscriptions; a subscription's
-// own exit: subscriptions then items), so a monitored-item request racing
-// the exit of a dying subscription can hang the server; Restart holds every
-// service back while it deletes subscriptions, which narrows but cannot
-// close that window from outside the library.
+// standard logger.
 
 import (
 	"context"
@@ -1742,14 +1741,7 @@ func (o *opcuaServer) registerHandlers(inst *uaInstance) {
 		return o.deleteSubscriptions(sub(), sc, r, reqID)
 	})
 	reg(id.CreateMonitoredItemsRequest_Encoding_DefaultBinary, needSession, func(sc *uasc.SecureChannel, r ua.Request, reqID uint32) (ua.Response, error) {
-		req, ok := r.(*ua.CreateMonitoredItemsRequest)
-		if !ok {
-			return nil, ua.StatusBadRequestTypeInvalid
-		}
-		if !liveSubscription(sub(), req.SubscriptionID) {
-			return nil, ua.StatusBadSubscriptionIDInvalid
-		}
-		return mis().CreateMonitoredItems(sc, r, reqID)
+		return o.createMonitoredItems(inst, r)
 	})
 	reg(id.ModifyMonitoredItemsRequest_Encoding_DefaultBinary, needSession, func(sc *uasc.SecureChannel, r ua.Request, reqID uint32) (ua.Response, error) {
 		return mis().ModifyMonitoredItems(sc, r, reqID)
@@ -1974,6 +1966,80 @@ func (o *opcuaServer) createSubscription(ss *server.SubscriptionService, sc *uas
 	}
 	ss.Mu.Unlock()
 	return ss.CreateSubscription(sc, req, reqID)
+}
+
+// createMonitoredItems replaces the library's CreateMonitoredItems, which
+// holds the monitored-item lock while it takes the subscription lock (the
+// reverse of a dying subscription's order: a deadlock) and sends the initial
+// values with a blocking send from a goroutine per item. Here the two locks
+// are taken one after the other and the initial values are queued without
+// blocking (a full queue defers the node to the retry tick).
+func (o *opcuaServer) createMonitoredItems(inst *uaInstance, r ua.Request) (ua.Response, error) {
+	req, ok := r.(*ua.CreateMonitoredItemsRequest)
+	if !ok {
+		return nil, ua.StatusBadRequestTypeInvalid
+	}
+	ss, mis := inst.srv.SubscriptionService, inst.srv.MonitoredItemService
+	ss.Mu.Lock()
+	sub := ss.Subs[req.SubscriptionID]
+	ss.Mu.Unlock()
+	sess := inst.srv.Session(req.RequestHeader)
+	if sub == nil || sub.Session == nil || sess == nil || sub.Session.AuthTokenID.String() != sess.AuthTokenID.String() {
+		return nil, ua.StatusBadSubscriptionIDInvalid
+	}
+	if len(req.ItemsToCreate) == 0 {
+		return nil, ua.StatusBadNothingToDo
+	}
+	results := make([]*ua.MonitoredItemCreateResult, len(req.ItemsToCreate))
+	var created []*server.MonitoredItem
+	mis.Mu.Lock()
+	for i, it := range req.ItemsToCreate {
+		results[i] = &ua.MonitoredItemCreateResult{FilterResult: ua.NewExtensionObject(nil)}
+		if it == nil || it.ItemToMonitor == nil || it.ItemToMonitor.NodeID == nil || it.RequestedParameters == nil {
+			results[i].StatusCode = ua.StatusBadMonitoredItemFilterInvalid
+			continue
+		}
+		nid := it.ItemToMonitor.NodeID
+		if inst.srv.Node(nid) == nil {
+			results[i].StatusCode = ua.StatusBadNodeIDUnknown
+			continue
+		}
+		item := &server.MonitoredItem{ID: mis.NextID(), Sub: sub, Req: it, Mode: it.MonitoringMode}
+		mis.Items[item.ID] = item
+		mis.Nodes[nid.String()] = append(mis.Nodes[nid.String()], item)
+		mis.Subs[sub.ID] = append(mis.Subs[sub.ID], item)
+		results[i].StatusCode = ua.StatusOK
+		results[i].MonitoredItemID = item.ID
+		results[i].RevisedSamplingInterval = sub.RevisedPublishingInterval
+		results[i].RevisedQueueSize = 1
+		created = append(created, item)
+	}
+	mis.Mu.Unlock()
+	for _, item := range created {
+		nid := item.Req.ItemToMonitor.NodeID
+		ns, err := inst.srv.Namespace(int(nid.Namespace()))
+		if err != nil {
+			continue
+		}
+		n := &ua.MonitoredItemNotification{
+			ClientHandle: item.Req.RequestedParameters.ClientHandle,
+			Value:        ns.Attribute(nid, item.Req.ItemToMonitor.AttributeID),
+		}
+		select {
+		case sub.NotifyChannel <- n:
+		default:
+			if name, ok := inst.ns.stringID(nid); ok && o.byName[name] != nil {
+				inst.mu.Lock()
+				inst.retry[o.byName[name]] = true
+				inst.mu.Unlock()
+			}
+		}
+	}
+	return &ua.CreateMonitoredItemsResponse{
+		ResponseHeader:  responseHeader(req.RequestHeader.RequestHandle, ua.StatusOK),
+		Results:         results,
+		DiagnosticInfos: []*ua.DiagnosticInfo{},
+	}, nil
 }
 
 // liveSubscription: id names a real subscription, not a tombstone.
