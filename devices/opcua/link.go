@@ -335,6 +335,10 @@ func (l *Link) Run(ctx context.Context) error {
 		return fmt.Errorf("opcua link %s: run called twice", l.cfg.Name)
 	}
 	ctx, cancel := context.WithCancel(ctx)
+	// Once ctx is done nobody may be left blocked on a full Events
+	// channel (the gateway may have stopped reading): session teardown
+	// waits for goroutines that could be.
+	context.AfterFunc(ctx, func() { close(l.done) })
 	var wg sync.WaitGroup
 	wg.Go(func() { l.writer(ctx) })
 	l.log.Info().Str("security", l.cfg.Security).Msg("plc link starting")
@@ -358,8 +362,8 @@ func (l *Link) Run(ctx context.Context) error {
 		}
 		t.Stop()
 	}
-	close(l.done)
 	cancel()
+	<-l.done
 	wg.Wait()
 	l.shutdown()
 	return nil

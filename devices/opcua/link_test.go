@@ -548,3 +548,35 @@ func TestLinkDeadSubscription(t *testing.T) {
 	}
 	waitFor(t, 5*time.Second, "taken through the new subscription", func() bool { return tl.rec.count(devices.EventTaken) == 1 })
 }
+
+// TestLinkStopsWithoutConsumer: a gateway that stopped reading Events must
+// not keep Run from returning.
+func TestLinkStopsWithoutConsumer(t *testing.T) {
+	sim := sharedSim(t)
+	l, err := New(Config{Name: "s", Endpoint: sim.endpoint, EventBuffer: 1}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx) }()
+	waitFor(t, 10*time.Second, "up", func() bool { return l.Status().State == devices.LinkUp })
+	for i := range 20 {
+		if err := l.Send(t.Context(), devices.Command{TID: uint32(900 + i), Chute: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 5*time.Second, "events backed up", func() bool { return len(l.Events()) == 1 && l.blocked.Load() })
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run blocked on a full Events channel")
+	}
+	if err := l.Send(t.Context(), devices.Command{TID: 1, Chute: 1}); !errors.Is(err, devices.ErrClosed) {
+		t.Fatalf("send after close: %v", err)
+	}
+	if st := l.Status(); st.State != devices.LinkClosed {
+		t.Fatalf("state %s", st.State)
+	}
+}
