@@ -2,11 +2,26 @@
 // (github.com/gopcua/opcua v0.8.0), implementing devices.PLCLink.
 //
 // The link writes each divert command as one WriteRequest of the four
-// nodes of its ring slot (Seq last), follows Sorter.Plc.* and
-// Sorter.Confirm.Count through a subscription, reads new confirmations in
-// one ReadRequest per change of Count, and writes the host heartbeat every
-// 100 ms. Run is the one owner of reconnection: gopcua's auto-reconnect is
-// off and every connect makes a new client, session and subscription. A
-// connection whose subscription has stopped delivering is never reported
-// up; see watchdog in session.go for how silence is told from death.
+// nodes of its ring slot (Seq last) and counts it written only when every
+// per-node status is Good. It follows Sorter.Plc.*, Sorter.Confirm.Count
+// and Sorter.Chutes.* through one subscription (monitored items, default
+// publishing interval 10 ms), reads new confirmations in one ReadRequest
+// per change of Count, and writes the host heartbeat (with State and
+// PlanVersion) every 100 ms. The namespace index is looked up by URI on
+// every connect.
+//
+// Run is the one owner of reconnection: gopcua's auto-reconnect is off
+// (its restore paths can leave a client "connected" with no live
+// subscription, gopcua #876/#879) and every connect makes a new client,
+// session and subscription, with back-off and jitter. A connection whose
+// subscription has stopped delivering is never reported up; gopcua v0.8.0
+// does not pass keep-alives on, so the watchdog (session.go) tells a quiet
+// PLC from a dead subscription with a probe read.
+//
+// Security: None, or Basic256Sha256 with Sign or SignAndEncrypt from a
+// certificate and key file. gopcua checks no server certificate, so the
+// link does (security.go): the certificate of the endpoint it picks must
+// be byte-identical to one in TrustedServerCerts and within its validity
+// period, and the secure channel is opened with that trusted copy, so
+// only the holder of its private key can complete the handshake.
 package opcua

@@ -39,6 +39,8 @@ var (
 	ErrBootChanged = errors.New("plc boot id changed")
 )
 
+var _ devices.PLCLink = (*Link)(nil)
+
 // Link is a devices.PLCLink over OPC UA (gopcua). Create it with New, run
 // it with Run; Send, Events, Status, SetHostState and SetPlanVersion are
 // safe for concurrent use.

@@ -580,3 +580,30 @@ func TestLinkStopsWithoutConsumer(t *testing.T) {
 		t.Fatalf("state %s", st.State)
 	}
 }
+
+// TestLinkMisconfigured: a wrong namespace URI or node prefix keeps the
+// link down with an error that says what is wrong, retrying with back-off.
+func TestLinkMisconfigured(t *testing.T) {
+	sim := sharedSim(t)
+	tests := []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"namespace", Config{Namespace: "urn:other:sorter"}, `namespace "urn:other:sorter"`},
+		{"prefix", Config{NodePrefix: "Sortr"}, "BadNodeIDUnknown"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.cfg.Endpoint = sim.endpoint
+			tl := startLink(t, tc.cfg)
+			waitFor(t, 10*time.Second, "retried with the error", func() bool {
+				st := tl.Status()
+				return st.Reconnects >= 2 && strings.Contains(st.LastError, tc.want)
+			})
+			if st := tl.Status(); st.State == devices.LinkUp {
+				t.Fatalf("up: %+v", st)
+			}
+		})
+	}
+}
