@@ -54,7 +54,7 @@ func startE2E(t *testing.T, c e2eConfig, token string) *e2e {
 			// 0 would put the PLC in commissioning mode.
 			Rate:                0.001,
 			BeltSpeed:           10,
-			ScannerToFirstChute: 4,
+			ScannerToFirstChute: 8,
 			ChutePitch:          0.5,
 			ContainerCapacity:   40,
 			EmptyAfter:          500 * time.Millisecond,
@@ -134,8 +134,8 @@ func startE2E(t *testing.T, c e2eConfig, token string) *e2e {
 	}
 	m := NewMetrics()
 	// Budget: 0.9 x scanner-to-first-chute / belt speed. Confirm timeout:
-	// past the farthest decision point (3.6 s), before the item's next lap (5.6 s).
-	line, err := NewLine(LineConfig{Name: "L1", Chutes: c.Chutes, Budget: 360 * time.Millisecond, ConfirmTimeout: 4500 * time.Millisecond},
+	// past the farthest decision point (4 s), before the item's next lap (6 s).
+	line, err := NewLine(LineConfig{Name: "L1", Chutes: c.Chutes, Budget: 720 * time.Millisecond, ConfirmTimeout: 4500 * time.Millisecond},
 		plc, src, j, m, log)
 	if err != nil {
 		t.Fatal(err)

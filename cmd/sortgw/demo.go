@@ -89,7 +89,10 @@ func newDemo(cfg demoConfig, log zerolog.Logger) (*demo, error) {
 		Seed:     cfg.Seed,
 		Scanners: fieldbussim.ScannerConfig{Count: cfg.Scanners},
 		Labels:   fieldbussim.LabelConfig{NoReadRate: cfg.NoReadRate, MultiReadRate: cfg.MultiReadRate, ConflictRate: 0.5},
-		Conveyor: fieldbussim.ConveyorConfig{Rate: cfg.Rate, ContainerCapacity: cfg.ContainerCapacity, EmptyAfter: cfg.EmptyAfter},
+		// A brisk belt with close chutes: a newcomer sees outcomes within
+		// seconds, not after a 30 s trip to the far end.
+		Conveyor: fieldbussim.ConveyorConfig{Rate: cfg.Rate, BeltSpeed: 4, ChutePitch: 0.8,
+			ContainerCapacity: cfg.ContainerCapacity, EmptyAfter: cfg.EmptyAfter},
 	}
 	if cfg.Protocol == "modbus" {
 		scfg.Modbus.Addr = "127.0.0.1:0"
