@@ -504,6 +504,7 @@ func (l *Link) watchdog(c *conn) (wasUp bool) {
 	t := time.NewTicker(watchdogTick(l.cfg))
 	defer t.Stop()
 	var lastState devices.LinkState = devices.LinkSyncing
+	var flaps rateLog
 	for {
 		select {
 		case <-c.ctx.Done():
@@ -525,11 +526,15 @@ func (l *Link) watchdog(c *conn) (wasUp bool) {
 		}
 		l.mu.Unlock()
 		if st != lastState {
+			// A link flapping between up and not up (a loaded server)
+			// logs each reason at most once per second.
 			if st == devices.LinkUp {
 				wasUp = true
-				l.log.Info().Msg("plc link up")
-			} else {
-				l.log.Warn().Str("reason", reason).Msg("plc link not up")
+				if n, ok := flaps.allow("up", now); ok {
+					l.log.Info().Int("suppressed", n).Msg("plc link up")
+				}
+			} else if n, ok := flaps.allow(reason, now); ok {
+				l.log.Warn().Str("reason", reason).Int("suppressed", n).Msg("plc link not up")
 			}
 			lastState = st
 		}
