@@ -504,7 +504,7 @@ func (l *Link) watchdog(c *conn) (wasUp bool) {
 	t := time.NewTicker(watchdogTick(l.cfg))
 	defer t.Stop()
 	var lastState devices.LinkState = devices.LinkSyncing
-	var flaps rateLog
+	var upLog, downLog rateLog
 	for {
 		select {
 		case <-c.ctx.Done():
@@ -530,10 +530,10 @@ func (l *Link) watchdog(c *conn) (wasUp bool) {
 			// logs each reason at most once per second.
 			if st == devices.LinkUp {
 				wasUp = true
-				if n, ok := flaps.allow("up", now); ok {
+				if n, ok := upLog.allow("up", now); ok {
 					l.log.Info().Int("suppressed", n).Msg("plc link up")
 				}
-			} else if n, ok := flaps.allow(reason, now); ok {
+			} else if n, ok := downLog.allow(reason, now); ok {
 				l.log.Warn().Str("reason", reason).Int("suppressed", n).Msg("plc link not up")
 			}
 			lastState = st
