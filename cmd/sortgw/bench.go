@@ -43,6 +43,7 @@ import (
 	"sortgw/gateway"
 	"sortgw/gateway/journal"
 	"sortgw/sortplan"
+	"sortgw/sortplan/zcta"
 )
 
 // benchConfig is one bench scenario. The zero value of a field selects the
@@ -85,7 +86,10 @@ type benchConfig struct {
 	// Capacity is each line's tracking table (0: the gateway's default,
 	// 65536 items); JournalQueue the journal's queue (0: its default).
 	Capacity, JournalQueue int
-	Log                    zerolog.Logger
+	// ImmediateScan makes the emulated PLC take commands as they are
+	// written (not only at its scan), to tell the ring from the gateway.
+	ImmediateScan bool
+	Log           zerolog.Logger
 }
 
 func (c *benchConfig) defaults() error {
@@ -747,11 +751,12 @@ func newBenchLine(cfg benchConfig, i int, base time.Time, labels []sortplan.Samp
 		multi = 0.01
 	}
 	scfg := fieldbussim.Config{
-		Chutes:   cfg.Chutes,
-		PLCCycle: cfg.PLCCycle,
-		Seed:     cfg.Seed + int64(i)*7919,
-		Scanners: fieldbussim.ScannerConfig{Count: cfg.Scanners, QueueSize: 1 << 14},
-		Labels:   fieldbussim.LabelConfig{NoReadRate: noRead, MultiReadRate: multi, ConflictRate: 0.5, GarbageRate: cfg.GarbageRate},
+		Chutes:        cfg.Chutes,
+		PLCCycle:      cfg.PLCCycle,
+		ImmediateScan: cfg.ImmediateScan,
+		Seed:          cfg.Seed + int64(i)*7919,
+		Scanners:      fieldbussim.ScannerConfig{Count: cfg.Scanners, QueueSize: 1 << 14},
+		Labels:        fieldbussim.LabelConfig{NoReadRate: noRead, MultiReadRate: multi, ConflictRate: 0.5, GarbageRate: cfg.GarbageRate},
 		Conveyor: fieldbussim.ConveyorConfig{
 			Rate: math.Max(cfg.Rate, 1), ChutePitch: cfg.ChutePitch, ContainerCapacity: cfg.ContainerCapacity,
 			EmptyAfter: cfg.EmptyAfter, LostRate: cfg.LostRate,
@@ -1112,11 +1117,11 @@ func benchDecide(chutes int, seed int64) (*decideResult, error) {
 	if len(gs1) == 0 {
 		return nil, errors.New("bench: no gs1 sample labels")
 	}
+	// The baseline map holds every ZIP of the plan's list (33,791 keys),
+	// as sortplan's BenchmarkMapLookup does.
 	mp := map[string]uint16{}
-	for _, r := range p.Rules {
-		if len(r.Chutes) > 0 {
-			mp[r.Key] = r.Chutes[0]
-		}
+	for i, z := range zcta.Codes() {
+		mp[z] = uint16(i)
 	}
 	var avail sortplan.Availability
 	avail.Set(7, true)
@@ -1305,13 +1310,14 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	logLevel := fs.String("log", "error", "log level")
 	capacity := fs.Int("capacity", 0, "items tracked per line (default: the gateway's, 65536)")
 	jqueue := fs.Int("journal-queue", 0, "journal queue size (default: the journal's, 65536)")
+	immediate := fs.Bool("immediate-scan", false, "the emulated PLC takes commands as they are written, not only at its scan")
 	memprofile := fs.String("memprofile", "", "write a heap profile at the end of the (last) window here")
 	feed := fs.String("feed", "", "direct (the bench's own scanner at an exact rate; default) or conveyor (the emulated belt; default with -chaos)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	cfg := benchConfig{Duration: *dur, Warmup: *warm, Lines: *lines, Chutes: *chutes, PLCCycle: *cycle, Poll: *poll,
-		Chaos: *chaosOn, ChaosEvery: *every, Feed: *feed, MemProfile: *memprofile, Capacity: *capacity, JournalQueue: *jqueue, ContainerCapacity: *contCap, Seed: *seed, SkipDecide: *noDecide,
+		Chaos: *chaosOn, ChaosEvery: *every, Feed: *feed, ImmediateScan: *immediate, MemProfile: *memprofile, Capacity: *capacity, JournalQueue: *jqueue, ContainerCapacity: *contCap, Seed: *seed, SkipDecide: *noDecide,
 		Log: newLogger(stderr, "console", *logLevel)}
 	switch *rate {
 	case "":

@@ -48,7 +48,10 @@ func plcFaults(protocol string) []fault {
 	if protocol == "modbus" {
 		fs = append(fs,
 			fault{name: "DropPLCConnections", plc: true, reconnect: true, inject: func(bl *benchLine) { bl.sim.DropPLCConnections() }},
-			fault{name: "DelayNextReply 400ms", plc: true, inject: func(bl *benchLine) { bl.sim.DelayNextReply(400 * time.Millisecond) }},
+			// 400 ms is past the link's 250 ms request timeout: it must
+			// redial. Recovery is timed from the timeout.
+			fault{name: "DelayNextReply 400ms", plc: true, reconnect: true, after: 250 * time.Millisecond,
+				inject: func(bl *benchLine) { bl.sim.DelayNextReply(400 * time.Millisecond) }},
 			fault{name: "InjectModbusException 6 x5", plc: true, inject: func(bl *benchLine) { bl.sim.InjectModbusException(6, 5) }},
 		)
 	} else {
