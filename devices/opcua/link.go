@@ -244,7 +244,9 @@ func (l *Link) Status() devices.PLCStatus {
 
 // stateLocked derives the link state. Up needs a connection whose
 // subscription delivers (a notification or a matching probe within
-// StaleAfter), FaultCode read from it other than 1 (host lost), and a PLC
+// StaleAfter), FaultCode read from it outside 1..99 (1 is host lost,
+// 2..99 are reserved by the contract and held like it, as the Modbus link
+// does; 100 and up are the PLC's own and do not stop commands), and a PLC
 // heartbeat that changed within PLCWatchdog. The reason says why a
 // connected link is not up.
 func (l *Link) stateLocked(now time.Time) (devices.LinkState, string) {
@@ -263,6 +265,8 @@ func (l *Link) stateLocked(now time.Time) (devices.LinkState, string) {
 		return devices.LinkSyncing, "waiting for fault code"
 	case l.plc.fault == 1:
 		return devices.LinkSyncing, "fault code 1: plc reports host lost"
+	case l.plc.fault >= 2 && l.plc.fault <= 99:
+		return devices.LinkSyncing, fmt.Sprintf("fault code %d (reserved): commands held", l.plc.fault)
 	case now.Sub(l.plc.lastHB) > l.cfg.PLCWatchdog:
 		return devices.LinkSyncing, fmt.Sprintf("plc heartbeat unchanged for %s", now.Sub(l.plc.lastHB).Round(time.Millisecond))
 	}
