@@ -97,6 +97,7 @@ type Totals struct {
 	Exceptions   uint64            `json:"recirc_limit"`
 	Unmatched    uint64            `json:"unmatched"`
 	Overflow     uint64            `json:"read_overflow"`
+	JournalErrs  uint64            `json:"journal_errors"` // records the journal refused (queue full, closed)
 	Results      map[string]uint64 `json:"outcomes_by_kind"`
 }
 
@@ -281,7 +282,7 @@ func (l *Line) publish(now time.Time) {
 			Reads: l.c.Reads, NoReads: l.c.NoReads, Duplicates: l.c.Duplicates, Decided: l.c.Decided, Unknown: l.c.Unknown,
 			MultiRead: l.c.MultiRead, Outcomes: l.c.Outcomes, Sorted: l.c.Sorted, Recirculated: l.c.Recirculated, Late: l.c.Late,
 			Lost: l.c.Lost, Missed: l.c.Missed, Timeout: l.c.Timeout, NotSent: l.c.NotSent, Exceptions: l.c.Exceptions,
-			Unmatched: l.c.Unmatched, Overflow: l.overflow.Load(), Results: map[string]uint64{},
+			Unmatched: l.c.Unmatched, Overflow: l.overflow.Load(), JournalErrs: l.journalErrs.Load(), Results: map[string]uint64{},
 		},
 		PerMinute: l.rates.rates(now, &l.c),
 	}

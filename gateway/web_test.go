@@ -88,7 +88,9 @@ func TestStatusPageInBrowser(t *testing.T) {
 	}
 	evalUntil(t, ctx, "live updates", `document.querySelector("#live").textContent === "live"`)
 	// Live counters move: the reads tile changes under our eyes.
-	first, err := chromedp.Run(ctx, chromedp.TextContent(chromedp.CSS(`section.line .rates .tile b`)))
+	// Read through JS: the page replaces these nodes every second, so a
+	// DOM node id from a query may be stale by the time it is used.
+	first, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector("section.line .rates .tile b").textContent`))
 	if err != nil {
 		t.Fatal(err)
 	}
