@@ -24,6 +24,7 @@ import (
 	"sortgw/gateway"
 	"sortgw/gateway/journal"
 	"sortgw/sortplan"
+	"sortgw/sortplan/zcta"
 )
 
 // demoConfig is what `sortgw demo` runs; tests use it with port 0.
@@ -50,6 +51,7 @@ type demoConfig struct {
 type demo struct {
 	cfg     demoConfig
 	sim     *fieldbussim.Sim
+	plan    *sortplan.Plan
 	gw      *gateway.Gateway
 	line    *gateway.Line
 	journal *journal.Journal
@@ -60,7 +62,7 @@ type demo struct {
 // newDemo builds (but does not start) the sim; start binds it.
 func newDemo(cfg demoConfig, log zerolog.Logger) (*demo, error) {
 	if cfg.Chutes == 0 {
-		cfg.Chutes = 64
+		cfg.Chutes = 256
 	}
 	if cfg.Scanners == 0 {
 		cfg.Scanners = 2
@@ -99,11 +101,46 @@ func newDemo(cfg demoConfig, log zerolog.Logger) (*demo, error) {
 	} else {
 		scfg.OPCUA.Addr = "127.0.0.1:0"
 	}
+	plan, dests, err := demoPlan(cfg.Chutes, cfg.Seed)
+	if err != nil {
+		return nil, err
+	}
+	scfg.Labels.Destinations = dests
 	sim, err := fieldbussim.New(scfg, log.With().Str("part", "sim").Logger().Level(zerolog.WarnLevel))
 	if err != nil {
 		return nil, err
 	}
-	return &demo{cfg: cfg, sim: sim, log: log}, nil
+	return &demo{cfg: cfg, sim: sim, plan: plan, log: log}, nil
+}
+
+// demoPlan generates the demo's sort plan from the embedded ZIP list and
+// the destinations its parcels carry: half of them for the sort center's
+// own delivery routes (the plan's exact ZIP rules), half from anywhere in
+// the country (linehaul), so both kinds of chute fill on the page.
+func demoPlan(chutes int, seed int64) (*sortplan.Plan, []string, error) {
+	planCSV, err := sortplan.Generate(sortplan.GenerateOptions{Chutes: chutes, Seed: seed + 1, Name: "DEMO-" + strconv.Itoa(chutes)})
+	if err != nil {
+		return nil, nil, fmt.Errorf("demo: generate plan: %w", err)
+	}
+	plan, _, err := sortplan.ParsePlan("demo-plan.csv", bytes.NewReader(planCSV), chutes)
+	if err != nil {
+		return nil, nil, fmt.Errorf("demo: plan: %w", err)
+	}
+	var local []string
+	for _, r := range plan.Rules {
+		if r.Kind == sortplan.RuleExact {
+			local = append(local, r.Pattern)
+		}
+	}
+	all := zcta.Codes()
+	dests := make([]string, 0, 2*len(all))
+	dests = append(dests, all...)
+	if len(local) > 0 {
+		for rep := len(all) / len(local); rep > 0; rep-- {
+			dests = append(dests, local...)
+		}
+	}
+	return plan, dests, nil
 }
 
 // Run runs the sim, then wires and runs the gateway against it, until ctx
@@ -147,16 +184,7 @@ func (d *demo) runGateway(ctx context.Context, ready func(url string)) error {
 	}
 	d.journal = j
 
-	planCSV, err := sortplan.Generate(sortplan.GenerateOptions{Chutes: cfg.Chutes, Seed: cfg.Seed + 1, Name: "DEMO-" + strconv.Itoa(cfg.Chutes)})
-	if err != nil {
-		_ = j.Close()
-		return fmt.Errorf("demo: generate plan: %w", err)
-	}
-	plan, _, err := sortplan.ParsePlan("demo-plan.csv", bytes.NewReader(planCSV), cfg.Chutes)
-	if err != nil {
-		_ = j.Close()
-		return fmt.Errorf("demo: plan: %w", err)
-	}
+	plan := d.plan
 	var mbuf bytes.Buffer
 	if err := d.sim.WriteManifest(&mbuf); err != nil {
 		_ = j.Close()
@@ -228,7 +256,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	httpAddr := fs.String("http", "127.0.0.1:8080", "status page address")
 	proto := fs.String("protocol", "modbus", "PLC protocol: modbus or opcua")
 	rate := fs.Float64("rate", 20, "items inducted per second")
-	chutes := fs.Int("chutes", 64, "chute count")
+	chutes := fs.Int("chutes", 256, "chute count")
 	seed := fs.Int64("seed", 1, "random seed for the sorter and the plan")
 	token := fs.String("token", "", "bearer token for actions (default: a random one, printed)")
 	if err := fs.Parse(args); err != nil {
