@@ -69,6 +69,9 @@ type ResolverConfig struct {
 	CountryCode string   `yaml:"country_code"`
 	Patterns    []string `yaml:"patterns"`
 	NoReadToken string   `yaml:"noread_token"`
+	// RequireSymbologyID reads only codes with a GS1 symbology identifier
+	// (]C1, ]d2, ]Q3) as GS1; set it where scanners also read EAN-8.
+	RequireSymbologyID bool `yaml:"require_symbology_id"`
 }
 
 // PLCConfig selects and configures the PLC link.
@@ -95,6 +98,9 @@ type ModbusConfig struct {
 	BackoffMin  time.Duration `yaml:"backoff_min"`
 	BackoffMax  time.Duration `yaml:"backoff_max"`
 	QueueSize   int           `yaml:"queue_size"`
+	// Connections: 2 (default) keeps divert writes off the polling
+	// connection; 1 for PLCs that accept a single client.
+	Connections int `yaml:"connections"`
 }
 
 // OPCUAConfig mirrors devices/opcua.Config.
@@ -128,6 +134,9 @@ type ScannerCfg struct {
 	Separator        string        `yaml:"separator"`
 	BackoffMin       time.Duration `yaml:"backoff_min"`
 	BackoffMax       time.Duration `yaml:"backoff_max"`
+	// Peer (server mode): the scanner's IP, when several scanners share one
+	// listen address.
+	Peer string `yaml:"peer"`
 }
 
 // ErrConfig marks configuration errors (exit status 1 from check).

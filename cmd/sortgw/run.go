@@ -31,6 +31,7 @@ func modbusConfig(name string, chutes int, m *ModbusConfig) modbus.Config {
 		Name: name, Addr: m.Addr, UnitID: byte(m.UnitID), HostBase: uint16(m.HostBase), DivertBase: uint16(m.DivertBase),
 		PLCBase: uint16(m.PLCBase), Ring: m.Ring, Chutes: chutes, WordOrder: m.WordOrder, Poll: m.Poll, Heartbeat: m.Heartbeat,
 		Timeout: m.Timeout, PLCWatchdog: m.PLCWatchdog, BackoffMin: m.BackoffMin, BackoffMax: m.BackoffMax, QueueSize: m.QueueSize,
+		Connections: m.Connections,
 	}
 }
 
@@ -46,7 +47,7 @@ func scannerConfig(s *ScannerCfg) scanner.Config {
 	return scanner.Config{
 		Name: s.Name, Addr: s.Addr, Mode: s.Mode, Framing: s.Framing, MaxFrame: s.MaxFrame, HeartbeatTimeout: s.HeartbeatTimeout,
 		NoReadToken: s.NoReadToken, HeartbeatToken: s.HeartbeatToken, Separator: s.Separator, BackoffMin: s.BackoffMin,
-		BackoffMax: s.BackoffMax,
+		BackoffMax: s.BackoffMax, Peer: s.Peer,
 	}
 }
 
@@ -63,7 +64,7 @@ func checkOPCUA(name string, o *OPCUAConfig) error {
 }
 
 func resolverConfig(r ResolverConfig) sortplan.ResolverConfig {
-	return sortplan.ResolverConfig{CountryCode: r.CountryCode, Patterns: r.Patterns, NoReadToken: r.NoReadToken}
+	return sortplan.ResolverConfig{CountryCode: r.CountryCode, Patterns: r.Patterns, NoReadToken: r.NoReadToken, RequireSymbologyID: r.RequireSymbologyID}
 }
 
 // newPLC makes the configured PLC link.
