@@ -460,8 +460,12 @@ type benchReport struct {
 	// the link queue), all lines, the whole run; quantiles are bucket
 	// upper bounds.
 	GWDecision bucketStats
-	Chaos      *chaosReport
-	Check      *truthCheck
+	// PollGap is the Modbus link's own histogram of the time between two
+	// polls (line 1): a tail far above the poll interval is a host too
+	// busy to poll on time.
+	PollGap *devices.HistogramSnapshot
+	Chaos   *chaosReport
+	Check   *truthCheck
 }
 
 // runBench runs one scenario.
@@ -729,6 +733,10 @@ func runBench(ctx context.Context, cfg benchConfig) (*benchReport, error) {
 	}
 	rep.Decided, rep.Written, rep.TakenLat, rep.Confirmed = summarise(all[0]), summarise(all[1]), summarise(all[2]), summarise(all[3])
 	rep.GWDecision = histogramStats(m, "sortgw_decision_seconds")
+	if ml, ok := lines[0].link.inner.(*modbus.Link); ok {
+		pg := ml.PollInterval()
+		rep.PollGap = &pg
+	}
 	rep.Check = checkTruth(lines, tally)
 	if ch != nil {
 		rep.Chaos = ch.report()
@@ -1270,6 +1278,10 @@ func (r *benchReport) print(w io.Writer) {
 	fmt.Fprintf(w, "outcomes in the window: %s\n", strings.Join(parts, ", "))
 	if r.Dropped > 0 {
 		fmt.Fprintf(w, "events dropped at stop: %d\n", r.Dropped)
+	}
+	if pg := r.PollGap; pg != nil && pg.Count > 0 {
+		fmt.Fprintf(w, "modbus poll gap (line 1, whole run, %d polls): p50 %s ms, p99 %s ms, p99.9 %s ms, max %s ms\n",
+			pg.Count, ms(pg.P50), ms(pg.P99), ms(pg.P999), ms(pg.Max))
 	}
 	if g := r.GWDecision; g.Count > 0 {
 		fmt.Fprintf(w, "gateway decision time (its histogram, %d reads): p50 %s ms, p99 %s ms, p99.9 %s ms; %.2f%% within 1 ms\n",
