@@ -91,6 +91,14 @@ func isGS1Symbology(s string) bool {
 // resolve reads one code. It never allocates, except when it tries the
 // configured patterns (last).
 func (t *Table) resolve(code string) (r resolution) {
+	t.resolveInto(code, &r)
+	return r
+}
+
+// resolveInto is resolve filling r, which must be zero on entry, in place:
+// Decide keeps one resolution on its stack instead of copying ~100 bytes
+// up through every return.
+func (t *Table) resolveInto(code string, r *resolution) {
 	data := code
 	symOffset := 0
 	if len(code) >= 3 && code[0] == ']' {
@@ -98,103 +106,129 @@ func (t *Table) resolve(code string) (r resolution) {
 		if isGS1Symbology(code[1:3]) {
 			var g gs1Result
 			parseGS1(data, &g)
-			return t.fromGS1(&g, data, symOffset)
+			t.fromGS1(&g, data, symOffset, r)
+			return
 		}
 	} else if len(code) > 0 && code[0] == '(' {
 		var g gs1Result
 		parseGS1HRI(code, &g)
-		return t.fromGS1(&g, code, 0)
+		t.fromGS1(&g, code, 0, r)
+		return
 	} else if strings.IndexByte(code, gs) >= 0 {
 		var g gs1Result
 		parseGS1(code, &g)
-		return t.fromGS1(&g, code, 0)
+		t.fromGS1(&g, code, 0, r)
+		return
 	}
 	if sh, ok := isUPS(data); sh {
 		if !ok {
-			return resolution{fail: failUPSCheck, id: data}
+			*r = resolution{fail: failUPSCheck, id: data}
+			return
 		}
-		return t.viaManifest(data, srcUPS, data)
+		t.viaManifest(data, srcUPS, data, r)
+		return
 	}
 	if zip, trk, sh, ok := impbRouted(data); sh {
 		if !ok {
-			return resolution{fail: failIMpbCheck, id: data}
+			*r = resolution{fail: failIMpbCheck, id: data}
+			return
 		}
-		return resolution{ok: true, dest: dest{key: zip}, src: srcIMpbRouted, id: trk}
+		r.ok, r.dest.key, r.src, r.id = true, zip, srcIMpbRouted, trk
+		return
 	}
 	if sh, ok := isIMpbTracking(data); sh {
 		if !ok {
-			return resolution{fail: failIMpbCheck, id: data}
+			*r = resolution{fail: failIMpbCheck, id: data}
+			return
 		}
-		return t.viaManifest(data, srcIMpb, data)
+		t.viaManifest(data, srcIMpb, data, r)
+		return
 	}
 	if isTBA(data) {
-		return t.viaManifest(data, srcTBA, data)
+		t.viaManifest(data, srcTBA, data, r)
+		return
 	}
 	if symOffset == 0 && !t.requireSymID && len(data) >= 2 && isDigit(data[0]) && isDigit(data[1]) {
 		// GS1 data from a scanner that sends no symbology identifier. A
 		// string that does not parse is simply not GS1 here.
 		var g gs1Result
 		if parseGS1(data, &g); g.fail == gs1OK {
-			if res := t.fromGS1(&g, data, 0); res.ok {
-				return res
+			if t.fromGS1(&g, data, 0, r); r.ok {
+				return
 			}
+			*r = resolution{}
 		}
 	}
 	if t.man != nil {
-		if res := t.viaManifest(data, srcRawID, data); res.ok {
-			return res
+		if t.viaManifest(data, srcRawID, data, r); r.ok {
+			return
 		}
+		*r = resolution{}
 	}
-	return t.byPattern(data)
+	t.byPattern(data, r)
 }
 
 // fromGS1 turns a parsed element string into a destination, in the
-// contract's order: 420, 421, 403, then package ids via the manifest.
-func (t *Table) fromGS1(g *gs1Result, data string, symOffset int) resolution {
+// contract's order: 420, 421, 403, then package ids via the manifest. r
+// must be zero on entry.
+func (t *Table) fromGS1(g *gs1Result, data string, symOffset int, r *resolution) {
 	if g.fail != gs1OK {
-		return resolution{fail: failGS1, gs1: g.fail, pos: g.failPos + symOffset, ai: g.failAI}
+		r.fail, r.gs1, r.pos, r.ai = failGS1, g.fail, g.failPos+symOffset, g.failAI.in(data)
+		return
 	}
-	if g.impb != "" {
-		if sh, ok := isIMpbTracking(g.impb); sh && !ok {
-			return resolution{fail: failGS1, gs1: gs1BadIMpb, ai: g.impb[:2], id: g.impb}
+	impb := g.impb.in(data)
+	if impb != "" {
+		if sh, ok := isIMpbTracking(impb); sh && !ok {
+			r.fail, r.gs1, r.ai, r.id = failGS1, gs1BadIMpb, impb[:2], impb
+			return
 		}
 	}
-	if g.ai420 != "" {
-		if !t.postalOK(g.ai420) {
-			return resolution{fail: failGS1, gs1: gs1BadPostal, ai: "420"}
+	if g.ai420 != 0 {
+		v := g.ai420.in(data)
+		if !t.postalOK(v) {
+			r.fail, r.gs1, r.ai = failGS1, gs1BadPostal, "420"
+			return
 		}
-		return resolution{ok: true, dest: dest{key: g.ai420}, src: src420}
+		r.ok, r.dest.key, r.src = true, v, src420
+		return
 	}
-	if v := g.ai421; v != "" {
+	if g.ai421 != 0 {
+		v := g.ai421.in(data)
 		cc, postal := v[:3], v[3:]
 		if cc == t.country {
 			if !t.postalOK(postal) {
-				return resolution{fail: failGS1, gs1: gs1BadPostal, ai: "421"}
+				r.fail, r.gs1, r.ai = failGS1, gs1BadPostal, "421"
+				return
 			}
-			return resolution{ok: true, dest: dest{key: postal}, src: src421}
+			r.ok, r.dest.key, r.src = true, postal, src421
+			return
 		}
-		return resolution{ok: true, dest: dest{cc: cc, key: postal}, src: src421}
+		r.ok, r.dest, r.src = true, dest{cc: cc, key: postal}, src421
+		return
 	}
-	if g.ai403 != "" {
-		return resolution{ok: true, dest: dest{key: g.ai403}, src: src403}
+	if g.ai403 != 0 {
+		r.ok, r.dest.key, r.src = true, g.ai403.in(data), src403
+		return
 	}
-	miss := resolution{fail: failNothing}
-	if g.ai00 != "" {
-		if miss = t.viaManifest(g.ai00, srcSSCC, g.ai00); miss.ok {
-			return miss
-		}
-	}
-	if g.impb != "" {
-		if res := t.viaManifest(g.impb, srcIMpb, g.impb); res.ok {
-			return res
-		} else if g.ai00 == "" {
-			miss = res
+	r.fail = failNothing
+	if ai00 := g.ai00.in(data); ai00 != "" {
+		if t.viaManifest(ai00, srcSSCC, ai00, r); r.ok {
+			return
 		}
 	}
-	if p := t.byPattern(data); p.ok {
-		return p
+	if impb != "" {
+		var res resolution
+		if t.viaManifest(impb, srcIMpb, impb, &res); res.ok || g.ai00 == 0 {
+			*r = res
+			if res.ok {
+				return
+			}
+		}
 	}
-	return miss
+	var p resolution
+	if t.byPattern(data, &p); p.ok {
+		*r = p
+	}
 }
 
 // postalOK checks a domestic postal code: for the US (840) a ZIP5 or a
@@ -206,15 +240,18 @@ func (t *Table) postalOK(v string) bool {
 	return v != ""
 }
 
-func (t *Table) viaManifest(id string, src srcKind, shown string) resolution {
+// viaManifest looks a package id up in the manifest into r (set whole).
+func (t *Table) viaManifest(id string, src srcKind, shown string, r *resolution) {
 	if t.man == nil {
-		return resolution{fail: failNoManifest, src: src, id: shown}
+		*r = resolution{fail: failNoManifest, src: src, id: shown}
+		return
 	}
 	v, ok := t.man.Lookup(id)
 	if !ok {
-		return resolution{fail: failNotInManifest, src: src, id: shown}
+		*r = resolution{fail: failNotInManifest, src: src, id: shown}
+		return
 	}
-	return resolution{ok: true, dest: t.splitDest(v), src: src, id: shown}
+	*r = resolution{ok: true, dest: t.splitDest(v), src: src, id: shown}
 }
 
 // splitDest reads a destination key as written in a manifest or given by
@@ -230,7 +267,8 @@ func (t *Table) splitDest(v string) dest {
 	return dest{key: v}
 }
 
-func (t *Table) byPattern(data string) resolution {
+// byPattern tries the configured patterns in order into r (set whole).
+func (t *Table) byPattern(data string, r *resolution) {
 	for i, re := range t.pats {
 		m := re.FindStringSubmatchIndex(data)
 		if m == nil {
@@ -240,9 +278,10 @@ func (t *Table) byPattern(data string) resolution {
 		if m[2*g] < 0 || m[2*g+1] <= m[2*g] {
 			continue
 		}
-		return resolution{ok: true, dest: dest{key: data[m[2*g]:m[2*g+1]]}, src: srcPattern, pattern: i}
+		*r = resolution{ok: true, dest: dest{key: data[m[2*g]:m[2*g+1]]}, src: srcPattern, pattern: i}
+		return
 	}
-	return resolution{fail: failNothing}
+	*r = resolution{fail: failNothing}
 }
 
 // agree merges two destinations read off one parcel: equal keys agree, and

@@ -42,7 +42,21 @@ type aiSpec struct {
 	cs        uint8 // charset of the value after numPrefix
 	numPrefix uint8 // leading value chars that must be digits (421: country)
 	check     uint8 // if > 0: the first check digits carry a GS1 mod-10 check digit in the last of them
+	role      aiRole
 }
+
+// aiRole marks the AIs whose values the resolver keeps, so that recording
+// a value is a switch on a byte instead of on the AI's digits.
+type aiRole uint8
+
+const (
+	roleNone aiRole = iota
+	role420         // ship-to postal code
+	role421         // country + postal code
+	role403         // routing code
+	role00          // SSCC
+	roleIMpb        // 92..95: a USPS IMpb tracking number
+)
 
 // aiTab holds every AI the parser knows, indexed by its digits; aiLen maps
 // the first two digits to the AI's length (GS1 AIs are prefix-free).
@@ -199,6 +213,13 @@ func buildAITable() *aiTab {
 	add(8111, 4, n(4))
 	add(8112, 4, xv(70))
 	add(8200, 4, xv(70))
+	for ai, role := range map[int]aiRole{420: role420, 421: role421, 403: role403} {
+		t.s3[ai].role = role
+	}
+	t.s2[0].role = role00
+	for ai := 92; ai <= 95; ai++ {
+		t.s2[ai].role = roleIMpb
+	}
 	return t
 }
 
@@ -256,43 +277,75 @@ func (f gs1Fail) String() string {
 	return "gs1 failure"
 }
 
-// gs1Result holds the fields the resolver cares about, as substrings of the
-// input; fail/failPos/failAI describe the first error.
+// span is a substring of the input as a value: the start offset in the low
+// 56 bits, the length in the high 8 (every span the parser keeps is an AI
+// or an AI value with its AI, at most 94 bytes). Eight bytes instead of a
+// 16-byte string header keep gs1Result within one cache line.
+type span uint64
+
+func mkSpan(start, end int) span { return span(uint64(start) | uint64(end-start)<<56) }
+
+// in returns the span's text in s ("" for the zero span).
+func (p span) in(s string) string {
+	start := int(p & (1<<56 - 1))
+	return s[start : start+int(p>>56)]
+}
+
+// gs1Result holds the fields the resolver cares about, as spans of the
+// input; fail/failPos/failAI describe the first error. A zero span is an
+// absent field (no kept value is empty).
 type gs1Result struct {
 	fail    gs1Fail
 	failPos int
-	failAI  string
-	ai420   string
-	ai421   string
-	ai403   string
-	ai00    string
-	impb    string // AI 92..95 value with its AI: a USPS IMpb tracking number
+	failAI  span
+	ai420   span
+	ai421   span
+	ai403   span
+	ai00    span
+	impb    span // AI 92..95 value with its AI: a USPS IMpb tracking number
+}
+
+// noAI is what aiAt returns for an unknown AI.
+var noAI aiSpec
+
+// aiAt reads an AI at the start of s: its spec (noAI, not valid, when
+// unknown) and its length. It returns a pointer into the table, so no spec
+// is copied.
+func aiAt(s string) (*aiSpec, int) {
+	if len(s) < 2 {
+		return &noAI, 0
+	}
+	d0, d1 := s[0]-'0', s[1]-'0'
+	if d0 > 9 || d1 > 9 {
+		return &noAI, 0
+	}
+	p := int(d0)*10 + int(d1)
+	l := int(gs1AIs.aiLen[p])
+	if l == 0 || len(s) < l {
+		return &noAI, 0
+	}
+	switch l {
+	case 2:
+		return &gs1AIs.s2[p], 2
+	case 3:
+		d2 := s[2] - '0'
+		if d2 > 9 {
+			return &noAI, 0
+		}
+		return &gs1AIs.s3[p*10+int(d2)], 3
+	default:
+		d2, d3 := s[2]-'0', s[3]-'0'
+		if d2 > 9 || d3 > 9 {
+			return &noAI, 0
+		}
+		return &gs1AIs.s4[p*100+int(d2)*10+int(d3)], 4
+	}
 }
 
 // lookupAI reads an AI at the start of s.
 func lookupAI(s string) (aiSpec, int) {
-	if len(s) < 2 || !isDigit(s[0]) || !isDigit(s[1]) {
-		return aiSpec{}, 0
-	}
-	p := int(s[0]-'0')*10 + int(s[1]-'0')
-	l := int(gs1AIs.aiLen[p])
-	if l == 0 || len(s) < l {
-		return aiSpec{}, 0
-	}
-	switch l {
-	case 2:
-		return gs1AIs.s2[p], 2
-	case 3:
-		if !isDigit(s[2]) {
-			return aiSpec{}, 0
-		}
-		return gs1AIs.s3[p*10+int(s[2]-'0')], 3
-	default:
-		if !isDigit(s[2]) || !isDigit(s[3]) {
-			return aiSpec{}, 0
-		}
-		return gs1AIs.s4[p*100+int(s[2]-'0')*10+int(s[3]-'0')], 4
-	}
+	sp, n := aiAt(s)
+	return *sp, n
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
@@ -341,24 +394,27 @@ func validDate(v string) bool {
 	return mm >= 1 && mm <= 12 && dd <= 31
 }
 
-// checkValue validates one AI value against its spec.
-func checkValue(sp aiSpec, v string) (gs1Fail, int) {
-	if len(v) == 0 {
+// checkValue validates one AI value against its spec: length, character
+// set (digits for the numPrefix first characters), check digit, date.
+func checkValue(sp *aiSpec, v string) (gs1Fail, int) {
+	n := len(v)
+	if n == 0 {
 		return gs1EmptyField, 0
 	}
-	if len(v) < int(sp.min) {
-		return gs1TooShort, len(v)
+	if n < int(sp.min) {
+		return gs1TooShort, n
 	}
-	if len(v) > int(sp.max) {
+	if n > int(sp.max) {
 		return gs1TooLong, int(sp.max)
 	}
-	for k := 0; k < len(v); k++ {
-		c := csetOf[v[k]]
-		if k < int(sp.numPrefix) {
-			if c&csN == 0 {
-				return gs1BadChar, k
-			}
-		} else if c&sp.cs == 0 {
+	k := 0
+	for np := min(int(sp.numPrefix), n); k < np; k++ {
+		if !isDigit(v[k]) {
+			return gs1BadChar, k
+		}
+	}
+	for cs := sp.cs; k < n; k++ {
+		if csetOf[v[k]]&cs == 0 {
 			return gs1BadChar, k
 		}
 	}
@@ -373,27 +429,28 @@ func checkValue(sp aiSpec, v string) (gs1Fail, int) {
 
 // record keeps the value of an AI the resolver uses; an AI repeated with a
 // different value is a syntax error (the GS1 rule for repeated AIs).
-func record(slot *string, v string) bool {
-	if *slot != "" && *slot != v {
+func record(slot *span, v span, s string) bool {
+	if *slot != 0 && slot.in(s) != v.in(s) {
 		return false
 	}
 	*slot = v
 	return true
 }
 
-// note stores interesting values into r; returns false on a repeated AI conflict.
-func (r *gs1Result) note(ai string, v string, whole string) bool {
-	switch ai {
-	case "420":
-		return record(&r.ai420, v)
-	case "421":
-		return record(&r.ai421, v)
-	case "403":
-		return record(&r.ai403, v)
-	case "00":
-		return record(&r.ai00, v)
-	case "92", "93", "94", "95":
-		return record(&r.impb, whole)
+// note stores interesting values into r: v is the value, whole the AI
+// and its value, both spans of s; returns false on a repeated AI conflict.
+func (r *gs1Result) note(role aiRole, v, whole span, s string) bool {
+	switch role {
+	case role420:
+		return record(&r.ai420, v, s)
+	case role421:
+		return record(&r.ai421, v, s)
+	case role403:
+		return record(&r.ai403, v, s)
+	case role00:
+		return record(&r.ai00, v, s)
+	case roleIMpb:
+		return record(&r.impb, whole, s)
 	}
 	return true
 }
@@ -414,18 +471,17 @@ func parseGS1(s string, r *gs1Result) {
 			r.fail, r.failPos = gs1EmptyField, i
 			return
 		}
-		sp, al := lookupAI(s[i:])
+		sp, al := aiAt(s[i:])
 		if !sp.valid {
 			r.fail, r.failPos = gs1UnknownAI, i
 			return
 		}
-		ai := s[i : i+al]
 		vs := i + al
 		var ve, next int
 		if sp.fixed {
 			ve = vs + int(sp.max)
 			if ve > len(s) {
-				r.fail, r.failPos, r.failAI = gs1Truncated, len(s), ai
+				r.fail, r.failPos, r.failAI = gs1Truncated, len(s), mkSpan(i, vs)
 				return
 			}
 			next = ve
@@ -445,18 +501,16 @@ func parseGS1(s string, r *gs1Result) {
 				next = ve + 1
 			}
 		}
-		v := s[vs:ve]
-		if f, off := checkValue(sp, v); f != gs1OK {
-			r.fail, r.failPos, r.failAI = f, vs+off, ai
+		if f, off := checkValue(sp, s[vs:ve]); f != gs1OK {
+			r.fail, r.failPos, r.failAI = f, vs+off, mkSpan(i, vs)
 			return
 		}
-		if !r.note(ai, v, s[i:ve]) {
-			r.fail, r.failPos, r.failAI = gs1Repeated, i, ai
+		if sp.role != roleNone && !r.note(sp.role, mkSpan(vs, ve), mkSpan(i, ve), s) {
+			r.fail, r.failPos, r.failAI = gs1Repeated, i, mkSpan(i, vs)
 			return
 		}
 		i = next
 	}
-	return
 }
 
 // parseGS1HRI reads the human-readable form "(420)90210(00)…".
@@ -483,11 +537,12 @@ func parseGS1HRI(s string, r *gs1Result) {
 			return
 		}
 		ai := s[i+1 : close]
-		sp, al := lookupAI(ai)
+		sp, al := aiAt(ai)
 		if !sp.valid || al != len(ai) {
 			r.fail, r.failPos = gs1UnknownAI, i+1
 			return
 		}
+		aiSp := mkSpan(i+1, close)
 		vs := close + 1
 		ve := len(s)
 		for k := vs; k < len(s); k++ {
@@ -502,21 +557,19 @@ func parseGS1HRI(s string, r *gs1Result) {
 			if len(v) > int(sp.max) {
 				f = gs1TooLong
 			}
-			r.fail, r.failPos, r.failAI = f, vs, ai
+			r.fail, r.failPos, r.failAI = f, vs, aiSp
 			return
 		}
 		if f, off := checkValue(sp, v); f != gs1OK {
-			r.fail, r.failPos, r.failAI = f, vs+off, ai
+			r.fail, r.failPos, r.failAI = f, vs+off, aiSp
 			return
 		}
-		if !r.note(ai, v, "") {
-			r.fail, r.failPos, r.failAI = gs1Repeated, i, ai
+		// The HRI form has no contiguous "9x…" substring: IMpb is read from
+		// the barcode, so an AI 92..95 here is checked and not kept.
+		if sp.role != roleNone && sp.role != roleIMpb && !r.note(sp.role, mkSpan(vs, ve), 0, s) {
+			r.fail, r.failPos, r.failAI = gs1Repeated, i, aiSp
 			return
-		}
-		if ai == "92" || ai == "93" || ai == "94" || ai == "95" {
-			r.impb = "" // the HRI form has no contiguous "9x…" substring; IMpb is read from the barcode
 		}
 		i = ve
 	}
-	return
 }

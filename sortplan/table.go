@@ -299,6 +299,17 @@ func (d Decision) DestKey() string {
 // Decide picks the chute for one scan. It allocates nothing unless the
 // codes reach the configured patterns (regexps, tried last).
 func (t *Table) Decide(codes []string, avail *Availability) Decision {
+	// A wrapper small enough to inline: the caller's Decision is filled in
+	// place instead of being copied back through two returns (a 72-byte
+	// copy per hop, whose overlapping 16-byte moves also defeat store
+	// forwarding).
+	var dec Decision
+	t.decide(codes, avail, &dec)
+	return dec
+}
+
+// decide is Decide into dec, which must be zero on entry.
+func (t *Table) decide(codes []string, avail *Availability, dec *Decision) {
 	var d dest
 	have, conflict, anyCode := false, false, false
 	for _, c := range codes {
@@ -306,7 +317,8 @@ func (t *Table) Decide(codes []string, avail *Availability) Decision {
 			continue
 		}
 		anyCode = true
-		r := t.resolve(c)
+		var r resolution
+		t.resolveInto(c, &r)
 		if !r.ok {
 			continue
 		}
@@ -322,37 +334,40 @@ func (t *Table) Decide(codes []string, avail *Availability) Decision {
 	}
 	switch {
 	case !anyCode:
-		return t.pick(t.exc[0], ReasonNoRead, avail, dest{})
+		t.pick(dec, t.exc[0], ReasonNoRead, avail, dest{})
 	case conflict:
-		return t.pick(t.exc[2], ReasonMultiRead, avail, dest{})
+		t.pick(dec, t.exc[2], ReasonMultiRead, avail, dest{})
 	case !have:
-		return t.pick(t.exc[1], ReasonUnknown, avail, dest{})
+		t.pick(dec, t.exc[1], ReasonUnknown, avail, dest{})
+	default:
+		if ri := t.lookup(d); ri >= 0 {
+			t.pick(dec, ri, ReasonSorted, avail, d)
+		} else {
+			t.pick(dec, t.exc[1], ReasonUnknown, avail, d)
+		}
 	}
-	ri := t.lookup(d)
-	if ri < 0 {
-		return t.pick(t.exc[1], ReasonUnknown, avail, d)
-	}
-	return t.pick(ri, ReasonSorted, avail, d)
 }
 
 // DecideKey decides for a destination key given directly (a hand-scan
 // station, a test), e.g. "90210" or "276:10115".
-func (t *Table) DecideKey(key string, avail *Availability) Decision {
+func (t *Table) DecideKey(key string, avail *Availability) (dec Decision) {
 	d := t.splitDest(key)
 	if key == "" {
-		return t.pick(t.exc[1], ReasonUnknown, avail, d)
+		t.pick(&dec, t.exc[1], ReasonUnknown, avail, d)
+		return dec
 	}
-	ri := t.lookup(d)
-	if ri < 0 {
-		return t.pick(t.exc[1], ReasonUnknown, avail, d)
+	if ri := t.lookup(d); ri >= 0 {
+		t.pick(&dec, ri, ReasonSorted, avail, d)
+	} else {
+		t.pick(&dec, t.exc[1], ReasonUnknown, avail, d)
 	}
-	return t.pick(ri, ReasonSorted, avail, d)
+	return dec
 }
 
 // DecideException sends an item to an exception chute: reason is
 // ReasonNoRead, ReasonUnknown, ReasonMultiRead or ReasonRecircLimit. Any
 // other reason gives chute 0 with that reason.
-func (t *Table) DecideException(reason Reason, avail *Availability) Decision {
+func (t *Table) DecideException(reason Reason, avail *Availability) (dec Decision) {
 	var k int
 	switch reason {
 	case ReasonNoRead:
@@ -366,15 +381,17 @@ func (t *Table) DecideException(reason Reason, avail *Availability) Decision {
 	default:
 		return Decision{Reason: reason, Version: t.version}
 	}
-	return t.pick(t.exc[k], reason, avail, dest{})
+	t.pick(&dec, t.exc[k], reason, avail, dest{})
+	return dec
 }
 
-// pick takes the first available chute of rule ri. For a plan rule the
-// reason is 0 (primary) or 4 (alternate); an exception row keeps its own
-// reason on any of its chutes. None available: chute 0, reason 5.
-func (t *Table) pick(ri int32, reason Reason, avail *Availability, d dest) Decision {
+// pick takes the first available chute of rule ri into dec (zero on
+// entry). For a plan rule the reason is 0 (primary) or 4 (alternate); an
+// exception row keeps its own reason on any of its chutes. None
+// available: chute 0, reason 5.
+func (t *Table) pick(dec *Decision, ri int32, reason Reason, avail *Availability, d dest) {
 	r := &t.rules[ri]
-	dec := Decision{Route: r.route, Version: t.version, Dest: d.key, Country: d.cc, Line: int(r.line)}
+	dec.Route, dec.Version, dec.Dest, dec.Country, dec.Line = r.route, t.version, d.key, d.cc, int(r.line)
 	for i, c := range t.chutes(r) {
 		if avail.Unavailable(c) {
 			continue
@@ -384,10 +401,9 @@ func (t *Table) pick(ri int32, reason Reason, avail *Availability, d dest) Decis
 		if i > 0 && reason == ReasonSorted {
 			dec.Reason = ReasonAlternate
 		}
-		return dec
+		return
 	}
 	dec.Reason = ReasonRecirculate
-	return dec
 }
 
 // Availability is a bitset of unavailable chutes (full, disabled at the
