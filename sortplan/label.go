@@ -176,15 +176,15 @@ func (t *Table) fromGS1(g *gs1Result, data string, symOffset int, r *resolution)
 		r.fail, r.gs1, r.pos, r.ai = failGS1, g.fail, g.failPos+symOffset, g.failAI.in(data)
 		return
 	}
-	impb := g.impb.in(data)
+	impb := g.kept[roleIMpb].in(data)
 	if impb != "" {
 		if sh, ok := isIMpbTracking(impb); sh && !ok {
 			r.fail, r.gs1, r.ai, r.id = failGS1, gs1BadIMpb, impb[:2], impb
 			return
 		}
 	}
-	if g.ai420 != 0 {
-		v := g.ai420.in(data)
+	if g.kept[role420] != 0 {
+		v := g.kept[role420].in(data)
 		if !t.postalOK(v) {
 			r.fail, r.gs1, r.ai = failGS1, gs1BadPostal, "420"
 			return
@@ -192,8 +192,8 @@ func (t *Table) fromGS1(g *gs1Result, data string, symOffset int, r *resolution)
 		r.ok, r.dest.key, r.src = true, v, src420
 		return
 	}
-	if g.ai421 != 0 {
-		v := g.ai421.in(data)
+	if g.kept[role421] != 0 {
+		v := g.kept[role421].in(data)
 		cc, postal := v[:3], v[3:]
 		if cc == t.country {
 			if !t.postalOK(postal) {
@@ -206,19 +206,19 @@ func (t *Table) fromGS1(g *gs1Result, data string, symOffset int, r *resolution)
 		r.ok, r.dest, r.src = true, dest{cc: cc, key: postal}, src421
 		return
 	}
-	if g.ai403 != 0 {
-		r.ok, r.dest.key, r.src = true, g.ai403.in(data), src403
+	if g.kept[role403] != 0 {
+		r.ok, r.dest.key, r.src = true, g.kept[role403].in(data), src403
 		return
 	}
 	r.fail = failNothing
-	if ai00 := g.ai00.in(data); ai00 != "" {
+	if ai00 := g.kept[role00].in(data); ai00 != "" {
 		if t.viaManifest(ai00, srcSSCC, ai00, r); r.ok {
 			return
 		}
 	}
 	if impb != "" {
 		var res resolution
-		if t.viaManifest(impb, srcIMpb, impb, &res); res.ok || g.ai00 == 0 {
+		if t.viaManifest(impb, srcIMpb, impb, &res); res.ok || g.kept[role00] == 0 {
 			*r = res
 			if res.ok {
 				return

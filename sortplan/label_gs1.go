@@ -56,6 +56,7 @@ const (
 	role403         // routing code
 	role00          // SSCC
 	roleIMpb        // 92..95: a USPS IMpb tracking number
+	nRoles
 )
 
 // aiTab holds every AI the parser knows, indexed by its digits; aiLen maps
@@ -292,17 +293,15 @@ func (p span) in(s string) string {
 }
 
 // gs1Result holds the fields the resolver cares about, as spans of the
-// input; fail/failPos/failAI describe the first error. A zero span is an
-// absent field (no kept value is empty).
+// input, indexed by role: kept[role420] is the AI 420 value, ...,
+// kept[roleIMpb] an AI 92..95 value with its AI (a USPS IMpb tracking
+// number); kept[roleNone] is scratch. A zero span is an absent field (no
+// kept value is empty). fail/failPos/failAI describe the first error.
 type gs1Result struct {
 	fail    gs1Fail
 	failPos int
 	failAI  span
-	ai420   span
-	ai421   span
-	ai403   span
-	ai00    span
-	impb    span // AI 92..95 value with its AI: a USPS IMpb tracking number
+	kept    [nRoles]span
 }
 
 // noAI is what aiAt returns for an unknown AI.
@@ -418,6 +417,11 @@ func checkValue(sp *aiSpec, v string) (gs1Fail, int) {
 			return gs1BadChar, k
 		}
 	}
+	return checkDigitsDate(sp, v)
+}
+
+// checkDigitsDate is the last part of checkValue: check digit, date.
+func checkDigitsDate(sp *aiSpec, v string) (gs1Fail, int) {
 	if sp.check > 0 && !gs1CheckOK(v[:sp.check]) {
 		return gs1BadCheck, int(sp.check) - 1
 	}
@@ -427,9 +431,10 @@ func checkValue(sp *aiSpec, v string) (gs1Fail, int) {
 	return gs1OK, 0
 }
 
-// record keeps the value of an AI the resolver uses; an AI repeated with a
-// different value is a syntax error (the GS1 rule for repeated AIs).
-func record(slot *span, v span, s string) bool {
+// keep records the value of an AI the resolver uses; an AI repeated with
+// a different value is a syntax error (the GS1 rule for repeated AIs).
+func (r *gs1Result) keep(role aiRole, v span, s string) bool {
+	slot := &r.kept[role]
 	if *slot != 0 && slot.in(s) != v.in(s) {
 		return false
 	}
@@ -437,26 +442,10 @@ func record(slot *span, v span, s string) bool {
 	return true
 }
 
-// note stores interesting values into r: v is the value, whole the AI
-// and its value, both spans of s; returns false on a repeated AI conflict.
-func (r *gs1Result) note(role aiRole, v, whole span, s string) bool {
-	switch role {
-	case role420:
-		return record(&r.ai420, v, s)
-	case role421:
-		return record(&r.ai421, v, s)
-	case role403:
-		return record(&r.ai403, v, s)
-	case role00:
-		return record(&r.ai00, v, s)
-	case roleIMpb:
-		return record(&r.impb, whole, s)
-	}
-	return true
-}
-
 // parseGS1 reads into r (zero on entry) an element string whose symbology identifier (if any) was
 // removed: AIs in a row, variable-length values ended by GS or the end.
+// The value checks of checkValue are written out here, so that the common
+// field costs no call: same order, same verdicts.
 func parseGS1(s string, r *gs1Result) {
 	i := 0
 	if i < len(s) && s[i] == gs { // FNC1 in first position, as some scanners send it
@@ -501,13 +490,48 @@ func parseGS1(s string, r *gs1Result) {
 				next = ve + 1
 			}
 		}
-		if f, off := checkValue(sp, s[vs:ve]); f != gs1OK {
+		v := s[vs:ve]
+		f, off := gs1OK, 0
+		switch n := len(v); {
+		case n == 0:
+			f = gs1EmptyField
+		case n < int(sp.min):
+			f, off = gs1TooShort, n
+		case n > int(sp.max):
+			f, off = gs1TooLong, int(sp.max)
+		default:
+			k := 0
+			for np := min(int(sp.numPrefix), n); k < np; k++ {
+				if !isDigit(v[k]) {
+					break
+				}
+			}
+			if k >= int(sp.numPrefix) {
+				for cs := sp.cs; k < n; k++ {
+					if csetOf[v[k]]&cs == 0 {
+						break
+					}
+				}
+			}
+			if k < n {
+				f, off = gs1BadChar, k
+			} else if sp.check > 0 || sp.date {
+				f, off = checkDigitsDate(sp, v)
+			}
+		}
+		if f != gs1OK {
 			r.fail, r.failPos, r.failAI = f, vs+off, mkSpan(i, vs)
 			return
 		}
-		if sp.role != roleNone && !r.note(sp.role, mkSpan(vs, ve), mkSpan(i, ve), s) {
-			r.fail, r.failPos, r.failAI = gs1Repeated, i, mkSpan(i, vs)
-			return
+		if sp.role != roleNone {
+			start := vs
+			if sp.role == roleIMpb {
+				start = i // the tracking number includes its AI
+			}
+			if !r.keep(sp.role, mkSpan(start, ve), s) {
+				r.fail, r.failPos, r.failAI = gs1Repeated, i, mkSpan(i, vs)
+				return
+			}
 		}
 		i = next
 	}
@@ -566,7 +590,7 @@ func parseGS1HRI(s string, r *gs1Result) {
 		}
 		// The HRI form has no contiguous "9x…" substring: IMpb is read from
 		// the barcode, so an AI 92..95 here is checked and not kept.
-		if sp.role != roleNone && sp.role != roleIMpb && !r.note(sp.role, mkSpan(vs, ve), 0, s) {
+		if sp.role != roleNone && sp.role != roleIMpb && !r.keep(sp.role, mkSpan(vs, ve), s) {
 			r.fail, r.failPos, r.failAI = gs1Repeated, i, aiSp
 			return
 		}
