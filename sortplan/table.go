@@ -242,12 +242,37 @@ func (t *Table) lookupKey(key string) int32 {
 	return -1
 }
 
-// lookup returns the rule for d, building a foreign key "<cc>:<postal>" on
-// the stack.
+// zip5 returns the z5 index of a 5-digit key.
+func zip5(key string) (int, bool) {
+	if len(key) != 5 {
+		return 0, false
+	}
+	n := 0
+	for i := 0; i < 5; i++ {
+		c := key[i] - '0'
+		if c > 9 {
+			return 0, false
+		}
+		n = n*10 + int(c)
+	}
+	return n, true
+}
+
+// lookup returns the rule for d. A ZIP5, the common key, is one array
+// read here, without a call.
 func (t *Table) lookup(d dest) int32 {
 	if d.cc == "" {
+		if z, ok := zip5(d.key); ok {
+			return t.z5[z]
+		}
 		return t.lookupKey(d.key)
 	}
+	return t.lookupForeign(d)
+}
+
+// lookupForeign returns the rule for a key of another country, building
+// "<cc>:<postal>" on the stack.
+func (t *Table) lookupForeign(d dest) int32 {
 	var buf [64]byte
 	if len(d.cc)+1+len(d.key) > len(buf) {
 		return -1
@@ -340,7 +365,13 @@ func (t *Table) decide(codes []string, avail *Availability, dec *Decision) {
 	case !have:
 		t.pick(dec, t.exc[1], ReasonUnknown, avail, dest{})
 	default:
-		if ri := t.lookup(d); ri >= 0 {
+		var ri int32
+		if z, ok := zip5(d.key); ok && d.cc == "" {
+			ri = t.z5[z] // lookup's first case, written out: no call for a ZIP5
+		} else {
+			ri = t.lookup(d)
+		}
+		if ri >= 0 {
 			t.pick(dec, ri, ReasonSorted, avail, d)
 		} else {
 			t.pick(dec, t.exc[1], ReasonUnknown, avail, d)
