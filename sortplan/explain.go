@@ -77,7 +77,7 @@ func (t *Table) Explain(codes []string, avail *Availability) Explanation {
 	for i := range t.rules {
 		if int(t.rules[i].line) == d.Line {
 			r := t.rules[i]
-			e.Rule = r.pattern
+			e.Rule = t.plan.Rules[i].Pattern
 			e.Chutes = append([]uint16{}, t.chutes(&r)...)
 			break
 		}

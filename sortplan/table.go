@@ -79,16 +79,17 @@ type Table struct {
 	patDest      []int
 }
 
-// crule is a compiled row, laid out so that a decision reads one cache
-// line: up to three chutes sit inline, longer lists in the arena.
+// crule is a compiled row: only what a decision reads, in 32 bytes, so
+// that two rows share a cache line and none straddles two. Up to three
+// chutes sit inline; a longer list is arena[c0:c0+len] with its length in
+// ch[0] (low 16 bits) and ch[1] (high 16). The row's kind and pattern are
+// read from the plan (Summary, Explain).
 type crule struct {
-	route   string
-	ch      [3]uint16 // the chutes when n > 0
-	n       uint8     // inline chute count; 0: use arena[c0:c1]
-	kind    RuleKind
-	line    int32
-	c0, c1  uint32
-	pattern string
+	route string
+	line  int32
+	c0    uint32    // arena offset when n == 0
+	ch    [3]uint16 // the chutes when n > 0
+	n     uint8     // inline chute count; 0: in the arena
 }
 
 // chutes returns the rule's chute list.
@@ -96,7 +97,7 @@ func (t *Table) chutes(r *crule) []uint16 {
 	if r.n > 0 {
 		return r.ch[:r.n]
 	}
-	return t.arena[r.c0:r.c1]
+	return t.arena[r.c0 : r.c0+uint32(r.ch[0])|uint32(r.ch[1])<<16]
 }
 
 // Compile builds the lookup table for p. m may be nil (no manifest: package
@@ -120,7 +121,9 @@ func Compile(p *Plan, m *Manifest, rc ResolverConfig) (*Table, error) {
 	}
 	n := 0
 	for i := range p.Rules {
-		n += len(p.Rules[i].Chutes)
+		if c := len(p.Rules[i].Chutes); c > len(crule{}.ch) {
+			n += c // longer than the inline chutes
+		}
 	}
 	t.arena = make([]uint16, 0, n)
 	t.rules = make([]crule, len(p.Rules))
@@ -147,12 +150,15 @@ func Compile(p *Plan, m *Manifest, rc ResolverConfig) (*Table, error) {
 			return nil, fmt.Errorf("compile %s:%d: rule %s has no chutes", p.File, r.Line, r.Pattern)
 		}
 		t.keys[i] = r.Key
-		c0 := uint32(len(t.arena))
-		t.arena = append(t.arena, r.Chutes...)
-		t.rules[i] = crule{kind: r.Kind, line: int32(r.Line), c0: c0, c1: uint32(len(t.arena)), pattern: r.Pattern, route: r.Route}
-		if len(r.Chutes) <= len(t.rules[i].ch) {
-			t.rules[i].n = uint8(copy(t.rules[i].ch[:], r.Chutes))
+		cr := crule{line: int32(r.Line), route: r.Route}
+		if len(r.Chutes) <= len(cr.ch) {
+			cr.n = uint8(copy(cr.ch[:], r.Chutes))
+		} else {
+			n := uint32(len(r.Chutes))
+			cr.c0, cr.ch[0], cr.ch[1] = uint32(len(t.arena)), uint16(n), uint16(n>>16)
+			t.arena = append(t.arena, r.Chutes...)
 		}
+		t.rules[i] = cr
 		switch r.Kind {
 		case RuleExact:
 			if len(r.Key) == 5 && allDigits(r.Key) {
@@ -519,18 +525,19 @@ func (t *Table) Summary() Summary {
 	chutes := map[uint16]bool{}
 	routes := map[string]bool{}
 	for i, r := range t.rules {
-		switch r.kind {
+		pr := &t.plan.Rules[i]
+		switch pr.Kind {
 		case RuleExact:
 			s.Exact++
 		case RulePrefix:
 			s.Prefixes++
 		default:
-			s.Exceptions[r.pattern] = append([]uint16(nil), t.plan.Rules[i].Chutes...)
+			s.Exceptions[pr.Pattern] = append([]uint16(nil), pr.Chutes...)
 		}
 		for _, c := range t.chutes(&t.rules[i]) {
 			chutes[c] = true
 		}
-		if r.route != "" && r.kind <= RulePrefix {
+		if r.route != "" && pr.Kind <= RulePrefix {
 			routes[r.route] = true
 		}
 	}
