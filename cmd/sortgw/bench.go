@@ -715,9 +715,6 @@ func runBench(ctx context.Context, cfg benchConfig) (*benchReport, error) {
 	for _, bl := range lines {
 		bl.setRate(0)
 	}
-	if ch != nil {
-		ch.heal()
-	}
 	gwErr := stopGateway()
 	rep.PeakRSS = peakRSS()
 	if gwErr != nil && !errors.Is(gwErr, context.Canceled) {

@@ -186,10 +186,6 @@ func waitUntilFine(ctx context.Context, deadline time.Time, ok func() bool) erro
 	return nil
 }
 
-// heal ends what a fault may have left behind (nothing today: every fault
-// of the sim ends by itself).
-func (c *chaos) heal() {}
-
 func (c *chaos) report() *chaosReport {
 	c.mu.Lock()
 	defer c.mu.Unlock()
