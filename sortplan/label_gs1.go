@@ -460,18 +460,53 @@ func parseGS1(s string, r *gs1Result) {
 			r.fail, r.failPos = gs1EmptyField, i
 			return
 		}
-		sp, al := aiAt(s[i:])
+		// aiAt, written out (no call in the per-field loop).
+		sp, al := &noAI, 0
+		if i+2 <= len(s) {
+			d0, d1 := s[i]-'0', s[i+1]-'0'
+			if d0 <= 9 && d1 <= 9 {
+				p := int(d0)*10 + int(d1)
+				switch l := int(gs1AIs.aiLen[p]); {
+				case l == 2:
+					sp, al = &gs1AIs.s2[p], 2
+				case l == 0 || i+l > len(s):
+				case l == 3:
+					if d2 := s[i+2] - '0'; d2 <= 9 {
+						sp, al = &gs1AIs.s3[p*10+int(d2)], 3
+					}
+				default:
+					if d2, d3 := s[i+2]-'0', s[i+3]-'0'; d2 <= 9 && d3 <= 9 {
+						sp, al = &gs1AIs.s4[p*100+int(d2)*10+int(d3)], 4
+					}
+				}
+			}
+		}
 		if !sp.valid {
 			r.fail, r.failPos = gs1UnknownAI, i
 			return
 		}
 		vs := i + al
+		// One pass over the value finds its end and its first character
+		// outside the AI's set (digits only for the first numPrefix). GS is
+		// in no set, so the scan for the separator costs nothing extra.
+		np, cs := vs+int(sp.numPrefix), sp.cs
+		bad := -1
 		var ve, next int
 		if sp.fixed {
 			ve = vs + int(sp.max)
 			if ve > len(s) {
 				r.fail, r.failPos, r.failAI = gs1Truncated, len(s), mkSpan(i, vs)
 				return
+			}
+			for k := vs; k < ve; k++ {
+				m := cs
+				if k < np {
+					m = csN
+				}
+				if csetOf[s[k]]&m == 0 {
+					bad = k
+					break
+				}
 			}
 			next = ve
 			if next < len(s) && s[next] == gs { // tolerated: a separator after a predefined-length field
@@ -480,9 +515,18 @@ func parseGS1(s string, r *gs1Result) {
 		} else {
 			ve = len(s)
 			for k := vs; k < len(s); k++ {
-				if s[k] == gs {
-					ve = k
-					break
+				m := cs
+				if k < np {
+					m = csN
+				}
+				if c := s[k]; csetOf[c]&m == 0 {
+					if c == gs {
+						ve = k
+						break
+					}
+					if bad < 0 {
+						bad = k
+					}
 				}
 			}
 			next = ve
@@ -490,34 +534,19 @@ func parseGS1(s string, r *gs1Result) {
 				next = ve + 1
 			}
 		}
-		v := s[vs:ve]
+		// checkValue's verdicts, in its order.
 		f, off := gs1OK, 0
-		switch n := len(v); {
+		switch n := ve - vs; {
 		case n == 0:
 			f = gs1EmptyField
 		case n < int(sp.min):
 			f, off = gs1TooShort, n
 		case n > int(sp.max):
 			f, off = gs1TooLong, int(sp.max)
-		default:
-			k := 0
-			for np := min(int(sp.numPrefix), n); k < np; k++ {
-				if !isDigit(v[k]) {
-					break
-				}
-			}
-			if k >= int(sp.numPrefix) {
-				for cs := sp.cs; k < n; k++ {
-					if csetOf[v[k]]&cs == 0 {
-						break
-					}
-				}
-			}
-			if k < n {
-				f, off = gs1BadChar, k
-			} else if sp.check > 0 || sp.date {
-				f, off = checkDigitsDate(sp, v)
-			}
+		case bad >= 0:
+			f, off = gs1BadChar, bad-vs
+		case sp.check > 0 || sp.date:
+			f, off = checkDigitsDate(sp, s[vs:ve])
 		}
 		if f != gs1OK {
 			r.fail, r.failPos, r.failAI = f, vs+off, mkSpan(i, vs)
