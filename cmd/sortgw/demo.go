@@ -113,6 +113,18 @@ func newDemo(cfg demoConfig, log zerolog.Logger) (*demo, error) {
 	return &demo{cfg: cfg, sim: sim, plan: plan, log: log}, nil
 }
 
+// demoCapacity sizes the line's item table for the demo's rate: every item
+// seen in the last 10 minutes (the line's default memory of finished passes)
+// with a quarter to spare, at least 8,192.
+func demoCapacity(rate float64) int {
+	need := int(rate * 600 * 1.25)
+	c := 8192
+	for c < need {
+		c *= 2
+	}
+	return c
+}
+
 // demoPlan generates the demo's sort plan from the embedded ZIP list and
 // the destinations its parcels carry: half of them for the sort center's
 // own delivery routes (the plan's exact ZIP rules), half from anywhere in
@@ -178,7 +190,10 @@ func (d *demo) runGateway(ctx context.Context, ready func(url string)) error {
 		defer os.RemoveAll(tmp)
 		dir = tmp
 	}
-	j, err := journal.Open(journal.Config{Path: filepath.Join(dir, "journal.db")}, d.log.With().Str("part", "journal").Logger())
+	// The demo is the configuration the memory goal names: the journal's
+	// record ring and the item table are sized for the demo's rate, not for
+	// the defaults' 65,536 (which preallocate 30 MB). See docs/performance.md.
+	j, err := journal.Open(journal.Config{Path: filepath.Join(dir, "journal.db"), QueueSize: 8192}, d.log.With().Str("part", "journal").Logger())
 	if err != nil {
 		return err
 	}
@@ -218,6 +233,7 @@ func (d *demo) runGateway(ctx context.Context, ready func(url string)) error {
 	}
 	m := gateway.NewMetrics()
 	line, err := gateway.NewLine(gateway.LineConfig{Name: "L1", Chutes: cfg.Chutes, ContainerCapacity: cfg.ContainerCapacity,
+		Capacity:       demoCapacity(cfg.Rate),
 		ConfirmTimeout: cfg.ConfirmTimeout}, plc, src, j, m, d.log)
 	if err != nil {
 		_ = j.Close()
