@@ -14,7 +14,8 @@ import (
 )
 
 // The benchmarks measure the link against the emulated sorter on loopback
-// (docs/performance-modbus.md holds the figures and the command):
+// (docs/performance.md, section "Modbus link", holds the figures and the
+// command):
 //
 //	go test -run '^$' -bench . -benchtime 1000x ./devices/modbus
 var benchShapes = []struct {
