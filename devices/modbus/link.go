@@ -244,7 +244,7 @@ func (l *Link) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { l.dispatch(dctx) })
 
-	bo := newBackoff(l.cfg.BackoffMin, l.cfg.BackoffMax)
+	bo := devices.Backoff{Min: l.cfg.BackoffMin, Max: l.cfg.BackoffMax}
 	for first := true; ; first = false {
 		if !first {
 			l.mu.Lock()
@@ -256,9 +256,9 @@ func (l *Link) Run(ctx context.Context) error {
 			break
 		}
 		if wasUp {
-			bo.reset()
+			bo.Reset()
 		}
-		d := bo.next()
+		d := bo.Next()
 		l.down(err, d)
 		t := time.NewTimer(d)
 		select {

@@ -164,31 +164,6 @@ func TestPending(t *testing.T) {
 	}
 }
 
-func TestBackoff(t *testing.T) {
-	b := newBackoff(100*time.Millisecond, 2*time.Second)
-	b.rnd = func(n int64) int64 { return n - 1 } // the longest jitter
-	var got []time.Duration
-	for range 8 {
-		got = append(got, b.next())
-	}
-	if got[0] > 200*time.Millisecond {
-		t.Errorf("first retry %v, want within 200ms", got[0])
-	}
-	for i, d := range got {
-		if d > 2*time.Second {
-			t.Errorf("retry %d: %v above the 2s cap", i, d)
-		}
-	}
-	if got[7] < time.Second {
-		t.Errorf("retry 7: %v, want the cap's range", got[7])
-	}
-	b.rnd = func(int64) int64 { return 0 } // the shortest
-	b.reset()
-	if d := b.next(); d != 50*time.Millisecond {
-		t.Errorf("after reset: %v, want 50ms", d)
-	}
-}
-
 func TestErrLog(t *testing.T) {
 	e := errLog{every: time.Second}
 	t0 := time.Now()

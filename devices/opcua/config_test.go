@@ -50,22 +50,6 @@ func TestConfigBad(t *testing.T) {
 	}
 }
 
-func TestBackoff(t *testing.T) {
-	lo, hi := 100*time.Millisecond, 2*time.Second
-	for n := range 12 {
-		want := min(lo<<n, hi)
-		for range 50 {
-			d := backoff(n, lo, hi)
-			if d < want/2 || d > want {
-				t.Fatalf("attempt %d: %s outside [%s, %s]", n, d, want/2, want)
-			}
-		}
-	}
-	if d := backoff(0, lo, hi); d > 200*time.Millisecond {
-		t.Fatalf("first retry %s: must come within 200ms", d)
-	}
-}
-
 func TestRateLog(t *testing.T) {
 	var r rateLog
 	t0 := time.Unix(0, 0)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -349,17 +348,16 @@ func (l *Link) Run(ctx context.Context) error {
 	wg.Go(func() { l.writer(ctx) })
 	l.log.Info().Str("security", l.cfg.Security).Msg("plc link starting")
 
-	attempt := 0
+	bo := devices.Backoff{Min: l.cfg.BackoffMin, Max: l.cfg.BackoffMax}
 	for ctx.Err() == nil {
 		wasUp, err := l.session(ctx)
 		if ctx.Err() != nil {
 			break
 		}
 		if wasUp {
-			attempt = 0
+			bo.Reset()
 		}
-		d := backoff(attempt, l.cfg.BackoffMin, l.cfg.BackoffMax)
-		attempt++
+		d := bo.Next()
 		l.down(err, d)
 		t := time.NewTimer(d)
 		select {
@@ -373,21 +371,6 @@ func (l *Link) Run(ctx context.Context) error {
 	wg.Wait()
 	l.shutdown()
 	return nil
-}
-
-// backoff is the wait before reconnect attempt n (0 first): BackoffMin
-// doubled per attempt up to BackoffMax, with jitter in [d/2, d] so that
-// gateways restarted together do not hammer a server in step.
-func backoff(n int, lo, hi time.Duration) time.Duration {
-	d := lo
-	for i := 0; i < n && d < hi; i++ {
-		d *= 2
-	}
-	d = min(d, hi)
-	if d <= 1 {
-		return d
-	}
-	return d/2 + rand.N(d/2+1)
 }
 
 // down records a lost or failed connection.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"os"
 	"sync"
@@ -88,7 +87,7 @@ func (sc *scanner) setErr(err error) {
 
 // runClient owns the dial/redial loop of a client-mode scanner.
 func (sc *scanner) runClient(ctx context.Context, sink func(devices.Read)) {
-	bo := backoff{min: sc.cfg.BackoffMin, max: sc.cfg.BackoffMax}
+	bo := devices.Backoff{Min: sc.cfg.BackoffMin, Max: sc.cfg.BackoffMax}
 	d := net.Dialer{Timeout: max(sc.cfg.HeartbeatTimeout, time.Second), KeepAlive: 15 * time.Second}
 	for {
 		sc.setState(devices.LinkConnecting)
@@ -103,7 +102,7 @@ func (sc *scanner) runClient(ctx context.Context, sink func(devices.Read)) {
 				// Only a connection that carried telegrams proves the
 				// scanner well; one that is accepted and dropped at once
 				// keeps backing off.
-				bo.reset()
+				bo.Reset()
 			}
 		} else {
 			if ctx.Err() != nil {
@@ -113,7 +112,7 @@ func (sc *scanner) runClient(ctx context.Context, sink func(devices.Read)) {
 			sc.logLimited("dial", err, "dial failed", 0)
 		}
 		sc.setState(devices.LinkDown)
-		t := time.NewTimer(bo.next())
+		t := time.NewTimer(bo.Next())
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -333,26 +332,6 @@ func (l *limiter) allow(key string, now time.Time) (bool, int) {
 	l.seen[key] = limEntry{last: now}
 	return true, e.suppressed
 }
-
-// backoff is capped exponential back-off with "equal jitter": attempt n
-// waits a random time in [d/2, d], d = min(min·2ⁿ, max). The first retry
-// thus comes within min, and no wait exceeds max.
-type backoff struct {
-	min, max time.Duration
-	n        int
-}
-
-func (b *backoff) next() time.Duration {
-	d := b.max
-	if b.n < 30 && b.min<<b.n < b.max {
-		d = b.min << b.n
-	}
-	b.n++
-	half := d / 2
-	return half + time.Duration(rand.Int64N(int64(d-half)+1))
-}
-
-func (b *backoff) reset() { b.n = 0 }
 
 // listener accepts server-mode scanners on one address.
 type listener struct {

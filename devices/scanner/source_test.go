@@ -564,26 +564,6 @@ func TestConfig(t *testing.T) {
 	}
 }
 
-func TestBackoff(t *testing.T) {
-	b := backoff{min: 200 * time.Millisecond, max: 2 * time.Second}
-	for i := range 200 {
-		b.reset()
-		if d := b.next(); d < 100*time.Millisecond || d > 200*time.Millisecond {
-			t.Fatalf("first retry after %v, want 100..200ms", d)
-		}
-		for n := 1; n < 40+i%3; n++ {
-			d := b.next()
-			ceil := min(200*time.Millisecond<<n, 2*time.Second)
-			if n > 30 {
-				ceil = 2 * time.Second
-			}
-			if d < ceil/2 || d > ceil {
-				t.Fatalf("attempt %d: %v, want %v..%v", n, d, ceil/2, ceil)
-			}
-		}
-	}
-}
-
 func TestLimiter(t *testing.T) {
 	var l limiter
 	t0 := time.Now()
