@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -425,5 +426,40 @@ func BenchmarkDecisionPath(b *testing.B) {
 		l.handleRead(ctx, devices.Read{Scanner: "S1", TID: tid, Codes: codes, At: now})
 		<-link.cmds
 		l.handleEvent(devices.Event{Kind: devices.EventConfirmed, TID: tid, Chute: 1, Result: ResultRecircFull, At: now})
+	}
+}
+
+// TestLineManifestReload: reinstalling the active plan version with a new
+// manifest (the daily manifest reload) is accepted; a changed plan under
+// the same version is refused and the old plan stays.
+func TestLineManifestReload(t *testing.T) {
+	h := newHarness(t, true, nil)
+	defer h.stop()
+	p, _, err := sortplan.ParsePlan("test.csv", strings.NewReader(testPlan), 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := sortplan.ParseManifest("m.csv", strings.NewReader("TBA000000000042,90299\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.l.InstallPlan(p, m); err != nil {
+		t.Fatalf("same plan, new manifest: %v", err)
+	}
+	if d := h.l.Table().Decide([]string{"TBA000000000042"}, nil); d.Reason != sortplan.ReasonSorted || d.Chute != 3 {
+		t.Fatalf("manifest id after reload: %+v", d)
+	}
+	changed, _, err := sortplan.ParsePlan("test.csv", strings.NewReader(strings.Replace(testPlan, "902*,3|4", "902*,4|3", 1)), 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.l.InstallPlan(changed, m); !errors.Is(err, sortplan.ErrPlanChanged) {
+		t.Fatalf("changed plan under the same version: %v, want ErrPlanChanged", err)
+	}
+	if pi := h.l.PlanInfo(); pi.LastError == "" {
+		t.Error("refused reload not shown on the plan card")
+	}
+	if d := h.l.Table().Decide([]string{"TBA000000000042"}, nil); d.Chute != 3 {
+		t.Fatalf("refused plan replaced the active one: %+v", d)
 	}
 }

@@ -31,6 +31,18 @@ func (l *Line) InstallPlan(p *sortplan.Plan, m *sortplan.Manifest) ([]sortplan.C
 	l.planMu.Lock()
 	defer l.planMu.Unlock()
 	if err := l.plans.Store(t); err != nil {
+		if cur := l.plans.Load(); errors.Is(err, sortplan.ErrVersionNotNewer) && cur != nil && cur.Version() == t.Version() {
+			// The same plan version again: a reload for the day's manifest.
+			// It goes in only if the plan's rows are unchanged; a changed
+			// plan must raise plan_version, so that every decision names
+			// the rules it was made under.
+			err = l.plans.ReplaceManifest(t)
+			if err == nil {
+				l.plan, l.lastDiff, l.lastErr, l.lastAt = p, nil, "", time.Now()
+				l.log.Info().Str("plan", t.Name()).Uint64("version", t.Version()).Msg("plan unchanged; manifest reloaded")
+				return nil, nil
+			}
+		}
 		l.lastErr, l.lastAt = err.Error(), time.Now()
 		return nil, fmt.Errorf("line %s: install plan %s version %d: %w", l.cfg.Name, p.Name, p.Version, err)
 	}

@@ -59,6 +59,10 @@ var (
 	// ErrVersionNotNewer is returned by Holder.Store for a table whose
 	// version is not greater than the one already held.
 	ErrVersionNotNewer = errors.New("plan version not newer than the active plan")
+	// ErrPlanChanged is returned by Holder.ReplaceManifest for a table
+	// whose plan differs from the active one: a changed plan must raise its
+	// version.
+	ErrPlanChanged = errors.New("plan changed without a new plan_version")
 	// ErrInvalidPlan wraps the error returned by ParsePlan/LoadPlan when the
 	// plan has at least one error diagnostic.
 	ErrInvalidPlan = errors.New("invalid sort plan")

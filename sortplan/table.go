@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"sync/atomic"
 	"time"
@@ -500,6 +501,47 @@ func (h *Holder) Store(t *Table) error {
 			return nil
 		}
 	}
+}
+
+// ReplaceManifest swaps in t when it compiles the same plan as the active
+// table (same name, same version, and every row with the same pattern,
+// chutes and route) with another manifest: the daily manifest reload keeps
+// the plan version, so decisions keep reporting the version they were made
+// under. A table of a changed plan is refused with ErrPlanChanged (it must
+// raise its version and go through Store). With no active table it acts as
+// Store.
+func (h *Holder) ReplaceManifest(t *Table) error {
+	if t == nil {
+		return errors.New("replace manifest: nil table")
+	}
+	for {
+		cur := h.p.Load()
+		if cur == nil {
+			return h.Store(t)
+		}
+		if t.name != cur.name || t.version != cur.version || !sameRules(t.plan, cur.plan) {
+			return fmt.Errorf("replace manifest under plan %s version %d (active %s version %d): %w",
+				t.name, t.version, cur.name, cur.version, ErrPlanChanged)
+		}
+		if h.p.CompareAndSwap(cur, t) {
+			return nil
+		}
+	}
+}
+
+// sameRules reports whether two plans route every destination alike: the
+// same rows in the same order (line numbers and comments may differ).
+func sameRules(a, b *Plan) bool {
+	if a == nil || b == nil || len(a.Rules) != len(b.Rules) || a.ChuteCount != b.ChuteCount {
+		return false
+	}
+	for i := range a.Rules {
+		x, y := &a.Rules[i], &b.Rules[i]
+		if x.Kind != y.Kind || x.Pattern != y.Pattern || x.Route != y.Route || !slices.Equal(x.Chutes, y.Chutes) {
+			return false
+		}
+	}
+	return true
 }
 
 // Summary describes a compiled plan for `plan check` and the status page.

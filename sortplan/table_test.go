@@ -300,3 +300,52 @@ func joinU16(c []uint16) string {
 	}
 	return strings.Join(s, "|")
 }
+
+func TestHolderReplaceManifest(t *testing.T) {
+	src := "plan_name,site\nplan_version,7\nchute_count,256\npattern,chutes,route\nNOREAD,250\nUNKNOWN,250\nMULTIREAD,250\nRECIRC_LIMIT,251\n902*,12|13,R1\n"
+	compile := func(src, manifest string) *Table {
+		t.Helper()
+		p, _, err := ParsePlan("plan.csv", strings.NewReader(src), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m *Manifest
+		if manifest != "" {
+			if m, err = ParseManifest("m.csv", strings.NewReader(manifest)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tb, err := Compile(p, m, ResolverConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tb
+	}
+	var h Holder
+	if err := h.ReplaceManifest(compile(src, "TBA000000000001,90210\n")); err != nil {
+		t.Fatalf("first table: %v", err)
+	}
+	if d := h.Load().Decide([]string{"TBA000000000002"}, nil); d.Reason != ReasonUnknown {
+		t.Fatalf("id not yet in the manifest: %+v", d)
+	}
+	// The day's new manifest under the same plan: accepted, same version.
+	next := compile("# reloaded\n"+src, "TBA000000000001,90210\nTBA000000000002,90299\n")
+	if err := h.ReplaceManifest(next); err != nil {
+		t.Fatalf("same plan, new manifest: %v", err)
+	}
+	if d := h.Load().Decide([]string{"TBA000000000002"}, nil); d.Chute != 12 || d.Version != 7 {
+		t.Fatalf("after the manifest reload: %+v", d)
+	}
+	// A changed plan under the old version is refused; the active one stays.
+	changed := compile(strings.Replace(src, "12|13", "14|13", 1), "")
+	if err := h.ReplaceManifest(changed); !errors.Is(err, ErrPlanChanged) {
+		t.Fatalf("changed plan: %v, want ErrPlanChanged", err)
+	}
+	if h.Load() != next {
+		t.Fatal("a refused table replaced the active one")
+	}
+	// Store still refuses the same version.
+	if err := h.Store(next); !errors.Is(err, ErrVersionNotNewer) {
+		t.Fatalf("Store same version: %v", err)
+	}
+}
