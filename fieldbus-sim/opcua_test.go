@@ -49,15 +49,7 @@ func runOPCUA(t *testing.T, cfg OPCUAConfig, p *PLC) *opcuaServer {
 	if err := o.Listen(); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- o.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("opcua run: %v", err)
-		}
-	})
+	runUntilCleanup(t, "opcua", o.Run)
 	return o
 }
 
@@ -261,7 +253,7 @@ func testWriteDivertReachesPLC(t *testing.T, p *PLC, o *opcuaServer) {
 			t.Fatalf("host write %d: %v", i, r)
 		}
 	}
-	edgeWait(t, "FAULT_CODE 0 after the host heartbeat", 5*time.Second, func() bool { return p.Snapshot().FaultCode == 0 })
+	waitFor(t, "FAULT_CODE 0 after the host heartbeat", 5*time.Second, func() bool { return p.Snapshot().FaultCode == 0 })
 
 	resp, err = c.Write(testCtx(t), divertWrite(ns, 1, 4242, 5, 0))
 	if err != nil {
@@ -272,7 +264,7 @@ func testWriteDivertReachesPLC(t *testing.T, p *PLC, o *opcuaServer) {
 			t.Fatalf("divert write node %d: %v", i, r)
 		}
 	}
-	edgeWait(t, "ACK_SEQ 1", 5*time.Second, func() bool { return p.Snapshot().AckSeq == 1 })
+	waitFor(t, "ACK_SEQ 1", 5*time.Second, func() bool { return p.Snapshot().AckSeq == 1 })
 	snap := p.Snapshot()
 	if got := snap.Divert[1]; got != (DivertSlot{Seq: 1, TID: 4242, Chute: 5, Reason: 0}) {
 		t.Fatalf("divert slot 1 = %+v", got)
@@ -280,7 +272,7 @@ func testWriteDivertReachesPLC(t *testing.T, p *PLC, o *opcuaServer) {
 	if snap.HostState != 1 || snap.PlanVersion != 77 {
 		t.Fatalf("host block %d %d", snap.HostState, snap.PlanVersion)
 	}
-	edgeWait(t, "confirmation 1", 5*time.Second, func() bool { return p.Snapshot().ConfirmCount == 1 })
+	waitFor(t, "confirmation 1", 5*time.Second, func() bool { return p.Snapshot().ConfirmCount == 1 })
 	// The confirmation is served over OPC UA too: slot 1, then Count.
 	res := readValues(t, c, sorterNode(ns, "Confirm.1.Num"), sorterNode(ns, "Confirm.1.TrackingId"),
 		sorterNode(ns, "Confirm.1.Chute"), sorterNode(ns, "Confirm.1.Result"), sorterNode(ns, "Confirm.Count"),
@@ -436,13 +428,13 @@ func testSubscriptionNotifications(t *testing.T, p *PLC, o *opcuaServer) {
 		t.Fatal(err)
 	}
 	cl := subscribe(t, c, ns, "Plc.Heartbeat", "Plc.AckSeq", "Confirm.Count", "Confirm.2.TrackingId")
-	edgeWait(t, "PLC heartbeat notifications", 10*time.Second, func() bool { return cl.distinct(0) >= 3 })
+	waitFor(t, "PLC heartbeat notifications", 10*time.Second, func() bool { return cl.distinct(0) >= 3 })
 	resp, err := c.Write(testCtx(t), divertWrite(ns, 2, 31337, 3, 0))
 	if err != nil || resp.Results[3] != ua.StatusOK {
 		t.Fatalf("divert write: %v %v", err, resp)
 	}
-	edgeWait(t, "AckSeq notification", 10*time.Second, func() bool { return cl.seen(1, uint16(2)) })
-	edgeWait(t, "Confirm.Count notification", 10*time.Second, func() bool { return cl.seen(2, uint16(2)) })
+	waitFor(t, "AckSeq notification", 10*time.Second, func() bool { return cl.seen(1, uint16(2)) })
+	waitFor(t, "Confirm.Count notification", 10*time.Second, func() bool { return cl.seen(2, uint16(2)) })
 	if !cl.seen(3, uint32(31337)) {
 		t.Fatalf("Count notified before the confirmation slot's TrackingId")
 	}
@@ -469,7 +461,7 @@ func TestOPCUARestartDropsSessions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	edgeWait(t, "silent connection accepted", 10*time.Second, func() bool {
+	waitFor(t, "silent connection accepted", 10*time.Second, func() bool {
 		o.mu.RLock()
 		defer o.mu.RUnlock()
 		return len(o.pending) == 1
@@ -481,7 +473,7 @@ func TestOPCUARestartDropsSessions(t *testing.T) {
 	}
 	readValues(t, c, sorterNode(ns, "Plc.BootId"))
 	o.Restart()
-	edgeWait(t, "old session to fail", 30*time.Second, func() bool {
+	waitFor(t, "old session to fail", 30*time.Second, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		_, err := c.Read(ctx, &ua.ReadRequest{NodesToRead: []*ua.ReadValueID{{NodeID: sorterNode(ns, "Plc.BootId"), AttributeID: ua.AttributeIDValue}}})
@@ -491,7 +483,7 @@ func TestOPCUARestartDropsSessions(t *testing.T) {
 		t.Fatalf("endpoint moved: %s -> %s", endpoint, o.Endpoint())
 	}
 	var c2 *opcua.Client
-	edgeWait(t, "reconnect after restart", 30*time.Second, func() bool {
+	waitFor(t, "reconnect after restart", 30*time.Second, func() bool {
 		var err error
 		c2, err = tryConnect(endpoint)
 		return err == nil
@@ -595,7 +587,7 @@ func testSecureChannel(t *testing.T, k testKeys, security string, mode, other ua
 	if err != nil || resp.Results[3] != ua.StatusOK {
 		t.Fatalf("secure divert write: %v %v", err, resp)
 	}
-	edgeWait(t, "ACK_SEQ 1", 5*time.Second, func() bool { return p.Snapshot().AckSeq == 1 })
+	waitFor(t, "ACK_SEQ 1", 5*time.Second, func() bool { return p.Snapshot().AckSeq == 1 })
 	res := readValues(t, c, sorterNode(ns, "Divert.1.TrackingId"))
 	if res[0].Value.Value() != uint32(555) {
 		t.Fatalf("secure read %v", res[0].Value)
@@ -641,7 +633,7 @@ func testDropConnections(t *testing.T, p *PLC, o *opcuaServer) {
 	if n := o.DropConnections(); n != 1 {
 		t.Fatalf("dropped %d connections, want 1", n)
 	}
-	edgeWait(t, "client to notice", 10*time.Second, func() bool {
+	waitFor(t, "client to notice", 10*time.Second, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		_, err := c.Read(ctx, &ua.ReadRequest{NodesToRead: []*ua.ReadValueID{{NodeID: sorterNode(ns, "Plc.BootId"), AttributeID: ua.AttributeIDValue}}})
@@ -805,7 +797,7 @@ func testSubscriptionIDsUnique(t *testing.T, p *PLC, o *opcuaServer) {
 	if err := subA.Cancel(testCtx(t)); err != nil {
 		t.Fatalf("cancel: %v", err)
 	}
-	edgeWait(t, "subscription deleted", 10*time.Second, func() bool { return !liveSubscription(o.inst.srv.SubscriptionService, subA.SubscriptionID) })
+	waitFor(t, "subscription deleted", 10*time.Second, func() bool { return !liveSubscription(o.inst.srv.SubscriptionService, subA.SubscriptionID) })
 	subC, _ := newSub(c)
 	if subC.SubscriptionID == subB.SubscriptionID || subC.SubscriptionID == subA.SubscriptionID {
 		t.Fatalf("subscription ids A %d B %d C %d", subA.SubscriptionID, subB.SubscriptionID, subC.SubscriptionID)

@@ -14,18 +14,6 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// edgeWait polls cond every millisecond until it holds or d passes.
-func edgeWait(t testing.TB, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(time.Millisecond) // polling interval, not synchronisation
-	}
-}
-
 // runScanners starts a scanner set until the test ends.
 func runScanners(t *testing.T, cfg ScannerConfig) *scanners {
 	t.Helper()
@@ -36,16 +24,23 @@ func runScanners(t *testing.T, cfg ScannerConfig) *scanners {
 	if err := s.Listen(); err != nil {
 		t.Fatal(err)
 	}
+	runUntilCleanup(t, "scanners", s.Run)
+	return s
+}
+
+// runUntilCleanup runs part until the test ends, then stops it and checks
+// that it stopped cleanly.
+func runUntilCleanup(t *testing.T, name string, run func(context.Context) error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
+	go func() { done <- run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
-			t.Errorf("scanners run: %v", err)
+			t.Errorf("%s run: %v", name, err)
 		}
 	})
-	return s
 }
 
 // dialScanner connects a plain TCP client (the gateway's side) to scanner i
@@ -60,7 +55,7 @@ func dialScanner(t *testing.T, s *scanners, i int) net.Conn {
 	t.Cleanup(func() { c.Close() })
 	// Accepted is counted before the connection is registered for sends;
 	// wait for the registration itself.
-	edgeWait(t, "scanner to register the connection", 10*time.Second, func() bool {
+	waitFor(t, "scanner to register the connection", 10*time.Second, func() bool {
 		return s.Stats()[i].Connections > before
 	})
 	return c
@@ -135,7 +130,7 @@ func TestScannerHeartbeat(t *testing.T) {
 			if string(got) != tc.want+tc.want {
 				t.Fatalf("got %q, want two heartbeats %q", got, tc.want)
 			}
-			edgeWait(t, "heartbeat counter", 5*time.Second, func() bool { return s.Stats()[0].Heartbeats >= 2 })
+			waitFor(t, "heartbeat counter", 5*time.Second, func() bool { return s.Stats()[0].Heartbeats >= 2 })
 		})
 	}
 }
@@ -209,7 +204,7 @@ func TestScannerMultipleGatewaysAndDrop(t *testing.T) {
 			t.Fatalf("after Drop: read error %v, want EOF", err)
 		}
 	}
-	edgeWait(t, "connections gone", 5*time.Second, func() bool { return s.Stats()[1].Connections == 0 })
+	waitFor(t, "connections gone", 5*time.Second, func() bool { return s.Stats()[1].Connections == 0 })
 	c := dialScanner(t, s, 1) // the gateway reconnects: the scanner still listens
 	s.Send(1, 6, []string{"E"})
 	if got := readExactly(t, c, 5); string(got) != "\x026;E\x03" {
@@ -236,7 +231,7 @@ func TestScannerDialOutRedials(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { c.Close() })
-		edgeWait(t, "scanner connected", 5*time.Second, func() bool { return s.Stats()[0].Connections == 1 })
+		waitFor(t, "scanner connected", 5*time.Second, func() bool { return s.Stats()[0].Connections == 1 })
 		return c
 	}
 	c := accept()
