@@ -38,6 +38,15 @@ type Config struct {
 	Version string
 	// SSEInterval is how often /events pushes a snapshot (default 1s).
 	SSEInterval time.Duration
+	// Journal, when set, is run by Gateway.Run and stopped and closed
+	// last, after the lines and the HTTP server (*journal.Journal).
+	Journal JournalRunner
+}
+
+// JournalRunner is the journal's life cycle as the gateway drives it.
+type JournalRunner interface {
+	Run(ctx context.Context) error
+	Close() error
 }
 
 // Validate fills defaults.
@@ -154,13 +163,24 @@ func (g *Gateway) Snapshot() Snapshot {
 	return s
 }
 
-// Run serves HTTP and runs the lines until ctx is done; then it drains:
-// the lines take no new reads, outstanding commands get DrainGrace to
-// finish, and everything stops.
+// Run runs the journal, the lines and the HTTP server until ctx is done or
+// one of them fails, then stops them in a fixed order:
+//
+//  1. the lines drain: they take no new reads, outstanding commands get
+//     DrainGrace to be confirmed, and every item still open is recorded;
+//  2. the HTTP server stops, after the lines, so the status page shows the
+//     drain to the end;
+//  3. the journal stops last, after it has made durable every record the
+//     lines wrote while stopping, and is closed.
+//
+// A part that fails stops its siblings the same way (a failed line stops
+// the other lines). A failed journal stops sorting at once, without a
+// drain: without an audit trail the gateway must not go on diverting.
+// The first failure is returned.
 func (g *Gateway) Run(ctx context.Context) error {
 	ln, err := net.Listen("tcp", g.cfg.Listen)
 	if err != nil {
-		return fmt.Errorf("gateway: listen %s: %w", g.cfg.Listen, err)
+		return g.closeJournal(fmt.Errorf("gateway: listen %s: %w", g.cfg.Listen, err))
 	}
 	g.addr.Store(ln.Addr().String())
 	srv := &http.Server{
@@ -168,42 +188,81 @@ func (g *Gateway) Run(ctx context.Context) error {
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       120 * time.Second,
-		ErrorLog:          nil,
 	}
-	close(g.started)
-	g.log.Info().Str("addr", g.Addr()).Msg("status page listening")
 
-	linesCtx, stopLines := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopLines()
-	var lg group
-	for _, l := range g.lines {
-		lg.Go(func() error { return l.Run(linesCtx) })
+	// Each part runs on a context of its own, detached from ctx, so that
+	// the stop order below, not the order of cancellation, decides who
+	// stops first.
+	base := context.WithoutCancel(ctx)
+	journal := newRunGroup(base)
+	if g.cfg.Journal != nil {
+		journal.Go(func(ctx context.Context) error {
+			if err := g.cfg.Journal.Run(ctx); err != nil && ctx.Err() == nil {
+				return fmt.Errorf("journal: %w", err)
+			}
+			return nil
+		})
 	}
-	var hg group
-	hg.Go(func() error {
+	lines := newRunGroup(base)
+	for _, l := range g.lines {
+		lines.Go(l.Run)
+	}
+	web := newRunGroup(base)
+	web.Go(func(context.Context) error {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("gateway: http: %w", err)
 		}
 		return nil
 	})
-	linesDone := make(chan struct{})
-	go func() { lg.Wait(); close(linesDone) }()
+	close(g.started)
+	g.log.Info().Str("addr", g.Addr()).Msg("status page listening")
 
+	linesDone := make(chan struct{})
+	go func() { lines.wg.Wait(); close(linesDone) }()
+
+	// 1. Lines.
 	select {
 	case <-ctx.Done():
 		g.drain(linesDone)
-	case <-linesDone:
+	case <-lines.Failed():
+		g.log.Error().Err(lines.Err()).Msg("a line failed; stopping the others")
+		g.drain(linesDone)
+	case <-web.Failed():
+		g.log.Error().Err(web.Err()).Msg("status page server failed; stopping")
+		g.drain(linesDone)
+	case <-journal.Failed():
+		g.log.Error().Err(journal.Err()).Msg("journal failed; stopping sorting at once")
 	}
-	stopLines()
-	lineErr := lg.Wait()
+	lines.Stop()
+	lineErr := lines.Wait()
+
+	// 2. HTTP: SSE streams let go first, then the server shuts down.
+	g.draining.Store(true)
 	close(g.stopping)
 	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		_ = srv.Close()
 	}
-	httpErr := hg.Wait()
-	return errors.Join(lineErr, httpErr)
+	web.Stop()
+	httpErr := web.Wait()
+
+	// 3. Journal: Run commits what is queued before it returns.
+	journal.Stop()
+	journalErr := journal.Wait()
+	return g.closeJournal(errors.Join(journalErr, lineErr, httpErr))
+}
+
+// closeJournal closes the journal (if the gateway runs one) and adds its
+// error to err.
+func (g *Gateway) closeJournal(err error) error {
+	if g.cfg.Journal == nil {
+		return err
+	}
+	if cerr := g.cfg.Journal.Close(); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("close journal: %w", cerr))
+	}
+	return err
 }
 
 // drain stops new reads and waits (at most DrainGrace) for open items.

@@ -261,38 +261,35 @@ func (l *Line) OpenNow() int { return int(l.openCount.Load()) }
 func (l *Line) Snapshot() *LineSnapshot { return l.snap.Load() }
 
 // Run runs the line's PLC link, its scanners and the item loop until ctx is
-// done, then records every still-open item as lost.
+// done or one of them fails, then records every still-open item as lost.
+// The three run as one group: a PLC link or scanner source whose Run fails
+// stops the item loop too, so the line never takes reads it cannot divert,
+// and the failure is returned.
 func (l *Line) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	l.running.Store(true)
 	defer l.running.Store(false)
-	var g group
-	g.Go(func() error {
+	g := newRunGroup(ctx)
+	g.Go(func(ctx context.Context) error {
 		if err := l.plc.Run(ctx); err != nil && ctx.Err() == nil {
 			return fmt.Errorf("line %s: plc: %w", l.cfg.Name, err)
 		}
 		return nil
 	})
 	if l.scanners != nil {
-		g.Go(func() error {
+		g.Go(func(ctx context.Context) error {
 			if err := l.scanners.Run(ctx, l.Sink); err != nil && ctx.Err() == nil {
 				return fmt.Errorf("line %s: scanners: %w", l.cfg.Name, err)
 			}
 			return nil
 		})
 	}
-	loopErr := l.loop(ctx)
-	cancel()
+	g.Go(l.loop)
 	err := g.Wait()
 	// The link may have reported events for items while stopping.
 	l.drainEvents()
 	l.closeAll(time.Now())
 	l.publish(time.Now())
-	if err != nil {
-		return err
-	}
-	return loopErr
+	return err
 }
 
 func (l *Line) loop(ctx context.Context) error {

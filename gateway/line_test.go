@@ -29,14 +29,22 @@ type fakeLink struct {
 	mu     sync.Mutex
 	st     devices.PLCStatus
 	host   devices.HostState
+	fail   chan error // an error sent here makes Run fail with it
 }
 
 func newFakeLink() *fakeLink {
-	return &fakeLink{cmds: make(chan devices.Command, 256), events: make(chan devices.Event, 256),
+	return &fakeLink{cmds: make(chan devices.Command, 256), events: make(chan devices.Event, 256), fail: make(chan error, 1),
 		st: devices.PLCStatus{Name: "fake", Protocol: "fake", State: devices.LinkUp}}
 }
 
-func (f *fakeLink) Run(ctx context.Context) error { <-ctx.Done(); return nil }
+func (f *fakeLink) Run(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-f.fail:
+		return err
+	}
+}
 func (f *fakeLink) Send(ctx context.Context, c devices.Command) error {
 	select {
 	case f.cmds <- c:

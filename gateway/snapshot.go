@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"sync"
 	"time"
 
 	"sortgw/devices"
@@ -325,35 +324,4 @@ func (l *Line) publish(now time.Time) {
 		s.Recent = append(s.Recent, ItemViewOf(r))
 	}
 	l.snap.Store(s)
-}
-
-// group runs functions and waits for all of them, keeping the first error.
-type group struct {
-	wg   sync.WaitGroup
-	mu   sync.Mutex
-	err  error
-	once sync.Once
-}
-
-// Go runs f in a goroutine.
-func (g *group) Go(f func() error) {
-	g.wg.Add(1)
-	go func() {
-		defer g.wg.Done()
-		if err := f(); err != nil {
-			g.mu.Lock()
-			if g.err == nil {
-				g.err = err
-			}
-			g.mu.Unlock()
-		}
-	}()
-}
-
-// Wait waits for every function and returns the first error.
-func (g *group) Wait() error {
-	g.wg.Wait()
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.err
 }

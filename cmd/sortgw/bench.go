@@ -585,7 +585,7 @@ func runBench(ctx context.Context, cfg benchConfig) (*benchReport, error) {
 		}
 		glines = append(glines, bl.line)
 	}
-	gw, err := gateway.New(gateway.Config{Listen: "127.0.0.1:0", DrainGrace: cfg.travel() + 3*time.Second, Version: version + "-bench"},
+	gw, err := gateway.New(gateway.Config{Listen: "127.0.0.1:0", DrainGrace: cfg.travel() + 3*time.Second, Version: version + "-bench", Journal: j},
 		glines, j, m, log.With().Str("part", "http").Logger())
 	if err != nil {
 		_ = j.Close()

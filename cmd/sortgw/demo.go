@@ -244,7 +244,7 @@ func (d *demo) runGateway(ctx context.Context, ready func(url string)) error {
 		return err
 	}
 	d.line = line
-	gw, err := gateway.New(gateway.Config{Listen: cfg.HTTP, Token: cfg.Token, DrainGrace: 3 * time.Second, Version: version + "-demo"},
+	gw, err := gateway.New(gateway.Config{Listen: cfg.HTTP, Token: cfg.Token, DrainGrace: 3 * time.Second, Version: version + "-demo", Journal: j},
 		[]*gateway.Line{line}, j, m, d.log.With().Str("part", "http").Logger())
 	if err != nil {
 		_ = j.Close()

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -142,7 +141,7 @@ func buildSite(cfg *Config, log zerolog.Logger) (*site, error) {
 		}
 		lines = append(lines, line)
 	}
-	gw, err := gateway.New(gateway.Config{Listen: cfg.HTTP.Listen, Token: cfg.HTTP.Token, DrainGrace: cfg.DrainGrace, Version: version},
+	gw, err := gateway.New(gateway.Config{Listen: cfg.HTTP.Listen, Token: cfg.HTTP.Token, DrainGrace: cfg.DrainGrace, Version: version, Journal: j},
 		lines, j, m, log.With().Str("part", "http").Logger())
 	if err != nil {
 		return fail(err)
@@ -150,19 +149,12 @@ func buildSite(cfg *Config, log zerolog.Logger) (*site, error) {
 	return &site{gw: gw, journal: j, log: log}, nil
 }
 
-// run runs the site until ctx is done (then drains) and closes the journal
-// last, so every outcome the lines record is kept. SIGHUP reloads plans.
+// run runs the site until ctx is done, reloading plans on hup. The
+// gateway owns the stop order (lines drain, then HTTP, then the journal,
+// which it closes last).
 func (s *site) run(ctx context.Context, hup <-chan os.Signal) error {
-	jctx, stopJournal := context.WithCancel(context.WithoutCancel(ctx))
-	jdone := make(chan error, 1)
-	go func() { jdone <- s.journal.Run(jctx) }()
-
-	gctx, stopGateway := context.WithCancel(ctx)
-	gdone := make(chan error, 1)
-	go func() { gdone <- s.gw.Run(gctx) }()
-
-	var err error
-loop:
+	done := make(chan error, 1)
+	go func() { done <- s.gw.Run(ctx) }()
 	for {
 		select {
 		case <-hup:
@@ -171,26 +163,10 @@ loop:
 			} else {
 				s.log.Info().Msg("plans reloaded")
 			}
-		case err = <-gdone:
-			break loop
-		case jerr := <-jdone:
-			// The journal stopped on its own: without an audit trail the
-			// gateway must not go on sorting.
-			stopGateway()
-			err = errors.Join(fmt.Errorf("journal: %w", jerr), <-gdone)
-			jdone <- nil
-			break loop
+		case err := <-done:
+			return err
 		}
 	}
-	stopGateway()
-	stopJournal()
-	if jerr := <-jdone; jerr != nil && !errors.Is(jerr, context.Canceled) {
-		err = errors.Join(err, fmt.Errorf("journal: %w", jerr))
-	}
-	if cerr := s.journal.Close(); cerr != nil {
-		err = errors.Join(err, fmt.Errorf("close journal: %w", cerr))
-	}
-	return err
 }
 
 // cmdRun is `sortgw run -config site.yaml`.
