@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"encoding/csv"
 	"encoding/json"
 	"io"
 	"strconv"
@@ -54,9 +53,10 @@ func (c *container) manifest(line string, chute uint16) Manifest {
 	}
 }
 
-// WriteManifestsCSV writes manifests as CSV, one row per item.
+// WriteManifestsCSV writes manifests as CSV, one row per item. Cells that
+// a spreadsheet would read as a formula are neutralised (csvCell).
 func WriteManifestsCSV(w io.Writer, ms []Manifest) error {
-	cw := csv.NewWriter(w)
+	cw := newCSVWriter(w)
 	if err := cw.Write([]string{"line", "container", "chute", "route", "opened", "closed", "cause", "tid", "codes", "dest", "result", "plan_version", "at"}); err != nil {
 		return err
 	}
@@ -75,8 +75,7 @@ func WriteManifestsCSV(w io.Writer, ms []Manifest) error {
 			}
 		}
 	}
-	cw.Flush()
-	return cw.Error()
+	return cw.Flush()
 }
 
 // WriteManifestsJSON writes manifests as a JSON array.

@@ -38,6 +38,13 @@ type Config struct {
 	Version string
 	// SSEInterval is how often /events pushes a snapshot (default 1s).
 	SSEInterval time.Duration
+	// WriteTimeout bounds how long one response may take to write (default
+	// 15s): a client that stops reading lets go of its connection then.
+	// The status stream (/events) sets a fresh deadline per message.
+	WriteTimeout time.Duration
+	// MaxSSEClients caps the live status streams served at once (default
+	// 64); more are refused with 503 and counted.
+	MaxSSEClients int
 	// Journal, when set, is run by Gateway.Run and stopped and closed
 	// last, after the lines and the HTTP server (*journal.Journal).
 	Journal JournalRunner
@@ -63,6 +70,15 @@ func (c *Config) Validate() error {
 	if c.SSEInterval == 0 {
 		c.SSEInterval = time.Second
 	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = 15 * time.Second
+	}
+	if c.MaxSSEClients == 0 {
+		c.MaxSSEClients = 64
+	}
+	if c.WriteTimeout < 0 || c.MaxSSEClients < 0 {
+		return fmt.Errorf("gateway: negative write timeout %v or SSE client cap %d", c.WriteTimeout, c.MaxSSEClients)
+	}
 	if c.Version == "" {
 		c.Version = "dev"
 	}
@@ -86,6 +102,8 @@ type Gateway struct {
 	log    zerolog.Logger
 
 	draining atomic.Bool
+	sse      atomic.Int64 // live /events streams
+	refusals *rateLogger  // refused HTTP requests
 	started  chan struct{}
 	stopping chan struct{} // closed when the HTTP side must let go (SSE)
 	addr     atomic.Value  // string
@@ -104,7 +122,7 @@ func New(cfg Config, lines []*Line, search Searcher, m *Metrics, log zerolog.Log
 		m = NewMetrics()
 	}
 	g := &Gateway{cfg: cfg, lines: lines, byName: map[string]*Line{}, search: search, met: m, log: log,
-		started: make(chan struct{}), stopping: make(chan struct{})}
+		started: make(chan struct{}), stopping: make(chan struct{}), refusals: newRateLogger(log, time.Second)}
 	for _, l := range lines {
 		if g.byName[l.Name()] != nil {
 			return nil, fmt.Errorf("gateway: duplicate line %q", l.Name())

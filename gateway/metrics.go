@@ -37,6 +37,8 @@ type Metrics struct {
 	tracked     *prometheus.GaugeVec
 	planVersion *prometheus.GaugeVec
 	containers  *prometheus.CounterVec
+	httpRefused *prometheus.CounterVec
+	sseClients  prometheus.Gauge
 }
 
 // NewMetrics makes the collectors and registers them, with the Go and
@@ -106,6 +108,12 @@ func NewMetrics() *Metrics {
 		containers: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sortgw_containers_closed_total", Help: "Containers closed, by cause (technician, emptied).",
 		}, []string{"line", "cause"}),
+		httpRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sortgw_http_refused_total", Help: "HTTP requests refused by a limit: sse-clients (too many live status streams), unauthorized (bad or missing token).",
+		}, []string{"reason"}),
+		sseClients: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sortgw_http_sse_clients", Help: "Live status streams (/events) being served.",
+		}),
 	}
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
@@ -113,6 +121,7 @@ func NewMetrics() *Metrics {
 		m.reads, m.duplicates, m.decisions, m.outcomes, m.results, m.chuteDiv, m.missed, m.unmatched,
 		m.decisionDur, m.toWritten, m.toTaken, m.toConfirmed,
 		m.linkUp, m.linkState, m.reconnects, m.ringOut, m.queued, m.tracked, m.planVersion, m.containers,
+		m.httpRefused, m.sseClients,
 	)
 	return m
 }

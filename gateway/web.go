@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
 
 	"sortgw/gateway/journal"
 )
@@ -49,7 +50,9 @@ func chuteClass(c ChuteView) string {
 // item search, manifests and the token-protected actions.
 func (g *Gateway) Handler() http.Handler {
 	mux := http.NewServeMux()
-	static, _ := fs.Sub(webFS, "web")
+	// Only the assets are static: the page template is served rendered,
+	// never as its source.
+	static, _ := fs.Sub(webFS, "web/static")
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
 	mux.HandleFunc("GET /{$}", g.handlePage)
 	mux.HandleFunc("GET /status.json", g.handleStatus)
@@ -65,11 +68,16 @@ func (g *Gateway) Handler() http.Handler {
 	mux.HandleFunc("POST /api/lines/{line}/chutes/{chute}/{action}", g.auth(g.handleChute))
 	mux.HandleFunc("POST /api/lines/{line}/reload", g.auth(g.handleReload))
 	mux.HandleFunc("POST /api/reload", g.auth(g.handleReload))
-	return securityHeaders(mux)
+	return g.common(mux)
 }
 
-func securityHeaders(h http.Handler) http.Handler {
+// common sets the security headers and the response's write deadline:
+// a client that stops reading is dropped after WriteTimeout instead of
+// pinning a goroutine and a descriptor (the status stream moves its own
+// deadline forward with every message).
+func (g *Gateway) common(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(g.cfg.WriteTimeout))
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.Header().Set("X-Frame-Options", "DENY")
 		w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'")
@@ -137,6 +145,16 @@ func (g *Gateway) handleEvents(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
 		return
 	}
+	if n := g.sse.Add(1); n > int64(g.cfg.MaxSSEClients) {
+		g.sse.Add(-1)
+		g.met.httpRefused.WithLabelValues("sse-clients").Inc()
+		g.refusals.Log(func(e *zerolog.Event) { e.Str("remote", r.RemoteAddr).Int("limit", g.cfg.MaxSSEClients) }, "status stream refused: too many clients")
+		w.Header().Set("Retry-After", "10")
+		http.Error(w, "too many live status streams; try again later", http.StatusServiceUnavailable)
+		return
+	}
+	g.met.sseClients.Inc()
+	defer func() { g.sse.Add(-1); g.met.sseClients.Dec() }()
 	rc := http.NewResponseController(w)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
@@ -144,7 +162,7 @@ func (g *Gateway) handleEvents(w http.ResponseWriter, r *http.Request) {
 	tick := time.NewTicker(g.cfg.SSEInterval)
 	defer tick.Stop()
 	send := func() bool {
-		_ = rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		_ = rc.SetWriteDeadline(time.Now().Add(g.cfg.WriteTimeout))
 		b, err := json.Marshal(g.Snapshot())
 		if err != nil {
 			return false
@@ -180,15 +198,25 @@ func (g *Gateway) auth(h http.HandlerFunc) http.HandlerFunc {
 			writeJSON(w, http.StatusForbidden, apiError{"actions are disabled: no token configured"})
 			return
 		}
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(g.cfg.Token)) != 1 {
+		if subtle.ConstantTimeCompare([]byte(bearer(r)), []byte(g.cfg.Token)) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="sortgw"`)
 			writeJSON(w, http.StatusUnauthorized, apiError{"a valid bearer token is required"})
-			g.log.Warn().Str("remote", r.RemoteAddr).Str("path", r.URL.Path).Msg("action refused: bad or missing token")
+			g.met.httpRefused.WithLabelValues("unauthorized").Inc()
+			g.refusals.Log(func(e *zerolog.Event) { e.Str("remote", r.RemoteAddr).Str("path", r.URL.Path) }, "action refused: bad or missing token")
 			return
 		}
 		h(w, r)
 	}
+}
+
+// bearer returns the token of an Authorization header. The scheme is
+// case-insensitive (RFC 9110 section 11.1): "bearer x" is "Bearer x".
+func bearer(r *http.Request) string {
+	scheme, tok, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(tok)
 }
 
 func (g *Gateway) lineOf(w http.ResponseWriter, r *http.Request) *Line {
