@@ -160,3 +160,27 @@ func TestSlowReaderIsDropped(t *testing.T) {
 	// handler returns.
 	waitFor(t, "the slow reader to be dropped", func() bool { return gw.sse.Load() == 0 })
 }
+
+// TestPLCNeverReadShowsUnknown: before the first read of the PLC block
+// the page must not claim a stopped sorter with no fault.
+func TestPLCNeverReadShowsUnknown(t *testing.T) {
+	link := newFakeLink()
+	link.st.State = 0 // down, never read
+	l, err := NewLine(LineConfig{Name: "L1", Chutes: 16}, link, nil, nil, NewMetrics(), zerolog.New(zerolog.NewTestWriter(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.publish(time.Now())
+	p := l.Snapshot().PLC
+	if p.SorterState != "unknown" || p.Fault != "unknown" {
+		t.Fatalf("never read: sorter %q fault %q, want unknown", p.SorterState, p.Fault)
+	}
+	link.mu.Lock()
+	link.st.BootID, link.st.LastHeartbeat, link.st.State = 7, time.Now(), 3
+	link.mu.Unlock()
+	l.plcStatus = link.Status()
+	l.publish(time.Now())
+	if p := l.Snapshot().PLC; p.SorterState != "stopped" || p.Fault != "none" {
+		t.Fatalf("after a read: sorter %q fault %q", p.SorterState, p.Fault)
+	}
+}

@@ -173,6 +173,13 @@ func SorterStateName(s uint16) string {
 	return "unknown"
 }
 
+// plcHeard reports whether the PLC's block was ever read: BOOT_ID is
+// never 0 on a PLC that keeps the interface, and its heartbeat time is
+// set with the first read.
+func plcHeard(st *devices.PLCStatus) bool {
+	return st.BootID != 0 || !st.LastHeartbeat.IsZero()
+}
+
 // FaultName names FAULT_CODE.
 func FaultName(f uint16) string {
 	switch {
@@ -284,6 +291,11 @@ func (l *Line) publish(now time.Time) {
 			Unmatched: l.c.Unmatched, Overflow: l.overflow.Load(), JournalErrs: l.journalErrs.Load(), Results: map[string]uint64{},
 		},
 		PerMinute: l.rates.rates(now, &l.c),
+	}
+	if !plcHeard(&st) {
+		// Nothing read from the PLC yet: its zero registers are not a
+		// stopped sorter with no fault.
+		s.PLC.SorterState, s.PLC.Fault = "unknown", "unknown"
 	}
 	s.Ready = l.plans.Load() != nil && !s.Draining && st.State == devices.LinkUp
 	for o, n := range l.c.ByOutcome {
