@@ -14,7 +14,6 @@ const module = "sortgw"
 
 type pkgInfo struct {
 	ImportPath string
-	Dir        string
 	Doc        string
 	Standard   bool
 	Deps       []string // every non-test dependency, direct or not
