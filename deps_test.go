@@ -16,7 +16,8 @@ type pkgInfo struct {
 	ImportPath string
 	Doc        string
 	Standard   bool
-	Deps       []string
+	Deps       []string // every non-test dependency, direct or not
+	Imports    []string // the non-test imports of the package itself
 	GoFiles    []string
 }
 
@@ -54,9 +55,10 @@ func under(path, prefix string) bool {
 }
 
 // TestDependencyDirection enforces DEVELOPERS.md: cmd wires everything;
-// gateway uses sortplan and devices; devices and sortplan know nothing of
-// each other; fieldbus-sim imports no gateway code, and only cmd/ (and
-// tests) import fieldbus-sim. It reads non-test dependencies only.
+// gateway uses sortplan and the device contracts, never a device
+// implementation; devices and sortplan know nothing of each other;
+// fieldbus-sim imports no gateway code, and only cmd/ (and tests) import
+// fieldbus-sim. It reads non-test dependencies only.
 func TestDependencyDirection(t *testing.T) {
 	rules := []struct {
 		pkg       string // package prefix the rule applies to
@@ -84,6 +86,14 @@ func TestDependencyDirection(t *testing.T) {
 				return !under(d, module+"/fieldbus-sim") && !under(d, module+"/cmd")
 			},
 			forbidden: "gateway does not import fieldbus-sim or cmd",
+		},
+		{
+			pkg: module + "/gateway",
+			allow: func(d string) bool {
+				return !under(d, module+"/devices/scanner") && !under(d, module+"/devices/modbus") &&
+					!under(d, module+"/devices/opcua")
+			},
+			forbidden: "gateway sees devices through the contracts in sortgw/devices only, never an implementation (cmd wires those)",
 		},
 		{
 			pkg: module + "/fieldbus-sim",

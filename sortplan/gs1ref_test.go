@@ -229,6 +229,47 @@ func refParseGS1HRI(s string, r *refResult) {
 	return
 }
 
+// refPostalOK is the domestic postal-code rule as it was at the same commit
+// (resolve.go, Table.postalOK), frozen: at country 840 a ZIP5 or a ZIP+4
+// written as nine digits; elsewhere any non-empty value.
+func refPostalOK(country, v string) bool {
+	if country != "840" {
+		return v != ""
+	}
+	if len(v) != 5 && len(v) != 9 {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] < '0' || v[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// refShipTo is the reference verdict on the ship-to postal code of one
+// code at a site in country: the AI 420 value, or the AI 421 value when it
+// names the site's own country, and whether that is a destination. hri
+// selects the human-readable reader. found is false when the code has
+// neither AI or does not parse.
+func refShipTo(country, code string, hri bool) (postal string, found, ok bool) {
+	var r refResult
+	if hri {
+		refParseGS1HRI(code, &r)
+	} else {
+		refParseGS1(code, &r)
+	}
+	switch {
+	case r.fail != gs1OK:
+		return "", false, false
+	case r.ai420 != "":
+		return r.ai420, true, refPostalOK(country, r.ai420)
+	case len(r.ai421) > 3 && r.ai421[:3] == country:
+		return r.ai421[3:], true, refPostalOK(country, r.ai421[3:])
+	}
+	return "", false, false
+}
+
 // gs1Corpus is every GS1-ish code of the label tests and a sample label
 // set, each also cut short and with one byte changed at every position:
 // the syntax failures of the strict reader, reached in every field.

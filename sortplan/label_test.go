@@ -128,6 +128,11 @@ func labelCases() []labelCase {
 		{"truncated SSCC", []string{"]C142090210" + GS + "00123"}, 61, u, "", "EXC", true},
 		{"two separators", []string{"]C142090210" + GS + GS + "10A"}, 61, u, "", "EXC", true},
 		{"4-digit postal code", []string{"]C14209021"}, 61, u, "", "EXC", true},
+		// At country 840 a postal code is 5 or 9 digits: 6..8 would reach
+		// the 902* prefix row if they were read.
+		{"6-digit postal code", []string{"]C1420902101"}, 61, u, "", "EXC", true},
+		{"7-digit postal code", []string{"]C14209021012"}, 61, u, "", "EXC", true},
+		{"8-digit postal code", []string{"]C142090210123"}, 61, u, "", "EXC", true},
 		{"HRI fixed field too short", []string{"(420)90210(01)123"}, 61, u, "", "EXC", true},
 		{"HRI without parentheses closing", []string{"(42090210"}, 61, u, "", "EXC", true},
 		{"symbology id only", []string{"]C1"}, 61, u, "", "EXC", true},
@@ -191,6 +196,68 @@ func TestDecideLabels(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestAI420LengthAtCountry840: at a US site the ship-to postal code of AI
+// 420 (and of AI 421 with country 840) is a ZIP5 or a ZIP+4 written as
+// nine digits; every other length is refused in every form the code can
+// arrive in, and the frozen reference reader (gs1ref_test.go) gives the
+// same verdict. The plan's 902* prefix row would take 6, 7 and 8 digits
+// if the length rule let them through.
+func TestAI420LengthAtCountry840(t *testing.T) {
+	tb := labelTable(t, ResolverConfig{})
+	lengths := []struct {
+		name   string
+		postal string
+		ok     bool
+		chute  uint16 // when ok
+	}{
+		{"4 digits", "9021", false, 0},
+		{"5 digits (ZIP5)", "90210", true, 1},
+		{"6 digits", "902101", false, 0},
+		{"7 digits", "9021012", false, 0},
+		{"8 digits", "90210123", false, 0},
+		{"9 digits (ZIP+4)", "902101234", true, 3},
+		{"10 digits", "9021012345", false, 0},
+		{"5 with a letter", "9021A", false, 0},
+	}
+	forms := []struct {
+		name string
+		code func(postal string) string
+		hri  bool // the reference reads it as the human-readable form
+		sym  int  // bytes of symbology identifier the reference skips
+	}{
+		{"gs1-128", func(p string) string { return "]C1420" + p }, false, 3},
+		{"datamatrix", func(p string) string { return "]d2420" + p }, false, 3},
+		{"human readable", func(p string) string { return "(420)" + p }, true, 0},
+		{"leading FNC1", func(p string) string { return GS + "420" + p }, false, 0},
+		{"raw without symbology id", func(p string) string { return "420" + p }, false, 0},
+		{"421 site country", func(p string) string { return "]C1421840" + p }, false, 3},
+		{"420 after a lot", func(p string) string { return "]C110LOT" + GS + "420" + p }, false, 3},
+	}
+	for _, f := range forms {
+		for _, l := range lengths {
+			t.Run(f.name+"/"+l.name, func(t *testing.T) {
+				code := f.code(l.postal)
+				d := tb.Decide([]string{code}, nil)
+				if l.ok {
+					if d.Reason != ReasonSorted || d.Chute != l.chute || d.DestKey() != l.postal {
+						t.Errorf("Decide(%q) = %+v, want chute %d dest %s", code, d, l.chute, l.postal)
+					}
+				} else if d.Reason != ReasonUnknown || d.Chute != 61 || d.DestKey() != "" {
+					t.Errorf("Decide(%q) = %+v (dest %q), want refused: unknown, chute 61, no destination\n%+v",
+						code, d, d.DestKey(), tb.Explain([]string{code}, nil))
+				}
+				// The reference may refuse earlier, on syntax (AI 421 holds
+				// at most 9 postal digits), but never reads another value.
+				postal, found, ok := refShipTo("840", code[f.sym:], f.hri)
+				if ok != l.ok || (found && postal != l.postal) {
+					t.Errorf("reference reader on %q: postal %q found %v ok %v, want %q ok %v",
+						code, postal, found, ok, l.postal, l.ok)
+				}
+			})
+		}
 	}
 }
 
