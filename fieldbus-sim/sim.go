@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"time"
 
@@ -418,16 +419,23 @@ func (s *Sim) ScannerOversize(i, n int) {
 }
 
 // WriteManifest writes the manifest CSV "package_id,destination": every
-// package id a label can carry (the generator's pre-generated pool).
+// package id a label can carry (the generator's pre-generated pool),
+// closed by the row END,<rows>.
 func (s *Sim) WriteManifest(w io.Writer) error {
 	cw := csv.NewWriter(w)
 	if err := cw.Write([]string{"package_id", "destination"}); err != nil {
 		return fmt.Errorf("write manifest: %w", err)
 	}
-	for _, row := range s.labels.Manifest() {
+	rows := s.labels.Manifest()
+	for _, row := range rows {
 		if err := cw.Write(row[:]); err != nil {
 			return fmt.Errorf("write manifest: %w", err)
 		}
+	}
+	// The trailer a manifest must end with: END and its row count, so that
+	// a copy cut off on its way is refused.
+	if err := cw.Write([]string{"END", strconv.Itoa(len(rows))}); err != nil {
+		return fmt.Errorf("write manifest: %w", err)
 	}
 	cw.Flush()
 	if err := cw.Error(); err != nil {

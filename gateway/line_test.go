@@ -102,6 +102,7 @@ MULTIREAD,15,EXC,
 RECIRC_LIMIT,16,EXC,
 10115,1|2,R1,
 902*,3|4,R2,
+END
 `
 
 // zip420 is a GS1-128 code with AI 420 (ship-to postal code).
@@ -447,7 +448,7 @@ func TestLineManifestReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := sortplan.ParseManifest("m.csv", strings.NewReader("TBA000000000042,90299\n"))
+	m, err := sortplan.ParseManifest("m.csv", strings.NewReader("TBA000000000042,90299\nEND,1\n"))
 	if err != nil {
 		t.Fatal(err)
 	}

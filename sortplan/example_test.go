@@ -18,6 +18,7 @@ MULTIREAD,15
 RECIRC_LIMIT,14
 90210,1|2,R001
 902*,3,LH-902
+END
 `
 	p, diags, err := sortplan.ParsePlan("example.csv", strings.NewReader(plan), 16)
 	if err != nil {

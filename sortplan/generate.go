@@ -224,6 +224,7 @@ func Generate(opts GenerateOptions) ([]byte, error) {
 	for _, r := range prows {
 		fmt.Fprintf(&b, "%s,%s,%s,\n", r.pat, r.chutes, r.route)
 	}
+	fmt.Fprintf(&b, "END,%d\n", 4+len(rows)+len(prows))
 	return b.Bytes(), nil
 }
 
@@ -350,6 +351,7 @@ func SampleLabels(opts SampleOptions) Samples {
 		}
 		out.Labels = append(out.Labels, l)
 	}
+	man.WriteString("END," + strconv.Itoa(bytes.Count(man.Bytes(), []byte("\n"))-1) + "\n")
 	out.Manifest = man.Bytes()
 	return out
 }

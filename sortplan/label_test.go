@@ -22,6 +22,7 @@ RECIRC_LIMIT,63|64,EXC
 DSF4,9,DSF
 10001,10|11,NYC
 DSF5,20|21|22|23|24,LONG
+END
 `
 
 // mod10 is an independent GS1/USPS mod-10 check digit (weights 3 and 1
@@ -51,7 +52,7 @@ var (
 	impb     = mod10("920559012345678901234")
 	impb2    = mod10("920559012345678901239") // 22 digits, another one, not in the manifest
 	upsGood  = "1Z999AA10123456784"           // the UPS developer-guide example, check digit 4
-	labelMan = "package_id,destination\n" + sscc + ",10001\n" + upsGood + ",90211\nTBA123456789012,90210\n" + impb + ",90211\nPKG-42,276:10115\n"
+	labelMan = "package_id,destination\n" + sscc + ",10001\n" + upsGood + ",90211\nTBA123456789012,90210\n" + impb + ",90211\nPKG-42,276:10115\nEND,5\n"
 )
 
 const GS = "\x1d"

@@ -6,6 +6,7 @@ import (
 	"hash/maphash"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 )
 
@@ -80,6 +81,10 @@ func parseManifest(name, data string) (*Manifest, error) {
 	}
 	line := 0
 	first := true
+	// A manifest ends with END (or END,<rows>), so that one cut off
+	// mid-copy is refused instead of sending the rest of the day's
+	// parcels to the unknown chute.
+	endLine, lastLine, rowsSeen := 0, 0, 0
 	for pos := 0; pos < len(data); {
 		line++
 		end := strings.IndexByte(data[pos:], '\n')
@@ -104,6 +109,21 @@ func parseManifest(name, data string) (*Manifest, error) {
 				continue
 			}
 		}
+		if endLine > 0 {
+			bad(line, 1, fmt.Sprintf("row after the END row (line %d): END must be the manifest's last row", endLine))
+			continue
+		}
+		if id, count, _ := strings.Cut(l, ","); strings.EqualFold(strings.TrimSpace(id), "END") {
+			endLine = line
+			if count = strings.TrimSpace(count); count != "" {
+				if n, err := strconv.Atoi(count); err != nil || n != rowsSeen {
+					bad(line, len(id)+2, fmt.Sprintf("END row says %q rows, the file has %d: rows were lost or added (a partial copy?)", count, rowsSeen))
+				}
+			}
+			continue
+		}
+		rowsSeen++
+		lastLine = line
 		c := strings.IndexByte(l, ',')
 		if c < 0 {
 			bad(line, 1, "want package_id,destination")
@@ -131,6 +151,9 @@ func parseManifest(name, data string) (*Manifest, error) {
 			continue
 		}
 		m.insert(mrow{off: uint32(is), idLen: uint16(ie - is), destOff: uint16(ds - is), destLen: uint16(de - ds)})
+	}
+	if endLine == 0 {
+		bad(max(lastLine, 1), 1, fmt.Sprintf("no END row after line %d: the file may be cut off (a partial copy?); a manifest ends with the row END,%d", lastLine, rowsSeen))
 	}
 	if nerr > 0 {
 		more := ""

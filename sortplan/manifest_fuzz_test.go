@@ -10,10 +10,11 @@ import (
 // a file that parsed resolves to its destination (or to nothing, when the
 // file lists the id twice with different destinations).
 func FuzzParseManifest(f *testing.F) {
-	f.Add("package_id,destination\n1Z2203480342495730,90210\nTBA123456789012,10001\n")
-	f.Add("\ufeffpackage_id,destination\r\n106141411234567897,276:10115\r\n")
-	f.Add("# comment\n\nTBA000000000001, 30303 ,extra\n")
-	f.Add("TBA1,90210\nTBA1,10001\n")
+	f.Add("package_id,destination\n1Z2203480342495730,90210\nTBA123456789012,10001\nEND,2\n")
+	f.Add("\ufeffpackage_id,destination\r\n106141411234567897,276:10115\r\nEND\r\n")
+	f.Add("# comment\n\nTBA000000000001, 30303 ,extra\nEND\n")
+	f.Add("TBA1,90210\nTBA1,10001\nEND,2\n")
+	f.Add("TBA1,90210\nTBA1,100")
 	f.Add("no comma here\n,90210\nTBA2,\n")
 	f.Add(string(SampleLabels(SampleOptions{N: 20, Seed: 3}).Manifest))
 	f.Fuzz(func(t *testing.T, data string) {

@@ -19,7 +19,8 @@ func TestManifest(t *testing.T) {
 		"CONFLICT,30301\n" +
 		"CONFLICT,30302\n" +
 		"CONFLICT,30303\n" +
-		"last,00501" // no trailing newline
+		"last,00501\n" +
+		"END,8" // no trailing newline
 	m, err := ParseManifest("m.csv", strings.NewReader(src))
 	if err != nil {
 		t.Fatal(err)
@@ -58,7 +59,11 @@ func TestManifestErrors(t *testing.T) {
 		{"empty id", ",90210\n", "m.csv:1:1: empty package_id"},
 		{"empty dest", "abc,\n", "m.csv:1:5: empty destination"},
 		{"quotes", "\"abc\",90210\n", "quotes are not allowed"},
-		{"many", strings.Repeat("x\n", 15), "15 bad rows"},
+		{"many", strings.Repeat("x\n", 15) + "END\n", "15 bad rows"},
+		{"no END", "package_id,destination\nabc,90210\n", "m.csv:2:1: no END row after line 2"},
+		{"cut off", "package_id,destination\nabc,90210\nabd,902", "no END row"},
+		{"END count", "abc,90210\nabd,90211\nEND,3\n", "m.csv:3:5: END row says \"3\" rows, the file has 2"},
+		{"row after END", "abc,90210\nEND\nabd,90211\n", "m.csv:3:1: row after the END row (line 2)"},
 	}
 	for _, tt := range tests {
 		_, err := ParseManifest("m.csv", strings.NewReader(tt.src))
@@ -104,6 +109,7 @@ func manifest1M(n int) string {
 	for i := 0; i < n; i++ {
 		fmt.Fprintf(&b, "TBA%012d,%05d\n", i*7919, i%100000)
 	}
+	fmt.Fprintf(&b, "END,%d\n", n)
 	return b.String()
 }
 

@@ -141,6 +141,26 @@ type planParser struct {
 	meta   map[string]int // key -> line
 	ccLine int
 	excRow map[RuleKind]bool // exception rows present, even with errors
+	// endLine is the line of the END row (0: none yet). A plan must end
+	// with it, so that a file cut off mid-copy is refused instead of
+	// installing its first rules, or a last row cut to a wrong chute.
+	endLine int
+}
+
+// readEnd reads the END row: END alone, or END,<n> where n is the number
+// of rule rows above it.
+func (pp *planParser) readEnd(rec []string, line, rows int) {
+	pp.endLine = line
+	if len(rec) < 2 || strings.TrimSpace(rec[1]) == "" {
+		return
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(rec[1]))
+	switch {
+	case err != nil || n < 0:
+		pp.errorf(line, 2, "END row: want the number of rule rows, got %q", strings.TrimSpace(rec[1]))
+	case n != rows:
+		pp.errorf(line, 2, "END row says %d rule rows, the file has %d: rows were lost or added (a partial copy?)", n, rows)
+	}
 }
 
 func (pp *planParser) errorf(line, col int, format string, a ...any) {
@@ -165,7 +185,8 @@ func parsePlan(name string, data []byte, chuteCount int) (*Plan, []Diagnostic, e
 	cr.ReuseRecord = true
 	cr.Comma = sniffComma(data)
 	headerLine := 0
-	rows := 0
+	rows, lastLine := 0, 0
+	syntaxErr := false
 	for {
 		rec, err := cr.Read()
 		if err == io.EOF {
@@ -178,6 +199,7 @@ func parsePlan(name string, data []byte, chuteCount int) (*Plan, []Diagnostic, e
 			} else {
 				pp.errorf(0, 0, "csv: %v", err)
 			}
+			syntaxErr = true
 			break // encoding/csv cannot resync after a syntax error
 		}
 		line, _ := cr.FieldPos(0)
@@ -195,12 +217,25 @@ func parsePlan(name string, data []byte, chuteCount int) (*Plan, []Diagnostic, e
 			pp.readMeta(cr, rec, line)
 			continue
 		}
+		if pp.endLine > 0 {
+			pp.errorf(line, 1, "row after the END row (line %d): END must be the plan's last row", pp.endLine)
+			continue
+		}
+		if strings.EqualFold(first, "END") {
+			pp.readEnd(rec, line, rows)
+			continue
+		}
 		if _, ok := metaKeys[strings.ToLower(first)]; ok {
 			pp.errorf(line, 1, "metadata row %q after the header row: move it above line %d", first, headerLine)
 			continue
 		}
 		rows++
 		pp.readRule(cr, rec, line, chuteCount)
+		lastLine = line
+	}
+	if pp.header != nil && pp.endLine == 0 && !syntaxErr {
+		at := max(lastLine, headerLine)
+		pp.errorf(at, 1, "no END row after line %d: the file may be cut off (a partial copy?); a plan ends with the row END,%d (END and its rule count)", at, rows)
 	}
 	pp.finish(chuteCount, headerLine)
 	sort.SliceStable(pp.diags, func(i, j int) bool {

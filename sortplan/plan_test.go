@@ -191,3 +191,62 @@ func TestGeneratedPlan(t *testing.T) {
 		t.Error("unknown center accepted")
 	}
 }
+
+// TestPlanCutOffIsRefused: a plan file cut off anywhere before its END row
+// (a partial copy, a full disk) is refused; before the END row existed a
+// cut installed the first rules and could turn "524*,195|196" into
+// "524*,1".
+func TestPlanCutOffIsRefused(t *testing.T) {
+	data, err := os.ReadFile("testdata/plan-256.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := bytes.LastIndex(data, []byte("\nEND,")) + 1
+	if end <= 0 {
+		t.Fatal("plan-256.csv has no END row")
+	}
+	var cuts []int
+	for i := 0; i < end; i += 53 {
+		cuts = append(cuts, i)
+	}
+	for i := max(0, end-300); i < end; i++ { // every byte of the last rows
+		cuts = append(cuts, i)
+	}
+	for _, n := range []int{end + 5, end + 6} { // "END,1", "END,14": a cut count
+		cuts = append(cuts, n)
+	}
+	for _, n := range cuts {
+		if _, _, err := ParsePlan("cut.csv", bytes.NewReader(data[:n]), 256); err == nil {
+			t.Fatalf("plan cut at byte %d of %d accepted (ends %q)", n, len(data), data[max(0, n-20):n])
+		}
+	}
+	// The whole file, with or without its last newline, is fine.
+	for _, n := range []int{len(data), len(data) - 1} {
+		if _, _, err := ParsePlan("whole.csv", bytes.NewReader(data[:n]), 256); err != nil {
+			t.Fatalf("whole plan (%d bytes): %v", n, err)
+		}
+	}
+}
+
+func TestPlanEndRow(t *testing.T) {
+	head := "plan_name,T\nplan_version,1\nchute_count,16\npattern,chutes,route\nNOREAD,15\nUNKNOWN,15\nMULTIREAD,15\nRECIRC_LIMIT,16\n902*,3,R\n"
+	for _, tc := range []struct{ name, tail, want string }{
+		{"END alone", "END\n", ""},
+		{"END with count", "END,5\n", ""},
+		{"end lower case, comment after", "end,5\n# trailer comment\n\n", ""},
+		{"no END", "", "t.csv:9:1: no END row after line 9"},
+		{"wrong count", "END,6\n", "t.csv:10:2: END row says 6 rule rows, the file has 5"},
+		{"bad count", "END,five\n", "t.csv:10:2: END row: want the number of rule rows"},
+		{"row after END", "END\n903*,4,R\n", "t.csv:11:1: row after the END row (line 10)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := ParsePlan("t.csv", strings.NewReader(head+tc.tail), 16)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("got %v, want %q", err, tc.want)
+			}
+		})
+	}
+}

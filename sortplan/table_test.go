@@ -145,7 +145,7 @@ func TestReasonString(t *testing.T) {
 func versionTable(t testing.TB, v uint64) *Table {
 	t.Helper()
 	c := 1 + v%200
-	src := fmt.Sprintf("plan_name,v%d\nplan_version,%d\nchute_count,256\npattern,chutes,route\nNOREAD,%d\nUNKNOWN,%d\nMULTIREAD,%d\nRECIRC_LIMIT,%d\n9*,%d,R%d\n", v, v, c, c, c, c, c, v)
+	src := fmt.Sprintf("plan_name,v%d\nplan_version,%d\nchute_count,256\npattern,chutes,route\nNOREAD,%d\nUNKNOWN,%d\nMULTIREAD,%d\nRECIRC_LIMIT,%d\n9*,%d,R%d\nEND\n", v, v, c, c, c, c, c, v)
 	p, _, err := ParsePlan("v", strings.NewReader(src), 0)
 	if err != nil {
 		t.Fatal(err)
@@ -427,7 +427,7 @@ func joinU16(c []uint16) string {
 }
 
 func TestHolderReplaceManifest(t *testing.T) {
-	src := "plan_name,site\nplan_version,7\nchute_count,256\npattern,chutes,route\nNOREAD,250\nUNKNOWN,250\nMULTIREAD,250\nRECIRC_LIMIT,251\n902*,12|13,R1\n"
+	src := "plan_name,site\nplan_version,7\nchute_count,256\npattern,chutes,route\nNOREAD,250\nUNKNOWN,250\nMULTIREAD,250\nRECIRC_LIMIT,251\n902*,12|13,R1\nEND\n"
 	compile := func(src, manifest string) *Table {
 		t.Helper()
 		p, _, err := ParsePlan("plan.csv", strings.NewReader(src), 0)
@@ -436,7 +436,7 @@ func TestHolderReplaceManifest(t *testing.T) {
 		}
 		var m *Manifest
 		if manifest != "" {
-			if m, err = ParseManifest("m.csv", strings.NewReader(manifest)); err != nil {
+			if m, err = ParseManifest("m.csv", strings.NewReader(manifest+"END\n")); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -299,7 +298,7 @@ func writeOut(path string, stdout io.Writer, data []byte) error {
 		_, err := stdout.Write(data)
 		return err
 	}
-	return os.WriteFile(path, data, 0o644)
+	return sortplan.WriteFileAtomic(path, data, 0o644)
 }
 
 func planGen(args []string, stdout, stderr io.Writer) int {
@@ -376,7 +375,7 @@ func planLabels(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if *man != "" {
-		if err := os.WriteFile(*man, s.Manifest, 0o644); err != nil {
+		if err := sortplan.WriteFileAtomic(*man, s.Manifest, 0o644); err != nil {
 			fmt.Fprintf(stderr, "sortgw plan labels: %v\n", err)
 			return 1
 		}
