@@ -241,9 +241,26 @@ func (l *Line) Sink(r devices.Read) {
 func (l *Line) Table() *sortplan.Table { return l.plans.Load() }
 
 // Ready reports whether the line can sort: a plan is loaded, the PLC link
-// is up and the line is not draining.
+// is up, the line is not draining and at least one of its scanners is
+// online (a line without scanners, as in tests, needs none).
 func (l *Line) Ready() bool {
-	return l.plans.Load() != nil && !l.draining.Load() && l.plc.Status().State == devices.LinkUp
+	return l.plans.Load() != nil && !l.draining.Load() && l.plc.Status().State == devices.LinkUp && l.scannerOnline()
+}
+
+// scannerOnline reports whether any scanner of the line can deliver a
+// read now (connected and heard within its heartbeat timeout), true for a
+// line without scanners.
+func (l *Line) scannerOnline() bool {
+	if l.scanners == nil {
+		return true
+	}
+	st := l.scanners.Status()
+	for _, s := range st {
+		if s.Online {
+			return true
+		}
+	}
+	return len(st) == 0
 }
 
 // Drain stops the line from commanding new reads; outstanding commands

@@ -134,6 +134,9 @@ func (g *Gateway) handleReady(w http.ResponseWriter, r *http.Request) {
 			if st := l.plc.Status(); st.State.String() != "up" {
 				fmt.Fprintf(w, "line %s: plc link %s\n", l.Name(), st.State)
 			}
+			if !l.scannerOnline() {
+				fmt.Fprintf(w, "line %s: no scanner online\n", l.Name())
+			}
 		}
 	}
 }

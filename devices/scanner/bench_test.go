@@ -109,7 +109,7 @@ func BenchmarkParsePayload(b *testing.B) {
 // BenchmarkSourceTCP: reads through a real loopback connection into the
 // sink (server mode; the benchmark plays the scanner). One op is one read.
 func BenchmarkSourceTCP(b *testing.B) {
-	src, err := New([]Config{{Name: "bench", Mode: ModeServer, Addr: "127.0.0.1:0", HeartbeatTimeout: time.Minute}}, zerolog.Nop())
+	src, err := New([]Config{{Name: "bench", Mode: ModeServer, Addr: "127.0.0.1:0", Peer: "127.0.0.1", HeartbeatTimeout: time.Minute}}, zerolog.Nop())
 	if err != nil {
 		b.Fatal(err)
 	}

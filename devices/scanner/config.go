@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -54,11 +56,13 @@ type Config struct {
 	// Mode is "client" (default: dial the scanner) or "server" (listen;
 	// the scanner connects out).
 	Mode string
-	// Peer is used in server mode only: the scanner's IP address. A
-	// connection to this scanner's listen address from another IP is
-	// refused. It is required when several scanners share a listen
-	// address, optional otherwise (empty accepts any peer). Listen
-	// addresses with port 0 are never shared: each gets its own port.
+	// Peer is required in server mode and not allowed in client mode: the
+	// scanner's IP address, or several separated by commas (a scanner with
+	// two network ports, a spare unit). A connection to the listen address
+	// from any other IP is refused and counted, so that no other host can
+	// take the scanner's place or inject reads. Scanners sharing a listen
+	// address must have disjoint peers. Listen addresses with port 0 are
+	// never shared: each gets its own port.
 	Peer string
 	// Framing is "stx" (default) or "crlf".
 	Framing string
@@ -76,9 +80,12 @@ type Config struct {
 	HeartbeatToken string
 	// Separator splits the TID and the codes (default ";").
 	Separator string
-	// BackoffMin and BackoffMax bound the client-mode redial delay, which
-	// doubles per failed attempt with jitter (defaults 200ms and 2s). The
-	// first retry comes within BackoffMin.
+	// BackoffMin and BackoffMax bound the client-mode redial delay, and in
+	// server mode the delay between attempts to bind a listen address that
+	// cannot be bound (a listener shared by several scanners takes the
+	// smallest of their bounds). The delay doubles per failed attempt with
+	// jitter (defaults 200ms and 2s); the first retry comes within
+	// BackoffMin.
 	BackoffMin, BackoffMax time.Duration
 	// ReadBuffer is the size of the socket read buffer (default 32 KiB).
 	ReadBuffer int
@@ -111,8 +118,11 @@ func (c *Config) Validate() error {
 		if c.Addr == "" {
 			c.Addr = ":" + DefaultPort
 		}
-		if c.Peer != "" && net.ParseIP(c.Peer) == nil {
-			return bad("peer %q is not an IP address", c.Peer)
+		if strings.TrimSpace(c.Peer) == "" {
+			return bad("server mode needs peer: the scanner's IP address")
+		}
+		if _, err := parsePeers(c.Peer); err != nil {
+			return bad("%v", err)
 		}
 	}
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
@@ -121,6 +131,13 @@ func (c *Config) Validate() error {
 		} else {
 			return bad("address %q: %v", c.Addr, err)
 		}
+	}
+	// A port net cannot use would only fail at run time, so check (and
+	// `sortgw check`) catch it here. Port 0 (any free port) suits a
+	// listener only.
+	_, port, _ := net.SplitHostPort(c.Addr)
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 && c.Mode == ModeClient {
+		return bad("address %q: port %q: want a number in 1..65535", c.Addr, port)
 	}
 	switch strings.ToLower(c.Framing) {
 	case "":
@@ -176,6 +193,25 @@ func (c *Config) Validate() error {
 	}
 	return nil
 }
+
+// parsePeers reads Config.Peer: IP addresses separated by commas.
+func parsePeers(s string) ([]netip.Addr, error) {
+	var out []netip.Addr
+	for f := range strings.SplitSeq(s, ",") {
+		f = strings.TrimSpace(f)
+		a, err := netip.ParseAddr(f)
+		if err != nil {
+			return nil, fmt.Errorf("peer %q is not an IP address", f)
+		}
+		out = append(out, canonical(a))
+	}
+	return out, nil
+}
+
+// canonical makes addresses comparable however they arrived: an IPv4
+// peer on a dual-stack listener shows up as ::ffff:a.b.c.d, and a
+// link-local one with the interface as zone.
+func canonical(a netip.Addr) netip.Addr { return a.Unmap().WithZone("") }
 
 func (c *Config) parseConfig() ParseConfig {
 	return ParseConfig{Separator: c.Separator, NoReadToken: c.NoReadToken, HeartbeatToken: c.HeartbeatToken}

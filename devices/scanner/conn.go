@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,12 +22,13 @@ import (
 // mode) its reconnect loop. Counters are atomics so Status never waits for
 // a reader goroutine.
 type scanner struct {
-	src *Source
-	cfg Config
-	pc  ParseConfig
-	log zerolog.Logger
-	lis *listener // server mode
-	lim limiter
+	src   *Source
+	cfg   Config
+	pc    ParseConfig
+	log   zerolog.Logger
+	lis   *listener    // server mode
+	peers []netip.Addr // server mode: the IPs a connection may come from
+	lim   limiter
 
 	state     atomic.Uint32 // devices.LinkState
 	lastHeard atomic.Int64  // Source.since of the last read or heartbeat; 0 never
@@ -34,14 +37,18 @@ type scanner struct {
 	remote    atomic.Pointer[string]
 	lastErr   atomic.Pointer[string]
 
-	reads, noreads, heartbeats, malformed, oversized, truncated, ignored, bytes, refused atomic.Uint64
+	reads, noreads, heartbeats, malformed, oversized, truncated, ignored, bytes, refused, listenErrs atomic.Uint64
 
-	mu   sync.Mutex // guards conn (server mode: the current connection)
-	conn net.Conn
+	mu     sync.Mutex // guards conn and connAt (server mode: the current connection)
+	conn   net.Conn
+	connAt time.Time
 }
 
 func newScanner(src *Source, cfg Config, log zerolog.Logger) *scanner {
 	sc := &scanner{src: src, cfg: cfg, pc: cfg.parseConfig(), log: log}
+	if cfg.Mode == ModeServer {
+		sc.peers, _ = parsePeers(cfg.Peer) // Validate has checked them
+	}
 	sc.state.Store(uint32(devices.LinkDown))
 	return sc
 }
@@ -339,53 +346,165 @@ type listener struct {
 	addr     string
 	log      zerolog.Logger
 	scanners []*scanner
-	ln       net.Listener
 	bound    atomic.Pointer[string]
 	lim      limiter
+	// bindLim holds back repeats of a bind failure: the first is logged at
+	// once, then one line a minute says the port is still unusable.
+	bindLim limiter
 }
 
+// listenLogEvery is how often a listen address that stays unusable is
+// logged again (the state, LastError and the counter show it at once).
+const listenLogEvery = time.Minute
+
 func (l *listener) check() error {
-	if len(l.scanners) < 2 {
-		if len(l.scanners) == 1 {
-			l.scanners[0].lis = l
-		}
-		return nil
-	}
-	peers := map[string]string{}
+	peers := map[netip.Addr]string{}
 	for _, sc := range l.scanners {
 		sc.lis = l
-		if sc.cfg.Peer == "" {
-			return fmt.Errorf("%w: scanner %q shares listen address %s and needs a peer ip", ErrConfig, sc.cfg.Name, l.addr)
+		for _, ip := range sc.peers {
+			if other, dup := peers[ip]; dup && other != sc.cfg.Name {
+				return fmt.Errorf("%w: scanners %q and %q on %s have the same peer %s", ErrConfig, other, sc.cfg.Name, l.addr, ip)
+			}
+			peers[ip] = sc.cfg.Name
 		}
-		ip := net.ParseIP(sc.cfg.Peer).String()
-		if other, dup := peers[ip]; dup {
-			return fmt.Errorf("%w: scanners %q and %q on %s have the same peer %s", ErrConfig, other, sc.cfg.Name, l.addr, ip)
-		}
-		peers[ip] = sc.cfg.Name
 	}
 	return nil
 }
 
-// match finds the scanner a connection from remote belongs to.
-func (l *listener) match(remote net.Addr) *scanner {
-	var ip net.IP
-	if ta, ok := remote.(*net.TCPAddr); ok {
-		ip = ta.IP
+// remoteIP is the IP of a connection's peer, in the form parsePeers gives.
+func remoteIP(a net.Addr) netip.Addr {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		return netip.Addr{}
+	}
+	return canonical(ta.AddrPort().Addr())
+}
+
+// match finds the scanner a connection from ip belongs to, nil if none.
+func (l *listener) match(ip netip.Addr) *scanner {
+	if !ip.IsValid() {
+		return nil
 	}
 	for _, sc := range l.scanners {
-		if sc.cfg.Peer == "" || ip != nil && net.ParseIP(sc.cfg.Peer).Equal(ip) {
+		if slices.Contains(sc.peers, ip) {
 			return sc
 		}
 	}
 	return nil
 }
 
-func (l *listener) run(ctx context.Context, wg *sync.WaitGroup, sink func(devices.Read)) {
-	stop := context.AfterFunc(ctx, func() { l.ln.Close() })
-	defer stop()
-	defer l.ln.Close()
+// backoff is the re-listen delay: the smallest bounds of the listener's
+// scanners.
+func (l *listener) backoff() devices.Backoff {
+	b := devices.Backoff{Min: l.scanners[0].cfg.BackoffMin, Max: l.scanners[0].cfg.BackoffMax}
+	for _, sc := range l.scanners[1:] {
+		b.Min = min(b.Min, sc.cfg.BackoffMin)
+		b.Max = min(b.Max, sc.cfg.BackoffMax)
+	}
+	return b
+}
+
+// listenError names the address and the cause without the layers of
+// net.OpError: "listen 127.0.0.1:2001: address already in use".
+func listenError(addr string, err error) error {
+	var se *os.SyscallError
+	var oe *net.OpError
+	switch {
+	case errors.As(err, &se):
+		err = se.Err
+	case errors.As(err, &oe):
+		err = oe.Err
+	}
+	return fmt.Errorf("listen %s: %w", addr, err)
+}
+
+// bind binds the listen address, retrying with back-off for as long as it
+// cannot (a port held by another process, an address not yet on the
+// host). Only this listener's scanners wait: they are shown down with the
+// error meanwhile. attempted is called once, after the first attempt. bind
+// returns nil when ctx is done first.
+func (l *listener) bind(ctx context.Context, attempted func()) net.Listener {
+	bo := l.backoff()
+	var lc net.ListenConfig
+	failures := 0
+	var firstFail time.Time
 	for {
-		conn, err := l.ln.Accept()
+		ln, err := lc.Listen(ctx, "tcp", l.addr)
+		// Ready follows the first attempt's bookkeeping: after it, the
+		// address or the error is there to see.
+		first := attempted
+		attempted = nil
+		if err == nil {
+			a := ln.Addr().String()
+			l.bound.Store(&a)
+			for _, sc := range l.scanners {
+				sc.setState(devices.LinkConnecting)
+			}
+			ev := l.log.Info().Str("addr", a)
+			if failures > 0 {
+				ev = ev.Int("failed_attempts", failures).Str("unusable_for", time.Since(firstFail).Round(time.Millisecond).String())
+			}
+			ev.Msg("listening for scanners")
+			if first != nil {
+				first()
+			}
+			return ln
+		}
+		if ctx.Err() != nil {
+			if first != nil {
+				first()
+			}
+			return nil
+		}
+		err = listenError(l.addr, err)
+		if failures == 0 {
+			firstFail = time.Now()
+		}
+		failures++
+		for _, sc := range l.scanners {
+			sc.listenErrs.Add(1)
+			sc.setErr(err)
+			sc.setState(devices.LinkDown)
+		}
+		if first != nil {
+			first()
+		}
+		wait := bo.Next()
+		if ok, n := l.bindLim.allow("listen:"+err.Error(), time.Now()); ok {
+			l.log.Error().Err(err).Strs("scanners", l.names()).Int("failed_attempts", failures).Int("suppressed", n).
+				Str("retry_in", wait.Round(time.Millisecond).String()).
+				Msg("cannot listen for scanners, retrying; free the port or fix the address")
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func (l *listener) names() []string {
+	out := make([]string, len(l.scanners))
+	for i, sc := range l.scanners {
+		out[i] = sc.cfg.Name
+	}
+	return out
+}
+
+// run binds the listener (see bind) and accepts connections until ctx is
+// done.
+func (l *listener) run(ctx context.Context, wg *sync.WaitGroup, sink func(devices.Read), attempted func()) {
+	ln := l.bind(ctx, attempted)
+	if ln == nil {
+		return
+	}
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	defer ln.Close()
+	for {
+		conn, err := ln.Accept()
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return
@@ -403,13 +522,17 @@ func (l *listener) run(ctx context.Context, wg *sync.WaitGroup, sink func(device
 			}
 			continue
 		}
-		sc := l.match(conn.RemoteAddr())
+		ip := remoteIP(conn.RemoteAddr())
+		sc := l.match(ip)
 		if sc == nil {
 			for _, s := range l.scanners {
 				s.refused.Add(1)
 			}
-			if ok, n := l.lim.allow("refused:"+conn.RemoteAddr().String(), time.Now()); ok {
-				l.log.Warn().Str("remote", conn.RemoteAddr().String()).Int("suppressed", n).Msg("connection from an unknown scanner refused")
+			// Keyed by IP, not IP and port: a connect loop uses a new
+			// port each time and must still be one line a second.
+			if ok, n := l.lim.allow("refused:"+ip.String(), time.Now()); ok {
+				l.log.Warn().Str("remote", conn.RemoteAddr().String()).Int("suppressed", n).
+					Msg("connection from an unknown peer refused (not a configured scanner peer)")
 			}
 			conn.Close()
 			continue
@@ -418,15 +541,42 @@ func (l *listener) run(ctx context.Context, wg *sync.WaitGroup, sink func(device
 	}
 }
 
-// attach serves a server-mode connection; it replaces the scanner's
-// previous connection, if any.
+// attach serves a server-mode connection from the scanner's peer. While
+// the current connection is live (it carried a telegram, or connected,
+// within the heartbeat timeout) a second one is refused and counted: a
+// host at the peer's address cannot take over a working scanner. Once the
+// current one has been silent that long (the scanner rebooted and its old
+// connection is half-open), the new connection replaces it.
 func (sc *scanner) attach(ctx context.Context, wg *sync.WaitGroup, conn net.Conn, sink func(devices.Read)) {
+	now := time.Now()
 	sc.mu.Lock()
 	old := sc.conn
+	var quiet time.Duration
+	if old != nil {
+		last := sc.connAt
+		if h := sc.lastHeard.Load(); h != 0 {
+			if t := sc.src.at(h); t.After(last) {
+				last = t
+			}
+		}
+		quiet = now.Sub(last)
+		if quiet < sc.cfg.HeartbeatTimeout {
+			sc.mu.Unlock()
+			sc.refused.Add(1)
+			if ok, n := sc.lim.allow("busy", now); ok {
+				sc.log.Warn().Str("remote", conn.RemoteAddr().String()).Str("current", old.RemoteAddr().String()).
+					Int("suppressed", n).Msg("second connection refused: the current one is live")
+			}
+			conn.Close()
+			return
+		}
+	}
 	sc.conn = conn
+	sc.connAt = now
 	sc.mu.Unlock()
 	if old != nil {
-		sc.log.Warn().Str("old", old.RemoteAddr().String()).Str("new", conn.RemoteAddr().String()).Msg("new connection replaces the old one")
+		sc.log.Warn().Str("old", old.RemoteAddr().String()).Str("new", conn.RemoteAddr().String()).
+			Str("silent_for", quiet.Round(time.Millisecond).String()).Msg("new connection replaces the silent old one")
 		old.Close()
 	}
 	wg.Go(func() {

@@ -76,7 +76,7 @@ func TestSimClient(t *testing.T) {
 
 // TestSimServer: the emulated scanners dial the gateway's listener.
 func TestSimServer(t *testing.T) {
-	src := newSource(t, Config{Name: "scan0", Mode: ModeServer, Addr: "127.0.0.1:0", HeartbeatTimeout: time.Second})
+	src := newSource(t, Config{Name: "scan0", Mode: ModeServer, Addr: "127.0.0.1:0", Peer: "127.0.0.1", HeartbeatTimeout: time.Second})
 	c := run(t, src)
 	sim := startSim(t, fieldbussim.ScannerConfig{Count: 1, DialOut: []string{src.ListenAddr("scan0")},
 		Heartbeat: 20 * time.Millisecond, BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond})

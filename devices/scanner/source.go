@@ -6,9 +6,23 @@
 // dials each scanner's TCP server and redials with capped, jittered
 // exponential back-off. In server mode it listens and the scanners connect
 // out; a connection is matched to a scanner by the listen address it
-// arrived on, and, when several scanners share a listen address, by the
-// peer's IP address (Config.Peer). A newer connection of the same scanner
-// replaces an older one, whose peer has usually rebooted.
+// arrived on and by the peer's IP address (Config.Peer, required): a
+// connection from any other IP is refused, counted and logged at most once
+// a second per IP. A second connection from the scanner's peer is refused
+// too while the current one is live; it replaces the current one only when
+// that has been silent for the heartbeat timeout (the scanner rebooted and
+// left a half-open connection behind). So no host on the network can push
+// a working scanner off, or inject reads (which become divert commands).
+//
+// Every scanner fails alone. A listen address that cannot be bound (the
+// port is taken, the address is not on the host) does not stop the Source:
+// that listener retries with the scanners' back-off, its scanners are shown
+// down with the error ("listen 127.0.0.1:2001: address already in use") and
+// Stats.ListenErrors counts the attempts; the first failure is logged at
+// once and a reminder once a minute. The other listeners and every
+// client-mode scanner run meanwhile, and the listener serves as soon as
+// the port is free. CheckListen lets `sortgw check` find such a port before
+// the gateway starts.
 //
 // Frames are STX/ETX (default) or CR LF terminated; payloads are
 // `TID;CODE[;CODE…]`, `TID;NoRead` or the heartbeat `HB`. Every read is
@@ -21,8 +35,9 @@
 // connection replaces the silent one).
 //
 // Link states: connecting (dialling, or listening before the scanner's
-// first connection), up (connected), down (lost; client mode waits out its
-// back-off), closed (Run returned). Online additionally needs the state up.
+// first connection), up (connected), down (lost, or its listen address
+// cannot be bound; the Source waits out its back-off), closed (Run
+// returned). Online additionally needs the state up.
 //
 // Malformed telegrams (bad TID, empty code, no separator) are counted and
 // logged at most once per second per scanner and error; codes themselves
@@ -70,7 +85,7 @@ var _ devices.ScannerSource = (*Source)(nil)
 
 // New validates every configuration (filling defaults) and returns a Source
 // for them. Names must be unique; server-mode scanners that share a listen
-// address must each name a distinct Peer.
+// address must have disjoint peers.
 func New(cfgs []Config, log zerolog.Logger) (*Source, error) {
 	if len(cfgs) == 0 {
 		return nil, fmt.Errorf("%w: no scanners configured", ErrConfig)
@@ -108,7 +123,7 @@ func New(cfgs []Config, log zerolog.Logger) (*Source, error) {
 			}
 			l := byAddr[key]
 			if l == nil {
-				l = &listener{src: s, addr: c.Addr, log: log.With().Str("listen", c.Addr).Logger()}
+				l = &listener{src: s, addr: c.Addr, log: log.With().Str("listen", c.Addr).Logger(), bindLim: limiter{every: listenLogEvery}}
 				byAddr[key] = l
 				s.listeners = append(s.listeners, l)
 			}
@@ -123,12 +138,16 @@ func New(cfgs []Config, log zerolog.Logger) (*Source, error) {
 	return s, nil
 }
 
-// Ready is closed once Run has bound every server-mode listener, so that
-// ListenAddr returns the real addresses.
+// Ready is closed once Run has made its first attempt to bind every
+// server-mode listen address, whether it succeeded or not (at once when
+// there is none). After Ready, ListenAddr gives the real address of every
+// listener that could bind; one that could not keeps retrying and has an
+// address only once it binds.
 func (s *Source) Ready() <-chan struct{} { return s.ready }
 
 // ListenAddr returns the address a server-mode scanner's listener is bound
-// to ("" before Run bound it, for a client-mode scanner, or an unknown name).
+// to ("" before Run bound it, while it cannot bind, for a client-mode
+// scanner, or an unknown name).
 func (s *Source) ListenAddr(name string) string {
 	sc := s.byName[name]
 	if sc == nil || sc.lis == nil {
@@ -143,9 +162,11 @@ func (s *Source) ListenAddr(name string) string {
 // Run connects every scanner (or listens for them) and hands each read to
 // sink, in arrival order per scanner. Calls of sink never overlap, even
 // across scanners, so sink needs no lock of its own; it must not block for
-// long, as it holds up every scanner. Run returns nil when ctx is done,
-// after every connection is closed, or an error if a listener cannot be
-// bound.
+// long, as it holds up every scanner. Device and network failures,
+// including a listen address that cannot be bound, are retried and shown
+// in Status and Stats, never returned: Run returns nil when ctx is done,
+// after every connection is closed, and an error only when it is misused
+// (ErrNoSink, ErrRunning).
 func (s *Source) Run(ctx context.Context, sink func(devices.Read)) error {
 	if sink == nil {
 		return ErrNoSink
@@ -158,35 +179,63 @@ func (s *Source) Run(ctx context.Context, sink func(devices.Read)) error {
 			sc.setState(devices.LinkClosed)
 		}
 	}()
-	var lc net.ListenConfig
-	for i, l := range s.listeners {
-		ln, err := lc.Listen(ctx, "tcp", l.addr)
-		if err != nil {
-			for _, l := range s.listeners[:i] {
-				l.ln.Close()
-			}
-			return fmt.Errorf("scanner listen %s: %w", l.addr, err)
+	for _, l := range s.listeners {
+		for _, sc := range l.scanners {
+			sc.setState(devices.LinkConnecting)
 		}
-		l.ln = ln
-		a := ln.Addr().String()
-		l.bound.Store(&a)
-		l.log.Info().Str("addr", a).Msg("listening for scanners")
 	}
-	close(s.ready)
+	var pending atomic.Int32
+	pending.Store(int32(len(s.listeners)))
+	attempted := func() {
+		if pending.Add(-1) == 0 {
+			close(s.ready)
+		}
+	}
+	if len(s.listeners) == 0 {
+		close(s.ready)
+	}
 
 	var wg sync.WaitGroup
 	for _, sc := range s.scanners {
 		if sc.cfg.Mode == ModeClient {
 			wg.Go(func() { sc.runClient(ctx, sink) })
-		} else {
-			sc.setState(devices.LinkConnecting)
 		}
 	}
 	for _, l := range s.listeners {
-		wg.Go(func() { l.run(ctx, &wg, sink) })
+		wg.Go(func() { l.run(ctx, &wg, sink, attempted) })
 	}
 	wg.Wait()
 	return nil
+}
+
+// CheckListen tries to bind every server-mode listen address in cfgs and
+// releases it at once, so that a configuration check finds a port that
+// Run could not bind now (taken by another process, or an address that is
+// not on this host): "scanner "S2": listen 127.0.0.1:2001: address already
+// in use". It validates a copy of each configuration first (reporting its
+// error) and leaves client-mode scanners alone. Run against a running
+// gateway, it reports the gateway's own ports as taken. The errors of all
+// addresses are joined.
+func CheckListen(cfgs []Config) error {
+	var errs []error
+	seen := map[string]bool{}
+	for _, c := range cfgs {
+		if err := c.Validate(); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if c.Mode != ModeServer || seen[c.Addr] {
+			continue
+		}
+		seen[c.Addr] = true
+		ln, err := net.Listen("tcp", c.Addr)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("scanner %q: %w", c.Name, listenError(c.Addr, err)))
+			continue
+		}
+		ln.Close()
+	}
+	return errors.Join(errs...)
 }
 
 // Status returns a snapshot of every scanner, in configuration order.
@@ -207,8 +256,14 @@ type Stats struct {
 	Ignored uint64
 	// Truncated frames: a new STX came before the ETX.
 	Truncated uint64
-	// Refused connections (server mode: from an IP that is not Peer).
+	// Refused connections (server mode): from an IP that is not a peer of
+	// any scanner on the listen address (counted on each of them), or a
+	// second connection from the scanner's peer while its current one is
+	// live.
 	Refused uint64
+	// ListenErrors counts failed attempts to bind the scanner's listen
+	// address (server mode; the listener retries with back-off).
+	ListenErrors uint64
 	// Remote is the peer address of the current connection.
 	Remote string
 	// LastError is the last connection error, "" if none yet.
@@ -225,6 +280,7 @@ func (s *Source) Stats() []Stats {
 			Ignored:       sc.ignored.Load(),
 			Truncated:     sc.truncated.Load(),
 			Refused:       sc.refused.Load(),
+			ListenErrors:  sc.listenErrs.Load(),
 		}
 		if p := sc.remote.Load(); p != nil {
 			out[i].Remote = *p
