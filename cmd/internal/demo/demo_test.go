@@ -1,9 +1,14 @@
 package demo
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -38,7 +43,8 @@ func TestDemo(t *testing.T) {
 	}
 	for _, proto := range []string{"modbus", "opcua"} {
 		t.Run(proto, func(t *testing.T) {
-			log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
+			var logs syncBuffer
+			log := zerolog.New(io.MultiWriter(&logs, zerolog.NewTestWriter(t))).Level(zerolog.InfoLevel)
 			d, err := New(Config{HTTP: "127.0.0.1:0", Protocol: proto, Rate: 50, Chutes: 16, Seed: 3,
 				Token: "demo-token-for-the-test", Dir: t.TempDir()}, log)
 			if err != nil {
@@ -68,7 +74,61 @@ func TestDemo(t *testing.T) {
 			if err := <-done; err != nil {
 				t.Fatal(err)
 			}
+			checkUniqueKeys(t, logs.Bytes())
 		})
+	}
+}
+
+// syncBuffer is a bytes.Buffer the demo's goroutines can log into.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) Bytes() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return bytes.Clone(s.b.Bytes())
+}
+
+// checkUniqueKeys fails on a JSON log line with a key twice (Elasticsearch
+// rejects those).
+func checkUniqueKeys(t *testing.T, logs []byte) {
+	t.Helper()
+	sc := bufio.NewScanner(bytes.NewReader(logs))
+	sc.Buffer(nil, 1<<20)
+	n := 0
+	for sc.Scan() {
+		n++
+		dec := json.NewDecoder(bytes.NewReader(sc.Bytes()))
+		if _, err := dec.Token(); err != nil { // {
+			t.Fatalf("log line %d is not JSON: %s", n, sc.Bytes())
+		}
+		seen := map[string]bool{}
+		for dec.More() {
+			k, err := dec.Token()
+			if err != nil {
+				t.Fatalf("log line %d: %v", n, err)
+			}
+			key := k.(string)
+			if seen[key] {
+				t.Errorf("log line %d has %q twice: %s", n, key, sc.Bytes())
+			}
+			seen[key] = true
+			var v json.RawMessage
+			if err := dec.Decode(&v); err != nil {
+				t.Fatalf("log line %d: %v", n, err)
+			}
+		}
+	}
+	if n == 0 {
+		t.Error("the demo logged nothing")
 	}
 }
 

@@ -75,7 +75,9 @@ func (d *Demo) newLine(j gateway.Journal, m *gateway.Metrics) (*gateway.Line, er
 		return nil, fmt.Errorf("demo: manifest: %w", err)
 	}
 	var plc devices.PLCLink
-	plog := d.log.With().Str("plc", "demo-plc").Logger()
+	// The link adds the "plc" key itself: a second one here would make
+	// JSON lines with the key twice.
+	plog := d.log.With().Str("line", "L1").Logger()
 	if cfg.Protocol == "opcua" {
 		plc, err = opcua.New(opcua.Config{Name: "demo-plc", Endpoint: d.sim.OPCUAEndpoint()}, plog)
 	} else {
