@@ -92,6 +92,8 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	return code
 }
 
+// runBenches prints the header (machine and command), then runs and prints
+// one scenario per protocol; it returns the exit code.
 func runBenches(ctx context.Context, cfg loadtest.Config, protos []string, log zerolog.Logger, args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "sortgw bench %s: %s, nproc %d, GOMAXPROCS %d, %s, %s\n", version, loadtest.CPUModel(), runtime.NumCPU(),
 		runtime.GOMAXPROCS(0), runtime.Version(), time.Now().UTC().Format(time.RFC3339))
