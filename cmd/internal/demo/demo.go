@@ -1,0 +1,148 @@
+// Package demo is `sortgw demo`: an emulated sorter, the gateway and its
+// status page in one process, for a first look and for training. It
+// returns errors; printing is the caller's (cmd/sortgw).
+package demo
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	fieldbussim "sortgw/fieldbus-sim"
+	"sortgw/gateway"
+	"sortgw/sortplan"
+)
+
+// Config is what the demo runs; a zero field takes the default beside it.
+type Config struct {
+	HTTP     string  // status page address (default 127.0.0.1:8080; tests use 127.0.0.1:0)
+	Protocol string  // "modbus" (default) or "opcua"
+	Rate     float64 // items inducted per second (default 20)
+	Chutes   int     // default 256
+	Scanners int     // default 2
+	Seed     int64
+	// Token is the bearer token for actions on the status page (default:
+	// a random one; Demo.Token tells it).
+	Token   string
+	Dir     string // journal directory; "" = a temporary one
+	Version string // shown on the status page, "-demo" appended (default "dev")
+	// Sim tweaks for tests (zero = demo defaults).
+	PLCCycle          time.Duration
+	ContainerCapacity int           // default 25
+	EmptyAfter        time.Duration // default 15s
+	NoReadRate        float64       // default 0.02
+	MultiReadRate     float64       // default 0.01
+	ConfirmTimeout    time.Duration
+}
+
+// Validate fills in the defaults and checks the config.
+func (c *Config) Validate() error {
+	if c.Protocol == "" {
+		c.Protocol = "modbus"
+	}
+	if c.Protocol != "modbus" && c.Protocol != "opcua" {
+		return fmt.Errorf("demo: protocol %q: want modbus or opcua", c.Protocol)
+	}
+	if c.Rate < 0 {
+		return fmt.Errorf("demo: rate %v: want a positive number", c.Rate)
+	}
+	setDefault(&c.HTTP, "127.0.0.1:8080")
+	setDefault(&c.Rate, 20)
+	setDefault(&c.Chutes, 256)
+	setDefault(&c.Scanners, 2)
+	setDefault(&c.Version, "dev")
+	setDefault(&c.ContainerCapacity, 25)
+	setDefault(&c.EmptyAfter, 15*time.Second)
+	setDefault(&c.NoReadRate, 0.02)
+	setDefault(&c.MultiReadRate, 0.01)
+	if c.Token == "" {
+		b := make([]byte, 12)
+		if _, err := rand.Read(b); err != nil {
+			return fmt.Errorf("demo: token: %w", err)
+		}
+		c.Token = hex.EncodeToString(b)
+	}
+	return nil
+}
+
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
+// Demo is a demonstration: the emulated sorter, the gateway and its
+// journal in one process.
+type Demo struct {
+	cfg  Config
+	sim  *fieldbussim.Sim
+	plan *sortplan.Plan
+	log  zerolog.Logger
+	line *gateway.Line // set once Run has wired the gateway
+}
+
+// New builds (but does not start) the emulated sorter; Run binds it.
+func New(cfg Config, log zerolog.Logger) (*Demo, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	scfg := fieldbussim.Config{
+		Chutes:   cfg.Chutes,
+		PLCCycle: cfg.PLCCycle,
+		Seed:     cfg.Seed,
+		Scanners: fieldbussim.ScannerConfig{Count: cfg.Scanners},
+		Labels:   fieldbussim.LabelConfig{NoReadRate: cfg.NoReadRate, MultiReadRate: cfg.MultiReadRate, ConflictRate: 0.5},
+		// A brisk belt with close chutes: a newcomer sees outcomes within
+		// seconds, not after a 30 s trip to the far end.
+		Conveyor: fieldbussim.ConveyorConfig{Rate: cfg.Rate, BeltSpeed: 4, ChutePitch: 0.8,
+			ContainerCapacity: cfg.ContainerCapacity, EmptyAfter: cfg.EmptyAfter},
+	}
+	if cfg.Protocol == "modbus" {
+		scfg.Modbus.Addr = "127.0.0.1:0"
+	} else {
+		scfg.OPCUA.Addr = "127.0.0.1:0"
+	}
+	plan, dests, err := demoPlan(cfg.Chutes, cfg.Seed)
+	if err != nil {
+		return nil, err
+	}
+	scfg.Labels.Destinations = dests
+	sim, err := fieldbussim.New(scfg, log.With().Str("part", "sim").Logger().Level(zerolog.WarnLevel))
+	if err != nil {
+		return nil, err
+	}
+	return &Demo{cfg: cfg, sim: sim, plan: plan, log: log}, nil
+}
+
+// Config is the demo's configuration with its defaults filled in (the
+// token among them).
+func (d *Demo) Config() Config { return d.cfg }
+
+// Run runs the sim, then wires and runs the gateway against it, until ctx
+// is done. ready is called with the status page's URL once it listens.
+func (d *Demo) Run(ctx context.Context, ready func(url string)) error {
+	simCtx, stopSim := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopSim()
+	simDone := make(chan error, 1)
+	go func() { simDone <- d.sim.Run(simCtx) }()
+	select {
+	case <-d.sim.Ready():
+	case err := <-simDone:
+		return fmt.Errorf("demo: sim: %w", err)
+	case <-ctx.Done():
+		stopSim()
+		return <-simDone
+	}
+	err := d.runGateway(ctx, ready)
+	stopSim()
+	if serr := <-simDone; serr != nil && !errors.Is(serr, context.Canceled) {
+		err = errors.Join(err, fmt.Errorf("demo: sim: %w", serr))
+	}
+	return err
+}

@@ -1,0 +1,89 @@
+package loadtest
+
+import (
+	"sync"
+
+	"sortgw/gateway"
+	"sortgw/gateway/journal"
+)
+
+// passKey names one pass of one item on one line.
+type passKey struct {
+	line int
+	tid  uint32
+	pass uint16
+}
+
+// passState is what the journal saw of one pass.
+type passState struct {
+	decided  bool
+	outcomes uint8
+	outcome  journal.Outcome
+	result   uint16
+}
+
+// tallyJournal counts what the lines record on the way to the real
+// journal: outcomes by kind, and every pass's decision and outcomes, so the
+// bench can check "exactly one outcome per pass".
+type tallyJournal struct {
+	inner  gateway.Journal
+	lineNo map[string]int
+
+	mu         sync.Mutex
+	byOutcome  [32]uint64
+	passes     map[passKey]*passState
+	duplicates uint64 // duplicate reads
+	missed     uint64 // confirmations the PLC overwrote unread
+	records    uint64
+	refused    uint64 // records the journal refused
+}
+
+func newTallyJournal(inner gateway.Journal, lines []string) *tallyJournal {
+	t := &tallyJournal{inner: inner, lineNo: map[string]int{}, passes: map[passKey]*passState{}}
+	for i, n := range lines {
+		t.lineNo[n] = i
+	}
+	return t
+}
+
+func (t *tallyJournal) Append(rec journal.Record) (uint64, error) {
+	t.mu.Lock()
+	t.records++
+	switch rec.Kind {
+	case journal.KindDecision, journal.KindOutcome:
+		var ps *passState
+		if rec.Pass > 0 {
+			k := passKey{line: t.lineNo[rec.Line], tid: rec.TID, pass: rec.Pass}
+			ps = t.passes[k]
+			if ps == nil {
+				ps = &passState{}
+				t.passes[k] = ps
+			}
+		}
+		if rec.Kind == journal.KindDecision {
+			if ps != nil {
+				ps.decided = true
+			}
+			break
+		}
+		if int(rec.Outcome) < len(t.byOutcome) {
+			t.byOutcome[rec.Outcome]++
+		}
+		if ps != nil {
+			ps.outcomes++
+			ps.outcome, ps.result = rec.Outcome, rec.Result
+		}
+	case journal.KindDuplicate:
+		t.duplicates++
+	case journal.KindMissed:
+		t.missed += uint64(rec.Count)
+	}
+	t.mu.Unlock()
+	seq, err := t.inner.Append(rec)
+	if err != nil {
+		t.mu.Lock()
+		t.refused++
+		t.mu.Unlock()
+	}
+	return seq, err
+}

@@ -1,0 +1,184 @@
+package loadtest
+
+import (
+	"fmt"
+	"io"
+	"slices"
+
+	"sortgw/gateway/journal"
+)
+
+// TruthCheck holds the journal against the emulated sorters' ground truth.
+type TruthCheck struct {
+	Passes           int // passes the gateway tracked (decided or given an outcome)
+	Decided          int
+	MissingOutcome   int // decided, no outcome
+	DuplicateOutcome int // more than one outcome for one pass
+	SimPasses        int
+	SimCommands      int // commands the PLCs took
+	DuplicateCommand int // sim passes with more than one command taken
+	Confirmed        int // gateway outcomes carrying a PLC result
+	Phantom          int // a result the gateway recorded that the PLC never gave that TID
+	Unreported       int // PLC results the gateway has no result for ...
+	Absorbed         int // ... of which covered by a lost, missed or timeout outcome of the TID
+	Evicted          int // records the sims dropped to bound memory (not checked)
+	Examples         []string
+}
+
+// OK: exactly one outcome per pass, no duplicate command, no phantom and
+// no unexplained result.
+func (t *TruthCheck) OK() bool {
+	return t.MissingOutcome == 0 && t.DuplicateOutcome == 0 && t.DuplicateCommand == 0 && t.Phantom == 0 && t.Unreported == t.Absorbed
+}
+
+func (t *TruthCheck) example(s string) {
+	if len(t.Examples) < 10 {
+		t.Examples = append(t.Examples, s)
+	}
+}
+
+func (t *TruthCheck) print(w io.Writer) {
+	verdict := "OK"
+	if !t.OK() {
+		verdict = "FAILED"
+	}
+	fmt.Fprintf(w, "ground truth %s: gateway passes %d (decided %d), missing outcome %d, duplicate outcome %d; "+
+		"sim passes %d, commands taken %d, duplicate command %d; results matched %d, phantom %d, unreported %d (absorbed by lost/missed/timeout %d)\n",
+		verdict, t.Passes, t.Decided, t.MissingOutcome, t.DuplicateOutcome, t.SimPasses, t.SimCommands, t.DuplicateCommand,
+		t.Confirmed-t.Phantom, t.Phantom, t.Unreported, t.Absorbed)
+	for _, e := range t.Examples {
+		fmt.Fprintf(w, "  %s\n", e)
+	}
+}
+
+// absorbs: an outcome that stands for a PLC result the gateway could not
+// see (the link went away, the confirmation was overwritten, or the
+// gateway stopped first).
+func absorbs(o journal.Outcome) bool {
+	switch o {
+	case journal.OutcomeLostDisconnect, journal.OutcomeMissedConfirmation, journal.OutcomeLostAtRestart, journal.OutcomeTimeout:
+		return true
+	}
+	return false
+}
+
+// gwItem is what the journal holds for one TID of one line.
+type gwItem struct {
+	results  []uint16 // PLC results recorded, one per pass that had one
+	absorber int      // outcomes that stand for a result the gateway could not see
+}
+
+// checkTruth runs after the gateway stopped (every pass closed).
+func checkTruth(lines []*benchLine, tally *tallyJournal) *TruthCheck {
+	t := &TruthCheck{}
+	tally.mu.Lock()
+	defer tally.mu.Unlock()
+	gw := t.passes(lines, tally)
+	for i, bl := range lines {
+		t.line(bl, gw[i])
+	}
+	return t
+}
+
+// passes counts the journal's passes and gathers its results by line and
+// TID.
+func (t *TruthCheck) passes(lines []*benchLine, tally *tallyJournal) []map[uint32]*gwItem {
+	gw := make([]map[uint32]*gwItem, len(lines))
+	for i := range gw {
+		gw[i] = map[uint32]*gwItem{}
+	}
+	for k, ps := range tally.passes {
+		t.Passes++
+		if ps.decided {
+			t.Decided++
+			if ps.outcomes == 0 {
+				t.MissingOutcome++
+				t.example(fmt.Sprintf("%s tid %d pass %d: decided, no outcome", lines[k.line].name, k.tid, k.pass))
+			}
+		}
+		if ps.outcomes > 1 {
+			t.DuplicateOutcome++
+			t.example(fmt.Sprintf("%s tid %d pass %d: %d outcomes", lines[k.line].name, k.tid, k.pass, ps.outcomes))
+		}
+		g := gw[k.line][k.tid]
+		if g == nil {
+			g = &gwItem{}
+			gw[k.line][k.tid] = g
+		}
+		if ps.result != 0 {
+			g.results = append(g.results, ps.result)
+			t.Confirmed++
+		}
+		if absorbs(ps.outcome) {
+			g.absorber++
+		}
+	}
+	return gw
+}
+
+// line holds one line's sim record against the journal's.
+func (t *TruthCheck) line(bl *benchLine, gw map[uint32]*gwItem) {
+	rep := bl.sim.Report()
+	seen := map[uint32]bool{}
+	for _, it := range rep.Items {
+		seen[it.TID] = true
+		if bl.feed != nil && len(it.Passes) > 1 {
+			// Commissioning: each command is an item of its own, and
+			// the direct feed reads every TID once.
+			t.DuplicateCommand++
+			t.example(fmt.Sprintf("%s tid %d: %d commands taken", bl.name, it.TID, len(it.Passes)))
+		}
+		var simRes []uint16
+		for _, p := range it.Passes {
+			t.SimPasses++
+			t.SimCommands += len(p.Commands)
+			if len(p.Commands) > 1 {
+				t.DuplicateCommand++
+				t.example(fmt.Sprintf("%s tid %d pass %d: %d commands taken", bl.name, it.TID, p.Pass, len(p.Commands)))
+			}
+			for _, c := range p.Commands {
+				if c.Result != 0 {
+					simRes = append(simRes, c.Result)
+				}
+			}
+		}
+		t.results(bl.name, it.TID, simRes, gw[it.TID])
+	}
+	t.Evicted += rep.Evicted
+	if rep.Evicted > 0 {
+		return // the sim dropped its oldest records: absence proves nothing
+	}
+	for tid, g := range gw {
+		if !seen[tid] && len(g.results) > 0 {
+			t.Phantom += len(g.results)
+			t.example(fmt.Sprintf("%s tid %d: results for an item the PLC never had", bl.name, tid))
+		}
+	}
+}
+
+// results compares one TID's PLC results with the gateway's, as a
+// multiset difference both ways.
+func (t *TruthCheck) results(line string, tid uint32, simRes []uint16, g *gwItem) {
+	var gres []uint16
+	absorber := 0
+	if g != nil {
+		gres, absorber = slices.Clone(g.results), g.absorber
+	}
+	for _, r := range simRes {
+		if j := slices.Index(gres, r); j >= 0 {
+			gres = slices.Delete(gres, j, j+1)
+			continue
+		}
+		t.Unreported++
+		if absorber > 0 {
+			absorber--
+			t.Absorbed++
+		} else {
+			t.example(fmt.Sprintf("%s tid %d: PLC result %d, gateway has none for it", line, tid, r))
+		}
+	}
+	for _, r := range gres {
+		t.Phantom++
+		t.example(fmt.Sprintf("%s tid %d: gateway recorded result %d the PLC never gave", line, tid, r))
+	}
+}

@@ -1,0 +1,123 @@
+package loadtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"time"
+
+	"sortgw/devices/modbus"
+	"sortgw/gateway/journal"
+)
+
+// counters is what the window's figures are differences of.
+type counters struct {
+	reads, taken, inducted uint64
+	outcomes               [32]uint64
+	cpu                    cpuUsage
+	at                     time.Time
+}
+
+func (s *scenario) counters() counters {
+	var c counters
+	for _, bl := range s.lines {
+		c.reads += bl.line.Snapshot().Totals.Reads
+		c.taken += bl.link.Status().Taken
+		c.inducted += bl.inducted()
+	}
+	s.tally.mu.Lock()
+	c.outcomes = s.tally.byOutcome
+	s.tally.mu.Unlock()
+	c.cpu = rusage()
+	c.at = time.Now()
+	return c
+}
+
+func (s *scenario) record(on bool) {
+	for _, bl := range s.lines {
+		bl.probe.recording.Store(on)
+	}
+}
+
+// window is the measured window: the probes record, the load baseline
+// runs on a connection of its own, and with Chaos the faults come.
+func (s *scenario) window(ctx context.Context, rep *Report) (*chaos, error) {
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	defer stopLoad()
+	loadBase := make(chan LatStats, 1)
+	go func() { loadBase <- loadBaseline(loadCtx, s.cfg.Protocol, s.lines[0].sim) }()
+	c0 := s.counters()
+	s.record(true)
+	var ch *chaos
+	var err error
+	if s.cfg.Chaos {
+		ch = newChaos(s.cfg, s.lines, s.log)
+		err = ch.run(ctx, s.cfg.Duration)
+	} else {
+		err = sleepCtx(ctx, s.cfg.Duration)
+	}
+	c1 := s.counters()
+	stopLoad()
+	rep.BaseLoad = <-loadBase
+	s.record(false)
+	if err != nil {
+		return nil, err
+	}
+	rep.addWindow(c0, c1)
+	if s.cfg.MemProfile != "" {
+		runtime.GC()
+		if err := writeProfile("heap", s.cfg.MemProfile); err != nil {
+			return nil, err
+		}
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	rep.HeapInuse = ms.HeapInuse
+	return ch, nil
+}
+
+func (r *Report) addWindow(c0, c1 counters) {
+	r.Window = c1.at.Sub(c0.at)
+	r.Reads, r.Taken, r.Inducted = c1.reads-c0.reads, c1.taken-c0.taken, c1.inducted-c0.inducted
+	r.CPUUser, r.CPUSys = c1.cpu.user-c0.cpu.user, c1.cpu.sys-c0.cpu.sys
+	r.CPU = r.CPUUser + r.CPUSys
+	r.HostLate = c1.outcomes[journal.OutcomeHostLate] - c0.outcomes[journal.OutcomeHostLate]
+	for o := range c1.outcomes {
+		if n := c1.outcomes[o] - c0.outcomes[o]; n > 0 {
+			r.Outcomes[journal.Outcome(o).String()] = n
+		}
+	}
+}
+
+// finish stops inducting, lets the gateway drain (it waits for its open
+// items), then holds the journal's tally against the sims' ground truth.
+func (s *scenario) finish(rep *Report, ch *chaos) error {
+	for _, bl := range s.lines {
+		bl.setRate(0)
+	}
+	gwErr := s.stopGateway()
+	rep.PeakRSS = peakRSS()
+	if gwErr != nil && !errors.Is(gwErr, context.Canceled) {
+		return fmt.Errorf("bench: gateway: %w", gwErr)
+	}
+	var all [4]latencies
+	for _, bl := range s.lines {
+		all[0] = append(all[0], bl.probe.decided...)
+		all[1] = append(all[1], bl.probe.written...)
+		all[2] = append(all[2], bl.probe.taken...)
+		all[3] = append(all[3], bl.probe.confirmed...)
+		rep.Dropped += bl.link.dropped.Load()
+	}
+	rep.Decided, rep.Written, rep.TakenLat, rep.Confirmed = summarise(all[0]), summarise(all[1]), summarise(all[2]), summarise(all[3])
+	rep.GWDecision = histogramStats(s.metrics, "sortgw_decision_seconds")
+	if ml, ok := s.lines[0].link.inner.(*modbus.Link); ok {
+		pg := ml.PollInterval()
+		rep.PollGap = &pg
+	}
+	rep.Check = checkTruth(s.lines, s.tally)
+	if ch != nil {
+		rep.Chaos = ch.report()
+	}
+	return nil
+}
