@@ -29,6 +29,13 @@ type Config struct {
 	HostWatchdog time.Duration
 	// Seed drives induction, labels and losses (not BOOT_ID).
 	Seed int64
+	// StrictTIDs: the PLC takes a command only for a TID its conveyor
+	// inducted and scanned; every other TID is refused with result 7. Off
+	// (the Go API's default), a sim with Conveyor.Rate 0 is in commissioning
+	// mode: every commanded TID is an item of its own. With a rate, only
+	// tracked TIDs are taken either way; StrictTIDs keeps a sim started at
+	// rate 0 from accepting invented TIDs.
+	StrictTIDs bool
 
 	Modbus   ModbusConfig
 	OPCUA    OPCUAConfig
@@ -67,6 +74,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: host watchdog %v: negative", ErrConfig, c.HostWatchdog)
 	}
 	c.Modbus.setDefaults()
+	if err := c.Modbus.validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
 	if c.Modbus.Addr != "" {
 		if err := newRegMap(c.Modbus, c.Chutes).validate(); err != nil {
 			return fmt.Errorf("%w: %w", ErrConfig, err)
@@ -128,7 +138,7 @@ func New(cfg Config, log zerolog.Logger) (*Sim, error) {
 		Chutes:              cfg.Chutes,
 		Cycle:               cfg.PLCCycle,
 		ImmediateScan:       cfg.ImmediateScan,
-		Commissioning:       cfg.Conveyor.Rate == 0,
+		Commissioning:       cfg.Conveyor.Rate == 0 && !cfg.StrictTIDs,
 		CommissioningTravel: cfg.Conveyor.CommissioningTravel,
 		HeartbeatPeriod:     defaultHeartbeatPeriod,
 		HostWatchdog:        cfg.HostWatchdog,
@@ -137,8 +147,11 @@ func New(cfg Config, log zerolog.Logger) (*Sim, error) {
 	if cfg.Modbus.Addr != "" {
 		s.mbFront = &modbusFront{
 			plc: s.plc, m: newRegMap(cfg.Modbus, cfg.Chutes), unit: cfg.Modbus.UnitID,
+			byRegister: cfg.Modbus.RegisterByRegister, idle: cfg.Modbus.IdleTimeout,
 			log: log.With().Str("part", "modbus").Logger(), done: s.done,
 		}
+		s.mbFront.setHold(&s.mbFront.silentUnit, cfg.Modbus.SilentWrongUnit)
+		s.mbFront.setHold(&s.mbFront.mute, cfg.Modbus.Mute)
 		s.mb = &modbusServer{cfg: cfg.Modbus, front: s.mbFront, log: s.mbFront.log}
 	}
 	s.labels = newLabelGen(cfg.Labels, rand.New(rand.NewPCG(uint64(cfg.Seed), 0x1abe15)))
@@ -294,6 +307,54 @@ func (s *Sim) DropPLCConnections() {
 			s.log.Warn().Msg("fault: modbus connections dropped")
 		}
 	}
+}
+
+// ModbusFault names a Modbus fault that SetModbusFault switches at run time.
+type ModbusFault string
+
+// Modbus faults (see the ModbusConfig fields of the same names).
+const (
+	FaultSilentWrongUnit ModbusFault = "silent-unit"  // ModbusConfig.SilentWrongUnit
+	FaultMute            ModbusFault = "mute"         // ModbusConfig.Mute
+	FaultNeverAccept     ModbusFault = "never-accept" // ModbusConfig.NeverAccept
+)
+
+// ErrUnknownFault is returned by SetModbusFault for a name it does not know.
+var ErrUnknownFault = errors.New("unknown fault")
+
+// SetModbusFault switches a Modbus fault on or off while the sim runs.
+// Switching SilentWrongUnit or Mute off closes the connections whose
+// requests were held, without a reply; switching NeverAccept on drops every
+// connection, and off listens normally again on the same port.
+func (s *Sim) SetModbusFault(f ModbusFault, on bool) error {
+	if s.mbFront == nil {
+		return fmt.Errorf("modbus fault %s: %w", f, errNotRunning)
+	}
+	switch f {
+	case FaultSilentWrongUnit:
+		s.mbFront.setHold(&s.mbFront.silentUnit, on)
+	case FaultMute:
+		s.mbFront.setHold(&s.mbFront.mute, on)
+	case FaultNeverAccept:
+		if err := s.mb.setNeverAccept(on); err != nil {
+			return fmt.Errorf("modbus fault %s: %w", f, err)
+		}
+	default:
+		return fmt.Errorf("modbus fault %q: %w", f, ErrUnknownFault)
+	}
+	s.log.Warn().Str("fault", string(f)).Bool("on", on).Msg("fault: modbus fault switched")
+	return nil
+}
+
+// ModbusHeld is how many Modbus requests the sim left unanswered
+// (SilentWrongUnit, Mute) so far.
+func (s *Sim) ModbusHeld() uint64 {
+	if s.mbFront == nil {
+		return 0
+	}
+	s.mbFront.mu.Lock()
+	defer s.mbFront.mu.Unlock()
+	return s.mbFront.held
 }
 
 // StallPLCHeartbeat keeps PLC_HEARTBEAT still for d.

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	stdlog "log"
 	"net"
 	"net/http"
 	"os"
@@ -89,6 +90,12 @@ func parse(args []string) (*options, error) {
 	fs.DurationVar(&c.PLCCycle, "cycle", 5*time.Millisecond, "PLC scan cycle")
 	fs.BoolVar(&c.ImmediateScan, "immediate-scan", false, "take commands off the ring as they are written (benchmarks)")
 	fs.DurationVar(&c.HostWatchdog, "host-watchdog", time.Second, "FAULT_CODE 1 after the host heartbeat stands this long")
+	commissioning := fs.Bool("commissioning", false, "commissioning mode at -rate 0: every commanded TID is an item of its own (default: TIDs the conveyor did not induct are refused with result 7)")
+	fs.StringVar(&c.Modbus.WordOrder, "word-order", fieldbussim.WordOrderHighFirst, "Modbus order of a TID's two registers: high-first or low-first")
+	fs.BoolVar(&c.Modbus.RegisterByRegister, "fc16-by-register", false, "Modbus: apply a function-16 write register by register, a PLC scan between (a scan can see a half-written divert slot)")
+	fs.BoolVar(&c.Modbus.SilentWrongUnit, "silent-unit", false, "Modbus: leave requests for another unit id unanswered instead of exception 0B")
+	fs.BoolVar(&c.Modbus.Mute, "mute", false, "Modbus: accept connections, never answer a request")
+	fs.BoolVar(&c.Modbus.NeverAccept, "never-accept", false, "Modbus: a listener that completes no TCP connection (dials hang; Linux)")
 	fs.StringVar(&o.control, "control", "127.0.0.1:8081", "HTTP control endpoint (empty: off)")
 	fs.StringVar(&o.logLevel, "log", "info", "log level: debug, info, warn, error")
 	fs.BoolVar(&o.check, "t", false, "check the flags and exit")
@@ -113,6 +120,7 @@ func parse(args []string) (*options, error) {
 			return nil, fmt.Errorf("modbus base %d: want 0..65535", *b)
 		}
 	}
+	c.StrictTIDs = !*commissioning
 	c.Modbus.UnitID = byte(*unit)
 	c.Modbus.HostBase, c.Modbus.DivertBase, c.Modbus.PLCBase = uint16(*hostBase), uint16(*divertBase), uint16(*plcBase)
 	if *dialOut != "" {
@@ -201,6 +209,9 @@ func run(args []string) error {
 		return fmt.Errorf("-log %q: %w", o.logLevel, err)
 	}
 	log := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: "15:04:05.000"}).Level(lvl).With().Timestamp().Logger()
+	// The OPC UA server library prints through the standard logger.
+	stdlog.SetFlags(0)
+	stdlog.SetOutput(fieldbussim.LibraryLogWriter(log.With().Str("lib", "gopcua").Logger()))
 
 	sim, err := fieldbussim.New(o.cfg, log)
 	if err != nil {
@@ -281,8 +292,11 @@ func run(args []string) error {
 	}
 
 	fmt.Printf("fieldbus-sim running: %d chutes, rate %g items/s", o.cfg.Chutes, o.cfg.Conveyor.Rate)
-	if o.cfg.Conveyor.Rate == 0 {
+	switch {
+	case o.cfg.Conveyor.Rate == 0 && !o.cfg.StrictTIDs:
 		fmt.Print(" (commissioning mode)")
+	case o.cfg.Conveyor.Rate == 0:
+		fmt.Print(" (nothing inducted: every command is refused with result 7; -commissioning takes any TID)")
 	}
 	fmt.Println()
 	if a := sim.ModbusAddr(); a != "" {
