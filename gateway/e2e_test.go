@@ -34,6 +34,7 @@ type e2eConfig struct {
 	// is configured with (as a site engineer might type it).
 	Sim      func(*fieldbussim.Config)
 	Modbus   func(*modbus.Config)
+	OPCUA    func(*opcua.Config)
 	Endpoint func(string) string
 	// Known names a known failure of the gateway against this variant:
 	// the run is skipped unless SORTGW_E2E_KNOWN is set.
@@ -122,7 +123,11 @@ func startE2E(t *testing.T, c e2eConfig, token string) *e2e {
 		if c.Endpoint != nil {
 			ep = c.Endpoint(ep)
 		}
-		plc, err = opcua.New(opcua.Config{Name: "plc", Endpoint: ep}, log)
+		ocfg := opcua.Config{Name: "plc", Endpoint: ep}
+		if c.OPCUA != nil {
+			c.OPCUA(&ocfg)
+		}
+		plc, err = opcua.New(ocfg, log)
 	} else {
 		mcfg := modbus.Config{Name: "plc", Addr: sim.ModbusAddr(), Chutes: c.Chutes, Poll: 2 * time.Millisecond}
 		if c.Modbus != nil {
@@ -236,6 +241,8 @@ func TestEndToEndHarderPLC(t *testing.T) {
 		items, rate, drop = 800, 150, 400
 	}
 	lowFirst := func(c *modbus.Config) { c.WordOrder = modbus.WordOrderLowFirst }
+	// A secured link asks GetEndpoints for the URL it is configured with.
+	certs := writeTestCerts(t)
 	for _, c := range []e2eConfig{
 		{Name: "modbus fc16 register by register", Protocol: "modbus",
 			Sim: func(c *fieldbussim.Config) { c.Modbus.RegisterByRegister = true },
@@ -248,7 +255,16 @@ func TestEndToEndHarderPLC(t *testing.T) {
 			Modbus: lowFirst},
 		{Name: "opcua endpoint with trailing slash", Protocol: "opcua",
 			Endpoint: func(ep string) string { return ep + "/" }},
-		{Name: "opcua endpoint via localhost", Protocol: "opcua",
+		{Name: "opcua signed, endpoint via localhost with trailing slash", Protocol: "opcua",
+			Sim: func(c *fieldbussim.Config) {
+				c.OPCUA.Security = fieldbussim.SecuritySign
+				c.OPCUA.CertFile, c.OPCUA.KeyFile = certs.serverCert, certs.serverKey
+			},
+			OPCUA: func(c *opcua.Config) {
+				c.Security = opcua.SecuritySign
+				c.CertFile, c.KeyFile = certs.clientCert, certs.clientKey
+				c.TrustedServerCerts = []string{certs.serverCert}
+			},
 			Endpoint: func(ep string) string { return strings.Replace(ep, "127.0.0.1", "localhost", 1) + "/" }},
 	} {
 		c.Items, c.Rate, c.DropAt, c.Chutes = items, rate, drop, 64
@@ -259,6 +275,32 @@ func TestEndToEndHarderPLC(t *testing.T) {
 			runE2E(t, c)
 		})
 	}
+}
+
+type testCerts struct{ serverCert, serverKey, clientCert, clientKey string }
+
+// writeTestCerts writes a self-signed server and client certificate.
+func writeTestCerts(t *testing.T) testCerts {
+	t.Helper()
+	dir := t.TempDir()
+	var c testCerts
+	for _, x := range []struct {
+		name      string
+		uri       string
+		cert, key *string
+	}{
+		{"server", "urn:sortgw:fieldbus-sim", &c.serverCert, &c.serverKey},
+		{"client", "urn:sortgw:gateway", &c.clientCert, &c.clientKey},
+	} {
+		der, key, err := fieldbussim.GenerateCert(fieldbussim.CertOptions{ApplicationURI: x.uri, CommonName: x.name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if *x.cert, *x.key, err = fieldbussim.WriteCertFiles(dir, x.name, der, key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return c
 }
 
 func runE2E(t *testing.T, c e2eConfig) {
