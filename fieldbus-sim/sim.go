@@ -142,13 +142,13 @@ func New(cfg Config, log zerolog.Logger) (*Sim, error) {
 		CommissioningTravel: cfg.Conveyor.CommissioningTravel,
 		HeartbeatPeriod:     defaultHeartbeatPeriod,
 		HostWatchdog:        cfg.HostWatchdog,
-	}, s.clk, s.sched, s.truth, log.With().Str("part", "plc").Logger())
-	s.conv = newConveyor(cfg.Conveyor, cfg.Chutes, cfg.Seed, s.plc, s.truth, s.sched, log.With().Str("part", "conveyor").Logger())
+	}, s.clk, s.sched, s.truth, log.With().Str("sim", "plc").Logger())
+	s.conv = newConveyor(cfg.Conveyor, cfg.Chutes, cfg.Seed, s.plc, s.truth, s.sched, log.With().Str("sim", "conveyor").Logger())
 	if cfg.Modbus.Addr != "" {
 		s.mbFront = &modbusFront{
 			plc: s.plc, m: newRegMap(cfg.Modbus, cfg.Chutes), unit: cfg.Modbus.UnitID,
 			byRegister: cfg.Modbus.RegisterByRegister, idle: cfg.Modbus.IdleTimeout,
-			log: log.With().Str("part", "modbus").Logger(), done: s.done,
+			log: log.With().Str("sim", "modbus").Logger(), done: s.done,
 		}
 		s.mbFront.setHold(&s.mbFront.silentUnit, cfg.Modbus.SilentWrongUnit)
 		s.mbFront.setHold(&s.mbFront.mute, cfg.Modbus.Mute)
@@ -157,14 +157,14 @@ func New(cfg Config, log zerolog.Logger) (*Sim, error) {
 	s.labels = newLabelGen(cfg.Labels, rand.New(rand.NewPCG(uint64(cfg.Seed), 0x1abe15)))
 	s.conv.labels = s.labels.Next
 	if cfg.OPCUA.Addr != "" {
-		ua, err := newOPCUAServer(cfg.OPCUA, s.plc, log.With().Str("part", "opcua").Logger())
+		ua, err := newOPCUAServer(cfg.OPCUA, s.plc, log.With().Str("sim", "opcua").Logger())
 		if err != nil {
 			return nil, err
 		}
 		s.ua = ua
 	}
 	if !cfg.DisableScanners {
-		sc, err := newScanners(cfg.Scanners, log.With().Str("part", "scanners").Logger())
+		sc, err := newScanners(cfg.Scanners, log.With().Str("sim", "scanners").Logger())
 		if err != nil {
 			return nil, err
 		}
@@ -360,7 +360,7 @@ func (s *Sim) ModbusHeld() uint64 {
 // StallPLCHeartbeat keeps PLC_HEARTBEAT still for d.
 func (s *Sim) StallPLCHeartbeat(d time.Duration) {
 	s.plc.StallHeartbeat(d)
-	s.log.Warn().Dur("for", d).Msg("fault: plc heartbeat stalled")
+	s.log.Warn().Dur("for_ms", d).Msg("fault: plc heartbeat stalled")
 }
 
 // DelayNextReply holds the next Modbus response back by d (it takes effect
@@ -372,7 +372,7 @@ func (s *Sim) DelayNextReply(d time.Duration) {
 	s.mbFront.mu.Lock()
 	s.mbFront.delayNext = d
 	s.mbFront.mu.Unlock()
-	s.log.Warn().Dur("delay", d).Msg("fault: next modbus reply delayed")
+	s.log.Warn().Dur("delay_ms", d).Msg("fault: next modbus reply delayed")
 }
 
 // InjectModbusException answers the next n Modbus requests with exception
