@@ -48,6 +48,13 @@ package fieldbussim
 //     initial values with a blocking send per item.
 //   - Handler panics (nil sessions, unknown monitored item ids) are
 //     recovered and answered with BadInternalError.
+//   - GetEndpoints: the library lists only endpoints whose URL equals the
+//     client's exactly, so a trailing "/", localhost or a host name got an
+//     empty list. Ours answers every URL with the public endpoints (those on
+//     the client's host first), as real servers do.
+//   - CreateSession: the session timeout is revised to what the client
+//     asked, clamped to 1 s..1 h (60 s for 0); ServerEndpoints is filled for
+//     any URL the same way.
 //
 // Limits that remain: the server offers one secure mode (Sign or
 // SignAndEncrypt, as configured); a channel opened in the other mode is
@@ -55,7 +62,8 @@ package fieldbussim
 // it with BadSecurityModeRejected). Sampling intervals are not honoured:
 // a node is sent at most once per publishing interval, its newest value.
 // The library prints its nodeset import and "Started listening" through the
-// standard logger.
+// standard library's global logger, which a package must not redirect:
+// binaries route it with LibraryLogWriter. Sessions are not expired.
 
 import (
 	"context"

@@ -4,8 +4,15 @@
 // ground truth. It is for commissioning a gateway, demos and benchmarks.
 //
 //	fieldbus-sim -rate 10 -chutes 256
+//	fieldbus-sim -commissioning              # rate 0: any commanded TID is an item
+//	fieldbus-sim -rate 10 -fc16-by-register -word-order low-first   # a harder PLC
 //	curl -X POST 'http://127.0.0.1:8081/fault/chute-full?chute=5&on=true'
+//	curl -X POST 'http://127.0.0.1:8081/fault/mute?on=true'
 //	curl http://127.0.0.1:8081/report
+//
+// Without -commissioning the PLC refuses (result 7) every TID its conveyor
+// did not induct, as a real one does; the options that make the PLC harder
+// are listed in the fieldbussim package documentation.
 package main
 
 import (
@@ -73,7 +80,7 @@ func parse(args []string) (*options, error) {
 	fs.IntVar(&c.Scanners.Count, "scanners", 1, "number of scanners")
 	fs.StringVar(&c.Scanners.Framing, "framing", "stx", "scanner framing: stx or crlf")
 	fs.IntVar(&c.Chutes, "chutes", 256, "CHUTE_COUNT")
-	fs.Float64Var(&c.Conveyor.Rate, "rate", 0, "induction rate, items/s (0: commissioning mode, the PLC alone)")
+	fs.Float64Var(&c.Conveyor.Rate, "rate", 0, "induction rate, items/s (0: nothing inducted; with -commissioning every commanded TID is an item)")
 	fs.Int64Var(&c.Seed, "seed", 1, "seed for induction, labels and losses")
 	fs.Float64Var(&c.Conveyor.BeltSpeed, "speed", 2.5, "belt speed, m/s")
 	fs.Float64Var(&c.Conveyor.ScannerToFirstChute, "scanner-to-chute", 3, "distance scanner to chute 1's decision point, m")
