@@ -216,7 +216,11 @@ func (s *Sim) Run(ctx context.Context) error {
 			s.mbAddr = s.mb.addr
 			s.mu.Unlock()
 			parts = append(parts, part{"modbus", s.mb.run})
-			s.log.Info().Str("addr", s.mb.addr).Uint8("unit", s.cfg.Modbus.UnitID).Msg("modbus tcp listening")
+			m := s.cfg.Modbus
+			s.log.Info().Str("addr", s.mb.addr).Uint8("unit", m.UnitID).Str("word_order", m.WordOrder).
+				Bool("fc16_by_register", m.RegisterByRegister).Bool("silent_unit", m.SilentWrongUnit).
+				Bool("mute", m.Mute).Bool("never_accept", m.NeverAccept).Bool("strict_tids", s.cfg.StrictTIDs).
+				Msg("modbus tcp listening")
 		}
 		if s.scan != nil {
 			if err := s.scan.Listen(); err != nil {

@@ -215,7 +215,13 @@ func run(args []string) error {
 	if err != nil {
 		return fmt.Errorf("-log %q: %w", o.logLevel, err)
 	}
-	log := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: "15:04:05.000"}).Level(lvl).With().Timestamp().Logger()
+	// Timestamps to the millisecond (zerolog's default is whole seconds);
+	// colour only on a terminal, so a redirected log holds no escape codes.
+	zerolog.TimeFieldFormat = "2006-01-02T15:04:05.000Z07:00"
+	fi, _ := os.Stderr.Stat()
+	tty := fi != nil && fi.Mode()&os.ModeCharDevice != 0
+	log := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: "15:04:05.000", NoColor: !tty}).
+		Level(lvl).With().Timestamp().Logger()
 	// The OPC UA server library prints through the standard logger.
 	stdlog.SetFlags(0)
 	stdlog.SetOutput(fieldbussim.LibraryLogWriter(log.With().Str("lib", "gopcua").Logger()))
