@@ -195,8 +195,8 @@ func (p *PLC) regLocked(m regMap, a int) uint16 {
 	case in(a, int(m.divertBase), m.divertEnd()):
 		o := a - int(m.divertBase)
 		s := p.divert[o/slotWords]
-		a, b := m.tidWords(s.TID)
-		return [slotWords]uint16{s.Seq, a, b, s.Chute, s.Reason}[o%slotWords]
+		w1, w2 := m.tidWords(s.TID)
+		return [slotWords]uint16{s.Seq, w1, w2, s.Chute, s.Reason}[o%slotWords]
 	case in(a, int(m.plcBase), m.plcEnd()):
 		o := a - int(m.plcBase)
 		switch {
@@ -219,8 +219,8 @@ func (p *PLC) regLocked(m regMap, a int) uint16 {
 		case o < m.bootOff():
 			c := o - m.confirmOff()
 			s := p.confirm[c/slotWords]
-			a, b := m.tidWords(s.TID)
-			return [slotWords]uint16{s.Num, a, b, s.Chute, s.Result}[c%slotWords]
+			w1, w2 := m.tidWords(s.TID)
+			return [slotWords]uint16{s.Num, w1, w2, s.Chute, s.Result}[c%slotWords]
 		default:
 			return p.bootID
 		}
