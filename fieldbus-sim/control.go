@@ -18,6 +18,9 @@ import (
 //	POST /fault/stall-heartbeat?for=2s    PLC_HEARTBEAT stands still
 //	POST /fault/delay-reply?for=500ms     the next Modbus reply comes late
 //	POST /fault/modbus-exception?code=6&n=3
+//	POST /fault/silent-unit?on=true|false  another unit id gets no answer
+//	POST /fault/mute?on=true|false         Modbus requests get no answer
+//	POST /fault/never-accept?on=true|false Modbus dials hang
 //	POST /fault/restart-opcua
 //	POST /fault/estop?on=true|false
 //	POST /fault/chute-full?chute=5&on=true|false
@@ -73,6 +76,15 @@ func (s *Sim) ControlHandler() http.Handler {
 		}
 		return err
 	})
+	for _, f := range []ModbusFault{FaultSilentWrongUnit, FaultMute, FaultNeverAccept} {
+		fault(string(f), func(q query) error {
+			on, err := q.bool("on")
+			if err != nil {
+				return err
+			}
+			return s.SetModbusFault(f, on)
+		})
+	}
 	fault("restart-opcua", func(query) error { s.RestartOPCUA(); return nil })
 	fault("estop", func(q query) error {
 		on, err := q.bool("on")
@@ -151,7 +163,8 @@ func (s *Sim) ControlHandler() http.Handler {
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		routes := []string{"POST /fault/drop-plc", "POST /fault/stall-heartbeat?for=2s", "POST /fault/delay-reply?for=500ms",
-			"POST /fault/modbus-exception?code=6&n=3", "POST /fault/restart-opcua", "POST /fault/estop?on=true",
+			"POST /fault/modbus-exception?code=6&n=3", "POST /fault/silent-unit?on=true", "POST /fault/mute?on=true",
+			"POST /fault/never-accept?on=true", "POST /fault/restart-opcua", "POST /fault/estop?on=true",
 			"POST /fault/chute-full?chute=5&on=true", "POST /fault/chute-disabled?chute=5&on=true", "POST /fault/sorter-state?state=4",
 			"POST /fault/warm-restart", "POST /fault/cold-restart", "POST /fault/drop-scanner?i=0",
 			"POST /fault/scanner-garbage?i=0&n=3", "POST /fault/scanner-oversize?i=0&n=1", "POST /rate?items=5",

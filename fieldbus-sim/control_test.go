@@ -2,11 +2,14 @@ package fieldbussim
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestControlEndpoint(t *testing.T) {
@@ -37,6 +40,9 @@ func TestControlEndpoint(t *testing.T) {
 		{"/fault/estop?on=maybe", 400, "want true or false"},
 		{"/rate?items=-1", 400, "want 0..100000"},
 		{"/fault/drop-scanner?i=0", 400, "want 0..-1"}, // scanners off in this test
+		{"/fault/mute?on=perhaps", 400, "want true or false"},
+		{"/fault/silent-unit?on=true", 200, ""},
+		{"/fault/silent-unit?on=false", 200, ""},
 	}
 	for _, tc := range cases {
 		code, body := post(tc.path)
@@ -53,6 +59,35 @@ func TestControlEndpoint(t *testing.T) {
 	if _, err := c.ReadHoldingRegisters(100, 1); exceptionCode(err) != 6 {
 		t.Errorf("after control exception: %v", err)
 	}
+	// Mute over the control endpoint: a request goes unanswered until the
+	// fault is switched off, then its connection is closed.
+	if code, _ := post("/fault/mute?on=true"); code != 200 {
+		t.Fatal(code)
+	}
+	raw := rawDial(t, s)
+	if _, err := raw.Write(mbapRead(1, 1, 100)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a held request", 2*time.Second, func() bool { return s.ModbusHeld() == 1 })
+	if code, _ := post("/fault/mute?on=false"); code != 200 {
+		t.Fatal(code)
+	}
+	if n, err := readWithin(raw, 2*time.Second); n != 0 || !errors.Is(err, io.EOF) {
+		t.Errorf("held connection after mute off: %d bytes, %v", n, err)
+	}
+	if code, _ := post("/fault/never-accept?on=true"); code != 200 {
+		t.Fatal(code)
+	}
+	if c, err := net.DialTimeout("tcp", s.ModbusAddr(), 200*time.Millisecond); err == nil || !isTimeout(err) {
+		if c != nil {
+			c.Close()
+		}
+		t.Errorf("dial with never-accept on: %v", err)
+	}
+	if code, _ := post("/fault/never-accept?on=false"); code != 200 {
+		t.Fatal(code)
+	}
+	c = dial(t, s, 1)
 	if code, _ := post("/fault/estop?on=true"); code != 200 || s.PLC().State() != StateEmergencyStop {
 		t.Errorf("estop: %d %v", code, s.PLC().State())
 	}

@@ -19,6 +19,64 @@
 // Time comes from a Clock: real time by default, or a VirtualClock that tests
 // advance explicitly to run an hour of sorting in seconds, deterministically
 // for a seed.
+//
+// # Options: a PLC harder than the contract's minimum
+//
+// By default the emulator is a well-behaved PLC. These opt-in options (Go
+// config fields; flags of cmd/fieldbus-sim; where marked, switchable at run
+// time with Sim.SetModbusFault and POST /fault/... on the control endpoint)
+// make it behave as real PLCs may:
+//
+//   - ModbusConfig.RegisterByRegister (-fc16-by-register): a function-16
+//     write is applied one register at a time in address order, with a PLC
+//     scan after each register but the last. SEQ is the first register of a
+//     divert slot, so the scan after it takes the slot while TID, CHUTE and
+//     REASON still hold the previous command: a host that writes the whole
+//     slot in one request has its commands taken one ring lap late, with the
+//     wrong TID. Writing TID..REASON first and SEQ in a request of its own is
+//     safe.
+//   - ModbusConfig.WordOrder = WordOrderLowFirst (-word-order low-first):
+//     TID_LO before TID_HI in divert and confirmation slots.
+//   - ModbusConfig.SilentWrongUnit (-silent-unit; run time: silent-unit): a
+//     request for another unit id gets no answer at all instead of exception
+//     0B. The server library answers a connection's requests in order, so
+//     that connection answers nothing after it either.
+//   - ModbusConfig.Mute (-mute; run time: mute): connections are accepted,
+//     no request is ever answered.
+//   - ModbusConfig.NeverAccept (-never-accept; run time: never-accept): the
+//     Modbus port is a socket listening with a backlog of 0 whose one queue
+//     place the emulator fills itself and never accepts; Linux then drops
+//     every client SYN, so a dial hangs until the client's timeout (not
+//     refused). This is what is reliable on Linux loopback; a listener that
+//     merely never accepts would complete the first 4096 connects.
+//     Switching it on drops every connection; off listens normally again on
+//     the same port. Linux only.
+//   - Config.StrictTIDs (cmd/fieldbus-sim: on unless -commissioning): the
+//     PLC takes commands only for TIDs its conveyor inducted and scanned;
+//     any other TID is refused with result 7, also at Conveyor.Rate 0. Off
+//     (the Go API's default, which device tests that send invented TIDs
+//     rely on), rate 0 is commissioning mode.
+//
+// Requests left unanswered by SilentWrongUnit or Mute are held until the
+// option is switched off, ModbusConfig.IdleTimeout passes or the sim stops;
+// the connection is then closed without a reply (Sim.ModbusHeld counts them).
+//
+// Not options, because real servers and common clients (UaExpert,
+// node-opcua) expect them: the OPC UA server answers GetEndpoints for any
+// URL the client used (a trailing "/", localhost, the host's name, an
+// address) with its own endpoints, and revises the session timeout to what
+// the client asked, clamped to 1 s..1 h (60 s for 0). The OPC UA server
+// library prints through the standard library's global logger; the package
+// leaves that global alone and offers LibraryLogWriter for a binary to route
+// it into zerolog (cmd/fieldbus-sim does; the package's tests discard it).
+//
+// Logging: the sim tags its parts with the key "sim" (plc, conveyor,
+// modbus, opcua, scanners), so a caller's "part" is not repeated; durations
+// are in milliseconds in keys ending _ms.
+//
+// The folder is fieldbus-sim/ (the project layout names top-level folders
+// with hyphens) and the package fieldbussim, because a Go package name
+// cannot contain '-'.
 package fieldbussim
 
 // Choices where the contract leaves room (the sim's behaviour, so a gateway
@@ -33,7 +91,8 @@ package fieldbussim
 //     1, 2, 4, 5 and 15 answer exception 01.
 //   - Another unit id is answered with exception 0B (gateway target failed
 //     to respond) rather than left unanswered, which would stall the
-//     connection's later requests.
+//     connection's later requests; ModbusConfig.SilentWrongUnit leaves it
+//     unanswered.
 //   - Chute bit fields are 16 words up to 256 chutes (the default map,
 //     BOOT_ID at 218) and ceil(N/16) words above; CONFIRM and BOOT_ID follow.
 //   - NUM and SEQ run 1, 2, ... 65535, 0, 1: zero is not skipped.

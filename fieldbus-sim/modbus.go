@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"strings"
@@ -28,7 +29,42 @@ type ModbusConfig struct {
 	MaxClients int
 	// IdleTimeout closes a connection that sent nothing for this long (default 5m).
 	IdleTimeout time.Duration
+
+	// The options below make the front harder than the contract's minimum,
+	// as real PLCs are; all are off by default.
+
+	// WordOrder of 32-bit values (TID in the divert and confirmation
+	// slots): WordOrderHighFirst (default, the contract) or
+	// WordOrderLowFirst (TID_LO in the slot's second register).
+	WordOrder string
+	// RegisterByRegister applies a function-16 write one register at a
+	// time in address order, with a PLC scan after each register but the
+	// last, as a PLC whose communication task runs between its scans does.
+	// A scan then sees a half-written divert slot: SEQ (the slot's first
+	// register) new while TID, CHUTE and REASON are still the old command's.
+	RegisterByRegister bool
+	// SilentWrongUnit leaves a request for another unit id unanswered
+	// instead of answering exception 0B. The library serves a connection's
+	// requests in order, so the connection answers nothing after it either;
+	// it is closed, without a reply, when the option is switched off
+	// (Sim.SetModbusFault), after IdleTimeout, or when the sim stops.
+	SilentWrongUnit bool
+	// Mute accepts connections and never answers a request (a PLC whose
+	// communication processor hangs); held requests end as for
+	// SilentWrongUnit.
+	Mute bool
+	// NeverAccept replaces the listener by one that completes no TCP
+	// connection: a socket listening with a backlog of 0, whose one queue
+	// place is taken by the sim itself and never accepted, so Linux drops
+	// every client SYN and a dial hangs until the client's timeout. Linux only.
+	NeverAccept bool
 }
+
+// Word orders of 32-bit values (ModbusConfig.WordOrder).
+const (
+	WordOrderHighFirst = "high-first"
+	WordOrderLowFirst  = "low-first"
+)
 
 func (c *ModbusConfig) setDefaults() {
 	if c.UnitID == 0 {
@@ -46,12 +82,23 @@ func (c *ModbusConfig) setDefaults() {
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = 5 * time.Minute
 	}
+	if c.WordOrder == "" {
+		c.WordOrder = WordOrderHighFirst
+	}
+}
+
+func (c *ModbusConfig) validate() error {
+	if c.WordOrder != WordOrderHighFirst && c.WordOrder != WordOrderLowFirst {
+		return fmt.Errorf("modbus word order %q: want %q or %q", c.WordOrder, WordOrderHighFirst, WordOrderLowFirst)
+	}
+	return nil
 }
 
 // regMap is the register layout for a chute count.
 type regMap struct {
 	hostBase, divertBase, plcBase uint16
-	chuteWords                    int // words per chute bit field: 16 for up to 256 chutes
+	chuteWords                    int  // words per chute bit field: 16 for up to 256 chutes
+	lowFirst                      bool // TID_LO before TID_HI
 }
 
 // PLC block offsets from PLCBase.
@@ -73,7 +120,8 @@ func newRegMap(c ModbusConfig, chutes int) regMap {
 	if w < 16 {
 		w = 16 // the default map keeps 256 chutes' worth, so BOOT_ID stays at 218
 	}
-	return regMap{hostBase: c.HostBase, divertBase: c.DivertBase, plcBase: c.PLCBase, chuteWords: w}
+	return regMap{hostBase: c.HostBase, divertBase: c.DivertBase, plcBase: c.PLCBase, chuteWords: w,
+		lowFirst: c.WordOrder == WordOrderLowFirst}
 }
 
 func (m regMap) plcLen() int     { return offChuteBits + 2*m.chuteWords + ringWords + 1 }
@@ -125,6 +173,14 @@ func (p *PLC) readRegsLocked(m regMap, addr int, out []uint16) bool {
 func hi16(v uint32) uint16 { return uint16(v >> 16) }
 func lo16(v uint32) uint16 { return uint16(v) }
 
+// tidWords is a TID as the slot's second and third registers.
+func (m regMap) tidWords(v uint32) (uint16, uint16) {
+	if m.lowFirst {
+		return lo16(v), hi16(v)
+	}
+	return hi16(v), lo16(v)
+}
+
 func (p *PLC) regLocked(m regMap, a int) uint16 {
 	switch {
 	case in(a, int(m.hostBase), m.hostEnd()):
@@ -139,7 +195,8 @@ func (p *PLC) regLocked(m regMap, a int) uint16 {
 	case in(a, int(m.divertBase), m.divertEnd()):
 		o := a - int(m.divertBase)
 		s := p.divert[o/slotWords]
-		return [slotWords]uint16{s.Seq, hi16(s.TID), lo16(s.TID), s.Chute, s.Reason}[o%slotWords]
+		w1, w2 := m.tidWords(s.TID)
+		return [slotWords]uint16{s.Seq, w1, w2, s.Chute, s.Reason}[o%slotWords]
 	case in(a, int(m.plcBase), m.plcEnd()):
 		o := a - int(m.plcBase)
 		switch {
@@ -162,7 +219,8 @@ func (p *PLC) regLocked(m regMap, a int) uint16 {
 		case o < m.bootOff():
 			c := o - m.confirmOff()
 			s := p.confirm[c/slotWords]
-			return [slotWords]uint16{s.Num, hi16(s.TID), lo16(s.TID), s.Chute, s.Result}[c%slotWords]
+			w1, w2 := m.tidWords(s.TID)
+			return [slotWords]uint16{s.Num, w1, w2, s.Chute, s.Result}[c%slotWords]
 		default:
 			return p.bootID
 		}
@@ -183,13 +241,18 @@ func bitsWord(b []bool, w int) uint16 {
 
 // writeRegsLocked applies a host write. Every address must be a host
 // register (reserved registers and the PLC block are refused as a whole).
-func (p *PLC) writeRegsLocked(m regMap, addr int, vals []uint16) bool {
+// With byRegister, a PLC scan runs after every register but the last.
+func (p *PLC) writeRegsLocked(m regMap, addr int, vals []uint16, byRegister bool) bool {
 	for i := range vals {
 		if !m.hostWritable(addr + i) {
 			return false
 		}
 	}
 	for i, v := range vals {
+		if i > 0 && byRegister && p.running {
+			p.scanLocked()
+			p.notifyLocked()
+		}
 		a := addr + i
 		if in(a, int(m.hostBase), m.hostEnd()) {
 			switch a - int(m.hostBase) {
@@ -207,10 +270,12 @@ func (p *PLC) writeRegsLocked(m regMap, addr int, vals []uint16) bool {
 		switch o % slotWords {
 		case 0:
 			s.Seq = v
-		case 1:
-			s.TID = uint32(v)<<16 | s.TID&0xffff
-		case 2:
-			s.TID = s.TID&0xffff0000 | uint32(v)
+		case 1, 2:
+			if (o%slotWords == 1) != m.lowFirst {
+				s.TID = uint32(v)<<16 | s.TID&0xffff
+			} else {
+				s.TID = s.TID&0xffff0000 | uint32(v)
+			}
 		case 3:
 			s.Chute = v
 		case 4:
@@ -224,17 +289,23 @@ func (p *PLC) writeRegsLocked(m regMap, addr int, vals []uint16) bool {
 // modbusFront answers Modbus requests from the PLC's register image and
 // carries the Modbus-side faults.
 type modbusFront struct {
-	plc  *PLC
-	m    regMap
-	unit byte
-	log  zerolog.Logger
-	done <-chan struct{}
+	plc        *PLC
+	m          regMap
+	unit       byte
+	byRegister bool
+	idle       time.Duration // how long a held request waits at most
+	log        zerolog.Logger
+	done       <-chan struct{}
 
 	mu        sync.Mutex
 	delayNext time.Duration
 	excCode   byte
 	excLeft   int
 	requests  uint64
+	// silentUnit and mute are non-nil while the fault is on; switching it
+	// off closes the channel and so releases the requests held.
+	silentUnit, mute chan struct{}
+	held             uint64 // requests left unanswered so far
 }
 
 var errByException = map[byte]error{
@@ -246,23 +317,66 @@ var errByException = map[byte]error{
 // SupportedException reports whether InjectModbusException can send code.
 func SupportedException(code byte) bool { _, ok := errByException[code]; return ok }
 
-// preamble applies the per-request faults: an injected exception answers the
-// request before it touches the PLC.
+// setHold switches a hold fault (silentUnit or mute) on or off.
+func (f *modbusFront) setHold(ch *chan struct{}, on bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case on && *ch == nil:
+		*ch = make(chan struct{})
+	case !on && *ch != nil:
+		close(*ch)
+		*ch = nil
+	}
+}
+
+// preamble applies the per-request faults: silence, then an injected
+// exception, both before the request touches the PLC.
 func (f *modbusFront) preamble(unit uint8) error {
-	if unit != f.unit {
+	f.mu.Lock()
+	mute, silent := f.mute, f.silentUnit
+	if mute == nil && (unit == f.unit || silent == nil) {
+		f.requests++
+	}
+	f.mu.Unlock()
+	switch {
+	case mute != nil:
+		return f.hold(mute, "modbus request held: mute")
+	case unit != f.unit && silent != nil:
+		return f.hold(silent, "modbus request for another unit id held: silent")
+	case unit != f.unit:
 		// Another unit id: a gateway would say its target did not answer.
-		// The library cannot leave a request unanswered without stalling
-		// the connection, so this is the closest to "no answer".
 		return mbserver.ErrGWTargetFailedToRespond
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.requests++
 	if f.excLeft > 0 {
 		f.excLeft--
 		return errByException[f.excCode]
 	}
 	return nil
+}
+
+// hold leaves a request unanswered until release is closed, the sim stops
+// or the idle timeout passes. The library cannot skip a reply and go on
+// with the connection, so the connection is then closed without one
+// (ErrProtocolError makes the library hang up).
+func (f *modbusFront) hold(release <-chan struct{}, msg string) error {
+	f.mu.Lock()
+	f.held++
+	first := f.held == 1
+	f.mu.Unlock()
+	if first {
+		f.log.Debug().Msg(msg)
+	}
+	t := time.NewTimer(f.idle)
+	defer t.Stop()
+	select {
+	case <-release:
+	case <-f.done:
+	case <-t.C:
+	}
+	return mbserver.ErrProtocolError
 }
 
 // delay holds the reply back once, after the request took effect: the client
@@ -294,7 +408,7 @@ func (f *modbusFront) HandleHoldingRegisters(req *mbserver.HoldingRegistersReque
 	p := f.plc
 	if req.IsWrite {
 		p.mu.Lock()
-		ok := p.writeRegsLocked(f.m, int(req.Addr), req.Args)
+		ok := p.writeRegsLocked(f.m, int(req.Addr), req.Args, f.byRegister)
 		p.mu.Unlock()
 		if !ok {
 			return nil, mbserver.ErrIllegalDataAddress
@@ -344,10 +458,18 @@ type modbusServer struct {
 	front *modbusFront
 	log   zerolog.Logger
 
-	mu   sync.Mutex
-	addr string
-	srv  *mbserver.ModbusServer
+	mu       sync.Mutex
+	addr     string
+	srv      *mbserver.ModbusServer
+	noAccept *noAcceptListener // instead of srv while NeverAccept is on
 }
+
+// LibraryLogWriter returns a writer for the standard library's log package
+// that puts each line into l at debug level. gopcua's server prints its
+// nodeset import and "Started listening" through the global standard
+// logger, which a library must not redirect; a binary that runs the sim
+// does: log.SetFlags(0); log.SetOutput(fieldbussim.LibraryLogWriter(l)).
+func LibraryLogWriter(l zerolog.Logger) io.Writer { return zlWriter{l} }
 
 // zlWriter feeds the library's log.Logger into zerolog at debug level.
 type zlWriter struct{ log zerolog.Logger }
@@ -372,7 +494,12 @@ func (s *modbusServer) bind() error {
 		if err = ln.Close(); err != nil {
 			return fmt.Errorf("modbus listen %s: %w", s.cfg.Addr, err)
 		}
-		if err = s.startLocked(1); err == nil {
+		if s.cfg.NeverAccept {
+			s.noAccept, err = listenNoAccept(s.addr)
+		} else {
+			err = s.startLocked(1)
+		}
+		if err == nil {
 			return nil
 		}
 		if _, port, _ := net.SplitHostPort(s.cfg.Addr); port != "0" {
@@ -413,11 +540,46 @@ func (s *modbusServer) startLocked(attempts int) error {
 func (s *modbusServer) dropConnections() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.noAccept != nil {
+		return nil // no connection to drop
+	}
 	if s.srv == nil {
 		return errNotRunning
 	}
 	_ = s.srv.Stop()
 	s.srv = nil
+	return s.startLocked(50)
+}
+
+// setNeverAccept swaps the server for a listener that completes no
+// connection (every client connection drops), or back.
+func (s *modbusServer) setNeverAccept(on bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.addr == "" {
+		return errNotRunning
+	}
+	if on == (s.noAccept != nil) {
+		return nil
+	}
+	if on {
+		if s.srv != nil {
+			_ = s.srv.Stop()
+			s.srv = nil
+		}
+		var err error
+		for attempt := 0; attempt < 50; attempt++ {
+			if attempt > 0 {
+				time.Sleep(10 * time.Millisecond) // the port may linger a moment after Stop
+			}
+			if s.noAccept, err = listenNoAccept(s.addr); err == nil {
+				return nil
+			}
+		}
+		return err
+	}
+	s.noAccept.close()
+	s.noAccept = nil
 	return s.startLocked(50)
 }
 
@@ -427,6 +589,10 @@ func (s *modbusServer) stop() {
 	if s.srv != nil {
 		_ = s.srv.Stop()
 		s.srv = nil
+	}
+	if s.noAccept != nil {
+		s.noAccept.close()
+		s.noAccept = nil
 	}
 }
 

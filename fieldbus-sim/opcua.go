@@ -48,6 +48,13 @@ package fieldbussim
 //     initial values with a blocking send per item.
 //   - Handler panics (nil sessions, unknown monitored item ids) are
 //     recovered and answered with BadInternalError.
+//   - GetEndpoints: the library lists only endpoints whose URL equals the
+//     client's exactly, so a trailing "/", localhost or a host name got an
+//     empty list. Ours answers every URL with the public endpoints (those on
+//     the client's host first), as real servers do.
+//   - CreateSession: the session timeout is revised to what the client
+//     asked, clamped to 1 s..1 h (60 s for 0); ServerEndpoints is filled for
+//     any URL the same way.
 //
 // Limits that remain: the server offers one secure mode (Sign or
 // SignAndEncrypt, as configured); a channel opened in the other mode is
@@ -55,7 +62,8 @@ package fieldbussim
 // it with BadSecurityModeRejected). Sampling intervals are not honoured:
 // a node is sent at most once per publishing interval, its newest value.
 // The library prints its nodeset import and "Started listening" through the
-// standard logger.
+// standard library's global logger, which a package must not redirect:
+// binaries route it with LibraryLogWriter. Sessions are not expired.
 
 import (
 	"context"
@@ -66,6 +74,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"reflect"
 	"slices"
@@ -1677,7 +1686,9 @@ func (o *opcuaServer) registerHandlers(inst *uaInstance) {
 	}
 	reg(id.FindServersRequest_Encoding_DefaultBinary, noSession, disc.FindServers)
 	reg(id.FindServersOnNetworkRequest_Encoding_DefaultBinary, noSession, disc.FindServersOnNetwork)
-	reg(id.GetEndpointsRequest_Encoding_DefaultBinary, noSession, disc.GetEndpoints)
+	reg(id.GetEndpointsRequest_Encoding_DefaultBinary, noSession, func(sc *uasc.SecureChannel, r ua.Request, reqID uint32) (ua.Response, error) {
+		return o.getEndpoints(inst, r)
+	})
 	reg(id.RegisterServerRequest_Encoding_DefaultBinary, noSession, disc.RegisterServer)
 	reg(id.RegisterServer2Request_Encoding_DefaultBinary, noSession, disc.RegisterServer2)
 
@@ -1864,6 +1875,12 @@ func (o *opcuaServer) createSession(inst *uaInstance, sess *server.SessionServic
 	if err != nil {
 		return resp, err
 	}
+	if cr, ok := resp.(*ua.CreateSessionResponse); ok {
+		cr.RevisedSessionTimeout = reviseSessionTimeout(req.RequestedSessionTimeout)
+		if len(cr.ServerEndpoints) == 0 {
+			cr.ServerEndpoints = o.publicEndpoints(inst, req.EndpointURL)
+		}
+	}
 	if cr, ok := resp.(*ua.CreateSessionResponse); ok && cr.AuthenticationToken != nil {
 		inst.mu.Lock()
 		inst.sessions[cr.AuthenticationToken.String()] = &uaSession{sc: sc}
@@ -1914,6 +1931,68 @@ func (o *opcuaServer) handleWrite(sc *uasc.SecureChannel, r ua.Request, reqID ui
 		Results:         results,
 		DiagnosticInfos: []*ua.DiagnosticInfo{},
 	}, nil
+}
+
+// getEndpoints answers GetEndpoints for whatever URL the client used, as
+// real servers do: the library only answers a URL equal to one of its own,
+// so "opc.tcp://127.0.0.1:4840/" (trailing slash), localhost or the host's
+// name got an empty list. Endpoints on the client's host come first; an
+// unknown host gets every public endpoint.
+func (o *opcuaServer) getEndpoints(inst *uaInstance, r ua.Request) (ua.Response, error) {
+	req, ok := r.(*ua.GetEndpointsRequest)
+	if !ok {
+		return nil, ua.StatusBadRequestTypeInvalid
+	}
+	return &ua.GetEndpointsResponse{
+		ResponseHeader: responseHeader(req.RequestHeader.RequestHandle, ua.StatusOK),
+		Endpoints:      o.publicEndpoints(inst, req.EndpointURL),
+	}, nil
+}
+
+// publicEndpoints lists the endpoints on the public port (not gopcua's
+// internal listener): those whose host is the one in requested if there are
+// any, else all of them.
+func (o *opcuaServer) publicEndpoints(inst *uaInstance, requested string) []*ua.EndpointDescription {
+	o.mu.RLock()
+	port := strconv.Itoa(o.port)
+	o.mu.RUnlock()
+	reqHost := ""
+	if u, err := url.Parse(strings.TrimSpace(requested)); err == nil {
+		reqHost = u.Hostname()
+	}
+	var same, all []*ua.EndpointDescription
+	for _, ep := range inst.srv.Endpoints() {
+		u, err := url.Parse(ep.EndpointURL)
+		if err != nil || u.Port() != port {
+			continue
+		}
+		all = append(all, ep)
+		if reqHost != "" && strings.EqualFold(u.Hostname(), reqHost) {
+			same = append(same, ep)
+		}
+	}
+	if len(same) > 0 {
+		return same
+	}
+	return all
+}
+
+// Session timeouts the server grants: what the client asked, within these
+// bounds (the library revised every request to 0). The emulator does not
+// expire sessions; the value tells a client how often to keep it alive.
+const (
+	sessionTimeoutMin     = time.Second
+	sessionTimeoutMax     = time.Hour
+	sessionTimeoutDefault = time.Minute // for a request of 0 (or not a number)
+)
+
+// reviseSessionTimeout is the RevisedSessionTimeout (ms) for a requested one.
+func reviseSessionTimeout(requestedMs float64) float64 {
+	if !(requestedMs > 0) { // 0, negative, NaN
+		return float64(sessionTimeoutDefault / time.Millisecond)
+	}
+	ms := func(d time.Duration) float64 { return float64(d / time.Millisecond) }
+	return min(max(requestedMs, ms(sessionTimeoutMin)), ms(sessionTimeoutMax))
 }
 
 func responseHeader(handle uint32, code ua.StatusCode) *ua.ResponseHeader {

@@ -336,7 +336,7 @@ func (p *PLC) scanLocked() {
 	} else if p.faultCode == faultNone && now.Sub(p.lastHostChange) >= p.cfg.HostWatchdog {
 		p.faultCode = faultHostLost
 		p.dirty = true
-		p.log.Warn().Dur("silent", now.Sub(p.lastHostChange)).Msg("host heartbeat lost: FAULT_CODE 1")
+		p.log.Warn().Dur("silent_ms", now.Sub(p.lastHostChange)).Msg("host heartbeat lost: FAULT_CODE 1")
 	}
 	p.consumeRingLocked(now)
 	p.commissioningDueLocked(now)

@@ -363,7 +363,7 @@ func (sc *scanner) dialLoop(ctx context.Context, wg *sync.WaitGroup) {
 			}
 			backoff = cfg.BackoffMin
 		} else if ctx.Err() == nil {
-			sc.log.Debug().Err(err).Dur("backoff", backoff).Msg("dial gateway")
+			sc.log.Debug().Err(err).Dur("backoff_ms", backoff).Msg("dial gateway")
 		}
 		t := time.NewTimer(backoff)
 		select {

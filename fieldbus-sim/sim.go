@@ -30,6 +30,13 @@ type Config struct {
 	HostWatchdog time.Duration
 	// Seed drives induction, labels and losses (not BOOT_ID).
 	Seed int64
+	// StrictTIDs: the PLC takes a command only for a TID its conveyor
+	// inducted and scanned; every other TID is refused with result 7. Off
+	// (the Go API's default), a sim with Conveyor.Rate 0 is in commissioning
+	// mode: every commanded TID is an item of its own. With a rate, only
+	// tracked TIDs are taken either way; StrictTIDs keeps a sim started at
+	// rate 0 from accepting invented TIDs.
+	StrictTIDs bool
 
 	Modbus   ModbusConfig
 	OPCUA    OPCUAConfig
@@ -68,6 +75,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: host watchdog %v: negative", ErrConfig, c.HostWatchdog)
 	}
 	c.Modbus.setDefaults()
+	if err := c.Modbus.validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
 	if c.Modbus.Addr != "" {
 		if err := newRegMap(c.Modbus, c.Chutes).validate(); err != nil {
 			return fmt.Errorf("%w: %w", ErrConfig, err)
@@ -129,30 +139,33 @@ func New(cfg Config, log zerolog.Logger) (*Sim, error) {
 		Chutes:              cfg.Chutes,
 		Cycle:               cfg.PLCCycle,
 		ImmediateScan:       cfg.ImmediateScan,
-		Commissioning:       cfg.Conveyor.Rate == 0,
+		Commissioning:       cfg.Conveyor.Rate == 0 && !cfg.StrictTIDs,
 		CommissioningTravel: cfg.Conveyor.CommissioningTravel,
 		HeartbeatPeriod:     defaultHeartbeatPeriod,
 		HostWatchdog:        cfg.HostWatchdog,
-	}, s.clk, s.sched, s.truth, log.With().Str("part", "plc").Logger())
-	s.conv = newConveyor(cfg.Conveyor, cfg.Chutes, cfg.Seed, s.plc, s.truth, s.sched, log.With().Str("part", "conveyor").Logger())
+	}, s.clk, s.sched, s.truth, log.With().Str("sim", "plc").Logger())
+	s.conv = newConveyor(cfg.Conveyor, cfg.Chutes, cfg.Seed, s.plc, s.truth, s.sched, log.With().Str("sim", "conveyor").Logger())
 	if cfg.Modbus.Addr != "" {
 		s.mbFront = &modbusFront{
 			plc: s.plc, m: newRegMap(cfg.Modbus, cfg.Chutes), unit: cfg.Modbus.UnitID,
-			log: log.With().Str("part", "modbus").Logger(), done: s.done,
+			byRegister: cfg.Modbus.RegisterByRegister, idle: cfg.Modbus.IdleTimeout,
+			log: log.With().Str("sim", "modbus").Logger(), done: s.done,
 		}
+		s.mbFront.setHold(&s.mbFront.silentUnit, cfg.Modbus.SilentWrongUnit)
+		s.mbFront.setHold(&s.mbFront.mute, cfg.Modbus.Mute)
 		s.mb = &modbusServer{cfg: cfg.Modbus, front: s.mbFront, log: s.mbFront.log}
 	}
 	s.labels = newLabelGen(cfg.Labels, rand.New(rand.NewPCG(uint64(cfg.Seed), 0x1abe15)))
 	s.conv.labels = s.labels.Next
 	if cfg.OPCUA.Addr != "" {
-		ua, err := newOPCUAServer(cfg.OPCUA, s.plc, log.With().Str("part", "opcua").Logger())
+		ua, err := newOPCUAServer(cfg.OPCUA, s.plc, log.With().Str("sim", "opcua").Logger())
 		if err != nil {
 			return nil, err
 		}
 		s.ua = ua
 	}
 	if !cfg.DisableScanners {
-		sc, err := newScanners(cfg.Scanners, log.With().Str("part", "scanners").Logger())
+		sc, err := newScanners(cfg.Scanners, log.With().Str("sim", "scanners").Logger())
 		if err != nil {
 			return nil, err
 		}
@@ -204,7 +217,11 @@ func (s *Sim) Run(ctx context.Context) error {
 			s.mbAddr = s.mb.addr
 			s.mu.Unlock()
 			parts = append(parts, part{"modbus", s.mb.run})
-			s.log.Info().Str("addr", s.mb.addr).Uint8("unit", s.cfg.Modbus.UnitID).Msg("modbus tcp listening")
+			m := s.cfg.Modbus
+			s.log.Info().Str("addr", s.mb.addr).Uint8("unit", m.UnitID).Str("word_order", m.WordOrder).
+				Bool("fc16_by_register", m.RegisterByRegister).Bool("silent_unit", m.SilentWrongUnit).
+				Bool("mute", m.Mute).Bool("never_accept", m.NeverAccept).Bool("strict_tids", s.cfg.StrictTIDs).
+				Msg("modbus tcp listening")
 		}
 		if s.scan != nil {
 			if err := s.scan.Listen(); err != nil {
@@ -297,10 +314,58 @@ func (s *Sim) DropPLCConnections() {
 	}
 }
 
+// ModbusFault names a Modbus fault that SetModbusFault switches at run time.
+type ModbusFault string
+
+// Modbus faults (see the ModbusConfig fields of the same names).
+const (
+	FaultSilentWrongUnit ModbusFault = "silent-unit"  // ModbusConfig.SilentWrongUnit
+	FaultMute            ModbusFault = "mute"         // ModbusConfig.Mute
+	FaultNeverAccept     ModbusFault = "never-accept" // ModbusConfig.NeverAccept
+)
+
+// ErrUnknownFault is returned by SetModbusFault for a name it does not know.
+var ErrUnknownFault = errors.New("unknown fault")
+
+// SetModbusFault switches a Modbus fault on or off while the sim runs.
+// Switching SilentWrongUnit or Mute off closes the connections whose
+// requests were held, without a reply; switching NeverAccept on drops every
+// connection, and off listens normally again on the same port.
+func (s *Sim) SetModbusFault(f ModbusFault, on bool) error {
+	if s.mbFront == nil {
+		return fmt.Errorf("modbus fault %s: %w", f, errNotRunning)
+	}
+	switch f {
+	case FaultSilentWrongUnit:
+		s.mbFront.setHold(&s.mbFront.silentUnit, on)
+	case FaultMute:
+		s.mbFront.setHold(&s.mbFront.mute, on)
+	case FaultNeverAccept:
+		if err := s.mb.setNeverAccept(on); err != nil {
+			return fmt.Errorf("modbus fault %s: %w", f, err)
+		}
+	default:
+		return fmt.Errorf("modbus fault %q: %w", f, ErrUnknownFault)
+	}
+	s.log.Warn().Str("fault", string(f)).Bool("on", on).Msg("fault: modbus fault switched")
+	return nil
+}
+
+// ModbusHeld is how many Modbus requests the sim left unanswered
+// (SilentWrongUnit, Mute) so far.
+func (s *Sim) ModbusHeld() uint64 {
+	if s.mbFront == nil {
+		return 0
+	}
+	s.mbFront.mu.Lock()
+	defer s.mbFront.mu.Unlock()
+	return s.mbFront.held
+}
+
 // StallPLCHeartbeat keeps PLC_HEARTBEAT still for d.
 func (s *Sim) StallPLCHeartbeat(d time.Duration) {
 	s.plc.StallHeartbeat(d)
-	s.log.Warn().Dur("for", d).Msg("fault: plc heartbeat stalled")
+	s.log.Warn().Dur("for_ms", d).Msg("fault: plc heartbeat stalled")
 }
 
 // DelayNextReply holds the next Modbus response back by d (it takes effect
@@ -312,7 +377,7 @@ func (s *Sim) DelayNextReply(d time.Duration) {
 	s.mbFront.mu.Lock()
 	s.mbFront.delayNext = d
 	s.mbFront.mu.Unlock()
-	s.log.Warn().Dur("delay", d).Msg("fault: next modbus reply delayed")
+	s.log.Warn().Dur("delay_ms", d).Msg("fault: next modbus reply delayed")
 }
 
 // InjectModbusException answers the next n Modbus requests with exception

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"io"
+	"log"
 	"testing"
 	"time"
 
@@ -13,6 +15,8 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// gopcua's server prints through the standard logger (see LibraryLogWriter).
+	log.SetOutput(io.Discard)
 	goleak.VerifyTestMain(m)
 }
 

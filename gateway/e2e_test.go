@@ -3,8 +3,10 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,11 +23,22 @@ import (
 
 // e2eConfig shapes one end-to-end run against fieldbus-sim.
 type e2eConfig struct {
+	Name     string // the variant, for the table of harder emulators
 	Protocol string
 	Items    uint64
 	Rate     float64
 	Chutes   int
 	DropAt   uint64 // drop the PLC connections once this many items were inducted (0: never)
+	// Sim sets emulator options; Modbus sets the link to match them;
+	// Endpoint turns the emulator's OPC UA endpoint into the URL the link
+	// is configured with (as a site engineer might type it).
+	Sim      func(*fieldbussim.Config)
+	Modbus   func(*modbus.Config)
+	OPCUA    func(*opcua.Config)
+	Endpoint func(string) string
+	// Known names a known failure of the gateway against this variant:
+	// the run is skipped unless SORTGW_E2E_KNOWN is set.
+	Known string
 }
 
 // e2e is a running sim + line + journal.
@@ -60,10 +73,15 @@ func startE2E(t *testing.T, c e2eConfig, token string) *e2e {
 			EmptyAfter:          500 * time.Millisecond,
 		},
 	}
+	// A real PLC takes commands only for the TIDs its conveyor inducted.
+	scfg.StrictTIDs = true
 	if c.Protocol == "opcua" {
 		scfg.OPCUA.Addr = "127.0.0.1:0"
 	} else {
 		scfg.Modbus.Addr = "127.0.0.1:0"
+	}
+	if c.Sim != nil {
+		c.Sim(&scfg)
 	}
 	sim, err := fieldbussim.New(scfg, log.With().Str("part", "sim").Logger())
 	if err != nil {
@@ -101,9 +119,21 @@ func startE2E(t *testing.T, c e2eConfig, token string) *e2e {
 
 	var plc devices.PLCLink
 	if c.Protocol == "opcua" {
-		plc, err = opcua.New(opcua.Config{Name: "plc", Endpoint: sim.OPCUAEndpoint()}, log)
+		ep := sim.OPCUAEndpoint()
+		if c.Endpoint != nil {
+			ep = c.Endpoint(ep)
+		}
+		ocfg := opcua.Config{Name: "plc", Endpoint: ep}
+		if c.OPCUA != nil {
+			c.OPCUA(&ocfg)
+		}
+		plc, err = opcua.New(ocfg, log)
 	} else {
-		plc, err = modbus.New(modbus.Config{Name: "plc", Addr: sim.ModbusAddr(), Chutes: c.Chutes, Poll: 2 * time.Millisecond}, log)
+		mcfg := modbus.Config{Name: "plc", Addr: sim.ModbusAddr(), Chutes: c.Chutes, Poll: 2 * time.Millisecond}
+		if c.Modbus != nil {
+			c.Modbus(&mcfg)
+		}
+		plc, err = modbus.New(mcfg, log)
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -172,6 +202,7 @@ type passKey struct {
 }
 
 func TestEndToEndModbus(t *testing.T) {
+	skipLong(t)
 	c := e2eConfig{Protocol: "modbus", Items: 10000, Rate: 1000, Chutes: 64, DropAt: 5000}
 	if raceEnabled {
 		c = e2eConfig{Protocol: "modbus", Items: 3000, Rate: 300, Chutes: 64, DropAt: 1500}
@@ -180,6 +211,7 @@ func TestEndToEndModbus(t *testing.T) {
 }
 
 func TestEndToEndOPCUA(t *testing.T) {
+	skipLong(t)
 	// OPC UA costs more CPU per command than Modbus; 3,000 items keep the
 	// test in tens of seconds on the 2-core CI machine.
 	c := e2eConfig{Protocol: "opcua", Items: 3000, Rate: 300, Chutes: 64, DropAt: 1500}
@@ -187,6 +219,88 @@ func TestEndToEndOPCUA(t *testing.T) {
 		c = e2eConfig{Protocol: "opcua", Items: 2000, Rate: 100, Chutes: 64, DropAt: 1000}
 	}
 	runE2E(t, c)
+}
+
+// skipLong skips a long end-to-end run under go test -short.
+func skipLong(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("long end-to-end run against the emulator; runs without -short")
+	}
+}
+
+// TestEndToEndHarderPLC runs the gateway against each of the emulator's
+// harder-than-the-contract options, each held against the ground truth
+// like the runs above: every pass one outcome, no mismatch. Every variant
+// runs with StrictTIDs (startE2E), so a command for a TID the conveyor did
+// not induct would be refused and show up as a mismatch.
+func TestEndToEndHarderPLC(t *testing.T) {
+	skipLong(t)
+	items, rate, drop := uint64(1500), 300.0, uint64(750)
+	if raceEnabled {
+		items, rate, drop = 800, 150, 400
+	}
+	lowFirst := func(c *modbus.Config) { c.WordOrder = modbus.WordOrderLowFirst }
+	// A secured link asks GetEndpoints for the URL it is configured with.
+	certs := writeTestCerts(t)
+	for _, c := range []e2eConfig{
+		{Name: "modbus fc16 register by register", Protocol: "modbus",
+			Sim: func(c *fieldbussim.Config) { c.Modbus.RegisterByRegister = true },
+			Known: "devices/modbus writes SEQ in the same function-16 request as TID, CHUTE and REASON, " +
+				"and SEQ is the slot's first register: a scan between registers takes the slot with the " +
+				"previous command's TID (refusals, commands one ring lap late, the last lap never taken). " +
+				"The link must write TID..REASON first and SEQ in a request of its own"},
+		{Name: "modbus low-first word order", Protocol: "modbus",
+			Sim:    func(c *fieldbussim.Config) { c.Modbus.WordOrder = fieldbussim.WordOrderLowFirst },
+			Modbus: lowFirst},
+		{Name: "opcua endpoint with trailing slash", Protocol: "opcua",
+			Endpoint: func(ep string) string { return ep + "/" }},
+		{Name: "opcua signed, endpoint via localhost with trailing slash", Protocol: "opcua",
+			Sim: func(c *fieldbussim.Config) {
+				c.OPCUA.Security = fieldbussim.SecuritySign
+				c.OPCUA.CertFile, c.OPCUA.KeyFile = certs.serverCert, certs.serverKey
+			},
+			OPCUA: func(c *opcua.Config) {
+				c.Security = opcua.SecuritySign
+				c.CertFile, c.KeyFile = certs.clientCert, certs.clientKey
+				c.TrustedServerCerts = []string{certs.serverCert}
+			},
+			Endpoint: func(ep string) string { return strings.Replace(ep, "127.0.0.1", "localhost", 1) + "/" }},
+	} {
+		c.Items, c.Rate, c.DropAt, c.Chutes = items, rate, drop, 64
+		t.Run(c.Name, func(t *testing.T) {
+			if c.Known != "" && os.Getenv("SORTGW_E2E_KNOWN") == "" {
+				t.Skip("known failure (SORTGW_E2E_KNOWN=1 runs it): " + c.Known)
+			}
+			runE2E(t, c)
+		})
+	}
+}
+
+type testCerts struct{ serverCert, serverKey, clientCert, clientKey string }
+
+// writeTestCerts writes a self-signed server and client certificate.
+func writeTestCerts(t *testing.T) testCerts {
+	t.Helper()
+	dir := t.TempDir()
+	var c testCerts
+	for _, x := range []struct {
+		name      string
+		uri       string
+		cert, key *string
+	}{
+		{"server", "urn:sortgw:fieldbus-sim", &c.serverCert, &c.serverKey},
+		{"client", "urn:sortgw:gateway", &c.clientCert, &c.clientKey},
+	} {
+		der, key, err := fieldbussim.GenerateCert(fieldbussim.CertOptions{ApplicationURI: x.uri, CommonName: x.name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if *x.cert, *x.key, err = fieldbussim.WriteCertFiles(dir, x.name, der, key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return c
 }
 
 func runE2E(t *testing.T, c e2eConfig) {
@@ -267,7 +381,8 @@ func checkAgainstTruth(t *testing.T, rep fieldbussim.Report, recs []journal.Reco
 			t.Errorf("tid %d pass %d: decided, no outcome", k.tid, k.pass)
 		}
 	}
-	var passes, agree, withCmd, noCmd, excused, shifted int
+	var passes, agree, withCmd, noCmd, excused, shifted, refused int
+	noCmdOutcomes := map[journal.Outcome]int{}
 	mismatch := 0
 	bad := func(format string, a ...any) {
 		mismatch++
@@ -280,6 +395,21 @@ func checkAgainstTruth(t *testing.T, rep fieldbussim.Report, recs []journal.Reco
 		return o.Outcome == want && (want != journal.OutcomeDiverted || o.Chute == cmd.EndChute)
 	}
 	for _, it := range rep.Items {
+		// Every command the gateway sends names a TID the PLC's conveyor
+		// inducted and scanned, once per pass: with StrictTIDs, a refusal
+		// means the PLC took a command the gateway did not write (a
+		// half-written or stale slot, a TID with the wrong word order).
+		for _, p := range it.Passes {
+			for _, cmd := range p.Commands {
+				if fieldbussim.Result(cmd.Result) == fieldbussim.ResultRefused {
+					refused++
+					if refused <= 10 {
+						t.Errorf("tid %d pass %d: the PLC refused command seq %d (chute %d): it did not come from a read",
+							it.TID, p.Pass, cmd.Seq, cmd.Chute)
+					}
+				}
+			}
+		}
 		// The sim numbers physical passes, the gateway numbers reads that
 		// were not duplicates. They part when a command reaches the PLC
 		// after the item passed its decision point (a telegram delayed on
@@ -302,9 +432,12 @@ func checkAgainstTruth(t *testing.T, rep fieldbussim.Report, recs []journal.Reco
 			if len(p.Commands) == 0 {
 				noCmd++
 				switch o.Outcome {
+				// Not a timeout: a timeout says the link saw its command
+				// taken, and the PLC took none for this pass.
 				case journal.OutcomeHostLate, journal.OutcomeNotSent, journal.OutcomeLostDisconnect,
-					journal.OutcomeMissedConfirmation, journal.OutcomeTimeout:
+					journal.OutcomeMissedConfirmation:
 					agree++
+					noCmdOutcomes[o.Outcome]++
 					jp++
 				default:
 					if i+1 < len(it.Passes) && len(it.Passes[i+1].Commands) > 0 && matches(o, it.Passes[i+1].Commands[0]) {
@@ -333,7 +466,10 @@ func checkAgainstTruth(t *testing.T, rep fieldbussim.Report, recs []journal.Reco
 	}
 	t.Logf("%s: inducted %d, sim passes %d (%d with a command, %d without), journal outcomes %d, agree %d, excused %d, shifted %d, mismatches %d",
 		c.Protocol, rep.Inducted, passes, withCmd, noCmd, len(outcome), agree, excused, shifted, mismatch)
-	t.Logf("outcomes: %v; sim counts %+v", byOutcome, rep.Counts)
+	t.Logf("outcomes: %v; of the passes the PLC took no command for: %v; sim counts %+v", byOutcome, noCmdOutcomes, rep.Counts)
+	if refused > 0 {
+		t.Fatalf("the PLC refused %d commands", refused)
+	}
 	if rep.Inducted < c.Items {
 		t.Fatalf("inducted %d < %d", rep.Inducted, c.Items)
 	}

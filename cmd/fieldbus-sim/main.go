@@ -4,8 +4,15 @@
 // ground truth. It is for commissioning a gateway, demos and benchmarks.
 //
 //	fieldbus-sim -rate 10 -chutes 256
+//	fieldbus-sim -commissioning              # rate 0: any commanded TID is an item
+//	fieldbus-sim -rate 10 -fc16-by-register -word-order low-first   # a harder PLC
 //	curl -X POST 'http://127.0.0.1:8081/fault/chute-full?chute=5&on=true'
+//	curl -X POST 'http://127.0.0.1:8081/fault/mute?on=true'
 //	curl http://127.0.0.1:8081/report
+//
+// Without -commissioning the PLC refuses (result 7) every TID its conveyor
+// did not induct, as a real one does; the options that make the PLC harder
+// are listed in the fieldbussim package documentation.
 package main
 
 import (
@@ -13,6 +20,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	stdlog "log"
 	"net"
 	"net/http"
 	"os"
@@ -72,7 +80,7 @@ func parse(args []string) (*options, error) {
 	fs.IntVar(&c.Scanners.Count, "scanners", 1, "number of scanners")
 	fs.StringVar(&c.Scanners.Framing, "framing", "stx", "scanner framing: stx or crlf")
 	fs.IntVar(&c.Chutes, "chutes", 256, "CHUTE_COUNT")
-	fs.Float64Var(&c.Conveyor.Rate, "rate", 0, "induction rate, items/s (0: commissioning mode, the PLC alone)")
+	fs.Float64Var(&c.Conveyor.Rate, "rate", 0, "induction rate, items/s (0: nothing inducted; with -commissioning every commanded TID is an item)")
 	fs.Int64Var(&c.Seed, "seed", 1, "seed for induction, labels and losses")
 	fs.Float64Var(&c.Conveyor.BeltSpeed, "speed", 2.5, "belt speed, m/s")
 	fs.Float64Var(&c.Conveyor.ScannerToFirstChute, "scanner-to-chute", 3, "distance scanner to chute 1's decision point, m")
@@ -89,6 +97,12 @@ func parse(args []string) (*options, error) {
 	fs.DurationVar(&c.PLCCycle, "cycle", 5*time.Millisecond, "PLC scan cycle")
 	fs.BoolVar(&c.ImmediateScan, "immediate-scan", false, "take commands off the ring as they are written (benchmarks)")
 	fs.DurationVar(&c.HostWatchdog, "host-watchdog", time.Second, "FAULT_CODE 1 after the host heartbeat stands this long")
+	commissioning := fs.Bool("commissioning", false, "commissioning mode at -rate 0: every commanded TID is an item of its own (default: TIDs the conveyor did not induct are refused with result 7)")
+	fs.StringVar(&c.Modbus.WordOrder, "word-order", fieldbussim.WordOrderHighFirst, "Modbus order of a TID's two registers: high-first or low-first")
+	fs.BoolVar(&c.Modbus.RegisterByRegister, "fc16-by-register", false, "Modbus: apply a function-16 write register by register, a PLC scan between (a scan can see a half-written divert slot)")
+	fs.BoolVar(&c.Modbus.SilentWrongUnit, "silent-unit", false, "Modbus: leave requests for another unit id unanswered instead of exception 0B")
+	fs.BoolVar(&c.Modbus.Mute, "mute", false, "Modbus: accept connections, never answer a request")
+	fs.BoolVar(&c.Modbus.NeverAccept, "never-accept", false, "Modbus: a listener that completes no TCP connection (dials hang; Linux)")
 	fs.StringVar(&o.control, "control", "127.0.0.1:8081", "HTTP control endpoint (empty: off)")
 	fs.StringVar(&o.logLevel, "log", "info", "log level: debug, info, warn, error")
 	fs.BoolVar(&o.check, "t", false, "check the flags and exit")
@@ -113,6 +127,7 @@ func parse(args []string) (*options, error) {
 			return nil, fmt.Errorf("modbus base %d: want 0..65535", *b)
 		}
 	}
+	c.StrictTIDs = !*commissioning
 	c.Modbus.UnitID = byte(*unit)
 	c.Modbus.HostBase, c.Modbus.DivertBase, c.Modbus.PLCBase = uint16(*hostBase), uint16(*divertBase), uint16(*plcBase)
 	if *dialOut != "" {
@@ -200,7 +215,16 @@ func run(args []string) error {
 	if err != nil {
 		return fmt.Errorf("-log %q: %w", o.logLevel, err)
 	}
-	log := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: "15:04:05.000"}).Level(lvl).With().Timestamp().Logger()
+	// Timestamps to the millisecond (zerolog's default is whole seconds);
+	// colour only on a terminal, so a redirected log holds no escape codes.
+	zerolog.TimeFieldFormat = "2006-01-02T15:04:05.000Z07:00"
+	fi, _ := os.Stderr.Stat()
+	tty := fi != nil && fi.Mode()&os.ModeCharDevice != 0
+	log := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: "15:04:05.000", NoColor: !tty}).
+		Level(lvl).With().Timestamp().Logger()
+	// The OPC UA server library prints through the standard logger.
+	stdlog.SetFlags(0)
+	stdlog.SetOutput(fieldbussim.LibraryLogWriter(log.With().Str("lib", "gopcua").Logger()))
 
 	sim, err := fieldbussim.New(o.cfg, log)
 	if err != nil {
@@ -281,8 +305,11 @@ func run(args []string) error {
 	}
 
 	fmt.Printf("fieldbus-sim running: %d chutes, rate %g items/s", o.cfg.Chutes, o.cfg.Conveyor.Rate)
-	if o.cfg.Conveyor.Rate == 0 {
+	switch {
+	case o.cfg.Conveyor.Rate == 0 && !o.cfg.StrictTIDs:
 		fmt.Print(" (commissioning mode)")
+	case o.cfg.Conveyor.Rate == 0:
+		fmt.Print(" (nothing inducted: every command is refused with result 7; -commissioning takes any TID)")
 	}
 	fmt.Println()
 	if a := sim.ModbusAddr(); a != "" {
