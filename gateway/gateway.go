@@ -27,20 +27,20 @@ import (
 type Config struct {
 	// Listen is the status page's address (default 127.0.0.1:8080; use
 	// 127.0.0.1:0 in tests).
-	Listen string
+	Listen string `yaml:"listen"`
 	// Token is the bearer token that actions need. Empty: every action is
 	// refused (the page is read-only).
-	Token string
+	Token string `yaml:"token"`
 	// DrainGrace bounds how long a stop waits for outstanding commands
 	// (default 10s).
-	DrainGrace time.Duration
+	DrainGrace time.Duration `yaml:"drain_grace"`
 	// Version is shown on the status page.
-	Version string
+	Version string `yaml:"-"`
 	// SSEInterval is how often /events pushes a snapshot (default 1s).
-	SSEInterval time.Duration
+	SSEInterval time.Duration `yaml:"sse_interval"`
 	// Journal, when set, is run by Gateway.Run and stopped and closed
 	// last, after the lines and the HTTP server (*journal.Journal).
-	Journal JournalRunner
+	Journal JournalRunner `yaml:"-"`
 }
 
 // JournalRunner is the journal's life cycle as the gateway drives it.

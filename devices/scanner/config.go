@@ -45,43 +45,44 @@ var ErrConfig = errors.New("scanner config")
 // (in client mode) Addr mean "the contract's default"; Validate fills them.
 type Config struct {
 	// Name identifies the scanner in logs, reads and the status page.
-	Name string
+	Name string `yaml:"name"`
 	// Addr is the scanner's host:port in client mode (the port defaults to
 	// 2001 if left out) and the address the gateway listens on in server
 	// mode (default ":2001"). In server mode several scanners may share one
 	// listen address if each sets Peer.
-	Addr string
+	Addr string `yaml:"addr"`
 	// Mode is "client" (default: dial the scanner) or "server" (listen;
 	// the scanner connects out).
-	Mode string
+	Mode string `yaml:"mode"`
 	// Peer is used in server mode only: the scanner's IP address. A
 	// connection to this scanner's listen address from another IP is
 	// refused. It is required when several scanners share a listen
 	// address, optional otherwise (empty accepts any peer). Listen
 	// addresses with port 0 are never shared: each gets its own port.
-	Peer string
+	Peer string `yaml:"peer"`
 	// Framing is "stx" (default) or "crlf".
-	Framing string
+	Framing string `yaml:"framing"`
 	// MaxFrame is the largest payload in bytes (default 4096); a longer
 	// frame is dropped up to the next frame start and counted.
-	MaxFrame int
+	MaxFrame int `yaml:"max_frame"`
 	// HeartbeatTimeout: a scanner not heard from (no read, no heartbeat)
 	// for this long is shown offline, and in client mode its connection is
 	// closed and redialled (default 3s).
-	HeartbeatTimeout time.Duration
+	HeartbeatTimeout time.Duration `yaml:"heartbeat_timeout"`
 	// NoReadToken is the code a scanner sends when it read nothing
 	// (default "NoRead").
-	NoReadToken string
+	NoReadToken string `yaml:"noread_token"`
 	// HeartbeatToken is the whole payload of a heartbeat (default "HB").
-	HeartbeatToken string
+	HeartbeatToken string `yaml:"heartbeat_token"`
 	// Separator splits the TID and the codes (default ";").
-	Separator string
+	Separator string `yaml:"separator"`
 	// BackoffMin and BackoffMax bound the client-mode redial delay, which
 	// doubles per failed attempt with jitter (defaults 200ms and 2s). The
 	// first retry comes within BackoffMin.
-	BackoffMin, BackoffMax time.Duration
+	BackoffMin time.Duration `yaml:"backoff_min"`
+	BackoffMax time.Duration `yaml:"backoff_max"`
 	// ReadBuffer is the size of the socket read buffer (default 32 KiB).
-	ReadBuffer int
+	ReadBuffer int `yaml:"read_buffer"`
 }
 
 // Validate fills defaults and checks the configuration.
