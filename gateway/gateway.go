@@ -34,7 +34,7 @@ type Config struct {
 	// DrainGrace bounds how long a stop waits for outstanding commands
 	// (default 10s).
 	DrainGrace time.Duration `yaml:"drain_grace"`
-	// Version is shown on the status page.
+	// Version is shown on the status page (the build's, not a setting).
 	Version string `yaml:"-"`
 	// SSEInterval is how often /events pushes a snapshot (default 1s).
 	SSEInterval time.Duration `yaml:"sse_interval"`

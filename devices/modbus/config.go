@@ -46,7 +46,8 @@ type Config struct {
 	// Chutes is the sorter's chute count N (default 256, at most 2048). It
 	// sizes the CHUTE_FULL and CHUTE_DISABLED blocks: max(N,256)/16 words
 	// each (rounded up), so every map of up to 256 chutes is the default
-	// map. Commands for a chute above Chutes are refused by Send.
+	// map. Commands for a chute above Chutes are refused by Send. Not a
+	// key of its own in a site file: the line's chutes sets it.
 	Chutes int `yaml:"-"`
 	// WordOrder of TID_HI/TID_LO: "high-first" (default) or "low-first".
 	WordOrder string `yaml:"word_order"`

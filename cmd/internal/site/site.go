@@ -230,6 +230,8 @@ func (c *Config) build(log zerolog.Logger, j *journal.Journal) (*Site, error) {
 	c.checkGateway(add)
 	if err := c.Journal.Validate(); err != nil {
 		errs = append(errs, c.deviceErr("journal", reflect.TypeFor[journal.Config](), err, errors.New("journal config"))...)
+	} else if e := c.checkJournalPath(); e != nil {
+		add(e)
 	}
 	switch c.Log.Level {
 	case "":
@@ -278,6 +280,20 @@ func (c *Config) build(log zerolog.Logger, j *journal.Journal) (*Site, error) {
 		return nil, Errors{c.at("gateway", "%v", err)}
 	}
 	return &Site{gw: gw, j: j, log: log}, nil
+}
+
+// checkJournalPath refuses, short of opening it, a journal that Open
+// would refuse for its path: a missing directory (systemd's StateDirectory
+// makes it before ExecStartPre) or a directory in the file's place.
+func (c *Config) checkJournalPath() *Error {
+	p := c.Journal.Path
+	if fi, err := os.Stat(filepath.Dir(p)); err != nil || !fi.IsDir() {
+		return c.at("journal.path", "journal directory %s does not exist", filepath.Dir(p))
+	}
+	if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+		return c.at("journal.path", "journal file %s is a directory", p)
+	}
+	return nil
 }
 
 // tokenMin is the shortest bearer token accepted: a token is typed in

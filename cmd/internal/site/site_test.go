@@ -167,7 +167,7 @@ func TestExample(t *testing.T) {
 		t.Fatal("the example's /etc files exist on this machine?")
 	}
 	for _, e := range errorList(t, err) {
-		if !strings.Contains(e, "/etc/sortgw/") && !strings.Contains(e, "/var/lib/sortgw/") {
+		if !strings.Contains(e, "/etc/sortgw/") && !strings.Contains(e, "/var/lib/sortgw") {
 			t.Errorf("example: %s", e)
 		}
 	}
@@ -204,13 +204,25 @@ func TestCheckIsBuild(t *testing.T) {
 	}
 }
 
-// TestBuildNeedsJournal: the one thing Build does beyond Check.
-func TestBuildNeedsJournal(t *testing.T) {
+// TestJournalPath: check refuses a journal path that cannot be opened;
+// what it cannot see without opening the file (here, a file that is not
+// a journal) is the one thing Build refuses beyond Check.
+func TestJournalPath(t *testing.T) {
 	cfg, err := Load("testdata/minimal.good.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Journal.Path = filepath.Join(t.TempDir(), "no-such-dir", "j.db")
+	dir := t.TempDir()
+	for _, p := range []string{filepath.Join(dir, "no-such-dir", "j.db"), dir} {
+		cfg.Journal.Path = p
+		if err := cfg.Check(); err == nil || !strings.Contains(err.Error(), "journal.path: journal") {
+			t.Errorf("check %s: %v", p, err)
+		}
+	}
+	cfg.Journal.Path = filepath.Join(dir, "j.db")
+	if err := os.WriteFile(cfg.Journal.Path, []byte("not a bbolt file, long enough to be read as one"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if err := cfg.Check(); err != nil {
 		t.Fatal(err)
 	}
