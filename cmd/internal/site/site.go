@@ -266,6 +266,7 @@ func (c *Config) build(log zerolog.Logger, j *journal.Journal) (*Site, error) {
 			lines = append(lines, line)
 		}
 	}
+	c.checkListeners(add)
 	if len(errs) > 0 {
 		return nil, errs
 	}
@@ -294,6 +295,37 @@ func (c *Config) checkJournalPath() *Error {
 		return c.at("journal.path", "journal file %s is a directory", p)
 	}
 	return nil
+}
+
+// checkListeners refuses two listeners on one port, which Run would
+// refuse when the second bind fails: the status page and the server-mode
+// scanners of every line. Scanners of one line may share a listen address
+// (by peer); the scanner source checks those.
+func (c *Config) checkListeners(add func(*Error)) {
+	type listener struct{ path, host, line string }
+	byPort := map[string][]listener{}
+	note := func(path, addr, line string) {
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil || port == "0" {
+			return // a bad address has its own error; port 0 never clashes
+		}
+		wild := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+		for _, o := range byPort[port] {
+			if (o.line == "" || o.line != line) && (host == o.host || wild(host) || wild(o.host)) {
+				add(c.at(path, "%s is also bound at %s: two listeners on port %s", addr, o.path, port))
+				return
+			}
+		}
+		byPort[port] = append(byPort[port], listener{path, host, line})
+	}
+	note("gateway.listen", c.Gateway.Listen, "")
+	for i, l := range c.Lines {
+		for k, s := range l.Scanners {
+			if s.Mode == scanner.ModeServer {
+				note(fmt.Sprintf("lines[%d].scanners[%d].addr", i, k), s.Addr, l.Name)
+			}
+		}
+	}
 }
 
 // tokenMin is the shortest bearer token accepted: a token is typed in
