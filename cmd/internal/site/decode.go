@@ -143,7 +143,11 @@ func (d *decoder) decode(n, at *yaml.Node, path string, v reflect.Value) {
 // mapping fills struct v from mapping n, refusing unknown and repeated keys.
 func (d *decoder) mapping(n, at *yaml.Node, path string, v reflect.Value) {
 	if n.Kind != yaml.MappingNode {
-		d.errAt(at, path, "%s wants keys (name: value), not a %s", keyName(path), kindName(n))
+		what := keyName(path)
+		if what == "" {
+			what = "a site file"
+		}
+		d.errAt(at, path, "%s wants keys (name: value), not a %s", what, kindName(n))
 		return
 	}
 	fs := fields(v.Type())
