@@ -100,9 +100,9 @@ func (c *Config) checkJournalPath() *Error {
 	return nil
 }
 
-// checkListeners refuses two listeners on one port, which Run would
-// refuse when the second bind fails: the status page and the server-mode
-// scanners of every line. Scanners of one line may share a listen address
+// checkListeners refuses two listeners on one port, the status page's and
+// the server-mode scanners' of every line: one of them could never bind
+// (Run fails, or that scanner retries forever). Scanners of one line may share a listen address
 // (by peer); the scanner source checks those.
 func (c *Config) checkListeners(add func(*Error)) {
 	type listener struct{ path, host, line string }
@@ -320,13 +320,16 @@ func (c *Config) buildScanners(p string, l *Line, llog zerolog.Logger, fail func
 	// scanner.New attaches "scanner" to each scanner's logger itself.
 	src, err := scanner.New(l.Scanners, llog.With().Str("part", "scanners").Logger())
 	if err != nil {
-		// An error across scanners names them: place it at the first named.
-		block := p + ".scanners"
+		// An error across scanners names them: place it at the last named,
+		// the one that clashes with an earlier one.
+		block, at := p+".scanners", -1
 		for k, s := range l.Scanners {
 			if strings.Contains(err.Error(), strconv.Quote(s.Name)) {
-				block += "[" + strconv.Itoa(k) + "]"
-				break
+				at = k
 			}
+		}
+		if at >= 0 {
+			block += "[" + strconv.Itoa(at) + "]"
 		}
 		failAll(c.deviceErr(block, reflect.TypeFor[scanner.Config](), err, scanner.ErrConfig))
 		return nil
