@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
 
 	"sortgw/gateway"
@@ -40,10 +39,15 @@ func newLogger(w io.Writer, format, level string) zerolog.Logger {
 }
 
 // isTerminal reports whether w is a terminal (colour is for people only;
-// journald and files get plain text).
+// journald, pipes and files get plain text). A character device is taken
+// for one, which keeps go-isatty out of the direct dependencies.
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 // site is a gateway the bench and the demo wire by hand.
