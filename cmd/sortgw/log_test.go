@@ -87,6 +87,16 @@ func TestLoggerFormat(t *testing.T) {
 	if !strings.Contains(b.String(), "line=A") {
 		t.Errorf("console line: %q", b.String())
 	}
+	// A pipe (journald, a log shipper) is not a terminal either.
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	if isTerminal(w) {
+		t.Error("a pipe taken for a terminal")
+	}
 }
 
 // TestSiteLogKeysUnique runs a site built from a site file with the
