@@ -27,27 +27,27 @@ import (
 type Config struct {
 	// Listen is the status page's address (default 127.0.0.1:8080; use
 	// 127.0.0.1:0 in tests).
-	Listen string
+	Listen string `yaml:"listen"`
 	// Token is the bearer token that actions need. Empty: every action is
 	// refused (the page is read-only).
-	Token string
+	Token string `yaml:"token"`
 	// DrainGrace bounds how long a stop waits for outstanding commands
 	// (default 10s).
-	DrainGrace time.Duration
-	// Version is shown on the status page.
-	Version string
+	DrainGrace time.Duration `yaml:"drain_grace"`
+	// Version is shown on the status page (the build's, not a setting).
+	Version string `yaml:"-"`
 	// SSEInterval is how often /events pushes a snapshot (default 1s).
-	SSEInterval time.Duration
+	SSEInterval time.Duration `yaml:"sse_interval"`
 	// WriteTimeout bounds how long one response may take to write (default
 	// 15s): a client that stops reading lets go of its connection then.
 	// The status stream (/events) sets a fresh deadline per message.
-	WriteTimeout time.Duration
+	WriteTimeout time.Duration `yaml:"write_timeout"`
 	// MaxSSEClients caps the live status streams served at once (default
 	// 64); more are refused with 503 and counted.
-	MaxSSEClients int
+	MaxSSEClients int `yaml:"max_sse_clients"`
 	// Journal, when set, is run by Gateway.Run and stopped and closed
 	// last, after the lines and the HTTP server (*journal.Journal).
-	Journal JournalRunner
+	Journal JournalRunner `yaml:"-"`
 }
 
 // JournalRunner is the journal's life cycle as the gateway drives it.

@@ -17,41 +17,41 @@ import (
 
 // LineConfig configures one sorter line: one PLC, its scanners, one plan.
 type LineConfig struct {
-	Name string
+	Name string `yaml:"name"`
 	// Chutes is the sorter's chute count (1..devices.MaxChutes).
-	Chutes int
+	Chutes int `yaml:"chutes"`
 	// RecircLimit: an item seen for the (RecircLimit+1)th time goes to the
 	// exception chute with reason 6. Default 3.
-	RecircLimit int
+	RecircLimit int `yaml:"recirculation_limit"`
 	// Budget is the decision budget: a command not written within Budget of
 	// its scan is not sent (host late). Default 500ms.
-	Budget time.Duration
+	Budget time.Duration `yaml:"decision_budget"`
 	// ConfirmTimeout: an item whose command was sent but that got no
 	// outcome within this time is closed as missed or timeout. Default 2m
 	// (longer than one lap of the loop).
-	ConfirmTimeout time.Duration
+	ConfirmTimeout time.Duration `yaml:"confirm_timeout"`
 	// Remember is how long a finished pass is kept so that the item's next
 	// pass knows its recirculation count. Default 10m.
-	Remember time.Duration
+	Remember time.Duration `yaml:"remember"`
 	// Capacity is the number of items tracked at once (open and
 	// remembered). Default 65536.
-	Capacity int
+	Capacity int `yaml:"capacity"`
 	// ReadQueue is the depth of the bounded channel between the scanners
 	// and the pipeline. Default 4096.
-	ReadQueue int
+	ReadQueue int `yaml:"read_queue"`
 	// StatusEvery is how often PLC full/disabled bits are copied into the
 	// availability used by decisions. Default 20ms.
-	StatusEvery time.Duration
+	StatusEvery time.Duration `yaml:"status_every"`
 	// ContainerCapacity is the nominal number of items per container, for
 	// the fill gauge on the status page; 0 = unknown.
-	ContainerCapacity int
+	ContainerCapacity int `yaml:"container_capacity"`
 	// PlanFile and ManifestFile are read by ReloadPlan.
-	PlanFile     string
-	ManifestFile string
-	Resolver     sortplan.ResolverConfig
+	PlanFile     string                  `yaml:"plan"`
+	ManifestFile string                  `yaml:"manifest"`
+	Resolver     sortplan.ResolverConfig `yaml:"resolver"`
 	// KeepManifests is how many closed container manifests stay in memory
 	// for download. Default 5000.
-	KeepManifests int
+	KeepManifests int `yaml:"keep_manifests"`
 }
 
 // Validate fills defaults and checks the values.

@@ -15,17 +15,17 @@ import (
 type ResolverConfig struct {
 	// CountryCode is the site's ISO 3166 numeric country ("840"): AI 421
 	// with it is a plain postal code, any other gives "<country>:<postal>".
-	CountryCode string
+	CountryCode string `yaml:"country_code"`
 	// Patterns are regular expressions with a named group (?P<dest>…),
 	// tried last, in order, on codes that gave nothing else.
-	Patterns []string
+	Patterns []string `yaml:"patterns"`
 	// NoReadToken is the scanner's no-read code ("NoRead").
-	NoReadToken string
+	NoReadToken string `yaml:"noread_token"`
 	// RequireSymbologyID: read GS1 element strings only when they carry a
 	// GS1 symbology identifier (]C1, ]d2, ]Q3, ]e0, ]J1), a GS or the
 	// parenthesised form, so that a bare EAN-8 like 42090210 is never
 	// taken for an AI 420 postal code.
-	RequireSymbologyID bool
+	RequireSymbologyID bool `yaml:"require_symbology_id"`
 }
 
 // Defaults fills empty fields with the contract's defaults.

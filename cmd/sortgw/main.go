@@ -26,7 +26,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"run", "run -config site.yaml                    run the gateway (SIGHUP reloads plans, SIGTERM drains)", cmdRun},
-		{"check", "check -config site.yaml                  validate the config, plans and manifests", cmdCheck},
+		{"check", "check -config site.yaml                  build the site as run does, without I/O; every error at file:line:col", cmdCheck},
 		{"demo", "demo [-http addr] [-protocol p] [-rate n]  emulated sorter + gateway + status page", cmdDemo},
 		{"plan", "plan check|diff|explain|gen|labels ...  work with sort plan files", planCmd},
 		{"bench", "bench [-protocol p] [-rate n|max] [-duration d] [-lines n] [-chaos]  end-to-end benchmark, soak and chaos", cmdBench},

@@ -24,66 +24,68 @@ var ErrInvalidConfig = errors.New("invalid modbus link config")
 // link).
 type Config struct {
 	// Name identifies the PLC in logs and on the status page.
-	Name string
+	Name string `yaml:"name"`
 	// Addr is the PLC's "host:port".
-	Addr string
+	Addr string `yaml:"addr"`
 	// UnitID is the Modbus unit id the link addresses (default 1).
-	UnitID byte
+	UnitID byte `yaml:"unit_id"`
 	// HostBase is the first register of the host block (HOST_HEARTBEAT,
 	// HOST_STATE, PLAN_VERSION); default 0.
-	HostBase uint16
+	HostBase uint16 `yaml:"host_base"`
 	// DivertBase is the first register of the divert ring (default 10).
-	DivertBase uint16
+	DivertBase uint16 `yaml:"divert_base"`
 	// PLCBase is the first register of the PLC block (default 100).
-	PLCBase uint16
+	PLCBase uint16 `yaml:"plc_base"`
 	// Ring is the number of divert slots (default 16). It must be a power
 	// of two so that slot = seq mod Ring stays contiguous when the uint16
 	// sequence number wraps 65535 -> 0.
-	Ring int
+	Ring int `yaml:"ring"`
 	// ConfirmRing is the number of confirmation slots (default Ring). Same
 	// power-of-two rule.
-	ConfirmRing int
+	ConfirmRing int `yaml:"confirm_ring"`
 	// Chutes is the sorter's chute count N (default 256, at most 2048). It
 	// sizes the CHUTE_FULL and CHUTE_DISABLED blocks: max(N,256)/16 words
 	// each (rounded up), so every map of up to 256 chutes is the default
-	// map. Commands for a chute above Chutes are refused by Send.
-	Chutes int
+	// map. Commands for a chute above Chutes are refused by Send. Not a
+	// key of its own in a site file: the line's chutes sets it.
+	Chutes int `yaml:"-"`
 	// WordOrder of TID_HI/TID_LO: "high-first" (default) or "low-first".
-	WordOrder string
+	WordOrder string `yaml:"word_order"`
 	// Poll is the interval between reads of the PLC block (default 10ms).
 	// Confirmations are lost unless Poll x confirmation rate < ConfirmRing.
-	Poll time.Duration
+	Poll time.Duration `yaml:"poll"`
 	// Heartbeat is the interval of HOST_HEARTBEAT writes (default 100ms).
-	Heartbeat time.Duration
+	Heartbeat time.Duration `yaml:"heartbeat"`
 	// Timeout bounds a dial and every request (default 250ms). It also
 	// bounds how long Run takes to return after its ctx is done.
-	Timeout time.Duration
+	Timeout time.Duration `yaml:"timeout"`
 	// PLCWatchdog: PLC_HEARTBEAT unchanged this long makes the link
 	// LinkSyncing: commands wait (default 1s).
-	PLCWatchdog time.Duration
+	PLCWatchdog time.Duration `yaml:"plc_watchdog"`
 	// BackoffMin and BackoffMax bound the redial back-off (defaults 100ms
 	// and 2s). The first retry comes within BackoffMin; each later one
 	// doubles, with jitter, up to BackoffMax.
-	BackoffMin, BackoffMax time.Duration
+	BackoffMin time.Duration `yaml:"backoff_min"`
+	BackoffMax time.Duration `yaml:"backoff_max"`
 	// QueueSize bounds the commands waiting for a ring slot (default 1024).
-	QueueSize int
+	QueueSize int `yaml:"queue_size"`
 	// EventBuffer is the capacity of the Events channel (default 4096).
-	EventBuffer int
+	EventBuffer int `yaml:"event_buffer"`
 	// BusyRetries is how often a request answered with a Modbus exception
 	// is repeated on the same connection before the link redials (default
 	// 3; negative: none); BusyDelay is the pause before each repeat
 	// (default 2ms).
-	BusyRetries int
-	BusyDelay   time.Duration
+	BusyRetries int           `yaml:"busy_retries"`
+	BusyDelay   time.Duration `yaml:"busy_delay"`
 	// Connections is 2 (default: one connection for divert writes, one for
 	// polling and the heartbeat, so a command never waits behind a poll)
 	// or 1 (for PLCs that accept a single client; a command may then wait
 	// for one poll round trip).
-	Connections int
+	Connections int `yaml:"connections"`
 	// MaxUnconfirmed bounds the commands remembered while waiting for
 	// their confirmation (default 65536); beyond it the oldest is
 	// forgotten (its confirmation still arrives as an event).
-	MaxUnconfirmed int
+	MaxUnconfirmed int `yaml:"max_unconfirmed"`
 }
 
 // Validate fills in defaults and checks the whole configuration, including

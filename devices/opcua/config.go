@@ -27,69 +27,71 @@ var ErrInvalidConfig = errors.New("invalid opcua link config")
 // field takes its default in Validate.
 type Config struct {
 	// Name identifies the PLC in logs and on the status page.
-	Name string
+	Name string `yaml:"name"`
 	// Endpoint is the server's "opc.tcp://host:port[/path]".
-	Endpoint string
+	Endpoint string `yaml:"endpoint"`
 	// Namespace is the URI of the sorter's namespace (default
 	// "urn:sortgw:sorter"); its index is looked up in the server's
 	// NamespaceArray on every connect, never assumed.
-	Namespace string
+	Namespace string `yaml:"namespace"`
 	// NodePrefix is the first part of every string node id (default
 	// "Sorter": "Sorter.Plc.AckSeq", "Sorter.Divert.3.Seq", ...).
-	NodePrefix string
+	NodePrefix string `yaml:"node_prefix"`
 	// Ring is the number of divert slots and of confirmation slots
 	// (default 16). It must be a power of two so that slot = seq mod Ring
 	// stays contiguous when the uint16 sequence number wraps 65535 -> 0.
-	Ring int
+	Ring int `yaml:"ring"`
 
 	// Security is "None" (default), "Sign" or "SignAndEncrypt".
-	Security string
+	Security string `yaml:"security"`
 	// Policy is the security policy for Sign and SignAndEncrypt (default
 	// and only choice "Basic256Sha256").
-	Policy string
+	Policy string `yaml:"policy"`
 	// CertFile and KeyFile hold the client's certificate and RSA private
 	// key (PEM or DER; PKCS#1 or PKCS#8 keys). Required unless None.
-	CertFile, KeyFile string
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
 	// TrustedServerCerts lists files with the server certificates the link
 	// accepts (PEM, possibly several per file, or DER). Required unless
 	// None. The certificate the server presents must be byte-identical to
 	// one of them and within its validity period.
-	TrustedServerCerts []string
+	TrustedServerCerts []string `yaml:"trusted_server_certs"`
 
 	// PublishInterval is the subscription's publishing interval and the
 	// monitored items' sampling interval (default 10ms). Keep
 	// PublishInterval x confirmation rate under Ring.
-	PublishInterval time.Duration
+	PublishInterval time.Duration `yaml:"publish_interval"`
 	// KeepAlive is how often the server sends a keep-alive when nothing
 	// changes (default 1s; MaxKeepAliveCount = KeepAlive/PublishInterval).
-	KeepAlive time.Duration
+	KeepAlive time.Duration `yaml:"keep_alive"`
 	// StaleAfter: no data notification for this long makes the link probe
 	// the server with a Read; a subscription that missed a change the
 	// probe sees is declared dead (default max(25 x PublishInterval,
 	// 250ms)).
-	StaleAfter time.Duration
+	StaleAfter time.Duration `yaml:"stale_after"`
 	// DeadAfter: a subscription whose values a probe read saw change, and
 	// that published nothing for this long, is dead: the link reconnects
 	// (default max(1s, 4 x StaleAfter)). Between StaleAfter and DeadAfter
 	// the link is not up (commands wait) but keeps its session: a busy
 	// server publishing late is not worth a new session.
-	DeadAfter time.Duration
+	DeadAfter time.Duration `yaml:"dead_after"`
 	// Timeout bounds the dial and every request the link makes (default
 	// 1s). It also bounds how long Run takes to return after ctx is done.
-	Timeout time.Duration
+	Timeout time.Duration `yaml:"timeout"`
 	// Heartbeat is the interval of Host.Heartbeat writes (default 100ms).
-	Heartbeat time.Duration
+	Heartbeat time.Duration `yaml:"heartbeat"`
 	// PLCWatchdog: Plc.Heartbeat unchanged this long makes the link
 	// LinkSyncing: commands wait (default 1s).
-	PLCWatchdog time.Duration
+	PLCWatchdog time.Duration `yaml:"plc_watchdog"`
 	// BackoffMin and BackoffMax bound the reconnect back-off (defaults
 	// 100ms and 2s). The first retry comes within BackoffMin; each later
 	// one doubles, with jitter, up to BackoffMax.
-	BackoffMin, BackoffMax time.Duration
+	BackoffMin time.Duration `yaml:"backoff_min"`
+	BackoffMax time.Duration `yaml:"backoff_max"`
 	// QueueSize bounds the commands waiting for a ring slot (default 1024).
-	QueueSize int
+	QueueSize int `yaml:"queue_size"`
 	// EventBuffer is the capacity of the Events channel (default 4096).
-	EventBuffer int
+	EventBuffer int `yaml:"event_buffer"`
 }
 
 // Defaults.

@@ -47,15 +47,15 @@ var ErrConfig = errors.New("scanner config")
 // (in client mode) Addr mean "the contract's default"; Validate fills them.
 type Config struct {
 	// Name identifies the scanner in logs, reads and the status page.
-	Name string
+	Name string `yaml:"name"`
 	// Addr is the scanner's host:port in client mode (the port defaults to
 	// 2001 if left out) and the address the gateway listens on in server
 	// mode (default ":2001"). In server mode several scanners may share one
 	// listen address if each sets Peer.
-	Addr string
+	Addr string `yaml:"addr"`
 	// Mode is "client" (default: dial the scanner) or "server" (listen;
 	// the scanner connects out).
-	Mode string
+	Mode string `yaml:"mode"`
 	// Peer is required in server mode and not allowed in client mode: the
 	// scanner's IP address, or several separated by commas (a scanner with
 	// two network ports, a spare unit). A connection to the listen address
@@ -63,32 +63,33 @@ type Config struct {
 	// take the scanner's place or inject reads. Scanners sharing a listen
 	// address must have disjoint peers. Listen addresses with port 0 are
 	// never shared: each gets its own port.
-	Peer string
+	Peer string `yaml:"peer"`
 	// Framing is "stx" (default) or "crlf".
-	Framing string
+	Framing string `yaml:"framing"`
 	// MaxFrame is the largest payload in bytes (default 4096); a longer
 	// frame is dropped up to the next frame start and counted.
-	MaxFrame int
+	MaxFrame int `yaml:"max_frame"`
 	// HeartbeatTimeout: a scanner not heard from (no read, no heartbeat)
 	// for this long is shown offline, and in client mode its connection is
 	// closed and redialled (default 3s).
-	HeartbeatTimeout time.Duration
+	HeartbeatTimeout time.Duration `yaml:"heartbeat_timeout"`
 	// NoReadToken is the code a scanner sends when it read nothing
 	// (default "NoRead").
-	NoReadToken string
+	NoReadToken string `yaml:"noread_token"`
 	// HeartbeatToken is the whole payload of a heartbeat (default "HB").
-	HeartbeatToken string
+	HeartbeatToken string `yaml:"heartbeat_token"`
 	// Separator splits the TID and the codes (default ";").
-	Separator string
+	Separator string `yaml:"separator"`
 	// BackoffMin and BackoffMax bound the client-mode redial delay, and in
 	// server mode the delay between attempts to bind a listen address that
 	// cannot be bound (a listener shared by several scanners takes the
 	// smallest of their bounds). The delay doubles per failed attempt with
 	// jitter (defaults 200ms and 2s); the first retry comes within
 	// BackoffMin.
-	BackoffMin, BackoffMax time.Duration
+	BackoffMin time.Duration `yaml:"backoff_min"`
+	BackoffMax time.Duration `yaml:"backoff_max"`
 	// ReadBuffer is the size of the socket read buffer (default 32 KiB).
-	ReadBuffer int
+	ReadBuffer int `yaml:"read_buffer"`
 }
 
 // Validate fills defaults and checks the configuration.

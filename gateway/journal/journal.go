@@ -55,35 +55,35 @@ var (
 // fills in.
 type Config struct {
 	// Path of the bbolt file (created if missing). Required.
-	Path string
+	Path string `yaml:"path"`
 	// QueueSize bounds the records waiting for the writer (default 65536).
-	QueueSize int
+	QueueSize int `yaml:"queue_size"`
 	// MaxBatch is the most records one transaction commits (default 256).
-	MaxBatch int
+	MaxBatch int `yaml:"max_batch"`
 	// FlushInterval is the longest a record waits in the queue before its
 	// batch starts committing (default 5ms).
-	FlushInterval time.Duration
+	FlushInterval time.Duration `yaml:"flush_interval"`
 	// MaxAge: records older than this are deleted (default 30 days;
 	// negative keeps records forever).
-	MaxAge time.Duration
+	MaxAge time.Duration `yaml:"max_age"`
 	// MaxBytes: while the live data exceeds this, the oldest records are
 	// deleted until it is 10% below (default 1 GiB; negative: no limit).
-	MaxBytes int64
+	MaxBytes int64 `yaml:"max_bytes"`
 	// PruneInterval is how often Run checks retention (default 1 minute).
-	PruneInterval time.Duration
+	PruneInterval time.Duration `yaml:"prune_interval"`
 	// PruneBatch is the most records one retention transaction deletes,
 	// so pruning never holds the writer off for long (default 2000).
-	PruneBatch int
+	PruneBatch int `yaml:"prune_batch"`
 	// QueryLimit caps the records one query returns (default 10000).
-	QueryLimit int
+	QueryLimit int `yaml:"query_limit"`
 	// LockTimeout: how long Open waits for another process's lock on the
 	// file (default 2s).
-	LockTimeout time.Duration
+	LockTimeout time.Duration `yaml:"lock_timeout"`
 	// InitialMmapSize lets read transactions run without blocking the
 	// writer's remaps until the file reaches it (default 64 MiB).
-	InitialMmapSize int
+	InitialMmapSize int `yaml:"initial_mmap_size"`
 	// Now is the clock for record times and retention (nil: time.Now).
-	Now func() time.Time
+	Now func() time.Time `yaml:"-"` // a test clock, not a site setting
 }
 
 // Validate checks the config and fills in defaults.

@@ -1,11 +1,10 @@
-package main
+package site
 
 import (
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -64,12 +63,12 @@ func TestSiteReloadAndDrain(t *testing.T) {
 	plan := filepath.Join(dir, "plan.csv")
 	writePlan(t, plan, 1)
 	cfgText := fmt.Sprintf(`
-http:
+gateway:
   listen: 127.0.0.1:0
   token: a-long-enough-test-token
+  drain_grace: 5s
 journal:
   path: journal.db
-drain_grace: 5s
 lines:
   - name: L1
     plan: plan.csv
@@ -88,30 +87,30 @@ lines:
 	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := LoadConfig(cfgPath)
+	cfg, err := Load(cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := buildSite(cfg, log)
+	s, err := Build(cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	hup := make(chan os.Signal, 1)
+	reload := make(chan struct{})
 	done := make(chan error, 1)
-	go func() { done <- s.run(ctx, hup) }()
-	line := s.gw.Lines()[0]
-	siteWait(t, "ready", 10*time.Second, s.gw.Ready)
+	go func() { done <- s.Run(ctx, reload) }()
+	line := s.Gateway().Lines()[0]
+	siteWait(t, "ready", 10*time.Second, s.Gateway().Ready)
 	siteWait(t, "items flowing", 10*time.Second, func() bool { return line.Snapshot().Totals.Outcomes > 20 })
 
 	writePlan(t, plan, 2)
-	hup <- syscall.SIGHUP
+	reload <- struct{}{}
 	siteWait(t, "plan v2", 10*time.Second, func() bool { return line.PlanInfo().Version == 2 })
 
 	if err := os.WriteFile(plan, []byte("plan_name,X\nplan_version,3\nchute_count,32\npattern,chutes,route,comment\n90210,99,R,\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	hup <- syscall.SIGHUP
+	reload <- struct{}{}
 	siteWait(t, "reload error", 10*time.Second, func() bool { return line.PlanInfo().LastError != "" })
 	if v := line.PlanInfo().Version; v != 2 {
 		t.Fatalf("broken plan replaced v2: version %d", v)
