@@ -9,7 +9,7 @@ import (
 
 func benchRecord(i int) Record {
 	tid := uint32(i + 1)
-	return Record{Line: "L1", Kind: KindRead, TID: tid, Pass: 1, Scanner: "s1",
+	return Record{Line: "L1", Kind: KindDecision, TID: tid, Pass: 1, Scanner: "s1",
 		Codes: []string{"]C1420902101\x1d92" + fmt.Sprint(tid)}}
 }
 
@@ -151,7 +151,7 @@ func BenchmarkQuery(b *testing.B) {
 }
 
 func BenchmarkCodec(b *testing.B) {
-	r := fullRecord(KindRead, OutcomeNone)
+	r := fullRecord(KindDecision, OutcomeNone)
 	buf, _ := r.MarshalBinary()
 	b.Run("encode", func(b *testing.B) {
 		b.ReportAllocs()
