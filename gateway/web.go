@@ -256,7 +256,7 @@ func (g *Gateway) handleReload(w http.ResponseWriter, r *http.Request) {
 	g.reloadMu.Lock()
 	var errs []error
 	for _, l := range lines {
-		if _, err := l.ReloadPlan(); err != nil {
+		if _, err := l.ReloadPlanFor(PlanByButton); err != nil {
 			errs = append(errs, err)
 		}
 	}
