@@ -180,6 +180,11 @@ func (g *Gateway) Snapshot() Snapshot {
 //  3. the journal stops last, after it has made durable every record the
 //     lines wrote while stopping, and is closed.
 //
+// The journal gets a start record once it runs (before the lines start)
+// and a stop record with the cause (ctx's cause, e.g. the signal, or the
+// failure) after the lines have drained and the HTTP server stopped, just
+// before it stops itself.
+//
 // A part that fails stops its siblings the same way (a failed line stops
 // the other lines). A failed journal stops sorting at once, without a
 // drain: without an audit trail the gateway must not go on diverting.
