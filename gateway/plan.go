@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"sortgw/devices"
 	"sortgw/gateway/journal"
@@ -35,7 +36,11 @@ func clip(s string) string {
 	if len(s) <= maxDetail {
 		return s
 	}
-	return fmt.Sprintf("%s… (%d more bytes)", s[:maxDetail], len(s)-maxDetail)
+	n := maxDetail
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n-- // cut between runes, not inside one
+	}
+	return fmt.Sprintf("%s… (%d more bytes)", s[:n], len(s)-n)
 }
 
 // implicitCause is the cause of a load that did not name one: before the

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rs/zerolog"
 
@@ -405,5 +406,16 @@ func TestGatewayJournalsFailedStart(t *testing.T) {
 	last := recs[len(recs)-1]
 	if last.Kind != journal.KindStop || last.Cause != "start failed" || !strings.Contains(last.Detail, fmt.Sprint("listen ", busy.Addr())) {
 		t.Fatalf("last record %+v, want the stop with the listen error", last)
+	}
+}
+
+func TestClip(t *testing.T) {
+	if s := clip("short"); s != "short" {
+		t.Fatalf("clip(short) = %q", s)
+	}
+	long := strings.Repeat("a", maxDetail-1) + "äöü" + strings.Repeat("b", 100)
+	s := clip(long)
+	if !utf8.ValidString(s) || !strings.HasSuffix(s, "… (106 more bytes)") || len(s) > maxDetail+len("… (106 more bytes)") {
+		t.Fatalf("clip: valid %v, ends %q", utf8.ValidString(s), s[len(s)-30:])
 	}
 }
