@@ -419,3 +419,22 @@ func TestClip(t *testing.T) {
 		t.Fatalf("clip: valid %v, ends %q", utf8.ValidString(s), s[len(s)-30:])
 	}
 }
+
+// TestLineJournalsItemEvents: the item kinds besides decision and outcome
+// are written when their cause happens.
+func TestLineJournalsItemEvents(t *testing.T) {
+	h := newHarness(t, true, nil)
+	h.read(11, zip420("10115"))
+	h.cmd()
+	h.waitRecord(journal.KindDecision, "decision", func(r journal.Record) bool { return r.TID == 11 && r.Chute == 1 })
+	h.read(11, zip420("10115")) // again while unconfirmed
+	d := h.waitRecord(journal.KindDuplicate, "duplicate", func(r journal.Record) bool { return r.TID == 11 })
+	if d.Pass != 1 || d.Outcome != journal.OutcomeDuplicate {
+		t.Fatalf("duplicate record %+v", d)
+	}
+	h.link.events <- devices.Event{Kind: devices.EventMissed, Count: 2, At: time.Now()}
+	m := h.waitRecord(journal.KindMissed, "missed", func(journal.Record) bool { return true })
+	if m.Count != 2 || m.Line != "L1" {
+		t.Fatalf("missed record %+v", m)
+	}
+}
