@@ -72,11 +72,14 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// Searcher is the journal's query side used by the item search.
-// *journal.Journal satisfies it.
+// Searcher is the journal's query side used by the item search and the
+// journal view. *journal.Journal satisfies it.
 type Searcher interface {
 	ByTID(tid uint32) ([]journal.Record, error)
 	ByBarcode(code string) ([]journal.Record, error)
+	Range(from, to time.Time, limit int) ([]journal.Record, error)
+	// QueryLimit is the most records one query returns.
+	QueryLimit() int
 }
 
 // Gateway runs several lines and the HTTP server in front of them.

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -436,5 +437,74 @@ func TestLineJournalsItemEvents(t *testing.T) {
 	m := h.waitRecord(journal.KindMissed, "missed", func(journal.Record) bool { return true })
 	if m.Count != 2 || m.Line != "L1" {
 		t.Fatalf("missed record %+v", m)
+	}
+}
+
+// TestJournalView: GET /api/journal shows the sorter, plan and gateway
+// records of a window, filtered by kind and line, without the item
+// records unless asked.
+func TestJournalView(t *testing.T) {
+	link := newFakeLink()
+	gw, oj := newLifecycleGateway(t, link)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- gw.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	<-gw.Started()
+	l := gw.Lines()[0]
+	waitFor(t, "line running", l.running.Load)
+	l.Sink(devices.Read{Scanner: "S1", TID: 7, Codes: []string{zip420("10115")}, At: time.Now()})
+	link.setFull(3, true)
+	waitFor(t, "command", func() bool { return len(link.cmds) > 0 })
+	get := func(query string) (int, JournalView) {
+		t.Helper()
+		var v JournalView
+		waitFor(t, "journal committed", func() bool { return oj.Flush(context.Background()) == nil })
+		res, err := http.Get("http://" + gw.Addr() + "/api/journal" + query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		if res.StatusCode == http.StatusOK {
+			if err := json.NewDecoder(res.Body).Decode(&v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return res.StatusCode, v
+	}
+	kinds := func(v JournalView) map[journal.Kind]int {
+		m := map[journal.Kind]int{}
+		for _, r := range v.Records {
+			m[r.Kind]++
+		}
+		return m
+	}
+	var v JournalView
+	waitFor(t, "chute 3 full in the view", func() bool {
+		_, v = get("")
+		return kinds(v)[journal.KindChuteState] == 1
+	})
+	k := kinds(v)
+	if k[journal.KindStart] != 1 || k[journal.KindPlanInstalled] != 1 || k[journal.KindLinkState] != 1 || k[journal.KindDecision] != 0 {
+		t.Fatalf("default view: %v", k)
+	}
+	if _, v = get("?kind=decision&from=10m"); len(v.Records) != 1 || v.Records[0].TID != 7 {
+		t.Fatalf("decisions: %+v", v.Records)
+	}
+	if _, v = get("?line=L9"); kinds(v)[journal.KindStart] != 1 || kinds(v)[journal.KindChuteState] != 0 {
+		t.Fatalf("other line: %v", kinds(v))
+	}
+	if _, v = get("?from=" + time.Now().Add(time.Hour).Format(time.RFC3339)); len(v.Records) != 0 {
+		t.Fatalf("future window: %+v", v.Records)
+	}
+	for _, bad := range []string{"?from=yesterday", "?to=x", "?kind=bogus"} {
+		if code, _ := get(bad); code != http.StatusBadRequest {
+			t.Errorf("%s: status %d, want 400", bad, code)
+		}
 	}
 }
