@@ -53,11 +53,12 @@ const (
 	// Route, Count items, Detail the cause).
 	KindContainerClose Kind = 13
 	// KindChuteState: a chute's full or disabled bit changed (Chute,
-	// Detail "full on" …, Cause plc or technician, Count changes coalesced
-	// into this record).
+	// Detail "full on" …, Cause plc or technician, Count the changes it
+	// stands for: 1, or more when faster changes were coalesced).
 	KindChuteState Kind = 14
-	// KindLinkState: the line's PLC link changed state (Detail "from ->
-	// to", Cause the link's last error, Count changes coalesced).
+	// KindLinkState: the line's PLC link changed state (Detail "plc name:
+	// from -> to", Cause the link's last error, Count the changes it
+	// stands for).
 	KindLinkState Kind = 15
 	// 16 was "note" (free text): retired; start and stop have kinds.
 	kindRetiredNote Kind = 16
@@ -304,8 +305,9 @@ type Record struct {
 	Outcome   Outcome `json:"outcome,omitempty"`
 	Container string  `json:"container,omitempty"`
 	// Count is a number that goes with the kind: items in a closed
-	// container, confirmations missed, rules in a plan, state changes
-	// coalesced into a chute-state or link-state record.
+	// container, confirmations missed, rules in a plan, the state changes
+	// a chute-state or link-state record stands for, lines at start, items
+	// open at stop.
 	Count  uint32 `json:"count,omitempty"`
 	Detail string `json:"detail,omitempty"`
 	// Cause says who or what made a sorter, plan or gateway event
