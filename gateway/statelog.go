@@ -12,7 +12,7 @@ import (
 // Bounds on link-state and chute-state records. A link that flaps or a
 // chute whose sensor chatters must not flood the journal: changes that
 // come too fast are coalesced into the next record, whose Count says how
-// many changes it stands for beyond its own.
+// many changes it stands for (1 when none were coalesced).
 const (
 	// linkBurst link-state records may come at once; then one per
 	// linkEvery.
