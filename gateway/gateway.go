@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,10 +51,12 @@ type Config struct {
 	Journal JournalRunner `yaml:"-"`
 }
 
-// JournalRunner is the journal's life cycle as the gateway drives it.
+// JournalRunner is the journal's life cycle as the gateway drives it; the
+// gateway's own start and stop records go through Append.
 type JournalRunner interface {
 	Run(ctx context.Context) error
 	Close() error
+	Append(rec journal.Record) (uint64, error)
 }
 
 // Validate fills defaults.
@@ -85,11 +88,14 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// Searcher is the journal's query side used by the item search.
-// *journal.Journal satisfies it.
+// Searcher is the journal's query side used by the item search and the
+// journal view. *journal.Journal satisfies it.
 type Searcher interface {
 	ByTID(tid uint32) ([]journal.Record, error)
 	ByBarcode(code string) ([]journal.Record, error)
+	Range(from, to time.Time, limit int) ([]journal.Record, error)
+	// QueryLimit is the most records one query returns.
+	QueryLimit() int
 }
 
 // Gateway runs several lines and the HTTP server in front of them.
@@ -158,14 +164,18 @@ func (g *Gateway) Ready() bool {
 	return true
 }
 
-// Reload reloads every line's plan from its files. A line whose new plan
-// fails keeps its old one; the errors are joined.
-func (g *Gateway) Reload() error {
+// Reload is the SIGHUP reload: it reloads every line's plan from its
+// files. A line whose new plan fails keeps its old one; the errors are
+// joined. The journal records the cause "sighup"; ReloadFor names another.
+func (g *Gateway) Reload() error { return g.ReloadFor(PlanBySIGHUP) }
+
+// ReloadFor is Reload on behalf of by.
+func (g *Gateway) ReloadFor(by PlanCause) error {
 	g.reloadMu.Lock()
 	defer g.reloadMu.Unlock()
 	var errs []error
 	for _, l := range g.lines {
-		if _, err := l.ReloadPlan(); err != nil {
+		if _, err := l.ReloadPlanFor(by); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -191,6 +201,11 @@ func (g *Gateway) Snapshot() Snapshot {
 //  3. the journal stops last, after it has made durable every record the
 //     lines wrote while stopping, and is closed.
 //
+// The journal gets a start record once it runs (before the lines start)
+// and a stop record with the cause (ctx's cause, e.g. the signal, or the
+// failure) after the lines have drained and the HTTP server stopped, just
+// before it stops itself.
+//
 // A part that fails stops its siblings the same way (a failed line stops
 // the other lines). A failed journal stops sorting at once, without a
 // drain: without an audit trail the gateway must not go on diverting.
@@ -198,7 +213,9 @@ func (g *Gateway) Snapshot() Snapshot {
 func (g *Gateway) Run(ctx context.Context) error {
 	ln, err := net.Listen("tcp", g.cfg.Listen)
 	if err != nil {
-		return g.closeJournal(fmt.Errorf("gateway: listen %s: %w", g.cfg.Listen, err))
+		err = fmt.Errorf("gateway: listen %s: %w", g.cfg.Listen, err)
+		g.journalStop("start failed", err, 0)
+		return g.closeJournal(err)
 	}
 	g.addr.Store(ln.Addr().String())
 	srv := &http.Server{
@@ -221,6 +238,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 			return nil
 		})
 	}
+	g.journalStart()
 	lines := newRunGroup(base)
 	for _, l := range g.lines {
 		lines.Go(l.Run)
@@ -239,17 +257,26 @@ func (g *Gateway) Run(ctx context.Context) error {
 	go func() { lines.wg.Wait(); close(linesDone) }()
 
 	// 1. Lines.
+	var why string // the stop's cause, for the journal
 	select {
 	case <-ctx.Done():
+		why = context.Cause(ctx).Error()
 		g.drain(linesDone)
 	case <-lines.Failed():
+		why = "a line failed"
 		g.log.Error().Err(lines.Err()).Msg("a line failed; stopping the others")
 		g.drain(linesDone)
 	case <-web.Failed():
+		why = "the status page server failed"
 		g.log.Error().Err(web.Err()).Msg("status page server failed; stopping")
 		g.drain(linesDone)
 	case <-journal.Failed():
+		why = "the journal failed"
 		g.log.Error().Err(journal.Err()).Msg("journal failed; stopping sorting at once")
+	}
+	open := 0 // still open after the drain: recorded lost-at-restart
+	for _, l := range g.lines {
+		open += l.OpenNow()
 	}
 	lines.Stop()
 	lineErr := lines.Wait()
@@ -265,10 +292,53 @@ func (g *Gateway) Run(ctx context.Context) error {
 	web.Stop()
 	httpErr := web.Wait()
 
+	// The stop record: after the lines' last records, before the journal
+	// stops (which commits it).
+	g.journalStop(why, errors.Join(journal.Err(), lineErr, httpErr), open)
+
 	// 3. Journal: Run commits what is queued before it returns.
 	journal.Stop()
 	journalErr := journal.Wait()
 	return g.closeJournal(errors.Join(journalErr, lineErr, httpErr))
+}
+
+// journalStart records the gateway's start: its version and lines.
+func (g *Gateway) journalStart() {
+	if g.cfg.Journal == nil {
+		return
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "sortgw %s; lines:", g.cfg.Version)
+	for i, l := range g.lines {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, " %s (%d chutes, ", l.Name(), l.cfg.Chutes)
+		if pi := l.PlanInfo(); pi.Version != 0 {
+			fmt.Fprintf(&b, "plan %q version %d)", pi.Name, pi.Version)
+		} else {
+			b.WriteString("no plan: degraded)")
+		}
+	}
+	if _, err := g.cfg.Journal.Append(journal.Record{Kind: journal.KindStart, Count: uint32(len(g.lines)),
+		Detail: clip(b.String())}); err != nil {
+		g.log.Error().Err(err).Msg("journal refused the start record")
+	}
+}
+
+// journalStop records the gateway's stop: why, the failure if any, and
+// how many items were still open when the lines stopped.
+func (g *Gateway) journalStop(why string, failure error, open int) {
+	if g.cfg.Journal == nil {
+		return
+	}
+	r := journal.Record{Kind: journal.KindStop, Cause: why, Count: uint32(max(open, 0))}
+	if failure != nil {
+		r.Detail = clip(failure.Error())
+	}
+	if _, err := g.cfg.Journal.Append(r); err != nil {
+		g.log.Error().Err(err).Msg("journal refused the stop record")
+	}
 }
 
 // closeJournal closes the journal (if the gateway runs one) and adds its

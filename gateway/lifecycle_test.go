@@ -21,7 +21,8 @@ import (
 // stops it, what else was still running.
 type orderJournal struct {
 	*journal.Journal
-	gw *Gateway
+	gw   *Gateway
+	path string
 
 	mu           sync.Mutex
 	stopped      bool
@@ -57,11 +58,12 @@ func (o *orderJournal) Close() error {
 func newLifecycleGateway(t *testing.T, links ...*fakeLink) (*Gateway, *orderJournal) {
 	t.Helper()
 	log := zerolog.New(zerolog.NewTestWriter(t))
-	j, err := journal.Open(journal.Config{Path: filepath.Join(t.TempDir(), "j.db")}, log)
+	path := filepath.Join(t.TempDir(), "j.db")
+	j, err := journal.Open(journal.Config{Path: path}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	oj := &orderJournal{Journal: j}
+	oj := &orderJournal{Journal: j, path: path}
 	p, _, err := sortplan.ParsePlan("test.csv", strings.NewReader(testPlan), 16)
 	if err != nil {
 		t.Fatal(err)

@@ -140,6 +140,7 @@ type Line struct {
 	ctl      chan func()
 	draining atomic.Bool
 	running  atomic.Bool
+	ran      atomic.Bool // Run was called: plan loads are no longer "start"
 	snap     atomic.Pointer[LineSnapshot]
 	overflow atomic.Uint64
 	// journalErrs counts records the journal refused (queue full, closed).
@@ -175,6 +176,7 @@ type Line struct {
 	rates        rateRing
 	plcStatus    devices.PLCStatus
 	scanStatus   []devices.ScannerStatus
+	states       *stateJournal // link and chute state as journaled
 }
 
 const recentN = 40
@@ -210,6 +212,7 @@ func NewLine(cfg LineConfig, plc devices.PLCLink, scanners devices.ScannerSource
 		chuteCount: make([]uint64, cfg.Chutes+1),
 		lastRoute:  make([]string, cfg.Chutes+1),
 		conts:      make([]container, cfg.Chutes+1),
+		states:     newStateJournal(cfg.Chutes),
 	}
 	now := time.Now()
 	for i := 1; i <= cfg.Chutes; i++ {
@@ -283,6 +286,7 @@ func (l *Line) Snapshot() *LineSnapshot { return l.snap.Load() }
 // stops the item loop too, so the line never takes reads it cannot divert,
 // and the failure is returned.
 func (l *Line) Run(ctx context.Context) error {
+	l.ran.Store(true)
 	l.running.Store(true)
 	defer l.running.Store(false)
 	g := newRunGroup(ctx)
@@ -641,10 +645,12 @@ func (l *Line) closeContainer(chute uint16, cause string, at time.Time) Manifest
 }
 
 // refreshAvailability copies the PLC's full and disabled bits into the
-// decision availability and closes containers whose chute was emptied.
+// decision availability, closes containers whose chute was emptied, and
+// journals link and chute state changes.
 func (l *Line) refreshAvailability(now time.Time) {
 	l.plcStatus = l.plc.Status()
 	st := &l.plcStatus
+	l.observeStatus(st, now)
 	for n := 1; n <= l.cfg.Chutes; n++ {
 		ch := uint16(n)
 		wasFull := l.full.Has(ch)
@@ -781,11 +787,12 @@ func (l *Line) SetChuteDisabled(ctx context.Context, chute uint16, disabled bool
 		l.techDisabled.Set(chute, disabled)
 		l.avail.Set(chute, disabled || l.full.Has(chute) || l.plcDisabled.Has(chute))
 		l.log.Info().Uint16("chute", chute).Bool("disabled", disabled).Msg("chute set by technician")
-		detail := "enabled by technician"
+		detail := "disabled off"
 		if disabled {
-			detail = "disabled by technician"
+			detail = "disabled on"
 		}
-		l.append(journal.Record{Time: time.Now(), Line: l.cfg.Name, Kind: journal.KindChuteState, Chute: chute, Detail: detail})
+		l.append(journal.Record{Time: time.Now(), Line: l.cfg.Name, Kind: journal.KindChuteState, Chute: chute,
+			Detail: detail, Cause: "technician"})
 		l.publish(time.Now())
 	})
 }

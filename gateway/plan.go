@@ -4,10 +4,53 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"sortgw/devices"
+	"sortgw/gateway/journal"
 	"sortgw/sortplan"
 )
+
+// PlanCause says who asked for a plan load. The journal's plan-installed
+// and plan-refused records carry it (Record.Cause).
+type PlanCause string
+
+// Plan causes.
+const (
+	// PlanAtStart: the load before the line first runs.
+	PlanAtStart PlanCause = "start"
+	// PlanBySIGHUP: `systemctl reload` (Gateway.Reload).
+	PlanBySIGHUP PlanCause = "sighup"
+	// PlanByButton: the status page's Reload plan button or its API.
+	PlanByButton PlanCause = "reload-button"
+	// PlanByCall: InstallPlan or ReloadPlan called by code while the line
+	// runs.
+	PlanByCall PlanCause = "call"
+)
+
+// maxDetail bounds the text a journal record keeps (a plan with a
+// thousand bad rows has a long error).
+const maxDetail = 4096
+
+func clip(s string) string {
+	if len(s) <= maxDetail {
+		return s
+	}
+	n := maxDetail
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n-- // cut between runes, not inside one
+	}
+	return fmt.Sprintf("%s… (%d more bytes)", s[:n], len(s)-n)
+}
+
+// implicitCause is the cause of a load that did not name one: before the
+// line first ran it is the start, afterwards a call.
+func (l *Line) implicitCause() PlanCause {
+	if l.ran.Load() {
+		return PlanByCall
+	}
+	return PlanAtStart
+}
 
 // PlanInfo describes the active plan and the last reload attempt.
 type PlanInfo struct {
@@ -22,11 +65,17 @@ type PlanInfo struct {
 
 // InstallPlan compiles p (with the optional manifest m) and swaps it in
 // atomically. On any error the old plan stays active. It returns the
-// changes against the previous plan.
+// changes against the previous plan. The journal records the install or
+// the refusal, with the cause "start" before the line first ran and
+// "call" afterwards.
 func (l *Line) InstallPlan(p *sortplan.Plan, m *sortplan.Manifest) ([]sortplan.Change, error) {
+	return l.installPlan(p, m, l.implicitCause())
+}
+
+func (l *Line) installPlan(p *sortplan.Plan, m *sortplan.Manifest, by PlanCause) ([]sortplan.Change, error) {
 	t, err := sortplan.Compile(p, m, l.cfg.Resolver)
 	if err != nil {
-		return nil, l.reloadFailed(fmt.Errorf("line %s: compile plan %s: %w", l.cfg.Name, p.Name, err))
+		return nil, l.reloadFailed(p, by, fmt.Errorf("line %s: compile plan %s: %w", l.cfg.Name, p.Name, err))
 	}
 	l.planMu.Lock()
 	defer l.planMu.Unlock()
@@ -40,11 +89,14 @@ func (l *Line) InstallPlan(p *sortplan.Plan, m *sortplan.Manifest) ([]sortplan.C
 			if err == nil {
 				l.plan, l.lastDiff, l.lastErr, l.lastAt = p, nil, "", time.Now()
 				l.log.Info().Str("plan", t.Name()).Uint64("version", t.Version()).Msg("plan unchanged; manifest reloaded")
+				l.journalPlan(p, m, by, l.lastAt, "plan unchanged, manifest reloaded")
 				return nil, nil
 			}
 		}
+		err = fmt.Errorf("line %s: install plan %s version %d: %w", l.cfg.Name, p.Name, p.Version, err)
 		l.lastErr, l.lastAt = err.Error(), time.Now()
-		return nil, fmt.Errorf("line %s: install plan %s version %d: %w", l.cfg.Name, p.Name, p.Version, err)
+		l.journalRefused(p, by, l.lastAt, err)
+		return nil, err
 	}
 	var diff []sortplan.Change
 	if l.plan != nil {
@@ -59,13 +111,38 @@ func (l *Line) InstallPlan(p *sortplan.Plan, m *sortplan.Manifest) ([]sortplan.C
 	}
 	l.met.planVersion.Set(float64(t.Version()))
 	l.log.Info().Str("plan", t.Name()).Uint64("version", t.Version()).Int("changes", len(diff)).Msg("plan installed")
+	l.journalPlan(p, m, by, l.planAt, fmt.Sprintf("%d destinations changed", len(diff)))
 	return diff, nil
 }
 
-func (l *Line) reloadFailed(err error) error {
+// journalPlan records an installed plan.
+func (l *Line) journalPlan(p *sortplan.Plan, m *sortplan.Manifest, by PlanCause, at time.Time, what string) {
+	d := fmt.Sprintf("plan %q version %d from %s", p.Name, p.Version, p.File)
+	if m != nil {
+		d += fmt.Sprintf(", manifest %s (%d ids)", m.Name(), m.Len())
+	}
+	l.append(journal.Record{Time: at, Line: l.cfg.Name, Kind: journal.KindPlanInstalled, PlanVersion: p.Version,
+		Count: uint32(len(p.Rules)), Detail: clip(d + "; " + what), Cause: string(by)})
+}
+
+// journalRefused records a plan load that failed; p is nil when the plan
+// did not parse.
+func (l *Line) journalRefused(p *sortplan.Plan, by PlanCause, at time.Time, err error) {
+	r := journal.Record{Time: at, Line: l.cfg.Name, Kind: journal.KindPlanRefused, Detail: clip(err.Error()), Cause: string(by)}
+	if p != nil {
+		r.PlanVersion, r.Count = p.Version, uint32(len(p.Rules))
+	}
+	l.append(r)
+}
+
+// reloadFailed notes and journals a plan load that failed before the
+// install (p is nil when the plan did not parse).
+func (l *Line) reloadFailed(p *sortplan.Plan, by PlanCause, err error) error {
 	l.planMu.Lock()
 	l.lastErr, l.lastAt = err.Error(), time.Now()
+	at := l.lastAt
 	l.planMu.Unlock()
+	l.journalRefused(p, by, at, err)
 	return err
 }
 
@@ -73,23 +150,30 @@ func (l *Line) reloadFailed(err error) error {
 var ErrNoPlanFile = errors.New("no plan file configured")
 
 // ReloadPlan reads the plan and manifest files again, validates them in
-// full and swaps the new plan in; on error the old plan stays.
+// full and swaps the new plan in; on error the old plan stays. The
+// journal records the cause "start" before the line first ran and "call"
+// afterwards; ReloadPlanFor names the cause.
 func (l *Line) ReloadPlan() ([]sortplan.Change, error) {
+	return l.ReloadPlanFor(l.implicitCause())
+}
+
+// ReloadPlanFor is ReloadPlan on behalf of by, which the journal records.
+func (l *Line) ReloadPlanFor(by PlanCause) ([]sortplan.Change, error) {
 	if l.cfg.PlanFile == "" {
-		return nil, l.reloadFailed(fmt.Errorf("line %s: %w", l.cfg.Name, ErrNoPlanFile))
+		return nil, l.reloadFailed(nil, by, fmt.Errorf("line %s: %w", l.cfg.Name, ErrNoPlanFile))
 	}
 	p, _, err := sortplan.LoadPlan(l.cfg.PlanFile, l.cfg.Chutes)
 	if err != nil {
-		return nil, l.reloadFailed(fmt.Errorf("line %s: %w", l.cfg.Name, err))
+		return nil, l.reloadFailed(nil, by, fmt.Errorf("line %s: %w", l.cfg.Name, err))
 	}
 	var m *sortplan.Manifest
 	if l.cfg.ManifestFile != "" {
 		m, err = sortplan.LoadManifest(l.cfg.ManifestFile)
 		if err != nil {
-			return nil, l.reloadFailed(fmt.Errorf("line %s: %w", l.cfg.Name, err))
+			return nil, l.reloadFailed(p, by, fmt.Errorf("line %s: %w", l.cfg.Name, err))
 		}
 	}
-	return l.InstallPlan(p, m)
+	return l.installPlan(p, m, by)
 }
 
 // PlanInfo returns the active plan's identity and the last reload result.

@@ -64,6 +64,7 @@ func (g *Gateway) Handler() http.Handler {
 	mux.HandleFunc("GET /readyz", g.handleReady)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g.met.Registry, promhttp.HandlerOpts{Registry: g.met.Registry}))
 	mux.HandleFunc("GET /api/items", g.handleItems)
+	mux.HandleFunc("GET /api/journal", g.handleJournal)
 	mux.HandleFunc("GET /api/lines/{line}/manifests", g.handleManifests)
 	mux.HandleFunc("POST /api/lines/{line}/chutes/{chute}/{action}", g.auth(g.handleChute))
 	mux.HandleFunc("POST /api/lines/{line}/reload", g.auth(g.handleReload))
@@ -287,7 +288,7 @@ func (g *Gateway) handleReload(w http.ResponseWriter, r *http.Request) {
 	g.reloadMu.Lock()
 	var errs []error
 	for _, l := range lines {
-		if _, err := l.ReloadPlan(); err != nil {
+		if _, err := l.ReloadPlanFor(PlanByButton); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -338,6 +339,90 @@ func (g *Gateway) handleItems(w http.ResponseWriter, r *http.Request) {
 		out = append(out, ItemViewOf(&recs[i]))
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// JournalView answers GET /api/journal: the records in a time window,
+// oldest first, filtered by kind and line.
+type JournalView struct {
+	From    time.Time        `json:"from"`
+	To      time.Time        `json:"to"`
+	Records []journal.Record `json:"records"`
+	// Truncated: the window held more records than one query reads (the
+	// journal's QueryLimit, counting every kind); narrow it (from, to) to
+	// see the rest.
+	Truncated bool `json:"truncated,omitempty"`
+}
+
+// handleJournal serves the journal's records of a time window: from and
+// to are RFC 3339 times or durations back from now (default the last
+// hour); kind is a comma-separated list of kinds (default every kind but
+// the item records decision, outcome and duplicate); line filters by line
+// (gateway records, which have none, always pass).
+func (g *Gateway) handleJournal(w http.ResponseWriter, r *http.Request) {
+	if g.search == nil {
+		writeJSON(w, http.StatusServiceUnavailable, apiError{"no journal"})
+		return
+	}
+	q := r.URL.Query()
+	now := time.Now()
+	when := func(key string, def time.Time) (time.Time, error) {
+		v := q.Get(key)
+		if v == "" {
+			return def, nil
+		}
+		if d, err := time.ParseDuration(v); err == nil {
+			return now.Add(-d), nil
+		}
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("%s: want an RFC 3339 time or a duration back from now (1h), got %q", key, v)
+		}
+		return t, nil
+	}
+	from, err := when("from", now.Add(-time.Hour))
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, apiError{err.Error()})
+		return
+	}
+	to, err := when("to", now.Add(time.Second))
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, apiError{err.Error()})
+		return
+	}
+	want := map[journal.Kind]bool{}
+	if ks := q.Get("kind"); ks != "" {
+		for _, name := range strings.Split(ks, ",") {
+			k, err := journal.ParseKind(strings.TrimSpace(name))
+			if err != nil {
+				writeJSON(w, http.StatusBadRequest, apiError{err.Error()})
+				return
+			}
+			want[k] = true
+		}
+	}
+	keep := func(rec *journal.Record) bool {
+		if len(want) > 0 {
+			return want[rec.Kind]
+		}
+		switch rec.Kind {
+		case journal.KindDecision, journal.KindOutcome, journal.KindDuplicate:
+			return false
+		}
+		return true
+	}
+	line := q.Get("line")
+	recs, err := g.search.Range(from, to, 0)
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, apiError{err.Error()})
+		return
+	}
+	v := JournalView{From: from, To: to, Records: []journal.Record{}, Truncated: len(recs) >= g.search.QueryLimit()}
+	for i := range recs {
+		if keep(&recs[i]) && (line == "" || recs[i].Line == "" || recs[i].Line == line) {
+			v.Records = append(v.Records, recs[i])
+		}
+	}
+	writeJSON(w, http.StatusOK, v)
 }
 
 // handleManifests serves manifests as CSV or JSON, filtered by container

@@ -9,7 +9,7 @@ import (
 
 func benchRecord(i int) Record {
 	tid := uint32(i + 1)
-	return Record{Line: "L1", Kind: KindRead, TID: tid, Pass: 1, Scanner: "s1",
+	return Record{Line: "L1", Kind: KindDecision, TID: tid, Pass: 1, Scanner: "s1",
 		Codes: []string{"]C1420902101\x1d92" + fmt.Sprint(tid)}}
 }
 
@@ -151,7 +151,7 @@ func BenchmarkQuery(b *testing.B) {
 }
 
 func BenchmarkCodec(b *testing.B) {
-	r := fullRecord(KindRead, OutcomeNone)
+	r := fullRecord(KindDecision, OutcomeNone)
 	buf, _ := r.MarshalBinary()
 	b.Run("encode", func(b *testing.B) {
 		b.ReportAllocs()
@@ -169,4 +169,29 @@ func BenchmarkCodec(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkPassSize writes item passes shaped as the gateway writes them
+// (a decision and an outcome, each with the item's GS1 code) and reports
+// the journal's live bytes per pass, indexes included. For sizing:
+//
+//	go test -run '^$' -bench PassSize -benchtime 100000x ./gateway/journal
+func BenchmarkPassSize(b *testing.B) {
+	cfg := testConfig(b)
+	cfg.MaxBatch = 4096
+	cfg.QueueSize = 1 << 17
+	j := startJournal(b, cfg)
+	for i := range b.N {
+		tid := uint32(i + 1)
+		at := t0.Add(time.Duration(i) * 10 * time.Millisecond)
+		code := "]C1420902101\x1d92" + fmt.Sprint(1_000_000_000+i)
+		mustAppend(b, j, Record{Time: at, Line: "L1", Kind: KindDecision, TID: tid, Pass: 1, Scanner: "S1",
+			Codes: []string{code}, Dest: "90210", Chute: 12, Reason: 1, Route: "VAN-12", PlanVersion: 7})
+		mustAppend(b, j, Record{Time: at.Add(3 * time.Second), Line: "L1", Kind: KindOutcome, TID: tid, Pass: 1,
+			Scanner: "S1", Codes: []string{code}, Dest: "90210", Chute: 12, Reason: 1, Result: 1, Route: "VAN-12",
+			PlanVersion: 7, Outcome: OutcomeDiverted, Container: "L1-C12-3"})
+	}
+	flush(b, j)
+	st := j.Stats()
+	b.ReportMetric(float64(st.LiveBytes)/float64(b.N), "bytes/pass")
 }

@@ -25,6 +25,7 @@ import (
 //	  7 Chute (uvarint)                  15 Count (uvarint)
 //	                                     16 Detail (string)
 //	                                     17 NoRead (no payload)
+//	                                     18 Cause (string)
 //
 // A field at its zero value is left out, so a typical item record is 20
 // to 60 bytes. A new field takes the next bit; a decoder refuses bits it
@@ -51,8 +52,9 @@ const (
 	fCount
 	fDetail
 	fNoRead
+	fCause
 
-	fAll = fNoRead<<1 - 1
+	fAll = fCause<<1 - 1
 )
 
 // ErrCorrupt is wrapped by every decoding error.
@@ -100,6 +102,7 @@ func (r *Record) mask() uint64 {
 	set(fCount, r.Count != 0)
 	set(fDetail, r.Detail != "")
 	set(fNoRead, r.NoRead)
+	set(fCause, r.Cause != "")
 	return m
 }
 
@@ -167,6 +170,9 @@ func appendRecord(b []byte, r *Record) []byte {
 	}
 	if m&fDetail != 0 {
 		b = appendString(b, r.Detail)
+	}
+	if m&fCause != 0 {
+		b = appendString(b, r.Cause)
 	}
 	return b
 }
@@ -322,6 +328,9 @@ func decodeRecord(data []byte, r *Record) error {
 		r.Detail = d.str("detail")
 	}
 	r.NoRead = m&fNoRead != 0
+	if m&fCause != 0 {
+		r.Cause = d.str("cause")
+	}
 	if d.err == nil && d.off != len(d.b) {
 		d.fail("end", fmt.Sprintf("%d trailing bytes", len(d.b)-d.off))
 	}

@@ -1,6 +1,6 @@
-// Package journal is the gateway's audit journal: every read, decision,
-// command, acknowledgement, confirmation and outcome of every item, and
-// the sorter events around them, kept in one bbolt file for weeks.
+// Package journal is the gateway's audit journal: the decision and the
+// outcome of every item pass, and the sorter, plan and gateway events
+// around them, kept in one bbolt file for weeks.
 //
 // Append never waits for the disk. Records go into a bounded in-memory
 // queue; Run's writer takes them off in batches and commits each batch in
@@ -8,11 +8,16 @@
 // or MaxBatch records, whichever comes first, and the fsync of one batch
 // covers all its records). A full queue is never silent: Append returns
 // ErrFull and counts it, AppendWait waits for room. WaitDurable and Flush
-// block until records are on disk; a record whose WaitDurable returned nil
-// survives kill -9 and power loss (bbolt fsyncs every commit).
+// block until records are committed: a record whose WaitDurable returned
+// nil survives a crash of the process (kill -9; TestProcessKill9 shows
+// it). Every commit is fdatasync'ed (bbolt with NoSync false, asserted by
+// TestCommitSyncSettings), so it also survives power loss as far as the
+// filesystem and the disk honour fdatasync (no volatile write cache that
+// lies); no test here cuts the power, so that part rests on configuration,
+// not on a demonstration.
 //
-// The journal also tracks open items: a (line, TID, pass) with a read,
-// decision or command and no outcome yet. Items still open when the
+// The journal also tracks open items: a (line, TID, pass) with a
+// decision and no outcome yet. Items still open when the
 // journal is reopened (the gateway crashed or stopped with items on the
 // belt) get an outcome record "lost-at-restart", so every pass ends in
 // exactly one outcome even across a crash.
@@ -49,6 +54,9 @@ var (
 	ErrRunning = errors.New("journal already running")
 	// ErrNotFound: Get found no record with that seq.
 	ErrNotFound = errors.New("journal record not found")
+	// ErrRetiredKind: Append was given a kind nothing writes any more
+	// (Kind.Retired); old records of it still decode.
+	ErrRetiredKind = errors.New("retired journal record kind")
 )
 
 // Config configures a Journal. Zero values take the defaults Validate
@@ -168,6 +176,10 @@ type Journal struct {
 	batch   []Record
 	arena   []byte
 	failing bool // the last commit failed (log once per streak)
+	// onCommit, when set (tests), runs as bbolt's commit handler: after
+	// the transaction's pages and meta page are written and synced, before
+	// the records are published as durable.
+	onCommit func(last uint64)
 
 	pruneMu     sync.Mutex
 	sizePruning bool // above MaxBytes: prune down to the low mark
@@ -199,6 +211,15 @@ func Open(cfg Config, log zerolog.Logger) (*Journal, error) {
 		Timeout:         cfg.LockTimeout,
 		FreelistType:    bolt.FreelistMapType,
 		InitialMmapSize: cfg.InitialMmapSize,
+		// Durability: every commit is fdatasync'ed before Update returns
+		// (NoSync false), growing the file is synced too (NoGrowSync
+		// false), and the freelist is written with each commit
+		// (NoFreelistSync false) so that Open need not scan the file.
+		// WaitDurable's promise rests on these; TestCommitSyncSettings
+		// asserts them.
+		NoSync:         false,
+		NoGrowSync:     false,
+		NoFreelistSync: false,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open journal %s: %w", cfg.Path, err)
@@ -296,6 +317,9 @@ func (j *Journal) recoverOpen(last uint64) (uint64, int, error) {
 // queue full it returns ErrFull at once and counts it (Stats.Full): the
 // record is not taken, and the caller decides (AppendWait blocks instead).
 func (j *Journal) Append(rec Record) (uint64, error) {
+	if rec.Kind.Retired() {
+		return 0, fmt.Errorf("journal append %s: %w", rec.Kind, ErrRetiredKind)
+	}
 	if rec.Time.IsZero() {
 		rec.Time = j.cfg.Now()
 	}
@@ -315,6 +339,9 @@ func (j *Journal) Append(rec Record) (uint64, error) {
 // AppendWait is Append that waits for room in the queue (back-pressure)
 // until ctx is done.
 func (j *Journal) AppendWait(ctx context.Context, rec Record) (uint64, error) {
+	if rec.Kind.Retired() {
+		return 0, fmt.Errorf("journal append %s: %w", rec.Kind, ErrRetiredKind)
+	}
 	if rec.Time.IsZero() {
 		rec.Time = j.cfg.Now()
 	}
@@ -503,12 +530,15 @@ func (j *Journal) commitNext() error {
 	}
 	start := time.Now()
 	var res batchResult
+	first, last := j.batch[0].Seq, j.batch[n-1].Seq
 	err := j.db.Update(func(tx *bolt.Tx) error {
+		if j.onCommit != nil {
+			tx.OnCommit(func() { j.onCommit(last) })
+		}
 		var err error
 		j.arena, res, err = writeBatch(tx, j.batch, j.arena)
 		return err
 	})
-	first, last := j.batch[0].Seq, j.batch[n-1].Seq
 	if err != nil {
 		j.commitErrors.Add(1)
 		err = fmt.Errorf("commit journal records %d..%d: %w", first, last, err)
@@ -536,6 +566,8 @@ func (j *Journal) commitNext() error {
 	if cap(j.arena) > 8<<20 {
 		j.arena = nil // one huge batch should not pin its arena forever
 	}
+	// Update returned nil: bbolt has written and fdatasync'ed the batch.
+	// Only now may WaitDurable let its callers go.
 	j.setDurable(last)
 	return nil
 }

@@ -2,6 +2,7 @@ package journal
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -79,17 +80,18 @@ func mustAppend(t testing.TB, j *Journal, r Record) uint64 {
 
 var t0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 
-// itemRecords is the full story of one diverted item pass.
+// itemRecords is the story of one diverted item pass that was read five
+// more times while its command was unconfirmed: seven records, the first
+// opens the pass, the last closes it, only the first carries the code.
 func itemRecords(line string, tid uint32, pass uint16, code string, at time.Time) []Record {
-	return []Record{
-		{Time: at, Line: line, Kind: KindRead, TID: tid, Pass: pass, Scanner: "s1", Codes: []string{code}},
-		{Time: at.Add(time.Millisecond), Line: line, Kind: KindDecision, TID: tid, Pass: pass, Dest: "90210", Chute: 12, Route: "R1", PlanVersion: 7},
-		{Time: at.Add(2 * time.Millisecond), Line: line, Kind: KindCommand, TID: tid, Pass: pass, Chute: 12, PlanVersion: 7},
-		{Time: at.Add(3 * time.Millisecond), Line: line, Kind: KindWritten, TID: tid, Pass: pass, CmdSeq: 1},
-		{Time: at.Add(4 * time.Millisecond), Line: line, Kind: KindTaken, TID: tid, Pass: pass, CmdSeq: 1},
-		{Time: at.Add(time.Second), Line: line, Kind: KindConfirmation, TID: tid, Pass: pass, Chute: 12, Result: 1, CmdSeq: 1},
-		{Time: at.Add(time.Second), Line: line, Kind: KindOutcome, TID: tid, Pass: pass, Chute: 12, Result: 1, Outcome: OutcomeDiverted},
+	rs := []Record{{Time: at, Line: line, Kind: KindDecision, TID: tid, Pass: pass, Scanner: "s1", Codes: []string{code},
+		Dest: "90210", Chute: 12, Route: "R1", PlanVersion: 7}}
+	for i := range 5 {
+		rs = append(rs, Record{Time: at.Add(time.Duration(i+1) * time.Millisecond), Line: line, Kind: KindDuplicate,
+			TID: tid, Pass: pass, Scanner: "s2", Outcome: OutcomeDuplicate})
 	}
+	return append(rs, Record{Time: at.Add(time.Second), Line: line, Kind: KindOutcome, TID: tid, Pass: pass, Chute: 12,
+		Result: 1, Outcome: OutcomeDiverted})
 }
 
 func TestConfigValidate(t *testing.T) {
@@ -125,7 +127,10 @@ func TestConfigValidate(t *testing.T) {
 func TestAppendRoundTripEveryKind(t *testing.T) {
 	j := startJournal(t, testConfig(t))
 	var want []Record
-	for k := KindRead; k <= kindMax; k++ {
+	for k := KindDecision; k <= kindMax; k++ {
+		if k.Retired() {
+			continue
+		}
 		r := fullRecord(k, OutcomeNone)
 		if k == KindOutcome {
 			r.Outcome = OutcomeRefused
@@ -155,8 +160,8 @@ func TestAppendSetsSeqAndTime(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Now = func() time.Time { return t0 }
 	j := startJournal(t, cfg)
-	s1 := mustAppend(t, j, Record{Kind: KindNote, Seq: 77, Detail: "start"})
-	s2, err := j.Append(Record{Kind: KindNote, Detail: "second"})
+	s1 := mustAppend(t, j, Record{Kind: KindStart, Seq: 77, Detail: "start"})
+	s2, err := j.Append(Record{Kind: KindStart, Detail: "second"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +189,7 @@ func TestGroupCommit(t *testing.T) {
 	j := startJournal(t, cfg)
 	const n = 10000
 	for i := range n {
-		mustAppend(t, j, Record{Kind: KindRead, Line: "L", TID: uint32(i + 1), Pass: 1, Codes: []string{fmt.Sprint("C", i)}})
+		mustAppend(t, j, Record{Kind: KindDecision, Line: "L", TID: uint32(i + 1), Pass: 1, Codes: []string{fmt.Sprint("C", i)}})
 	}
 	flush(t, j)
 	s := j.Stats()
@@ -205,11 +210,11 @@ func TestAppendFullAndBackPressure(t *testing.T) {
 	cfg.QueueSize = 4
 	j := openJournal(t, cfg)
 	for i := range 4 {
-		if _, err := j.Append(Record{Kind: KindNote, Count: uint32(i)}); err != nil {
+		if _, err := j.Append(Record{Kind: KindStart, Count: uint32(i)}); err != nil {
 			t.Fatalf("append %d: %v", i, err)
 		}
 	}
-	if _, err := j.Append(Record{Kind: KindNote}); !errors.Is(err, ErrFull) {
+	if _, err := j.Append(Record{Kind: KindStart}); !errors.Is(err, ErrFull) {
 		t.Fatalf("append to full queue: %v", err)
 	}
 	if s := j.Stats(); s.Full != 1 || s.Queued != 4 {
@@ -218,7 +223,7 @@ func TestAppendFullAndBackPressure(t *testing.T) {
 	// AppendWait gives up with its context...
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := j.AppendWait(ctx, Record{Kind: KindNote}); !errors.Is(err, context.Canceled) {
+	if _, err := j.AppendWait(ctx, Record{Kind: KindStart}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("append wait, cancelled: %v", err)
 	}
 	// ...and goes through once the writer makes room.
@@ -226,7 +231,7 @@ func TestAppendFullAndBackPressure(t *testing.T) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), testWait)
 		defer cancel()
-		seq, err := j.AppendWait(ctx, Record{Kind: KindNote, Detail: "waited"})
+		seq, err := j.AppendWait(ctx, Record{Kind: KindStart, Detail: "waited"})
 		if err != nil {
 			t.Errorf("append wait: %v", err)
 		}
@@ -248,7 +253,7 @@ func TestCloseLifecycle(t *testing.T) {
 	j := openJournal(t, cfg)
 	// Records queued without Run are committed by Close.
 	for i := range 10 {
-		if _, err := j.Append(Record{Kind: KindNote, Count: uint32(i + 1)}); err != nil {
+		if _, err := j.Append(Record{Kind: KindStart, Count: uint32(i + 1)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -269,7 +274,7 @@ func TestCloseLifecycle(t *testing.T) {
 	if err := j.Close(); err != nil {
 		t.Fatalf("second close: %v", err)
 	}
-	if _, err := j.Append(Record{Kind: KindNote}); !errors.Is(err, ErrClosed) {
+	if _, err := j.Append(Record{Kind: KindStart}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("append after close: %v", err)
 	}
 	if err := j.WaitDurable(ctx, 11); !errors.Is(err, ErrClosed) {
@@ -290,7 +295,7 @@ func TestCloseLifecycle(t *testing.T) {
 
 	j2 := openJournal(t, cfg)
 	defer j2.Close()
-	if _, err := j2.Append(Record{Kind: KindNote}); err != nil {
+	if _, err := j2.Append(Record{Kind: KindStart}); err != nil {
 		t.Fatal(err)
 	}
 	if err := j2.Close(); err != nil {
@@ -317,18 +322,18 @@ func TestOpenLocked(t *testing.T) {
 func TestOpenItemsAndUnmatched(t *testing.T) {
 	j := startJournal(t, testConfig(t))
 	rs := itemRecords("L", 10, 1, "A", t0)
-	for _, r := range rs[:3] { // read, decision, command
+	for _, r := range rs[:3] { // decision, duplicates
 		mustAppend(t, j, r)
 	}
 	mustAppend(t, j, Record{Line: "L", Kind: KindDuplicate, TID: 10, Pass: 1, Codes: []string{"A"}, Outcome: OutcomeDuplicate})
-	mustAppend(t, j, Record{Time: t0, Line: "M", Kind: KindRead, TID: 10, Pass: 1}) // same TID, other line
+	mustAppend(t, j, Record{Time: t0, Line: "M", Kind: KindDecision, TID: 10, Pass: 1}) // same TID, other line
 	flush(t, j)
 	items, err := j.OpenItems()
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []OpenItem{
-		{Line: "L", TID: 10, Pass: 1, Since: t0, LastSeq: 3},
+		{Line: "L", TID: 10, Pass: 1, Since: t0, LastSeq: 1},
 		{Line: "M", TID: 10, Pass: 1, Since: t0, LastSeq: 5},
 	}
 	if !reflect.DeepEqual(items, want) || j.Stats().Open != 2 {
@@ -391,7 +396,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 	if items, _ := j.OpenItems(); len(items) != 0 {
 		t.Fatalf("items still open: %+v", items)
 	}
-	if seq := mustAppend(t, j, Record{Kind: KindNote}); seq != last+5 {
+	if seq := mustAppend(t, j, Record{Kind: KindStart}); seq != last+5 {
 		t.Fatalf("next seq %d, want %d", seq, last+5)
 	}
 	recs, err = j.ByBarcode("CODE7")
@@ -403,7 +408,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 func TestReopenAfterRecoveryFindsNothingOpen(t *testing.T) {
 	cfg := testConfig(t)
 	j := openJournal(t, cfg)
-	mustAppend(t, j, Record{Line: "L", Kind: KindCommand, TID: 1, Pass: 1})
+	mustAppend(t, j, Record{Line: "L", Kind: KindDecision, TID: 1, Pass: 1})
 	if err := j.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -428,7 +433,7 @@ func TestConcurrentAppendWaitDurable(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), testWait)
 			defer cancel()
 			for i := range 50 {
-				seq, err := j.AppendWait(ctx, Record{Kind: KindRead, TID: uint32(w*1000 + i + 1), Pass: 1})
+				seq, err := j.AppendWait(ctx, Record{Kind: KindDecision, TID: uint32(w*1000 + i + 1), Pass: 1})
 				if err == nil {
 					err = j.WaitDurable(ctx, seq)
 				}
@@ -479,7 +484,7 @@ func TestStopUnderLoad(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; ; i++ {
-				_, err := j.AppendWait(pctx, Record{Kind: KindRead, TID: uint32(w*1_000_000 + i + 1), Pass: 1})
+				_, err := j.AppendWait(pctx, Record{Kind: KindDecision, TID: uint32(w*1_000_000 + i + 1), Pass: 1})
 				if errors.Is(err, context.Canceled) {
 					return
 				}
@@ -531,7 +536,7 @@ func TestCommitFailureKeepsRecords(t *testing.T) {
 	big := strings.Repeat("x", 8192)
 	var seqs []uint64
 	for {
-		seq, err := j.Append(Record{Kind: KindNote, Detail: big})
+		seq, err := j.Append(Record{Kind: KindStart, Detail: big})
 		if errors.Is(err, ErrFull) {
 			break
 		}
@@ -563,12 +568,12 @@ func TestAppendWaitWokenByClose(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.QueueSize = 1
 	j := openJournal(t, cfg)
-	if _, err := j.Append(Record{Kind: KindNote}); err != nil {
+	if _, err := j.Append(Record{Kind: KindStart}); err != nil {
 		t.Fatal(err)
 	}
 	got := make(chan error, 1)
 	go func() {
-		_, err := j.AppendWait(context.Background(), Record{Kind: KindNote})
+		_, err := j.AppendWait(context.Background(), Record{Kind: KindStart})
 		got <- err
 	}()
 	waitFor(t, func() bool { // the waiter is parked on the full queue
@@ -581,5 +586,101 @@ func TestAppendWaitWokenByClose(t *testing.T) {
 	}
 	if err := <-got; !errors.Is(err, ErrClosed) {
 		t.Fatalf("append wait across close: %v", err)
+	}
+}
+
+// TestRetiredKinds: a kind nothing writes any more is refused by Append
+// and AppendWait, but an old journal's records of it still read back,
+// under their old name.
+func TestRetiredKinds(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "old.db")
+	// An "old journal": records of kinds since retired, written the way an
+	// earlier build did (straight through writeBatch).
+	j := openJournal(t, Config{Path: path})
+	old := []Record{
+		{Seq: 1, Time: t0, Line: "L", Kind: kindRetiredRead, TID: 9, Pass: 1, Codes: []string{"A"}},
+		{Seq: 2, Time: t0, Line: "L", Kind: kindRetiredCommand, TID: 9, Pass: 1, Chute: 3},
+		{Seq: 3, Time: t0, Kind: kindRetiredNote, Detail: "gateway started"},
+	}
+	if err := j.db.Update(func(tx *bolt.Tx) error {
+		_, _, err := writeBatch(tx, old, nil)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	j = openJournal(t, Config{Path: path})
+	defer j.Close()
+	if j.LostAtRestart() != 1 {
+		t.Fatalf("lost at restart %d, want the pass the old records opened", j.LostAtRestart())
+	}
+	for k := KindUnknown; k <= kindMax; k++ {
+		_, err := j.Append(Record{Kind: k})
+		if k.Retired() != errors.Is(err, ErrRetiredKind) {
+			t.Errorf("Append(%s): %v", k, err)
+		}
+		if !k.Retired() {
+			continue
+		}
+		if _, err := j.AppendWait(context.Background(), Record{Kind: k}); !errors.Is(err, ErrRetiredKind) {
+			t.Errorf("AppendWait(%s): %v", k, err)
+		}
+	}
+	// The retired records decode with their names, and the pass they
+	// opened was closed lost-at-restart like any other.
+	for i, want := range []string{"read", "command", "note"} {
+		r, err := j.Get(uint64(i + 1))
+		if err != nil || r.Kind.String() != want || !r.Kind.Retired() {
+			t.Fatalf("record %d: %v %v, want a retired %s", i+1, r.Kind, err, want)
+		}
+		b, _ := json.Marshal(r)
+		var back Record
+		if err := json.Unmarshal(b, &back); err != nil || back.Kind != r.Kind {
+			t.Fatalf("record %d through JSON: %v %v", i+1, back.Kind, err)
+		}
+	}
+}
+
+// TestCommitSyncSettings: the journal's promise that a record whose
+// WaitDurable returned is on disk rests on bbolt syncing every commit. The
+// settings are asserted here (with NoSync set every other test passes,
+// kill -9 included: the page cache survives a process crash), and so is
+// the order: the records of a batch are published durable only after
+// bbolt's commit handler ran, which is after bbolt wrote and fdatasync'ed
+// the transaction.
+func TestCommitSyncSettings(t *testing.T) {
+	j := openJournal(t, testConfig(t))
+	if j.db.NoSync || j.db.NoGrowSync || j.db.NoFreelistSync {
+		t.Fatalf("bbolt NoSync %v NoGrowSync %v NoFreelistSync %v: want every commit synced",
+			j.db.NoSync, j.db.NoGrowSync, j.db.NoFreelistSync)
+	}
+	type commit struct{ last, durableThen uint64 }
+	var mu sync.Mutex
+	var commits []commit
+	j.onCommit = func(last uint64) {
+		mu.Lock()
+		commits = append(commits, commit{last, j.durable.Load()})
+		mu.Unlock()
+	}
+	run(t, j)
+	var last uint64
+	for i := range 50 {
+		last = mustAppend(t, j, Record{Kind: KindStart, Count: uint32(i)})
+	}
+	flush(t, j)
+	if got := j.Stats().DurableSeq; got < last {
+		t.Fatalf("durable seq %d after Flush, want >= %d", got, last)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(commits) == 0 || commits[len(commits)-1].last != last {
+		t.Fatalf("commits %+v: the last one should end at seq %d", commits, last)
+	}
+	for _, c := range commits {
+		if c.durableThen >= c.last {
+			t.Fatalf("records up to %d were published durable (%d) before their transaction had committed", c.last, c.durableThen)
+		}
 	}
 }

@@ -91,8 +91,8 @@ func TestRetentionByAgeInRun(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Now = clock.Now
 	j := openJournal(t, cfg)
-	mustAppend(t, j, Record{Time: t0.Add(-31 * 24 * time.Hour), Kind: KindNote, Detail: "old"})
-	mustAppend(t, j, Record{Time: t0, Kind: KindNote, Detail: "new"})
+	mustAppend(t, j, Record{Time: t0.Add(-31 * 24 * time.Hour), Kind: KindStart, Detail: "old"})
+	mustAppend(t, j, Record{Time: t0, Kind: KindStart, Detail: "new"})
 	if err := j.Close(); err != nil {
 		t.Fatal(err)
 	}

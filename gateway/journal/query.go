@@ -13,6 +13,9 @@ import (
 // Queries see committed records only (call Flush first to include
 // everything appended). Each returns at most Config.QueryLimit records.
 
+// QueryLimit is the most records one query returns (Config.QueryLimit).
+func (j *Journal) QueryLimit() int { return j.cfg.QueryLimit }
+
 // Get returns the record with this seq, or ErrNotFound.
 func (j *Journal) Get(seq uint64) (Record, error) {
 	var r Record

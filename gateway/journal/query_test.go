@@ -36,15 +36,15 @@ func TestQueries(t *testing.T) {
 	longX, longY := long+"X", long+"Y"
 	// seq 1..7: tid 1 on line A, code "4209"; seq 8..14: tid 2 on line A,
 	// code "42090"; seq 15..21: tid 1 on line B (same TID, other sorter),
-	// code "4209"; 22, 23: reads with the two long codes; 24: a note.
+	// code "4209"; 22, 23: decisions with the two long codes; 24: a plan install.
 	for _, rs := range [][]Record{
 		itemRecords("A", 1, 1, "4209", t0),
 		itemRecords("A", 2, 1, "42090", t0.Add(time.Minute)),
 		itemRecords("B", 1, 1, "4209", t0.Add(2*time.Minute)),
 		{
-			{Time: t0.Add(3 * time.Minute), Line: "A", Kind: KindRead, TID: 3, Pass: 1, Codes: []string{longX, "4209"}},
-			{Time: t0.Add(3 * time.Minute), Line: "A", Kind: KindRead, TID: 4, Pass: 1, Codes: []string{longY}},
-			{Time: t0.Add(4 * time.Minute), Kind: KindPlanReload, PlanVersion: 8},
+			{Time: t0.Add(3 * time.Minute), Line: "A", Kind: KindDecision, TID: 3, Pass: 1, Codes: []string{longX, "4209"}},
+			{Time: t0.Add(3 * time.Minute), Line: "A", Kind: KindDecision, TID: 4, Pass: 1, Codes: []string{longY}},
+			{Time: t0.Add(4 * time.Minute), Kind: KindPlanInstalled, PlanVersion: 8},
 		},
 	} {
 		for _, r := range rs {
@@ -74,7 +74,7 @@ func TestQueries(t *testing.T) {
 		{"long code X", func() ([]Record, error) { return j.ByBarcode(longX) }, []uint64{22}},
 		{"long code Y", func() ([]Record, error) { return j.ByBarcode(longY) }, []uint64{23}},
 		{"range first minute", func() ([]Record, error) { return j.Range(t0, t0.Add(time.Minute), 0) }, seqRange(1, 7)},
-		{"range half open", func() ([]Record, error) { return j.Range(t0.Add(time.Second), t0.Add(time.Minute+time.Millisecond), 0) }, []uint64{6, 7, 8}},
+		{"range half open", func() ([]Record, error) { return j.Range(t0.Add(time.Second), t0.Add(time.Minute+time.Millisecond), 0) }, []uint64{7, 8}},
 		{"range limited", func() ([]Record, error) { return j.Range(t0, t0.Add(time.Hour), 3) }, []uint64{1, 2, 3}},
 		{"range over limit", func() ([]Record, error) { return j.Range(t0, t0.Add(time.Hour), 1000) }, seqRange(1, 24)},
 		{"range empty", func() ([]Record, error) { return j.Range(t0.Add(time.Hour), t0.Add(2*time.Hour), 0) }, nil},
@@ -103,7 +103,7 @@ func TestQueryLimitKeepsNewest(t *testing.T) {
 	cfg.QueryLimit = 5
 	j := startJournal(t, cfg)
 	for i := range 12 {
-		mustAppend(t, j, Record{Time: t0.Add(time.Duration(i)), Kind: KindRead, TID: 7, Pass: uint16(i + 1), Codes: []string{"C"}})
+		mustAppend(t, j, Record{Time: t0.Add(time.Duration(i)), Kind: KindDecision, TID: 7, Pass: uint16(i + 1), Codes: []string{"C"}})
 	}
 	flush(t, j)
 	for name, q := range map[string]func() ([]Record, error){
@@ -127,8 +127,8 @@ func TestQueryLimitKeepsNewest(t *testing.T) {
 // crash cannot cause it, a hand-edited file might) is skipped, not fatal.
 func TestQuerySkipsDanglingIndex(t *testing.T) {
 	j := startJournal(t, testConfig(t))
-	mustAppend(t, j, Record{Time: t0, Kind: KindRead, TID: 5, Codes: []string{"Z"}})
-	mustAppend(t, j, Record{Time: t0, Kind: KindRead, TID: 5, Codes: []string{"Z"}})
+	mustAppend(t, j, Record{Time: t0, Kind: KindDecision, TID: 5, Codes: []string{"Z"}})
+	mustAppend(t, j, Record{Time: t0, Kind: KindDecision, TID: 5, Codes: []string{"Z"}})
 	flush(t, j)
 	if err := j.db.Update(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketRecords).Delete(seqKey(nil, 1))

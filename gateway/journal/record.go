@@ -9,74 +9,93 @@ import (
 // on disk: never renumber, only add.
 type Kind uint8
 
-// Record kinds. The item kinds (KindRead … KindDuplicate) carry Line, TID
-// and Pass; the others are about the sorter, the plan or the gateway.
+// Record kinds. The item kinds (KindDecision, KindOutcome, KindDuplicate)
+// carry Line, TID and Pass; the others are about the sorter, its links,
+// the plan or the gateway.
+//
+// Every kind below is written by the gateway; docs/operations.md
+// ("Journal records") lists each with its fields. A kind nothing writes is
+// retired: its number stays reserved (never reused) so that old journals
+// still decode, its name stays so they still read well, and Append refuses
+// it.
 const (
 	// KindUnknown is the zero Kind; Append stores it as given.
 	KindUnknown Kind = 0
-	// KindRead: a scanner telegram (Scanner, Codes, NoRead). Opens the item.
-	KindRead Kind = 1
-	// KindDecision: the sort plan's answer (Dest, Chute, Reason, Route,
-	// PlanVersion). Opens the item.
+	// 1 was "read" (a scanner telegram): retired, the decision carries the
+	// read.
+	kindRetiredRead Kind = 1
+	// KindDecision: the read and the sort plan's answer (Scanner, Codes,
+	// NoRead, Dest, Chute, Reason, Route, PlanVersion). Opens the item.
 	KindDecision Kind = 2
-	// KindCommand: the divert command handed to the PLC link. Opens the item.
-	KindCommand Kind = 3
-	// KindWritten: the PLC replied to the write (CmdSeq).
-	KindWritten Kind = 4
-	// KindTaken: ACK_SEQ passed the command (CmdSeq).
-	KindTaken Kind = 5
-	// KindConfirmation: the PLC's confirmation (Result, Chute entered, CmdSeq = NUM).
-	KindConfirmation Kind = 6
+	// 3..6 were "command", "written", "taken", "confirmation": retired; the
+	// outcome carries the confirmation's result and chute.
+	kindRetiredCommand      Kind = 3
+	kindRetiredWritten      Kind = 4
+	kindRetiredTaken        Kind = 5
+	kindRetiredConfirmation Kind = 6
 	// KindOutcome: the end of the item's pass (Outcome). It is the only
 	// kind that closes an open item: write exactly one per pass.
 	KindOutcome Kind = 7
-	// KindLate: the command missed its deadline and was never written. A
-	// link event: the pass still needs its KindOutcome (host-late).
-	KindLate Kind = 8
-	// KindLost: the link lost a written command (cold restart,
-	// disconnect). The pass still needs its KindOutcome.
-	KindLost Kind = 9
+	// 8 and 9 were "late" and "lost" link events: retired; the outcome
+	// says host-late or lost-disconnect.
+	kindRetiredLate Kind = 8
+	kindRetiredLost Kind = 9
 	// KindMissed: confirmations were overwritten unread (Count). The
 	// passes concerned still need their KindOutcome records.
 	KindMissed Kind = 10
 	// KindDuplicate: a read of an item whose command is still unconfirmed.
 	// It neither opens nor closes the item: it is complete in itself.
 	KindDuplicate Kind = 11
-	// KindPlanReload: a new sort plan became active (PlanVersion, Detail).
-	KindPlanReload Kind = 12
+	// KindPlanInstalled: a sort plan became active on Line (PlanVersion,
+	// Count rules, Detail: name and files, Cause: who asked).
+	KindPlanInstalled Kind = 12
 	// KindContainerClose: a container left its chute (Chute, Container,
-	// Route, Count items).
+	// Route, Count items, Detail the cause).
 	KindContainerClose Kind = 13
-	// KindChuteState: a chute became full, disabled or available again
-	// (Chute, Detail), by the PLC or by a technician.
+	// KindChuteState: a chute's full or disabled bit changed (Chute,
+	// Detail "full on" …, Cause plc or technician, Count the changes it
+	// stands for: 1, or more when faster changes were coalesced).
 	KindChuteState Kind = 14
-	// KindLinkState: a device link changed state (Detail).
+	// KindLinkState: the line's PLC link changed state (Detail "plc name:
+	// from -> to", Cause the link's last error, Count the changes it
+	// stands for).
 	KindLinkState Kind = 15
-	// KindNote: anything else worth keeping (gateway start and stop,
-	// operator actions), described in Detail.
-	KindNote Kind = 16
+	// 16 was "note" (free text): retired; start and stop have kinds.
+	kindRetiredNote Kind = 16
+	// KindPlanRefused: a plan load failed and the old plan stays (Detail
+	// the error with file:line:col, Cause who asked, PlanVersion and Count
+	// when the plan parsed).
+	KindPlanRefused Kind = 17
+	// KindStart: the gateway started (Detail version and lines).
+	KindStart Kind = 18
+	// KindStop: the gateway stopped (Cause why, Detail the failure if
+	// any, Count items recorded lost at the stop).
+	KindStop Kind = 19
 
-	kindMax = KindNote
+	kindMax = KindStop
 )
 
 var kindNames = [...]string{
-	KindUnknown:        "unknown",
-	KindRead:           "read",
-	KindDecision:       "decision",
-	KindCommand:        "command",
-	KindWritten:        "written",
-	KindTaken:          "taken",
-	KindConfirmation:   "confirmation",
-	KindOutcome:        "outcome",
-	KindLate:           "late",
-	KindLost:           "lost",
-	KindMissed:         "missed",
-	KindDuplicate:      "duplicate",
-	KindPlanReload:     "plan-reload",
-	KindContainerClose: "container-close",
-	KindChuteState:     "chute-state",
-	KindLinkState:      "link-state",
-	KindNote:           "note",
+	KindUnknown:             "unknown",
+	kindRetiredRead:         "read",
+	KindDecision:            "decision",
+	kindRetiredCommand:      "command",
+	kindRetiredWritten:      "written",
+	kindRetiredTaken:        "taken",
+	kindRetiredConfirmation: "confirmation",
+	KindOutcome:             "outcome",
+	kindRetiredLate:         "late",
+	kindRetiredLost:         "lost",
+	KindMissed:              "missed",
+	KindDuplicate:           "duplicate",
+	KindPlanInstalled:       "plan-installed",
+	KindContainerClose:      "container-close",
+	KindChuteState:          "chute-state",
+	KindLinkState:           "link-state",
+	kindRetiredNote:         "note",
+	KindPlanRefused:         "plan-refused",
+	KindStart:               "start",
+	KindStop:                "stop",
 }
 
 // String names the kind as the status page and the JSON show it.
@@ -87,9 +106,22 @@ func (k Kind) String() string {
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
 
-// opens reports whether a record of this kind marks its item as open.
+// Retired reports whether k is a kind nothing writes any more: records of
+// it decode (and are named) as before, but Append refuses new ones.
+func (k Kind) Retired() bool {
+	switch k {
+	case kindRetiredRead, kindRetiredCommand, kindRetiredWritten, kindRetiredTaken,
+		kindRetiredConfirmation, kindRetiredLate, kindRetiredLost, kindRetiredNote:
+		return true
+	}
+	return false
+}
+
+// opens reports whether a record of this kind marks its item as open. The
+// retired read and command kinds opened items too; their open entries in
+// an old journal are closed lost-at-restart when it is opened.
 func (k Kind) opens() bool {
-	return k == KindRead || k == KindDecision || k == KindCommand
+	return k == KindDecision || k == kindRetiredRead || k == kindRetiredCommand
 }
 
 // ParseKind is the inverse of Kind.String.
@@ -273,7 +305,14 @@ type Record struct {
 	Outcome   Outcome `json:"outcome,omitempty"`
 	Container string  `json:"container,omitempty"`
 	// Count is a number that goes with the kind: items in a closed
-	// container, confirmations missed.
+	// container, confirmations missed, rules in a plan, the state changes
+	// a chute-state or link-state record stands for, lines at start, items
+	// open at stop.
 	Count  uint32 `json:"count,omitempty"`
 	Detail string `json:"detail,omitempty"`
+	// Cause says who or what made a sorter, plan or gateway event
+	// happen: who asked for a plan (start, sighup, reload-button, api),
+	// who changed a chute (plc, technician), a link's last error, why the
+	// gateway stopped.
+	Cause string `json:"cause,omitempty"`
 }
