@@ -5,7 +5,10 @@ package sortgw_test
 import (
 	"bytes"
 	"encoding/json"
+	"io/fs"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -136,5 +139,76 @@ func TestPackageDocs(t *testing.T) {
 		if strings.TrimSpace(p.Doc) == "" {
 			t.Errorf("%s has no package doc comment", p.ImportPath)
 		}
+	}
+}
+
+// TestCmdSortgwImportsNoProtocolLibrary: cmd/sortgw wires and prints only.
+// The Modbus and OPC UA libraries sit behind devices/modbus and
+// devices/opcua, and the raw transport baselines of the bench live next to
+// the layout and nodes they use, not in cmd. It reads the package's own
+// imports: the device packages cmd wires import the libraries, as they must.
+func TestCmdSortgwImportsNoProtocolLibrary(t *testing.T) {
+	libraries := []string{"github.com/goburrow/modbus", "github.com/gopcua/opcua", "github.com/simonvetter/modbus"}
+	seen := false
+	for _, p := range listPackages(t) {
+		if p.ImportPath != module+"/cmd/sortgw" {
+			continue
+		}
+		seen = true
+		for _, imp := range p.Imports {
+			for _, lib := range libraries {
+				if under(imp, lib) {
+					t.Errorf("%s imports %s: cmd/sortgw wires and prints; protocol code belongs in devices/ (the raw baselines next to the layout and nodes they use)", p.ImportPath, imp)
+				}
+			}
+		}
+	}
+	if !seen {
+		t.Fatalf("go list found no package %s/cmd/sortgw", module)
+	}
+}
+
+// maxCmdFileLines is the most lines a non-test Go file under cmd/ may have:
+// cmd holds wiring and printing, and a longer file is harness or logic
+// that belongs in a package of its own.
+const maxCmdFileLines = 400
+
+// TestCmdFilesAreShort: no non-test .go file under cmd/ is over
+// maxCmdFileLines lines. It walks the directory, so files any build
+// constraint excludes are counted too.
+func TestCmdFilesAreShort(t *testing.T) {
+	n := 0
+	err := filepath.WalkDir("cmd", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if name := d.Name(); path != "cmd" && (name == "testdata" || strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_")) {
+				return filepath.SkipDir // the go tool ignores these too
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		n++
+		lines := bytes.Count(b, []byte("\n"))
+		if len(b) > 0 && b[len(b)-1] != '\n' {
+			lines++
+		}
+		if lines > maxCmdFileLines {
+			t.Errorf("%s has %d lines, more than %d: split it by concern, or move harness code out of cmd", filepath.ToSlash(path), lines, maxCmdFileLines)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 {
+		t.Fatal("no Go file under cmd/")
 	}
 }

@@ -84,7 +84,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stderr, "sortgw bench:", err)
 		return 1
 	}
-	code := runBenches(ctx, *cfg, protos, newLogger(stderr, "console", f.logLevel), args, stdout, stderr)
+	code := runBenches(ctx, *cfg, protos, simLogger(stderr, f.logLevel), args, stdout, stderr)
 	if err := stopProfiles(); err != nil {
 		fmt.Fprintln(stderr, "sortgw bench:", err)
 		code = max(code, 1)

@@ -8,7 +8,7 @@ import (
 	"io"
 
 	// Aliased while bench and demo still declare a type site here.
-	sitecfg "sortgw/cmd/internal/site"
+	"sortgw/cmd/internal/site"
 )
 
 // cmdCheck is `sortgw check -config site.yaml`: the site is built as `run`
@@ -21,7 +21,7 @@ func cmdCheck(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	cfg, err := sitecfg.Load(*cfgPath)
+	cfg, err := site.Load(*cfgPath)
 	if err == nil {
 		err = cfg.Check()
 		for _, n := range cfg.Notes {
@@ -31,7 +31,7 @@ func cmdCheck(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		n := 1
-		if es := sitecfg.Errors(nil); errors.As(err, &es) {
+		if es := site.Errors(nil); errors.As(err, &es) {
 			n = len(es)
 		}
 		fmt.Fprintf(stderr, "%s: %d error(s)\n", *cfgPath, n)

@@ -29,7 +29,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg.Version = version
-	d, err := demo.New(cfg, newLogger(stderr, "console", "info"))
+	d, err := demo.New(cfg, simLogger(stderr, "info"))
 	if err != nil {
 		fmt.Fprintln(stderr, "sortgw demo:", err)
 		return 2

@@ -1,16 +1,15 @@
 package main
 
 import (
-	"context"
 	"io"
+	"log"
 	"os"
 	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
 
-	"sortgw/gateway"
-	"sortgw/gateway/journal"
+	fieldbussim "sortgw/fieldbus-sim"
 )
 
 // logTimeFormat stamps every line to the millisecond: a sorter moves an
@@ -50,26 +49,13 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
-// site is a gateway the bench and the demo wire by hand.
-// TODO(loadtest): goes with bench and demo into cmd/internal/loadtest.
-type site struct {
-	gw      *gateway.Gateway
-	journal *journal.Journal
-	log     zerolog.Logger
-}
-
-// run runs the gateway until ctx is done, reloading plans on hup.
-func (s *site) run(ctx context.Context, hup <-chan os.Signal) error {
-	done := make(chan error, 1)
-	go func() { done <- s.gw.Run(ctx) }()
-	for {
-		select {
-		case <-hup:
-			if err := s.gw.Reload(); err != nil {
-				s.log.Error().Err(err).Msg("plan reload failed; old plan kept")
-			}
-		case err := <-done:
-			return err
-		}
-	}
+// simLogger is newLogger for the commands that run the emulated sorter in
+// process (demo, bench): gopcua's server prints through the standard
+// library's global logger, which a binary may redirect and a library may
+// not; its lines go into this logger at debug level, not raw to stderr.
+func simLogger(w io.Writer, level string) zerolog.Logger {
+	l := newLogger(w, "console", level)
+	log.SetFlags(0)
+	log.SetOutput(fieldbussim.LibraryLogWriter(l.With().Str("part", "opcua-server").Logger()))
+	return l
 }

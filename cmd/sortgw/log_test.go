@@ -15,7 +15,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	sitecfg "sortgw/cmd/internal/site"
+	"sortgw/cmd/internal/site"
 	fieldbussim "sortgw/fieldbus-sim"
 	"sortgw/sortplan"
 )
@@ -144,13 +144,13 @@ lines:
 `, sim.ModbusAddr(), sim.ScannerAddrs()[0]), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := sitecfg.Load(cfgPath)
+	cfg, err := site.Load(cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out lockedBuffer
 	log := newLogger(&out, cfg.Log.Format, cfg.Log.Level)
-	s, err := sitecfg.Build(cfg, log)
+	s, err := site.Build(cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}

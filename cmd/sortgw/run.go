@@ -11,7 +11,7 @@ import (
 	"time"
 
 	// Aliased while bench and demo still declare a type site here.
-	sitecfg "sortgw/cmd/internal/site"
+	"sortgw/cmd/internal/site"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -25,14 +25,14 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	cfg, err := sitecfg.Load(*cfgPath)
+	cfg, err := site.Load(*cfgPath)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
 	cfg.Gateway.Version = version
 	log := newLogger(stderr, cfg.Log.Format, cfg.Log.Level)
-	s, err := sitecfg.Build(cfg, log)
+	s, err := site.Build(cfg, log)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		log.Error().Str("config", *cfgPath).Msg("start failed: the site file, a plan or the journal is wrong (see above)")
