@@ -599,7 +599,9 @@ func (c *Core) up(now time.Time) (bool, error) {
 	case c.plc.FaultCode >= 1 && c.plc.FaultCode <= 99:
 		return false, fmt.Errorf("%w %d", ErrPLCFault, c.plc.FaultCode)
 	case !now.Before(latest(c.hbAt, c.connAt).Add(c.cfg.PLCWatchdog)):
-		return false, fmt.Errorf("%w at %d for %s", ErrPLCStalled, c.hb, now.Sub(latest(c.hbAt, c.connAt)).Round(time.Millisecond))
+		// No duration in the text: transports log a hold when its text
+		// changes.
+		return false, fmt.Errorf("%w at %d", ErrPLCStalled, c.hb)
 	}
 	return true, nil
 }

@@ -64,6 +64,34 @@ func TestCore(t *testing.T) {
 			{"block ack=1", "t1@1"},
 			{"write", "put4@4/0 w4@4"},
 		})},
+		{"ACK_SEQ 65535 at the first connect: the first command is SEQ 0", Config{}, []step{
+			{"conn", ""},
+			{"block boot=7 ack=65535 count=65535", "sync:first"},
+			{"send 1", ""},
+			{"write", "put1@0/0 w1@0"},
+		}},
+		{"ACK_SEQ across the wrap takes in order", Config{}, []step{
+			{"conn", ""},
+			{"block boot=7 ack=65530", "sync:first"},
+			{"send 1", ""}, {"send 2", ""}, {"send 3", ""}, {"send 4", ""}, {"send 5", ""}, {"send 6", ""}, {"send 7", ""},
+			{"write", "put1@65531/11 w1@65531"}, {"write", "put2@65532/12 w2@65532"}, {"write", "put3@65533/13 w3@65533"},
+			{"write", "put4@65534/14 w4@65534"}, {"write", "put5@65535/15 w5@65535"}, {"write", "put6@0/0 w6@0"},
+			{"write", "put7@1/1 w7@1"},
+			{"block ack=0", "t1@65531 t2@65532 t3@65533 t4@65534 t5@65535 t6@0"},
+			// Beyond SEQ 1, the last written: every unconfirmed command is lost.
+			{"block ack=2", "lost1@65531 lost2@65532 lost3@65533 lost4@65534 lost5@65535 lost6@0 lost7@1 err:mismatch"},
+		}},
+		{"seventeen between two reads, every slot stale: all missed", Config{}, steps(upSteps, []step{
+			{"block count=17", "missed17"},
+		})},
+		{"a write reply after a cold restart changes nothing", Config{}, steps(upSteps, []step{
+			{"send 1", ""},
+			{"write hold", "put1@1/1"},
+			{"block boot=10", "lost1@1 sync:cold"},
+			{"done ok", ""},
+			{"send 2", ""},
+			{"write", "put2@1/1 w2@1"},
+		})},
 		{"deadline passed before a write: late, never written, no seq", Config{}, []step{
 			{"send 1 dl=100ms", ""},
 			{"wait 100ms", ""}, // a command may be written at its deadline

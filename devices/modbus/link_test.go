@@ -239,7 +239,7 @@ func TestWarmRestartRewritesInPlace(t *testing.T) {
 		t.Errorf("plc took %d commands, want %d (one each)", rep.Commands, n)
 	}
 	h.link.mu.Lock()
-	rewrites := h.link.c.rewrites
+	rewrites := h.link.core.Counters().Rewrites
 	h.link.mu.Unlock()
 	t.Logf("rewrites after the warm restart: %d", rewrites)
 }
@@ -352,7 +352,7 @@ func TestPLCHeartbeatLoss(t *testing.T) {
 	s.StallPLCHeartbeat(1500 * time.Millisecond)
 	waitState(t, h.link, devices.LinkSyncing, 5*time.Second)
 	h.link.mu.Lock()
-	hold := h.link.hold
+	_, hold := h.link.core.State(time.Now())
 	h.link.mu.Unlock()
 	if st := h.link.Status(); st.Reconnects != 0 || !errors.Is(hold, ErrPLCStalled) || !strings.Contains(st.LastError, "stalled") {
 		t.Errorf("stalled heartbeat: reconnects %d, hold %v, last error %q", st.Reconnects, hold, st.LastError)
