@@ -59,7 +59,7 @@ type Link struct {
 	lastErr   string
 	errors    uint64
 	busy      uint64
-	forgotten uint64         // core's Forgotten counter at the last log
+	forgotten uint64          // core's Forgotten counter at the last log
 	rate      devices.RateLog // repeated lines: link down, forgotten, missed
 }
 
