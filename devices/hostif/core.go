@@ -190,7 +190,7 @@ type Counters struct {
 	Forgotten uint64
 	// Mismatches: ACK_SEQ or CONFIRM_COUNT movements ErrRingMismatch.
 	Mismatches uint64
-	// Reconnects: connections established after the first.
+	// Reconnects: connection attempts after the first, failed or not.
 	Reconnects uint64
 }
 
@@ -227,7 +227,7 @@ type Core struct {
 	conn       bool   // a connection is established
 	synced     bool   // the connection's first block was applied
 	gen        uint64 // connection generation, +1 per Connected
-	everConn   bool
+	attempted  bool   // a connection attempt was made
 	connAt     time.Time
 	ready      bool   // the transport's own readiness
 	notReady   string // why not
@@ -311,16 +311,27 @@ func (c *Core) Tick(now time.Time, evs *[]devices.Event) time.Time {
 	return c.nextExpiry
 }
 
-// Dialing records that a connection attempt started.
-func (c *Core) Dialing(now time.Time) { c.dialing = true }
+// Dialing records that a connection attempt started. Every attempt after
+// the link's first counts as a reconnect, failed or not: a PLC that is
+// off shows its redials.
+func (c *Core) Dialing(now time.Time) {
+	c.attempt()
+	c.dialing = true
+}
 
-// Connected records an established connection. Commands wait for its first
-// Block.
-func (c *Core) Connected(now time.Time) {
-	if c.everConn {
+func (c *Core) attempt() {
+	if c.attempted {
 		c.c.Reconnects++
 	}
-	c.everConn = true
+	c.attempted = true
+}
+
+// Connected records an established connection (an attempt of its own if
+// Dialing did not announce it). Commands wait for its first Block.
+func (c *Core) Connected(now time.Time) {
+	if !c.dialing {
+		c.attempt()
+	}
 	c.conn, c.synced, c.dialing = true, false, false
 	c.gen++
 	c.connAt = now

@@ -307,11 +307,11 @@ func TestCore(t *testing.T) {
 			{"send 3", "refused:closed"},
 			{"close", ""},
 		})},
-		{"reconnects: one per connection after the first", Config{}, []step{
+		{"reconnects: every attempt after the first, failed or not", Config{}, []step{
 			{"reconnects 0", ""},
 			{"dial", ""}, {"disc", ""}, {"reconnects 0", ""},
-			{"conn", ""}, {"reconnects 0", ""},
-			{"disc", ""}, {"dial", ""}, {"conn", ""}, {"reconnects 1", ""},
+			{"dial", ""}, {"reconnects 1", ""},
+			{"conn", ""}, {"reconnects 1", ""},
 			{"disc", ""}, {"conn", ""}, {"reconnects 2", ""},
 		}},
 		{"max unconfirmed: the oldest taken is reported lost", Config{Ring: 4, MaxUnconfirmed: 8}, steps(upSteps, unconfirmedSteps(9))},

@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"sortgw/devices"
 )
 
 // Security modes of Config.Security.
@@ -90,6 +92,13 @@ type Config struct {
 	QueueSize int
 	// EventBuffer is the capacity of the Events channel (default 4096).
 	EventBuffer int
+	// Chutes is the sorter's chute count N (default 256, at most 2048):
+	// Send refuses a command for a chute above it, as the Modbus link does.
+	Chutes int
+	// MaxUnconfirmed bounds the commands remembered while waiting for
+	// their confirmation (default 65536, at least 2 x Ring); beyond it the
+	// oldest taken one is reported lost (devices/hostif).
+	MaxUnconfirmed int
 }
 
 // Defaults.
@@ -106,6 +115,8 @@ const (
 	DefaultBackoffMax      = 2 * time.Second
 	DefaultQueueSize       = 1024
 	DefaultEventBuffer     = 4096
+	DefaultChutes          = 256
+	DefaultMaxUnconfirmed  = 1 << 16
 )
 
 // Validate fills defaults and checks the whole config; the error lists
@@ -158,6 +169,12 @@ func (c *Config) Validate() error {
 	}
 	if c.EventBuffer == 0 {
 		c.EventBuffer = DefaultEventBuffer
+	}
+	if c.Chutes == 0 {
+		c.Chutes = DefaultChutes
+	}
+	if c.MaxUnconfirmed == 0 {
+		c.MaxUnconfirmed = DefaultMaxUnconfirmed
 	}
 
 	var errs []string
@@ -217,6 +234,12 @@ func (c *Config) Validate() error {
 	}
 	if c.EventBuffer < 1 {
 		bad("event buffer %d: want at least 1", c.EventBuffer)
+	}
+	if c.Chutes < 1 || c.Chutes > devices.MaxChutes {
+		bad("chutes %d: want 1..%d", c.Chutes, devices.MaxChutes)
+	}
+	if c.MaxUnconfirmed < 2*c.Ring {
+		bad("max unconfirmed %d: want at least twice the ring", c.MaxUnconfirmed)
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w %q: %s", ErrInvalidConfig, c.Name, strings.Join(errs, "; "))

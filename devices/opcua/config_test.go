@@ -49,26 +49,3 @@ func TestConfigBad(t *testing.T) {
 		})
 	}
 }
-
-func TestRateLog(t *testing.T) {
-	var r rateLog
-	t0 := time.Unix(0, 0)
-	steps := []struct {
-		msg  string
-		at   time.Duration
-		ok   bool
-		supp int
-	}{
-		{"refused", 0, true, 0},
-		{"refused", 300 * time.Millisecond, false, 0},
-		{"refused", 900 * time.Millisecond, false, 0},
-		{"refused", 1100 * time.Millisecond, true, 2},
-		{"timeout", 1200 * time.Millisecond, true, 0},
-	}
-	for i, s := range steps {
-		supp, ok := r.allow(s.msg, t0.Add(s.at))
-		if ok != s.ok || supp != s.supp {
-			t.Fatalf("step %d: ok %v suppressed %d", i, ok, supp)
-		}
-	}
-}
