@@ -1,6 +1,7 @@
 package devices
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -56,5 +57,16 @@ func TestRateLogDialEveryTwoSeconds(t *testing.T) {
 	// The repeats after the last line written are reported with the next.
 	if lines > 70 || lines+held > 1800 || lines+held < 1800-30 {
 		t.Errorf("%d lines, %d held back in an hour of redials every 2s; want at most 70, and all but the last minute's counted", lines, held)
+	}
+}
+
+func TestRateLogBoundsKeys(t *testing.T) {
+	var r RateLog
+	t0 := time.Unix(0, 0)
+	for i := range 200 {
+		r.Allow(fmt.Sprint("dial 10.0.0.", i), t0)
+	}
+	if len(r.keys) > maxRateKeys {
+		t.Fatalf("%d keys remembered, want at most %d", len(r.keys), maxRateKeys)
 	}
 }

@@ -25,7 +25,7 @@ type scanner struct {
 	pc  ParseConfig
 	log zerolog.Logger
 	lis *listener // server mode
-	lim limiter
+	lim devices.RateLog
 
 	state     atomic.Uint32 // devices.LinkState
 	lastHeard atomic.Int64  // Source.since of the last read or heartbeat; 0 never
@@ -147,8 +147,8 @@ func (sc *scanner) serve(ctx context.Context, conn net.Conn, sink func(devices.R
 	remote := conn.RemoteAddr().String()
 	sc.remote.Store(&remote)
 	// A scanner that accepts and hangs up at once would log a connect per
-	// attempt: these go through the same once-a-second limit as errors.
-	if ok, n := sc.lim.allow("connected", time.Now()); ok {
+	// attempt: these go through the same rate limit as errors.
+	if ok, n := sc.lim.Allow("connected", time.Now()); ok {
 		msg := "scanner connected"
 		if sc.connected.Load() > 0 {
 			msg = "scanner reconnected"
@@ -197,7 +197,7 @@ func (sc *scanner) serve(ctx context.Context, conn net.Conn, sink func(devices.R
 			// Server mode: keep the connection, show the scanner offline
 			// (Status does that by itself) and say so once.
 			silent = true
-			sc.log.Warn().Dur("timeout", sc.cfg.HeartbeatTimeout).Msg("scanner silent, shown offline")
+			sc.log.Warn().Int64("timeout_ms", sc.cfg.HeartbeatTimeout.Milliseconds()).Msg("scanner silent, shown offline")
 			if err := conn.SetReadDeadline(time.Time{}); err != nil {
 				return cs.heard, err
 			}
@@ -241,7 +241,7 @@ func (cs *connState) frame(p []byte) {
 	r, kind, err := ParsePayload(p, sc.pc)
 	if err != nil {
 		sc.malformed.Add(1)
-		if ok, suppressed := sc.lim.allow("malformed:"+errors.Unwrap(err).Error(), cs.now); ok {
+		if ok, suppressed := sc.lim.Allow("malformed:"+errors.Unwrap(err).Error(), cs.now); ok {
 			sc.log.Warn().Err(err).Str("payload", excerpt(p)).Int("suppressed", suppressed).Msg("malformed telegram")
 		}
 		return
@@ -273,14 +273,15 @@ func excerpt(p []byte) string {
 	return string(p)
 }
 
-// logLimited logs at warn level, at most once per second for the same key
-// (and error text), with the number of repeats it held back.
+// logLimited logs at warn level, rate-limited per key (and error text) by
+// devices.RateLog, with the number of repeats it held back: a scanner that
+// is off redials every couple of seconds and must not log each time.
 func (sc *scanner) logLimited(key string, err error, msg string, count uint64) {
 	k := key
 	if err != nil {
 		k += ":" + err.Error()
 	}
-	ok, suppressed := sc.lim.allow(k, time.Now())
+	ok, suppressed := sc.lim.Allow(k, time.Now())
 	if !ok {
 		return
 	}
@@ -294,45 +295,6 @@ func (sc *scanner) logLimited(key string, err error, msg string, count uint64) {
 	ev.Int("suppressed", suppressed).Msg(msg)
 }
 
-// limiter lets the same message through at most once per interval.
-type limiter struct {
-	mu    sync.Mutex
-	seen  map[string]limEntry
-	every time.Duration // 0 = one second
-}
-
-type limEntry struct {
-	last       time.Time
-	suppressed int
-}
-
-// allow reports whether key may be logged now, and how many times it was
-// held back since it last was.
-func (l *limiter) allow(key string, now time.Time) (bool, int) {
-	every := l.every
-	if every == 0 {
-		every = time.Second
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.seen == nil {
-		l.seen = make(map[string]limEntry)
-	}
-	e, ok := l.seen[key]
-	if ok && now.Sub(e.last) < every {
-		e.suppressed++
-		l.seen[key] = e
-		return false, 0
-	}
-	if !ok && len(l.seen) >= 64 {
-		// Error texts are a small set per scanner; a flood of distinct
-		// ones (addresses in them) must not grow the map forever.
-		clear(l.seen)
-	}
-	l.seen[key] = limEntry{last: now}
-	return true, e.suppressed
-}
-
 // listener accepts server-mode scanners on one address.
 type listener struct {
 	src      *Source
@@ -341,7 +303,7 @@ type listener struct {
 	scanners []*scanner
 	ln       net.Listener
 	bound    atomic.Pointer[string]
-	lim      limiter
+	lim      devices.RateLog
 }
 
 func (l *listener) check() error {
@@ -391,7 +353,7 @@ func (l *listener) run(ctx context.Context, wg *sync.WaitGroup, sink func(device
 				return
 			}
 			// Out of file descriptors and the like: wait a little.
-			if ok, n := l.lim.allow("accept:"+err.Error(), time.Now()); ok {
+			if ok, n := l.lim.Allow("accept:"+err.Error(), time.Now()); ok {
 				l.log.Error().Err(err).Int("suppressed", n).Msg("accept failed")
 			}
 			t := time.NewTimer(100 * time.Millisecond)
@@ -408,7 +370,7 @@ func (l *listener) run(ctx context.Context, wg *sync.WaitGroup, sink func(device
 			for _, s := range l.scanners {
 				s.refused.Add(1)
 			}
-			if ok, n := l.lim.allow("refused:"+conn.RemoteAddr().String(), time.Now()); ok {
+			if ok, n := l.lim.Allow("refused:"+conn.RemoteAddr().String(), time.Now()); ok {
 				l.log.Warn().Str("remote", conn.RemoteAddr().String()).Int("suppressed", n).Msg("connection from an unknown scanner refused")
 			}
 			conn.Close()
