@@ -45,6 +45,11 @@ var (
 	ErrRingMismatch = errors.New("ring out of step with the plc")
 	// ErrPLCFault: FAULT_CODE 1..99 holds commands.
 	ErrPLCFault = errors.New("plc fault")
+	// ErrHostLost: FAULT_CODE 1, the PLC has not seen the host's heartbeat
+	// change (also wraps ErrPLCFault). Every PLC shows it after power-on
+	// until the host's first heartbeat: at the start of a session it is
+	// expected, not a warning.
+	ErrHostLost = errors.New("host lost")
 	// ErrPLCStalled: PLC_HEARTBEAT has not changed for the watchdog time.
 	ErrPLCStalled = errors.New("plc heartbeat stalled")
 	// ErrNotReady: the transport holds commands (ready is false).
@@ -607,7 +612,9 @@ func (c *Core) up(now time.Time) (bool, error) {
 		return false, fmt.Errorf("%w: waiting for the first read of the plc block", ErrNotReady)
 	case !c.ready:
 		return false, fmt.Errorf("%w: %s", ErrNotReady, c.notReady)
-	case c.plc.FaultCode >= 1 && c.plc.FaultCode <= 99:
+	case c.plc.FaultCode == 1:
+		return false, fmt.Errorf("%w 1: %w", ErrPLCFault, ErrHostLost)
+	case c.plc.FaultCode >= 2 && c.plc.FaultCode <= 99:
 		return false, fmt.Errorf("%w %d", ErrPLCFault, c.plc.FaultCode)
 	case !now.Before(latest(c.hbAt, c.connAt).Add(c.cfg.PLCWatchdog)):
 		// No duration in the text: transports log a hold when its text

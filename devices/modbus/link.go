@@ -460,7 +460,7 @@ func (l *Link) logState(st devices.LinkState, why error, now time.Time) {
 	}
 	l.held = why.Error()
 	ev := l.log.Warn()
-	if !l.upOnce && errors.Is(why, hostif.ErrPLCFault) && l.hb.FaultCode == 1 {
+	if !l.upOnce && errors.Is(why, hostif.ErrHostLost) {
 		ev = l.log.Info()
 	}
 	if ok, n := l.rate.Allow("hold:"+l.held, now); ok {

@@ -226,13 +226,9 @@ func (l *Link) readyLocked(now time.Time) {
 }
 
 // stateLocked is the link state (the core's decision) and why it is not up.
-func (l *Link) stateLocked(now time.Time) (devices.LinkState, string) {
+func (l *Link) stateLocked(now time.Time) (devices.LinkState, error) {
 	l.readyLocked(now)
-	st, why := l.core.State(now)
-	if why != nil {
-		return st, why.Error()
-	}
-	return st, ""
+	return l.core.State(now)
 }
 
 func latest(a, b time.Time) time.Time {

@@ -510,8 +510,11 @@ func (l *Link) watchdog(c *conn) (wasUp bool) {
 		}
 		now := time.Now()
 		l.mu.Lock()
-		st, reason := l.stateLocked(now)
-		fault := l.blk.FaultCode
+		st, why := l.stateLocked(now)
+		reason := ""
+		if why != nil {
+			reason = why.Error()
+		}
 		s := l.sess
 		if st == devices.LinkUp {
 			l.wasUp = true
@@ -527,7 +530,7 @@ func (l *Link) watchdog(c *conn) (wasUp bool) {
 				if ok, n := l.rate.Allow("up", now); ok {
 					l.log.Info().Int("suppressed", n).Msg("plc link up")
 				}
-			case !upOnce && (fault == 1 || !s.subscribed):
+			case !upOnce && (errors.Is(why, hostif.ErrHostLost) || errors.Is(why, hostif.ErrNotReady)):
 				// The power-on FAULT_CODE 1 (host lost until the PLC sees
 				// our heartbeat) and the wait for the subscription are part
 				// of every normal start.
