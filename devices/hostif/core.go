@@ -609,7 +609,9 @@ func (c *Core) up(now time.Time) (bool, error) {
 	case c.closed || !c.conn:
 		return false, nil
 	case !c.synced:
-		return false, fmt.Errorf("%w: waiting for the first read of the plc block", ErrNotReady)
+		// Part of every connect, not a reason to show: the transport's
+		// last error (why it reconnected) stays visible meanwhile.
+		return false, nil
 	case !c.ready:
 		return false, fmt.Errorf("%w: %s", ErrNotReady, c.notReady)
 	case c.plc.FaultCode == 1:
@@ -631,7 +633,8 @@ func latest(a, b time.Time) time.Time {
 	return b
 }
 
-// State is the link state now, and for LinkSyncing why commands are held.
+// State is the link state now, and for LinkSyncing why commands are held
+// (nil while the connection's first block is awaited).
 func (c *Core) State(now time.Time) (devices.LinkState, error) {
 	switch {
 	case c.closed:

@@ -55,6 +55,9 @@ func (l *Link) session(ctx context.Context) (wasUp bool, err error) {
 
 	l.mu.Lock()
 	l.core.Connected(time.Now())
+	// Not up before the subscription delivers (readyLocked takes over once
+	// the connection is live).
+	l.core.SetReady(false, "subscribing")
 	l.mu.Unlock()
 	defer func() {
 		l.mu.Lock()
