@@ -5,6 +5,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
+
+	"sortgw/devices"
 )
 
 func TestConfigDefaults(t *testing.T) {
@@ -47,5 +51,29 @@ func TestConfigBad(t *testing.T) {
 				t.Fatalf("err %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestSendChecksConfiguredChutes: Send refuses a chute above the
+// configured count, as the Modbus link does (both ask the core).
+func TestSendChecksConfiguredChutes(t *testing.T) {
+	l, err := New(Config{Name: "p", Endpoint: "opc.tcp://127.0.0.1:1", Chutes: 100, QueueSize: 2}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	for _, tc := range []struct {
+		cmd  devices.Command
+		want error
+	}{
+		{devices.Command{TID: 1, Chute: 101}, devices.ErrBadCommand},
+		{devices.Command{TID: 0, Chute: 1}, devices.ErrBadCommand},
+		{devices.Command{TID: 1, Chute: 100}, nil},
+		{devices.Command{TID: 2, Chute: 0}, nil},
+		{devices.Command{TID: 3, Chute: 1}, devices.ErrQueueFull},
+	} {
+		if err := l.Send(ctx, tc.cmd); !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+			t.Errorf("send %+v: %v, want %v", tc.cmd, err, tc.want)
+		}
 	}
 }
