@@ -211,6 +211,7 @@ type PLC struct {
 	commandsTaken  uint64
 	scans          uint64
 	bootRand       func() uint32
+	warmLosesRing  bool // SetWarmRestartLosesDivert
 }
 
 func newPLC(cfg plcConfig, clk Clock, sched *scheduler, tr *truth, log zerolog.Logger) *PLC {
@@ -642,12 +643,37 @@ func (p *PLC) SetSorterState(s SorterState) {
 	p.notifyLocked()
 }
 
+// SetWarmRestartLosesDivert makes every later warm restart lose the divert
+// slots the PLC has not consumed yet, as a PLC whose communication buffer
+// does not survive a restart would (the interface allows it: a host
+// rewrites every unacknowledged command after a reconnect with the same
+// BOOT_ID). Off by default.
+func (p *PLC) SetWarmRestartLosesDivert(on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.warmLosesRing = on
+}
+
 // warmRestart keeps the memory and BOOT_ID; only connections drop (done by
-// the sim). The heartbeat goes on.
+// the sim). The heartbeat goes on. With SetWarmRestartLosesDivert, slots
+// holding a SEQ after ACK_SEQ are lost: they read back as the consumed SEQ
+// ACK_SEQ, never ACK_SEQ+1, so the PLC takes nothing from them until the
+// host rewrites them.
 func (p *PLC) warmRestart() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.log.Warn().Uint16("boot_id", p.bootID).Msg("warm restart")
+	lost := 0
+	if p.warmLosesRing {
+		for k, d := range p.divert {
+			if ahead := d.Seq - p.ackSeq; ahead != 0 && ahead < RingSize {
+				p.divert[k] = DivertSlot{Seq: p.ackSeq}
+				lost++
+			}
+		}
+		p.dirty = true
+		p.notifyLocked()
+	}
+	p.log.Warn().Uint16("boot_id", p.bootID).Int("divert_slots_lost", lost).Msg("warm restart")
 }
 
 // coldRestart returns the PLC to its power-on state with a new BOOT_ID; the

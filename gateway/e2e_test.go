@@ -123,7 +123,7 @@ func startE2E(t *testing.T, c e2eConfig, token string) *e2e {
 		if c.Endpoint != nil {
 			ep = c.Endpoint(ep)
 		}
-		ocfg := opcua.Config{Name: "plc", Endpoint: ep}
+		ocfg := opcua.Config{Name: "plc", Endpoint: ep, Chutes: c.Chutes}
 		if c.OPCUA != nil {
 			c.OPCUA(&ocfg)
 		}

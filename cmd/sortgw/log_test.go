@@ -164,21 +164,14 @@ lines:
 		t.Fatal(err)
 	}
 
-	plcLines, devicePLC := 0, 0
+	plcLines := 0
 	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
 		count := map[string]int{}
 		for _, k := range jsonKeys(t, l) {
 			count[k]++
 		}
 		for k, n := range count {
-			switch {
-			case n == 1:
-			case k == "plc" && n == 2 && count["protocol"] == 1:
-				// The site attaches "plc"; devices/modbus.New still adds
-				// it too. That line goes with the links' move onto the
-				// one host-interface core (issue 9 item 1).
-				devicePLC++
-			default:
+			if n != 1 {
 				t.Errorf("key %q %d times: %s", k, n, l)
 			}
 		}
@@ -191,8 +184,5 @@ lines:
 	}
 	if plcLines == 0 {
 		t.Fatalf("no line from the PLC link:\n%s", out.String())
-	}
-	if devicePLC > 0 && !t.Failed() {
-		t.Skipf("%d PLC link lines carry \"plc\" twice: the link adds it itself (devices/modbus link.go, another part of issue 9)", devicePLC)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	gmb "github.com/goburrow/modbus"
 
 	"sortgw/devices"
+	"sortgw/devices/hostif"
 )
 
 // Named errors the link branches on or that tests look for.
@@ -17,11 +18,11 @@ var (
 	// link gave out (another host writes the ring, or the PLC lost its
 	// ring without a new BOOT_ID). The link follows the PLC as after a
 	// cold start.
-	ErrAckOutOfStep = errors.New("ack_seq out of step")
+	ErrAckOutOfStep = hostif.ErrRingMismatch
 	// ErrPLCStalled: PLC_HEARTBEAT has not changed for PLCWatchdog.
-	ErrPLCStalled = errors.New("plc heartbeat stalled")
+	ErrPLCStalled = hostif.ErrPLCStalled
 	// ErrPLCFault: FAULT_CODE 1..99 holds commands back.
-	ErrPLCFault = errors.New("plc fault")
+	ErrPLCFault = hostif.ErrPLCFault
 )
 
 // conn is one goburrow TCP connection. goburrow keeps a connection after a

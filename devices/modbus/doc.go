@@ -21,6 +21,10 @@
 //
 // # The ring
 //
+// The link is a transport around devices/hostif, which keeps every rule
+// of the interface for both protocols; this section and the next describe
+// what the core decides and the link carries out.
+//
 // A command waits in a bounded FIFO (Send never touches the network) until
 // the link is up and (seq - ACK_SEQ) mod 65536 < Ring; only then does it
 // take its sequence number, so a command that goes late leaves no gap.
@@ -81,8 +85,9 @@
 //
 // # Lock order
 //
-// Link.emitMu, then Link.mu. mu guards the ring and the status and is
-// never held across network I/O or a channel send; Send and Status take
-// only mu. emitMu is held from deciding a batch of events to handing it to
-// the channel, so events leave in the order they were decided.
+// Link.emitMu, then Link.mu. mu guards the core (which has no lock of its
+// own) and the link's counters and is never held across network I/O or a
+// channel send; Send and Status take only mu. emitMu is held from deciding
+// a batch of events to handing it to the channel, so events leave in the
+// order they were decided.
 package modbus

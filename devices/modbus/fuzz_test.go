@@ -5,23 +5,24 @@ import (
 	"encoding/binary"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
 	"sortgw/devices"
 )
 
-// FuzzPLCBlocks feeds the link's ring and confirmation logic with PLC
-// blocks the PLC could send (the registers are untrusted input), mixed with
-// sends and writes, and checks that nothing panics and the ring's
-// invariants hold: never more than Ring-1 commands given out past
-// ACK_SEQ, and every command assigned a sequence number accounted for
-// exactly once (taken list, unconfirmed list).
+// FuzzPLCBlocks feeds the link's decoding of the PLC block (the registers
+// are untrusted input) into its core, mixed with sends and slot writes,
+// and checks that nothing panics and the ring's window holds: never Ring
+// or more commands given out past ACK_SEQ. The core's own rules are
+// fuzzed in devices/hostif (FuzzCore); this covers the Modbus decoding in
+// front of it.
 //
 // Input: a stream of ops. 'S' tid: queue a command; 'W' ok: write the
 // next command (ok even: success, odd: I/O error, which starts a new
 // session); 'B' reg off, value (2 bytes each): patch a register of the
-// block and process it as a poll; 'C': process the block as a reconnect.
+// block and apply it as a poll; 'C': apply the block as a reconnect.
 func FuzzPLCBlocks(f *testing.F) {
 	f.Add([]byte("S\x01W\x00B\x02\x00\x01B\x03\x00\x01"))                                  // send, write, ack 1, confirm 1
 	f.Add([]byte("S\x01S\x02W\x00W\x01CB\x02\x00\x02"))                                    // a failed write, reconnect, ack
@@ -35,19 +36,22 @@ func FuzzPLCBlocks(f *testing.F) {
 		}
 		ctx := context.Background()
 		regs := make([]uint16, l.lay.blockLen)
-		regs[offBootID(l)] = 1
-		apply := func() {
-			if err := l.lay.decode(&l.blk, regs); err != nil {
+		regs[l.lay.offBootID] = 1
+		connect := func() {
+			l.mu.Lock()
+			if l.sess != nil {
+				l.sess.failed = true
+				l.core.Disconnected(time.Now())
+			}
+			l.sess = &session{errCh: make(chan error, 1)}
+			l.core.Connected(time.Now())
+			l.mu.Unlock()
+			if err := l.load(regs); err != nil {
 				t.Fatal(err)
 			}
+			l.apply(ctx)
 		}
-		newSession := func() *session {
-			s := &session{errCh: make(chan error, 1)}
-			apply()
-			l.sync(ctx, s)
-			return s
-		}
-		s := newSession()
+		connect()
 		var tid uint32 = 1
 		for i := 0; i < len(data); i++ {
 			switch data[i] {
@@ -66,19 +70,16 @@ func FuzzPLCBlocks(f *testing.F) {
 					i++
 					ok = data[i]%2 == 0
 				}
-				job, js, _ := l.nextJob(ctx)
-				if job == nil {
+				w, s, got, _ := l.nextJob(ctx)
+				if !got {
 					continue
 				}
-				var werr error
+				l.mu.Lock()
+				l.core.WriteDone(w, ok, time.Now(), &l.evs)
+				l.mu.Unlock()
+				s.wg.Done()
 				if !ok {
-					werr = errors.New("i/o")
-				}
-				l.written(ctx, js, job, werr)
-				js.wg.Done()
-				if !ok {
-					l.endSessionState(js)
-					s = newSession()
+					connect()
 				}
 			case 'B':
 				if i+4 >= len(data) {
@@ -87,111 +88,22 @@ func FuzzPLCBlocks(f *testing.F) {
 				off := int(data[i+1]) % len(regs)
 				regs[off] = binary.BigEndian.Uint16(data[i+2:])
 				i += 3
-				apply()
-				l.process(ctx)
+				if err := l.load(regs); err != nil {
+					t.Fatal(err)
+				}
+				l.apply(ctx)
 			case 'C':
-				l.endSessionState(s)
-				s = newSession()
+				connect()
 			}
-			checkInvariants(t, l)
+			l.mu.Lock()
+			out := l.core.Outstanding()
+			l.mu.Unlock()
+			if out >= l.cfg.Ring {
+				t.Fatalf("%d commands past ACK_SEQ, ring %d", out, l.cfg.Ring)
+			}
 			for len(l.events) > 0 {
 				<-l.events
 			}
 		}
 	})
-}
-
-func offBootID(l *Link) int { return l.lay.offBootID }
-
-// endSessionState does what endSession does to the link's state, without
-// connections.
-func (l *Link) endSessionState(s *session) {
-	l.mu.Lock()
-	s.failed = true
-	if l.sess == s {
-		l.sess = nil
-	}
-	l.state = devices.LinkDown
-	l.mu.Unlock()
-}
-
-func checkInvariants(t *testing.T, l *Link) {
-	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if given := int(l.next - 1 - l.ack); given >= l.cfg.Ring {
-		t.Fatalf("ack %d next %d: %d commands past ACK_SEQ, ring %d", l.ack, l.next, given, l.cfg.Ring)
-	}
-	if len(l.out) > l.cfg.Ring-1 {
-		t.Fatalf("%d outstanding", len(l.out))
-	}
-	for i, e := range l.out {
-		if i > 0 && e.seq != l.out[i-1].seq+1 {
-			t.Fatalf("outstanding seqs not consecutive: %d after %d", e.seq, l.out[i-1].seq)
-		}
-		if !passed(e.seq, l.ack, l.next-1) {
-			t.Fatalf("outstanding seq %d outside ack %d .. next %d", e.seq, l.ack, l.next)
-		}
-	}
-	n := 0
-	for e := l.pend.head; e != nil; e = e.next {
-		n++
-		if e.lost {
-			t.Fatalf("lost command seq %d still pending", e.seq)
-		}
-	}
-	if n != l.pend.n || n > l.cfg.MaxUnconfirmed {
-		t.Fatalf("pending list %d, count %d", n, l.pend.n)
-	}
-	chained := 0
-	for _, first := range l.pend.byTID {
-		for x := first; x != nil; x = x.sameTID {
-			chained++
-		}
-	}
-	if chained != n {
-		t.Fatalf("tid index holds %d, list %d", chained, n)
-	}
-}
-
-// TestFaultCodes: FAULT_CODE 1..99 holds commands (LinkSyncing); 0 and
-// PLC-specific faults (100 and up) let them flow.
-func TestFaultCodes(t *testing.T) {
-	cases := []struct {
-		fault uint16
-		want  devices.LinkState
-	}{
-		{0, devices.LinkUp},
-		{1, devices.LinkSyncing},
-		{2, devices.LinkSyncing},
-		{99, devices.LinkSyncing},
-		{100, devices.LinkUp},
-		{4711, devices.LinkUp},
-	}
-	for _, tc := range cases {
-		l, err := New(Config{Addr: "127.0.0.1:1"}, zerolog.Nop())
-		if err != nil {
-			t.Fatal(err)
-		}
-		regs := make([]uint16, l.lay.blockLen)
-		regs[l.lay.offBootID] = 7
-		regs[offFaultCode] = tc.fault
-		if err := l.lay.decode(&l.blk, regs); err != nil {
-			t.Fatal(err)
-		}
-		l.sync(context.Background(), &session{errCh: make(chan error, 1)})
-		if st := l.Status().State; st != tc.want {
-			t.Errorf("fault %d: state %s, want %s", tc.fault, st, tc.want)
-		}
-		if err := l.Send(context.Background(), devices.Command{TID: 1, Chute: 1}); err != nil {
-			t.Fatal(err)
-		}
-		job, s, _ := l.nextJob(context.Background())
-		if (job != nil) != (tc.want == devices.LinkUp) {
-			t.Errorf("fault %d: command given out: %v", tc.fault, job != nil)
-		}
-		if job != nil {
-			s.wg.Done()
-		}
-	}
 }

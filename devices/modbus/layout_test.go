@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"sortgw/devices"
 )
 
 func validConfig(t *testing.T, mod func(*Config)) Config {
@@ -263,4 +265,10 @@ func TestConfigValidate(t *testing.T) {
 			}
 		})
 	}
+}
+
+func packed(words []uint16, chutes int) devices.ChuteBits {
+	var cb devices.ChuteBits
+	packBits(&cb, words, chutes)
+	return cb
 }

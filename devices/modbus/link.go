@@ -12,15 +12,18 @@ import (
 	"github.com/rs/zerolog"
 
 	"sortgw/devices"
+	"sortgw/devices/hostif"
 )
 
-// Link is a devices.PLCLink over Modbus TCP. Create it with New, start it
-// with Run; Send, Events, Status, SetHostState and SetPlanVersion are safe
-// for concurrent use.
+// Link is a devices.PLCLink over Modbus TCP: a transport around a
+// hostif.Core, which holds every rule of the interface. Create it with
+// New, start it with Run; Send, Events, Status, SetHostState and
+// SetPlanVersion are safe for concurrent use.
 //
-// Lock order (see doc.go): emitMu before mu. mu is never held across
-// network I/O or a channel send; emitMu is held while events are handed to
-// the Events channel, so events leave in the order they were decided.
+// Lock order (see doc.go): emitMu before mu. mu guards the core and is
+// never held across network I/O or a channel send; emitMu is held while
+// events are handed to the Events channel, so events leave in the order
+// the core decided them.
 type Link struct {
 	cfg Config
 	lay layout
@@ -29,11 +32,8 @@ type Link struct {
 	events chan devices.Event
 	wake   chan struct{}
 
-	rtt         devices.Histogram
-	writtenLat  devices.Histogram
-	takenLat    devices.Histogram
-	dispatchLat devices.Histogram
-	pollGap     devices.Histogram
+	rtt     devices.Histogram
+	pollGap devices.Histogram
 
 	hostState   atomic.Uint32
 	planVersion atomic.Uint32
@@ -42,44 +42,25 @@ type Link struct {
 	// Owned by the Run goroutine (the session's poll loop).
 	regs     []uint16
 	blk      block
+	hb       hostif.Block
+	slots    []hostif.Slot
 	hostHB   uint16
 	lastPoll time.Time
+	held     string // the hold reason last logged ("" while up)
+	upOnce   bool   // this session reached LinkUp
 
 	emitMu  sync.Mutex
 	evs     []devices.Event // scratch; appended under mu by the emitMu holder
 	dropped int             // events dropped at shutdown (emitMu)
 
-	mu          sync.Mutex
-	state       devices.LinkState
-	hold        error // why a connected link is not up
-	lastErr     string
-	sess        *session
-	closed      bool
-	queue       cmdQueue
-	out         []*entry // assigned a sequence number, not yet taken, in seq order
-	pend        pending  // assigned, not yet confirmed
-	ack, next   uint16
-	haveBoot    bool
-	bootID      uint16
-	confirmN    uint16
-	plcHB       uint16
-	plcHBAt     time.Time // when PLC_HEARTBEAT last changed
-	watchFrom   time.Time // start of the current session: the watchdog's earliest base
-	sorterState uint16
-	faultCode   uint16
-	chuteCount  uint16
-	warnedCount bool
-	full        devices.ChuteBits
-	disabled    devices.ChuteBits
-	errLog      errLog
-	forgetLog   errLog
-	nextExpiry  time.Time // no queued deadline is before this (zero: none queued)
-	c           counters
-}
-
-type counters struct {
-	written, taken, late, confirmed, lost, missed, errors, busy, reconnects uint64
-	rewrites, forgotten                                                     uint64
+	mu        sync.Mutex
+	core      *hostif.Core
+	sess      *session
+	lastErr   string
+	errors    uint64
+	busy      uint64
+	forgotten uint64          // core's Forgotten counter at the last log
+	rate      devices.RateLog // repeated lines: link down, forgotten, missed
 }
 
 // session is one connection (or pair of connections) to the PLC, from dial
@@ -94,22 +75,27 @@ type session struct {
 var _ devices.PLCLink = (*Link)(nil)
 
 // New validates cfg (filling in defaults) and returns a link that does
-// nothing until Run.
+// nothing until Run. The caller's logger carries the PLC's identity
+// (With().Str("plc", name)); the link adds only addr and protocol.
 func New(cfg Config, log zerolog.Logger) (*Link, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	core, err := hostif.New(hostif.Config{
+		Ring: cfg.Ring, ConfirmRing: cfg.ConfirmRing, Chutes: cfg.Chutes, QueueSize: cfg.QueueSize,
+		MaxUnconfirmed: cfg.MaxUnconfirmed, PLCWatchdog: cfg.PLCWatchdog,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: plc %q: %w", ErrInvalidConfig, cfg.Name, err)
+	}
 	l := &Link{
-		cfg:       cfg,
-		lay:       newLayout(&cfg),
-		log:       log.With().Str("plc", cfg.Name).Str("addr", cfg.Addr).Str("protocol", "modbus").Logger(),
-		events:    make(chan devices.Event, cfg.EventBuffer),
-		wake:      make(chan struct{}, 1),
-		queue:     newCmdQueue(cfg.QueueSize),
-		pend:      newPending(),
-		errLog:    errLog{every: time.Second},
-		forgetLog: errLog{every: time.Second},
-		state:     devices.LinkDown,
+		cfg:    cfg,
+		lay:    newLayout(&cfg),
+		log:    log.With().Str("addr", cfg.Addr).Str("protocol", "modbus").Logger(),
+		events: make(chan devices.Event, cfg.EventBuffer),
+		wake:   make(chan struct{}, 1),
+		core:   core,
+		slots:  make([]hostif.Slot, cfg.ConfirmRing),
 	}
 	l.regs = make([]uint16, 0, l.lay.blockLen)
 	return l, nil
@@ -123,9 +109,8 @@ func (l *Link) Config() Config { return l.cfg }
 // it: while it is full the poll loop stops, the host heartbeat stops with
 // it, and after 1 s the PLC declares the host lost.
 //
-// Per command the order is Written, Taken, Confirmed (Written is missing
-// when the write's reply was lost but the PLC took the command anyway), or
-// Late, or Lost at any point after it was assigned a sequence number.
+// Per command the order is Written, Taken, Confirmed, or Late, or Lost at
+// any point after it took a sequence number (see devices/hostif).
 func (l *Link) Events() <-chan devices.Event { return l.events }
 
 // SetHostState sets HOST_STATE, written with the next heartbeat.
@@ -137,30 +122,17 @@ func (l *Link) SetPlanVersion(v uint16) { l.planVersion.Store(uint32(v)) }
 // Send queues a command for the ring. It never blocks on the network and
 // does not allocate: the command waits for a ring slot and a link that is
 // up, and its fate arrives on Events. A command still queued at its
-// Deadline is reported EventLate and never written.
+// Deadline is reported EventLate and never written. TID 0 and a chute above
+// Config.Chutes are refused with devices.ErrBadCommand.
 func (l *Link) Send(ctx context.Context, cmd devices.Command) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if cmd.TID == 0 {
-		return fmt.Errorf("divert tid 0 to chute %d: %w", cmd.Chute, devices.ErrBadCommand)
-	}
-	if int(cmd.Chute) > l.cfg.Chutes {
-		return fmt.Errorf("divert tid %d to chute %d: above the %d chutes of plc %s: %w",
-			cmd.TID, cmd.Chute, l.cfg.Chutes, l.cfg.Name, devices.ErrBadCommand)
-	}
 	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
-		return devices.ErrClosed
-	}
-	ok := l.queue.push(queued{cmd: cmd, at: time.Now()})
-	if ok && !cmd.Deadline.IsZero() && (l.nextExpiry.IsZero() || cmd.Deadline.Before(l.nextExpiry)) {
-		l.nextExpiry = cmd.Deadline
-	}
+	err := l.core.Enqueue(cmd, time.Now())
 	l.mu.Unlock()
-	if !ok {
-		return fmt.Errorf("divert tid %d to chute %d: %w", cmd.TID, cmd.Chute, devices.ErrQueueFull)
+	if err != nil {
+		return err
 	}
 	l.signal()
 	return nil
@@ -177,35 +149,17 @@ func (l *Link) signal() {
 func (l *Link) Status() devices.PLCStatus {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return devices.PLCStatus{
-		Name:          l.cfg.Name,
-		Addr:          l.cfg.Addr,
-		Protocol:      "modbus",
-		State:         l.state,
-		LastError:     l.lastErr,
-		Reconnects:    l.c.reconnects,
-		PLCHeartbeat:  l.plcHB,
-		LastHeartbeat: l.plcHBAt,
-		SorterState:   l.sorterState,
-		FaultCode:     l.faultCode,
-		ChuteCount:    l.chuteCount,
-		BootID:        l.bootID,
-		AckSeq:        l.ack,
-		NextSeq:       l.next,
-		Outstanding:   len(l.out),
-		Queued:        l.queue.len(),
-		Full:          l.full,
-		Disabled:      l.disabled,
-		Written:       l.c.written,
-		Taken:         l.c.taken,
-		Late:          l.c.late,
-		Confirmed:     l.c.confirmed,
-		Lost:          l.c.lost,
-		Missed:        l.c.missed,
-		Errors:        l.c.errors,
-		Busy:          l.c.busy,
-		RoundTrip:     l.rtt.Snapshot(),
+	st := devices.PLCStatus{
+		Name:      l.cfg.Name,
+		Addr:      l.cfg.Addr,
+		Protocol:  "modbus",
+		LastError: l.lastErr,
+		Errors:    l.errors,
+		Busy:      l.busy,
+		RoundTrip: l.rtt.Snapshot(),
 	}
+	l.core.Status(time.Now(), &st)
+	return st
 }
 
 // Latencies are the link's command latencies, each measured from Send.
@@ -221,7 +175,10 @@ type Latencies struct {
 
 // Latency returns the command latency distributions since New.
 func (l *Link) Latency() Latencies {
-	return Latencies{Dispatch: l.dispatchLat.Snapshot(), Written: l.writtenLat.Snapshot(), Taken: l.takenLat.Snapshot()}
+	l.mu.Lock()
+	lat := l.core.Latency()
+	l.mu.Unlock()
+	return Latencies{Dispatch: lat.Dispatch, Written: lat.Written, Taken: lat.Taken}
 }
 
 // PollInterval is the distribution of the time between two polls. Its
@@ -229,13 +186,13 @@ func (l *Link) Latency() Latencies {
 // late to see ACK_SEQ and confirmations).
 func (l *Link) PollInterval() devices.HistogramSnapshot { return l.pollGap.Snapshot() }
 
-// Run owns the connection: it dials, synchronises with the PLC per the
-// contract, polls, writes the heartbeat and commands, and redials with
-// capped, jittered back-off after any error that is not a Modbus
-// exception. It returns nil when ctx is done (within about Config.Timeout,
-// the longest a goburrow request can block), after reporting every
-// command still queued as late and every command not yet confirmed as
-// lost.
+// Run owns the connection: it dials, reads the PLC block and feeds it to
+// the core, writes the heartbeat and the commands the core hands out, and
+// redials with capped, jittered back-off after any error that is not a
+// Modbus exception. It returns nil when ctx is done (within about
+// Config.Timeout, the longest a goburrow request can block), after
+// reporting every command still queued as late and every command not yet
+// confirmed as lost.
 func (l *Link) Run(ctx context.Context) error {
 	if !l.started.CompareAndSwap(false, true) {
 		return fmt.Errorf("modbus link %s: run called twice", l.cfg.Name)
@@ -245,12 +202,7 @@ func (l *Link) Run(ctx context.Context) error {
 	wg.Go(func() { l.dispatch(dctx) })
 
 	bo := devices.Backoff{Min: l.cfg.BackoffMin, Max: l.cfg.BackoffMax}
-	for first := true; ; first = false {
-		if !first {
-			l.mu.Lock()
-			l.c.reconnects++
-			l.mu.Unlock()
-		}
+	for {
 		wasUp, err := l.session(ctx)
 		if ctx.Err() != nil {
 			break
@@ -276,35 +228,27 @@ func (l *Link) Run(ctx context.Context) error {
 	return nil
 }
 
-func (l *Link) setState(s devices.LinkState) {
-	l.mu.Lock()
-	l.state = s
-	l.mu.Unlock()
-}
-
-// down records a lost connection. The same error is logged at most once a
-// second, so a PLC that is off for the night leaves a few lines, not a
-// disk full.
+// down records a lost connection or a failed dial. Repeats of the same
+// error are rate-limited (devices.RateLog), so a PLC that is off for the
+// night leaves a few lines, not a disk full.
 func (l *Link) down(err error, retry time.Duration) {
 	if err == nil {
 		err = errors.New("connection ended")
 	}
 	now := time.Now()
 	l.mu.Lock()
-	l.state = devices.LinkDown
 	l.lastErr = err.Error()
-	l.c.errors++
-	ok, suppressed := l.errLog.allow(now, l.lastErr)
+	l.errors++
 	l.mu.Unlock()
-	if ok {
-		l.log.Warn().Err(err).Int("repeats_suppressed", suppressed).Dur("retry_in", retry).Msg("plc link down")
+	if ok, n := l.rate.Allow("down:"+err.Error(), now); ok {
+		l.log.Warn().Err(err).Int("suppressed", n).Int64("retry_in_ms", retry.Milliseconds()).Msg("plc link down")
 	}
 }
 
 func (l *Link) retrier() retrier {
 	return retrier{retries: max(l.cfg.BusyRetries, 0), delay: l.cfg.BusyDelay, onBusy: func(*gmb.ModbusError) {
 		l.mu.Lock()
-		l.c.busy++
+		l.busy++
 		l.mu.Unlock()
 	}}
 }
@@ -312,7 +256,9 @@ func (l *Link) retrier() retrier {
 // session runs one connection from dial to its first error. wasUp reports
 // whether the link reached LinkUp (the back-off starts over then).
 func (l *Link) session(ctx context.Context) (wasUp bool, err error) {
-	l.setState(devices.LinkConnecting)
+	l.mu.Lock()
+	l.core.Dialing(time.Now())
+	l.mu.Unlock()
 	s := &session{errCh: make(chan error, 1)}
 	s.poll = newConn(&l.cfg, &l.rtt)
 	s.cmd = s.poll
@@ -329,16 +275,24 @@ func (l *Link) session(ctx context.Context) (wasUp bool, err error) {
 			return false, fmt.Errorf("dial %s (command connection): %w", l.cfg.Addr, err)
 		}
 	}
+	l.mu.Lock()
+	l.core.Connected(time.Now())
+	l.mu.Unlock()
+	l.held, l.upOnce = "connecting", false
 	r := l.retrier()
 	// The contract's (re)connect rule: read the PLC block, write the
-	// heartbeat, compare BOOT_ID; commands only once FAULT_CODE reads 0.
+	// heartbeat, let the core compare BOOT_ID; commands only once it is up
+	// (FAULT_CODE 0).
 	if err := l.poll(ctx, s, r); err != nil {
 		return false, err
 	}
 	if err := l.heartbeat(ctx, s, r); err != nil {
 		return false, err
 	}
-	wasUp = l.sync(ctx, s)
+	l.mu.Lock()
+	l.sess = s
+	l.mu.Unlock()
+	wasUp = l.apply(ctx) == devices.LinkUp
 	l.lastPoll = time.Time{}
 
 	pollT := time.NewTicker(l.cfg.Poll)
@@ -363,7 +317,7 @@ func (l *Link) session(ctx context.Context) (wasUp bool, err error) {
 			if err := l.poll(ctx, s, r); err != nil {
 				return wasUp, err
 			}
-			if l.process(ctx) == devices.LinkUp {
+			if l.apply(ctx) == devices.LinkUp {
 				wasUp = true
 			}
 		}
@@ -371,14 +325,15 @@ func (l *Link) session(ctx context.Context) (wasUp bool, err error) {
 }
 
 // endSession stops every use of the session's connections, waits for a
-// write in flight, and closes them: goburrow must never reuse a conn
-// after an error.
+// write in flight (it reports its outcome to the core), and closes them:
+// goburrow must never reuse a conn after an error.
 func (l *Link) endSession(s *session) {
 	l.mu.Lock()
 	s.failed = true
 	if l.sess == s {
 		l.sess = nil
 	}
+	l.core.Disconnected(time.Now())
 	l.mu.Unlock()
 	s.wg.Wait()
 	s.poll.close()
@@ -387,14 +342,30 @@ func (l *Link) endSession(s *session) {
 	}
 }
 
-// poll reads and decodes the PLC block into l.blk.
+// poll reads the PLC block and decodes it for the core.
 func (l *Link) poll(ctx context.Context, s *session, r retrier) error {
 	var err error
 	l.regs, err = s.poll.readBlock(ctx, r, l.lay.readSpans(), l.regs)
 	if err != nil {
 		return fmt.Errorf("read plc block: %w", err)
 	}
-	return l.lay.decode(&l.blk, l.regs)
+	return l.load(l.regs)
+}
+
+// load decodes the registers of a PLC block read into the core's terms.
+func (l *Link) load(regs []uint16) error {
+	if err := l.lay.decode(&l.blk, regs); err != nil {
+		return err
+	}
+	b := &l.blk
+	l.hb.Heartbeat, l.hb.SorterState, l.hb.AckSeq, l.hb.ConfirmCount = b.heartbeat, b.sorterState, b.ackSeq, b.confirmCount
+	l.hb.FaultCode, l.hb.ChuteCount, l.hb.BootID = b.faultCode, b.chuteCount, b.bootID
+	packBits(&l.hb.Full, b.full, l.cfg.Chutes)
+	packBits(&l.hb.Disabled, b.disabled, l.cfg.Chutes)
+	for j, c := range b.confirm {
+		l.slots[j] = hostif.Slot{Num: c.num, TID: c.tid, Chute: c.chute, Result: c.result, Read: true}
+	}
+	return nil
 }
 
 // heartbeat writes HOST_HEARTBEAT+1, HOST_STATE and PLAN_VERSION together.
@@ -407,258 +378,94 @@ func (l *Link) heartbeat(ctx context.Context, s *session, r retrier) error {
 	return nil
 }
 
-// sync applies the reconnect rule to the first block of a session.
-func (l *Link) sync(ctx context.Context, s *session) bool {
+// apply feeds the last block read to the core (PLC values, ACK_SEQ, the
+// reconnect rule, confirmations), logs what it decided, and hands the
+// events on. It returns the link state.
+func (l *Link) apply(ctx context.Context) devices.LinkState {
 	l.emitMu.Lock()
 	defer l.emitMu.Unlock()
 	l.mu.Lock()
 	now := time.Now()
-	b := &l.blk
-	if b.heartbeat != l.plcHB || l.plcHBAt.IsZero() {
-		l.plcHB, l.plcHBAt = b.heartbeat, now
-	}
-	// A fresh connection gives the PLC a full watchdog period.
-	l.watchFrom = now
-	switch {
-	case !l.haveBoot:
-		l.log.Info().Uint16("boot_id", b.bootID).Uint16("ack_seq", b.ackSeq).
-			Uint16("confirm_count", b.confirmCount).Msg("plc link synchronised")
-		l.followLocked(b, now)
-	case b.bootID != l.bootID:
-		l.log.Warn().Uint16("boot_id", b.bootID).Uint16("old_boot_id", l.bootID).
-			Int("lost", l.pend.n).Msg("plc restarted cold: every unconfirmed command is lost")
-		l.followLocked(b, now)
-	default:
-		// Warm: rewrite each command still not taken into its own slot
-		// with its own SEQ. Harmless if the PLC took it meanwhile: it only
-		// ever takes SEQ = ACK_SEQ+1.
-		l.takenLocked(b, now)
-		for _, e := range l.out {
-			e.needWrite = true
-		}
-		l.c.rewrites += uint64(len(l.out))
-		l.log.Info().Uint16("boot_id", b.bootID).Uint16("ack_seq", b.ackSeq).
-			Int("rewrite", len(l.out)).Msg("plc link resumed (same boot id)")
-	}
-	l.statusLocked(b, now)
-	l.confirmLocked(b, now)
-	l.sess = s
-	st := l.stateLocked(now)
+	ack := l.core.AckSeq()
+	rep, blockErr := l.core.Block(&l.hb, now, &l.evs)
+	missed, confErr := l.core.Confirms(l.hb.ConfirmCount, l.slots, now, &l.evs)
+	st, why := l.core.State(now)
+	moved := ack != l.core.AckSeq()
 	l.mu.Unlock()
+
+	logSync(l.log, rep, &l.hb, l.cfg.Chutes)
+	for _, err := range []error{blockErr, confErr} {
+		if err != nil {
+			l.log.Error().Err(err).Msg("following the plc")
+		}
+	}
+	if missed > 0 {
+		l.logMissed(missed, now)
+	}
+	l.logState(st, why, now)
+	if moved || rep.Sync != hostif.SyncNone || st == devices.LinkUp {
+		l.signal()
+	}
 	l.flush(ctx)
-	return st == devices.LinkUp
+	return st
 }
 
-// process applies a polled block: PLC heartbeat, chute bits, ACK_SEQ,
-// confirmations, and the link state.
-func (l *Link) process(ctx context.Context) devices.LinkState {
-	l.emitMu.Lock()
-	defer l.emitMu.Unlock()
+// logSync logs what the first block of a connection (or a cold restart on
+// a live one) decided, and a CHUTE_COUNT above the configured chutes.
+func logSync(log zerolog.Logger, rep hostif.BlockReport, b *hostif.Block, chutes int) {
+	switch rep.Sync {
+	case hostif.SyncFirst:
+		log.Info().Uint16("boot_id", b.BootID).Uint16("ack_seq", b.AckSeq).
+			Uint16("confirm_count", b.ConfirmCount).Msg("plc link synchronised")
+	case hostif.SyncWarm:
+		log.Info().Uint16("boot_id", b.BootID).Uint16("ack_seq", b.AckSeq).
+			Int("rewrite", rep.Rewrite).Msg("plc link resumed (same boot id)")
+	case hostif.SyncCold:
+		log.Warn().Uint16("boot_id", b.BootID).Uint16("old_boot_id", rep.PrevBoot).
+			Int("lost", rep.Lost).Msg("plc restarted cold: every unconfirmed command is lost")
+	}
+	if rep.ChuteCountChanged && rep.ChuteCountAbove {
+		log.Warn().Uint16("chute_count", b.ChuteCount).Int("configured", chutes).
+			Msg("plc reports more chutes than configured; the map may not match the plc")
+	}
+}
+
+func (l *Link) logMissed(n int, now time.Time) {
 	l.mu.Lock()
-	now := time.Now()
-	b := &l.blk
-	if b.heartbeat != l.plcHB {
-		l.plcHB, l.plcHBAt = b.heartbeat, now
-	}
-	if b.bootID != l.bootID {
-		// A cold restart the TCP connection survived.
-		l.log.Warn().Uint16("boot_id", b.bootID).Uint16("old_boot_id", l.bootID).
-			Int("lost", l.pend.n).Msg("plc restarted cold: every unconfirmed command is lost")
-		l.followLocked(b, now)
-	} else {
-		l.takenLocked(b, now)
-	}
-	l.statusLocked(b, now)
-	l.confirmLocked(b, now)
-	st := l.stateLocked(now)
+	total := l.core.Counters().Missed
 	l.mu.Unlock()
-	l.flush(ctx)
-	return st
-}
-
-// followLocked adopts the PLC's ring after a new BOOT_ID (or an ACK_SEQ out
-// of step): every command not yet confirmed, taken or not, is lost; the
-// next command is ACK_SEQ+1 and confirmations are read from CONFIRM_COUNT
-// on.
-func (l *Link) followLocked(b *block, now time.Time) {
-	for e := l.pend.head; e != nil; {
-		nx := e.next
-		l.pend.remove(e)
-		e.lost, e.needWrite = true, false
-		l.c.lost++
-		l.evs = append(l.evs, devices.Event{Kind: devices.EventLost, TID: e.cmd.TID, Seq: e.seq, Chute: e.cmd.Chute, At: now})
-		e = nx
+	if ok, sup := l.rate.Allow("missed", now); ok {
+		l.log.Warn().Int("missed", n).Uint64("missed_total", total).Int("suppressed", sup).
+			Msg("missed confirmations: overwritten before they were read")
 	}
-	clear(l.out)
-	l.out = l.out[:0]
-	l.ack, l.next = b.ackSeq, b.ackSeq+1
-	l.confirmN = b.confirmCount
-	l.bootID, l.haveBoot = b.bootID, true
-	l.signal()
 }
 
-// takenLocked moves ACK_SEQ forward and reports the commands it passed.
-func (l *Link) takenLocked(b *block, now time.Time) {
-	if b.ackSeq == l.ack {
+// logState logs the link's way in and out of holding commands. The
+// power-on FAULT_CODE 1 (host lost until the PLC sees our heartbeat) at
+// the start of a session is expected: an info line, not a warning.
+func (l *Link) logState(st devices.LinkState, why error, now time.Time) {
+	if st == devices.LinkUp {
+		if l.held != "" {
+			l.held = ""
+			l.mu.Lock()
+			ack, next, boot := l.core.AckSeq(), l.core.NextSeq(), l.core.BootID()
+			l.mu.Unlock()
+			l.log.Info().Uint16("ack_seq", ack).Uint16("next_seq", next).Uint16("boot_id", boot).Msg("plc link up")
+		}
+		l.upOnce = true
 		return
 	}
-	if !ackInWindow(b.ackSeq, l.ack, l.next) {
-		l.log.Error().Err(ErrAckOutOfStep).Uint16("ack_seq", b.ackSeq).Uint16("last_ack", l.ack).
-			Uint16("next_seq", l.next).Int("lost", l.pend.n).
-			Msg("ack_seq outside the commands this link wrote; following the plc, unconfirmed commands lost")
-		l.followLocked(b, now)
+	if why == nil || why.Error() == l.held {
 		return
 	}
-	i := 0
-	for ; i < len(l.out); i++ {
-		e := l.out[i]
-		if !passed(e.seq, l.ack, b.ackSeq) {
-			break
-		}
-		e.taken, e.needWrite = true, false
-		if !e.inflight {
-			l.takenEventLocked(e, now)
-		}
+	l.held = why.Error()
+	ev := l.log.Warn()
+	if !l.upOnce && errors.Is(why, hostif.ErrHostLost) {
+		ev = l.log.Info()
 	}
-	n := copy(l.out, l.out[i:])
-	clear(l.out[n:])
-	l.out = l.out[:n]
-	l.ack = b.ackSeq
-	l.signal()
-}
-
-func latest(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
+	if ok, n := l.rate.Allow("hold:"+l.held, now); ok {
+		ev.Err(why).Int("suppressed", n).Msg("plc link holding commands")
 	}
-	return b
-}
-
-func (l *Link) takenEventLocked(e *entry, now time.Time) {
-	if e.takenSent || e.lost {
-		return
-	}
-	e.takenSent = true
-	l.c.taken++
-	l.takenLat.Observe(now.Sub(e.queuedAt))
-	l.evs = append(l.evs, devices.Event{Kind: devices.EventTaken, TID: e.cmd.TID, Seq: e.seq, Chute: e.cmd.Chute, At: now})
-}
-
-// statusLocked copies the PLC's state words and chute bits.
-func (l *Link) statusLocked(b *block, now time.Time) {
-	l.sorterState, l.faultCode = b.sorterState, b.faultCode
-	if b.chuteCount != l.chuteCount || !l.warnedCount {
-		l.chuteCount = b.chuteCount
-		if int(b.chuteCount) > l.cfg.Chutes {
-			l.log.Warn().Uint16("chute_count", b.chuteCount).Int("configured", l.cfg.Chutes).
-				Msg("plc reports more chutes than configured; the map may not match the plc")
-		}
-		l.warnedCount = true
-	}
-	packBits(&l.full, b.full, l.cfg.Chutes)
-	packBits(&l.disabled, b.disabled, l.cfg.Chutes)
-}
-
-// packBits turns the PLC's 16-bit words (bit (n-1) mod 16 of word (n-1)/16
-// is chute n) into a ChuteBits, dropping bits above chutes.
-func packBits(dst *devices.ChuteBits, words []uint16, chutes int) {
-	*dst = devices.ChuteBits{}
-	for i, w := range words {
-		if i*16 >= chutes {
-			break
-		}
-		if rest := chutes - i*16; rest < 16 {
-			w &= 1<<rest - 1
-		}
-		dst[i/4] |= uint64(w) << (16 * (i % 4))
-	}
-}
-
-// confirmLocked reads every confirmation added since the last poll. NUM
-// must equal the expected number; a slot already overwritten (the count
-// moved by more than the ring) is a missed confirmation.
-func (l *Link) confirmLocked(b *block, now time.Time) {
-	d := int(b.confirmCount - l.confirmN)
-	if d == 0 {
-		return
-	}
-	start := l.confirmN + 1
-	if ring := l.cfg.ConfirmRing; d > ring {
-		l.missedLocked(d-ring, now, "confirm_count moved by more than the confirmation ring")
-		start = b.confirmCount - uint16(ring) + 1
-	}
-	bad := 0
-	for c := start; ; c++ {
-		slot := l.lay.confirmAt(b, c)
-		if slot.num != c {
-			bad++
-		} else {
-			l.confirmedLocked(slot, now)
-		}
-		if c == b.confirmCount {
-			break
-		}
-	}
-	l.confirmN = b.confirmCount
-	if bad > 0 {
-		l.missedLocked(bad, now, "confirmation slot holds another NUM than expected")
-	}
-}
-
-func (l *Link) missedLocked(n int, now time.Time, why string) {
-	l.c.missed += uint64(n)
-	l.log.Warn().Int("missed", n).Uint64("missed_total", l.c.missed).Msg("missed confirmations: " + why)
-	l.evs = append(l.evs, devices.Event{Kind: devices.EventMissed, Count: n, At: now})
-}
-
-func (l *Link) confirmedLocked(s confirmSlot, now time.Time) {
-	ev := devices.Event{Kind: devices.EventConfirmed, TID: s.tid, Seq: s.num, Chute: s.chute, Result: s.result, At: now}
-	if e := l.pend.oldestFor(s.tid); e != nil {
-		l.pend.remove(e)
-		if e.inflight {
-			e.deferred = &ev
-			return
-		}
-	}
-	l.c.confirmed++
-	l.evs = append(l.evs, ev)
-}
-
-// stateLocked derives the link state of a connected session: up unless
-// FAULT_CODE is 1..99 (host lost or reserved) or PLC_HEARTBEAT stalled.
-// A stalled heartbeat keeps the link connected but LinkSyncing: the PLC's
-// communication processor answers while its logic does not run, so a
-// redial would not help, and commands must wait (and go late).
-func (l *Link) stateLocked(now time.Time) devices.LinkState {
-	if l.sess == nil {
-		return l.state
-	}
-	var hold error
-	switch {
-	case l.faultCode >= 1 && l.faultCode <= 99:
-		hold = fmt.Errorf("%w %d", ErrPLCFault, l.faultCode)
-	case now.Sub(latest(l.plcHBAt, l.watchFrom)) >= l.cfg.PLCWatchdog:
-		hold = fmt.Errorf("%w at %d", ErrPLCStalled, l.plcHB)
-	}
-	st := devices.LinkUp
-	if hold != nil {
-		st = devices.LinkSyncing
-	}
-	prev := ""
-	if l.hold != nil {
-		prev = l.hold.Error()
-	}
-	switch {
-	case hold != nil && hold.Error() != prev:
-		l.log.Warn().Err(hold).Msg("plc link holding commands")
-		l.lastErr = hold.Error()
-		l.signal()
-	case hold == nil && l.state != devices.LinkUp:
-		l.log.Info().Uint16("ack_seq", l.ack).Uint16("next_seq", l.next).Uint16("boot_id", l.bootID).Msg("plc link up")
-		l.signal()
-	}
-	l.state, l.hold = st, hold
-	return st
 }
 
 // flush hands the decided events to the Events channel. Caller holds
@@ -679,17 +486,17 @@ func (l *Link) flush(ctx context.Context) {
 	l.evs = l.evs[:0]
 }
 
-// dispatch writes commands: rewrites first, then new commands while a
-// ring slot is free and the link is up; it also reports queued commands
-// late the moment their deadline passes, connected or not.
+// dispatch writes what the core hands out, one slot at a time; it also
+// makes the core report queued commands late the moment their deadline
+// passes, connected or not.
 func (l *Link) dispatch(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
 	for {
-		job, s, earliest := l.nextJob(ctx)
-		if job != nil {
-			l.write(ctx, s, job)
+		w, s, ok, earliest := l.nextJob(ctx)
+		if ok {
+			l.write(ctx, s, w)
 			continue
 		}
 		var tc <-chan time.Time
@@ -707,107 +514,55 @@ func (l *Link) dispatch(ctx context.Context) {
 	}
 }
 
-// nextJob expires late commands and picks the next write, assigning a
-// sequence number to a new command only now that it can be written.
-func (l *Link) nextJob(ctx context.Context) (*entry, *session, time.Time) {
+// nextJob asks the core for the next slot write on the live session.
+func (l *Link) nextJob(ctx context.Context) (hostif.Write, *session, bool, time.Time) {
 	l.emitMu.Lock()
 	defer l.emitMu.Unlock()
 	l.mu.Lock()
 	now := time.Now()
-	// Scan the queue only when a deadline may have passed: a full queue
-	// must not cost a scan per Send.
-	if !l.nextExpiry.IsZero() && !now.Before(l.nextExpiry) {
-		l.nextExpiry = l.queue.expire(now, func(q queued) {
-			l.c.late++
-			l.evs = append(l.evs, devices.Event{Kind: devices.EventLate, TID: q.cmd.TID, Chute: q.cmd.Chute, At: now})
-		})
-	}
-	earliest := l.nextExpiry
-	var job *entry
+	earliest := l.core.Tick(now, &l.evs)
+	var w hostif.Write
+	ok := false
 	s := l.sess
-	if s != nil && !s.failed && l.state == devices.LinkUp {
-		for _, e := range l.out {
-			if e.needWrite {
-				job = e
-				break
-			}
-		}
-		if job == nil && l.queue.len() > 0 && canWrite(l.next, l.ack, l.cfg.Ring) {
-			q, _ := l.queue.pop()
-			job = &entry{cmd: q.cmd, queuedAt: q.at, seq: l.next, needWrite: true}
-			l.next++
-			l.out = append(l.out, job)
-			l.addPendingLocked(job)
-		}
-		if job != nil {
-			job.inflight = true
+	if s != nil && !s.failed {
+		w, ok = l.core.NextWrite(now, &l.evs)
+		if ok {
 			s.wg.Add(1)
 		}
 	}
+	forgotten := l.core.Counters().Forgotten
+	newlyForgotten := forgotten != l.forgotten
+	l.forgotten = forgotten
 	l.mu.Unlock()
-	l.flush(ctx)
-	return job, s, earliest
-}
-
-func (l *Link) addPendingLocked(e *entry) {
-	if l.pend.n >= l.cfg.MaxUnconfirmed {
-		old := l.pend.head
-		l.pend.remove(old)
-		l.c.forgotten++
-		if ok, n := l.forgetLog.allow(time.Now(), "forget"); ok {
-			l.log.Warn().Uint32("tid", old.cmd.TID).Uint16("seq", old.seq).Int("max_unconfirmed", l.cfg.MaxUnconfirmed).
-				Uint64("forgotten_total", l.c.forgotten).Int("repeats_suppressed", n).
-				Msg("too many unconfirmed commands; forgetting the oldest (its confirmation still arrives as an event)")
+	if newlyForgotten {
+		if ok, n := l.rate.Allow("forgotten", now); ok {
+			l.log.Warn().Int("max_unconfirmed", l.cfg.MaxUnconfirmed).Uint64("forgotten_total", forgotten).Int("suppressed", n).
+				Msg("too many unconfirmed commands: the oldest taken one is reported lost")
 		}
 	}
-	l.pend.add(e)
+	l.flush(ctx)
+	return w, s, ok, earliest
 }
 
-// write sends one command's five registers with one function-16 request.
-func (l *Link) write(ctx context.Context, s *session, e *entry) {
+// write sends one command's five registers with one function-16 request
+// and reports the outcome to the core.
+func (l *Link) write(ctx context.Context, s *session, w hostif.Write) {
 	defer s.wg.Done()
 	var regs [slotRegs]uint16
-	l.lay.divertRegs(&regs, e.seq, e.cmd.TID, e.cmd.Chute, e.cmd.Reason)
-	addr := l.lay.slotAddr(e.seq)
-	if !e.written {
-		l.dispatchLat.Observe(time.Since(e.queuedAt))
-	}
+	l.lay.divertRegs(&regs, w.Seq, w.TID, w.Chute, w.Reason)
+	addr := l.lay.slotAddr(w.Seq)
 	err := l.retrier().do(ctx, func() error { return s.cmd.write(addr, regs[:]) })
-	l.written(ctx, s, e, err)
-}
 
-// written records the outcome of a command's write (err nil: the PLC
-// replied without exception) and releases the events that waited for it.
-func (l *Link) written(ctx context.Context, s *session, e *entry, err error) {
 	l.emitMu.Lock()
 	defer l.emitMu.Unlock()
 	l.mu.Lock()
-	now := time.Now()
-	e.inflight = false
-	if err == nil {
-		if !e.taken {
-			e.needWrite = false
-		}
-		if !e.written && !e.lost {
-			e.written = true
-			l.c.written++
-			l.writtenLat.Observe(now.Sub(e.queuedAt))
-			l.evs = append(l.evs, devices.Event{Kind: devices.EventWritten, TID: e.cmd.TID, Seq: e.seq, Chute: e.cmd.Chute, At: now})
-		}
-	} else {
+	l.core.WriteDone(w, err == nil, time.Now(), &l.evs)
+	if err != nil {
 		s.failed = true
 		select {
-		case s.errCh <- fmt.Errorf("divert seq %d tid %d to chute %d: %w", e.seq, e.cmd.TID, e.cmd.Chute, err):
+		case s.errCh <- fmt.Errorf("divert seq %d tid %d to chute %d: %w", w.Seq, w.TID, w.Chute, err):
 		default:
 		}
-	}
-	if e.taken {
-		l.takenEventLocked(e, now)
-	}
-	if e.deferred != nil {
-		l.c.confirmed++
-		l.evs = append(l.evs, *e.deferred)
-		e.deferred = nil
 	}
 	l.mu.Unlock()
 	l.flush(ctx)
@@ -820,27 +575,7 @@ func (l *Link) shutdown() {
 	l.emitMu.Lock()
 	defer l.emitMu.Unlock()
 	l.mu.Lock()
-	now := time.Now()
-	l.closed = true
-	l.state = devices.LinkClosed
-	for {
-		q, ok := l.queue.pop()
-		if !ok {
-			break
-		}
-		l.c.late++
-		l.evs = append(l.evs, devices.Event{Kind: devices.EventLate, TID: q.cmd.TID, Chute: q.cmd.Chute, At: now})
-	}
-	for e := l.pend.head; e != nil; {
-		nx := e.next
-		l.pend.remove(e)
-		e.lost = true
-		l.c.lost++
-		l.evs = append(l.evs, devices.Event{Kind: devices.EventLost, TID: e.cmd.TID, Seq: e.seq, Chute: e.cmd.Chute, At: now})
-		e = nx
-	}
-	clear(l.out)
-	l.out = l.out[:0]
+	l.core.Close(time.Now(), &l.evs)
 	l.mu.Unlock()
 send:
 	for i, ev := range l.evs {
@@ -857,4 +592,19 @@ send:
 		l.log.Warn().Int("dropped", l.dropped).Msg("events dropped at shutdown: the events channel was full")
 	}
 	l.log.Info().Msg("plc link closed")
+}
+
+// packBits turns the PLC's 16-bit words (bit (n-1) mod 16 of word (n-1)/16
+// is chute n) into a ChuteBits, dropping bits above chutes.
+func packBits(dst *devices.ChuteBits, words []uint16, chutes int) {
+	*dst = devices.ChuteBits{}
+	for i, w := range words {
+		if i*16 >= chutes {
+			break
+		}
+		if rest := chutes - i*16; rest < 16 {
+			w &= 1<<rest - 1
+		}
+		dst[i/4] |= uint64(w) << (16 * (i % 4))
+	}
 }

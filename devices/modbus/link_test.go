@@ -239,9 +239,52 @@ func TestWarmRestartRewritesInPlace(t *testing.T) {
 		t.Errorf("plc took %d commands, want %d (one each)", rep.Commands, n)
 	}
 	h.link.mu.Lock()
-	rewrites := h.link.c.rewrites
+	rewrites := h.link.core.Counters().Rewrites
 	h.link.mu.Unlock()
 	t.Logf("rewrites after the warm restart: %d", rewrites)
+}
+
+// TestWarmRestartLosingSlots runs against a PLC whose warm restart loses
+// the divert slots it has not consumed (its comms buffer does not
+// survive). The link must rewrite every untaken command into its own slot
+// with its own SEQ, or the PLC waits for ACK_SEQ+1 forever; and every
+// command is taken exactly once.
+func TestWarmRestartLosingSlots(t *testing.T) {
+	// A 1s scan keeps the commands on the ring until the restart.
+	s := startSim(t, simConfig(time.Second, 10*time.Millisecond))
+	s.PLC().SetWarmRestartLosesDivert(true)
+	cfg := linkConfig(s)
+	cfg.PLCWatchdog = 5 * time.Second // PLC_HEARTBEAT moves only at a scan
+	h := startLink(t, cfg, true)
+	waitState(t, h.link, devices.LinkUp, 5*time.Second)
+	hb := s.PLC().Snapshot().Heartbeat
+	waitFor(t, "a scan", 5*time.Second, func() bool { return s.PLC().Snapshot().Heartbeat != hb })
+	const n = 10
+	var tids []uint32
+	for i := range n {
+		tids = append(tids, uint32(600+i))
+		send(t, h.link, uint32(600+i), uint16(20+i), 0)
+	}
+	waitFor(t, "all written", 5*time.Second, func() bool { return h.ev.count(devices.EventWritten) == n })
+	if ack := s.PLC().Snapshot().AckSeq; ack != 0 {
+		t.Fatalf("the plc took %d commands before the restart; the test needs them on the ring", ack)
+	}
+	s.WarmRestart()
+	waitFor(t, "every confirmation", 15*time.Second, settled(h.ev, n))
+	st := h.link.Status()
+	if st.Reconnects == 0 || st.Lost != 0 {
+		t.Errorf("reconnects %d lost %d", st.Reconnects, st.Lost)
+	}
+	checkLifecycle(t, h.ev.all(), tids, 1, 16, 1)
+	if rep := s.Report(); rep.Commands != n || rep.Counts.SortedAsCommanded != n {
+		t.Errorf("plc took %d commands and sorted %d, want %d each (one take per command)", rep.Commands, rep.Counts.SortedAsCommanded, n)
+	}
+	h.link.mu.Lock()
+	rewrites := h.link.core.Counters().Rewrites
+	h.link.mu.Unlock()
+	if rewrites < n {
+		t.Errorf("%d rewrites after the warm restart, want at least %d", rewrites, n)
+	}
 }
 
 func TestColdRestartLosesUnconfirmed(t *testing.T) {
@@ -352,7 +395,7 @@ func TestPLCHeartbeatLoss(t *testing.T) {
 	s.StallPLCHeartbeat(1500 * time.Millisecond)
 	waitState(t, h.link, devices.LinkSyncing, 5*time.Second)
 	h.link.mu.Lock()
-	hold := h.link.hold
+	_, hold := h.link.core.State(time.Now())
 	h.link.mu.Unlock()
 	if st := h.link.Status(); st.Reconnects != 0 || !errors.Is(hold, ErrPLCStalled) || !strings.Contains(st.LastError, "stalled") {
 		t.Errorf("stalled heartbeat: reconnects %d, hold %v, last error %q", st.Reconnects, hold, st.LastError)

@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"sortgw/devices"
 )
 
 // Security modes of Config.Security.
@@ -92,6 +94,14 @@ type Config struct {
 	QueueSize int `yaml:"queue_size"`
 	// EventBuffer is the capacity of the Events channel (default 4096).
 	EventBuffer int `yaml:"event_buffer"`
+	// Chutes is the sorter's chute count N (default 256, at most 2048):
+	// Send refuses a command for a chute above it, as the Modbus link does.
+	// A site sets it from the line's chutes, not in the plc block.
+	Chutes int `yaml:"-"`
+	// MaxUnconfirmed bounds the commands remembered while waiting for
+	// their confirmation (default 65536, at least 2 x Ring); beyond it the
+	// oldest taken one is reported lost (devices/hostif).
+	MaxUnconfirmed int `yaml:"max_unconfirmed"`
 }
 
 // Defaults.
@@ -108,6 +118,8 @@ const (
 	DefaultBackoffMax      = 2 * time.Second
 	DefaultQueueSize       = 1024
 	DefaultEventBuffer     = 4096
+	DefaultChutes          = 256
+	DefaultMaxUnconfirmed  = 1 << 16
 )
 
 // Validate fills defaults and checks the whole config; the error lists
@@ -160,6 +172,12 @@ func (c *Config) Validate() error {
 	}
 	if c.EventBuffer == 0 {
 		c.EventBuffer = DefaultEventBuffer
+	}
+	if c.Chutes == 0 {
+		c.Chutes = DefaultChutes
+	}
+	if c.MaxUnconfirmed == 0 {
+		c.MaxUnconfirmed = DefaultMaxUnconfirmed
 	}
 
 	var errs []string
@@ -219,6 +237,12 @@ func (c *Config) Validate() error {
 	}
 	if c.EventBuffer < 1 {
 		bad("event buffer %d: want at least 1", c.EventBuffer)
+	}
+	if c.Chutes < 1 || c.Chutes > devices.MaxChutes {
+		bad("chutes %d: want 1..%d", c.Chutes, devices.MaxChutes)
+	}
+	if c.MaxUnconfirmed < 2*c.Ring {
+		bad("max unconfirmed %d: want at least twice the ring", c.MaxUnconfirmed)
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w %q: %s", ErrInvalidConfig, c.Name, strings.Join(errs, "; "))

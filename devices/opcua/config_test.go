@@ -5,6 +5,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
+
+	"sortgw/devices"
 )
 
 func TestConfigDefaults(t *testing.T) {
@@ -50,25 +54,26 @@ func TestConfigBad(t *testing.T) {
 	}
 }
 
-func TestRateLog(t *testing.T) {
-	var r rateLog
-	t0 := time.Unix(0, 0)
-	steps := []struct {
-		msg  string
-		at   time.Duration
-		ok   bool
-		supp int
-	}{
-		{"refused", 0, true, 0},
-		{"refused", 300 * time.Millisecond, false, 0},
-		{"refused", 900 * time.Millisecond, false, 0},
-		{"refused", 1100 * time.Millisecond, true, 2},
-		{"timeout", 1200 * time.Millisecond, true, 0},
+// TestSendChecksConfiguredChutes: Send refuses a chute above the
+// configured count, as the Modbus link does (both ask the core).
+func TestSendChecksConfiguredChutes(t *testing.T) {
+	l, err := New(Config{Name: "p", Endpoint: "opc.tcp://127.0.0.1:1", Chutes: 100, QueueSize: 2}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
 	}
-	for i, s := range steps {
-		supp, ok := r.allow(s.msg, t0.Add(s.at))
-		if ok != s.ok || supp != s.supp {
-			t.Fatalf("step %d: ok %v suppressed %d", i, ok, supp)
+	ctx := t.Context()
+	for _, tc := range []struct {
+		cmd  devices.Command
+		want error
+	}{
+		{devices.Command{TID: 1, Chute: 101}, devices.ErrBadCommand},
+		{devices.Command{TID: 0, Chute: 1}, devices.ErrBadCommand},
+		{devices.Command{TID: 1, Chute: 100}, nil},
+		{devices.Command{TID: 2, Chute: 0}, nil},
+		{devices.Command{TID: 3, Chute: 1}, devices.ErrQueueFull},
+	} {
+		if err := l.Send(ctx, tc.cmd); !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+			t.Errorf("send %+v: %v, want %v", tc.cmd, err, tc.want)
 		}
 	}
 }

@@ -10,6 +10,15 @@
 // PlanVersion) every 100 ms. The namespace index is looked up by URI on
 // every connect.
 //
+// The link is a transport: every rule of the interface (sequence numbers
+// and the ring window, deadlines, ACK_SEQ, confirmations and missed ones,
+// BOOT_ID warm and cold, the FAULT_CODE hold, the PLC heartbeat watchdog,
+// the link state and the event order) is kept by devices/hostif, the same
+// core the Modbus link runs on. The link feeds it the published values as
+// one block per data change and the confirmation slots it reads, reports
+// its own readiness (a subscription that delivers), and writes the slots
+// the core hands out.
+//
 // Run is the one owner of reconnection: gopcua's auto-reconnect is off
 // (its restore paths can leave a client "connected" with no live
 // subscription, gopcua #876/#879) and every connect makes a new client,

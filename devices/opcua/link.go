@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"sortgw/devices"
+	"sortgw/devices/hostif"
 )
 
 // Errors callers and tests branch on.
@@ -19,8 +20,9 @@ var (
 	// Good for one of its nodes (the call itself succeeded).
 	ErrBadStatus = errors.New("opc ua bad status")
 	// ErrRingMismatch: ACK_SEQ or CONFIRM_COUNT moved in a way the ring
-	// cannot explain without a new BOOT_ID; the link follows the PLC.
-	ErrRingMismatch = errors.New("ring out of step with the plc")
+	// cannot explain without a new BOOT_ID; the link follows the PLC
+	// (devices/hostif).
+	ErrRingMismatch = hostif.ErrRingMismatch
 	// ErrUntrustedServer: the server's certificate is not in the trusted
 	// list (or outside its validity period).
 	ErrUntrustedServer = errors.New("untrusted server certificate")
@@ -34,7 +36,8 @@ var (
 	// ErrDisconnected: gopcua reports the secure channel lost.
 	ErrDisconnected = errors.New("secure channel lost")
 	// ErrBootChanged: BOOT_ID changed while connected (a cold restart the
-	// connection survived); the link reconnects to resynchronise.
+	// connection survived). The core follows the PLC as on a cold restart;
+	// the value is kept for callers that branch on it.
 	ErrBootChanged = errors.New("plc boot id changed")
 )
 
@@ -72,38 +75,19 @@ type Link struct {
 	evs     []devices.Event // decided, not yet delivered (emitMu)
 	dropped int             // events dropped at shutdown (emitMu)
 
-	mu          sync.Mutex
-	ring        *ring
-	queue       []devices.Command
-	minDeadline time.Time // a lower bound of the queue's deadlines; zero = none
-	closed      bool
-	phase       devices.LinkState // Down, Connecting, Syncing (Up is derived), Closed
-	lastErr     string
-	cur         *conn // the live connection, nil while down
-	sess        sessionState
-	plc         plcState
-	c           counters
-	wasUp       bool
-	logged      rateLog
+	mu      sync.Mutex
+	core    *hostif.Core // every rule of the interface
+	blk     hostif.Block // the PLC's values as last published or read
+	lastErr string
+	errors  uint64
+	cur     *conn // the live connection, nil while down
+	sess    sessionState
+	wasUp   bool
+	rate    devices.RateLog
 }
 
-type counters struct {
-	written, taken, late, confirmed, lost, missed, errors, reconnects uint64
-}
-
-// plcState is what the PLC last reported.
-type plcState struct {
-	heartbeat   uint16
-	lastHB      time.Time
-	sorterState uint16
-	fault       uint16
-	chuteCount  uint16
-	bootID      uint16
-	full        devices.ChuteBits
-	disabled    devices.ChuteBits
-}
-
-// sessionState is the liveness of the current connection's subscription.
+// sessionState is the liveness of the current connection's subscription:
+// the transport's own readiness, which it reports to the core.
 type sessionState struct {
 	connectedAt   time.Time
 	subscribed    bool      // a data notification arrived in this session
@@ -124,7 +108,9 @@ type conn struct {
 
 func (c *conn) fail(err error) { c.cancel(err) }
 
-// New validates cfg and loads the key material; it does not connect.
+// New validates cfg and loads the key material; it does not connect. The
+// caller's logger carries the PLC's identity (With().Str("plc", name)); the
+// link adds only protocol and endpoint.
 func New(cfg Config, log zerolog.Logger) (*Link, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -133,15 +119,21 @@ func New(cfg Config, log zerolog.Logger) (*Link, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opcua link %s: %w", cfg.Name, err)
 	}
+	core, err := hostif.New(hostif.Config{
+		Ring: cfg.Ring, Chutes: cfg.Chutes, QueueSize: cfg.QueueSize,
+		MaxUnconfirmed: cfg.MaxUnconfirmed, PLCWatchdog: cfg.PLCWatchdog,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w %q: %w", ErrInvalidConfig, cfg.Name, err)
+	}
 	l := &Link{
 		cfg:    cfg,
-		log:    log.With().Str("plc", cfg.Name).Str("protocol", "opcua").Str("endpoint", cfg.Endpoint).Logger(),
+		log:    log.With().Str("protocol", "opcua").Str("endpoint", cfg.Endpoint).Logger(),
 		sec:    sec,
 		events: make(chan devices.Event, cfg.EventBuffer),
 		wake:   make(chan struct{}, 1),
 		done:   make(chan struct{}),
-		ring:   newRing(cfg.Ring),
-		phase:  devices.LinkDown,
+		core:   core,
 	}
 	return l, nil
 }
@@ -168,28 +160,18 @@ func (l *Link) SetPlanVersion(v uint16) { l.planVersion.Store(uint32(v)) }
 // Send queues a command for the ring. It never blocks on the network: the
 // command waits for a ring slot and a link that is up, and its fate
 // arrives on Events. A command still queued at its Deadline is reported
-// EventLate and never written.
+// EventLate and never written. TID 0 and a chute above Config.Chutes are
+// refused with devices.ErrBadCommand.
 func (l *Link) Send(ctx context.Context, cmd devices.Command) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if cmd.TID == 0 || int(cmd.Chute) > devices.MaxChutes {
-		return fmt.Errorf("divert tid %d to chute %d: %w", cmd.TID, cmd.Chute, devices.ErrBadCommand)
-	}
 	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
-		return devices.ErrClosed
-	}
-	if len(l.queue) >= l.cfg.QueueSize {
-		l.mu.Unlock()
-		return fmt.Errorf("divert tid %d to chute %d: %w", cmd.TID, cmd.Chute, devices.ErrQueueFull)
-	}
-	l.queue = append(l.queue, cmd)
-	if !cmd.Deadline.IsZero() && (l.minDeadline.IsZero() || cmd.Deadline.Before(l.minDeadline)) {
-		l.minDeadline = cmd.Deadline
-	}
+	err := l.core.Enqueue(cmd, time.Now())
 	l.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	l.signal()
 	return nil
 }
@@ -206,70 +188,47 @@ func (l *Link) Status() devices.PLCStatus {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := time.Now()
-	st, reason := l.stateLocked(now)
-	s := devices.PLCStatus{
-		Name:          l.cfg.Name,
-		Addr:          l.cfg.Endpoint,
-		Protocol:      "opcua",
-		State:         st,
-		LastError:     l.lastErr,
-		Reconnects:    l.c.reconnects,
-		PLCHeartbeat:  l.plc.heartbeat,
-		LastHeartbeat: l.plc.lastHB,
-		SorterState:   l.plc.sorterState,
-		FaultCode:     l.plc.fault,
-		ChuteCount:    l.plc.chuteCount,
-		BootID:        l.plc.bootID,
-		AckSeq:        l.ring.ack,
-		NextSeq:       l.ring.next,
-		Outstanding:   l.ring.outstanding(),
-		Queued:        len(l.queue),
-		Full:          l.plc.full,
-		Disabled:      l.plc.disabled,
-		Written:       l.c.written,
-		Taken:         l.c.taken,
-		Late:          l.c.late,
-		Confirmed:     l.c.confirmed,
-		Lost:          l.c.lost,
-		Missed:        l.c.missed,
-		Errors:        l.c.errors,
-		RoundTrip:     l.rt.Snapshot(),
+	l.readyLocked(now)
+	st := devices.PLCStatus{
+		Name:      l.cfg.Name,
+		Addr:      l.cfg.Endpoint,
+		Protocol:  "opcua",
+		LastError: l.lastErr,
+		Errors:    l.errors,
+		RoundTrip: l.rt.Snapshot(),
 	}
-	if st == devices.LinkSyncing && reason != "" {
-		s.LastError = reason
-	}
-	return s
+	l.core.Status(now, &st)
+	return st
 }
 
-// stateLocked derives the link state. Up needs a connection whose
-// subscription delivers (a notification or a matching probe within
-// StaleAfter), FaultCode read from it outside 1..99 (1 is host lost,
-// 2..99 are reserved by the contract and held like it, as the Modbus link
-// does; 100 and up are the PLC's own and do not stop commands), and a PLC
-// heartbeat that changed within PLCWatchdog. The reason says why a
-// connected link is not up.
-func (l *Link) stateLocked(now time.Time) (devices.LinkState, string) {
-	if l.phase != devices.LinkSyncing || l.cur == nil {
-		return l.phase, ""
+// readyLocked tells the core whether the transport can carry commands: a
+// connection whose subscription delivers (a notification, or a probe read
+// that matched what was published, within StaleAfter) and has published
+// FaultCode. Everything else that holds commands (FAULT_CODE, the PLC
+// heartbeat) is the core's rule.
+func (l *Link) readyLocked(now time.Time) {
+	if l.cur == nil {
+		return
 	}
 	s := &l.sess
 	switch {
 	case !s.subscribed:
-		return devices.LinkSyncing, "waiting for the subscription's first notification"
+		l.core.SetReady(false, "waiting for the subscription's first notification")
 	case now.Sub(latest(s.lastNotif, s.lastProbeOK)) > l.cfg.StaleAfter+watchdogTick(l.cfg)*2:
-		return devices.LinkSyncing, "subscription silent"
+		l.core.SetReady(false, "subscription silent")
 	case !s.mismatchSince.IsZero():
-		return devices.LinkSyncing, "subscription lagging: the plc's values changed and were not published"
+		l.core.SetReady(false, "subscription lagging: the plc's values changed and were not published")
 	case !s.faultKnown:
-		return devices.LinkSyncing, "waiting for fault code"
-	case l.plc.fault == 1:
-		return devices.LinkSyncing, "fault code 1: plc reports host lost"
-	case l.plc.fault >= 2 && l.plc.fault <= 99:
-		return devices.LinkSyncing, fmt.Sprintf("fault code %d (reserved): commands held", l.plc.fault)
-	case now.Sub(l.plc.lastHB) > l.cfg.PLCWatchdog:
-		return devices.LinkSyncing, fmt.Sprintf("plc heartbeat unchanged for %s", now.Sub(l.plc.lastHB).Round(time.Millisecond))
+		l.core.SetReady(false, "waiting for fault code")
+	default:
+		l.core.SetReady(true, "")
 	}
-	return devices.LinkUp, ""
+}
+
+// stateLocked is the link state (the core's decision) and why it is not up.
+func (l *Link) stateLocked(now time.Time) (devices.LinkState, error) {
+	l.readyLocked(now)
+	return l.core.State(now)
 }
 
 func latest(a, b time.Time) time.Time {
@@ -284,24 +243,7 @@ func (l *Link) do(f func(now time.Time, evs *[]devices.Event)) {
 	l.emitMu.Lock()
 	defer l.emitMu.Unlock()
 	l.mu.Lock()
-	n := len(l.evs)
 	f(time.Now(), &l.evs)
-	for _, e := range l.evs[n:] {
-		switch e.Kind {
-		case devices.EventWritten:
-			l.c.written++
-		case devices.EventTaken:
-			l.c.taken++
-		case devices.EventLate:
-			l.c.late++
-		case devices.EventConfirmed:
-			l.c.confirmed++
-		case devices.EventLost:
-			l.c.lost++
-		case devices.EventMissed:
-			l.c.missed += uint64(e.Count)
-		}
-	}
 	l.mu.Unlock()
 	l.flush()
 }
@@ -373,44 +315,25 @@ func (l *Link) Run(ctx context.Context) error {
 	return nil
 }
 
-// down records a lost or failed connection.
+// down records a lost or failed connection. Repeats of the same error
+// are rate-limited (devices.RateLog).
 func (l *Link) down(err error, retry time.Duration) {
 	if err == nil {
 		err = errors.New("connection ended")
 	}
 	l.mu.Lock()
-	l.phase = devices.LinkDown
 	l.lastErr = err.Error()
-	l.c.errors++
-	l.c.reconnects++
+	l.errors++
 	wasUp := l.wasUp
 	l.wasUp = false
-	log, ok := l.logged.allow(err.Error(), time.Now())
 	l.mu.Unlock()
-	if ok {
+	if ok, n := l.rate.Allow("down:"+err.Error(), time.Now()); ok {
 		ev := l.log.Warn()
 		if wasUp {
 			ev = l.log.Error()
 		}
-		ev.Err(err).Dur("retry_in", retry).Int("suppressed", log).Msg("plc link down")
+		ev.Err(err).Int64("retry_in_ms", retry.Milliseconds()).Int("suppressed", n).Msg("plc link down")
 	}
-}
-
-// rateLog lets the same message through at most once per second.
-type rateLog struct {
-	msg        string
-	at         time.Time
-	suppressed int
-}
-
-func (r *rateLog) allow(msg string, now time.Time) (suppressed int, ok bool) {
-	if msg == r.msg && now.Sub(r.at) < time.Second {
-		r.suppressed++
-		return 0, false
-	}
-	s := r.suppressed
-	r.msg, r.at, r.suppressed = msg, now, 0
-	return s, true
 }
 
 // shutdown ends the link for good: queued commands are late, commands not
@@ -418,14 +341,7 @@ func (r *rateLog) allow(msg string, now time.Time) (suppressed int, ok bool) {
 // do not fit are counted and logged.
 func (l *Link) shutdown() {
 	l.do(func(now time.Time, evs *[]devices.Event) {
-		l.closed = true
-		l.phase = devices.LinkClosed
-		for _, c := range l.queue {
-			*evs = append(*evs, devices.Event{Kind: devices.EventLate, TID: c.TID, Chute: c.Chute, At: now})
-		}
-		clear(l.queue)
-		l.queue = l.queue[:0]
-		l.ring.closeAll(now, evs)
+		l.core.Close(now, evs)
 	})
 	l.emitMu.Lock()
 	dropped := l.dropped
@@ -436,44 +352,37 @@ func (l *Link) shutdown() {
 	l.log.Info().Msg("plc link closed")
 }
 
-// writer owns the divert ring's writes for the whole of Run: it expires
-// queued commands at their deadline (while down too), rewrites commands in
-// place after a warm reconnect, and writes new ones while the link is up
-// and the ring has room. One write at a time, in sequence order.
+// writer carries out the core's slot writes for the whole of Run, one at a
+// time: the core decides what (rewrites in place first, then new commands
+// while the ring has room) and when (up); it also makes the core report
+// queued commands late at their deadline, connected or not.
 func (l *Link) writer(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
 		var (
-			job  *entry
+			job  hostif.Write
+			ok   bool
 			c    *conn
 			next time.Time
 		)
 		l.do(func(now time.Time, evs *[]devices.Event) {
-			next = l.expireLocked(now, evs)
+			next = l.core.Tick(now, evs)
 			if l.cur == nil {
 				return
 			}
-			if st, _ := l.stateLocked(now); st != devices.LinkUp {
-				// Not up by time (watchdogs): look again shortly.
-				if len(l.queue) > 0 || l.ring.nextToWrite() != nil {
-					next = earliest(next, now.Add(l.cfg.PublishInterval))
-				}
+			l.readyLocked(now)
+			job, ok = l.core.NextWrite(now, evs)
+			if ok {
+				c = l.cur
 				return
 			}
-			job = l.ring.nextToWrite()
-			if job == nil && len(l.queue) > 0 && l.ring.room() {
-				cmd := l.queue[0]
-				l.queue[0] = devices.Command{}
-				l.queue = l.queue[1:]
-				job = l.ring.assign(cmd, now)
-			}
-			if job != nil {
-				job.writing, job.needsWrite = true, false
-				c = l.cur
+			if st, _ := l.core.State(now); st != devices.LinkUp && (l.core.Queued() > 0 || l.core.Outstanding() > 0) {
+				// Held by time (watchdogs): look again shortly.
+				next = earliest(next, now.Add(l.cfg.PublishInterval))
 			}
 		})
-		if job != nil {
+		if ok {
 			l.write(c, job)
 			continue
 		}
@@ -502,33 +411,10 @@ func earliest(a, b time.Time) time.Time {
 	return a
 }
 
-// expireLocked reports queued commands whose deadline passed as late and
-// returns the earliest deadline still queued (zero: none).
-func (l *Link) expireLocked(now time.Time, evs *[]devices.Event) time.Time {
-	if l.minDeadline.IsZero() || now.Before(l.minDeadline) {
-		return l.minDeadline
-	}
-	var next time.Time
-	q := l.queue[:0]
-	for _, c := range l.queue {
-		if !c.Deadline.IsZero() && !now.Before(c.Deadline) {
-			*evs = append(*evs, devices.Event{Kind: devices.EventLate, TID: c.TID, Chute: c.Chute, At: now})
-			continue
-		}
-		if !c.Deadline.IsZero() {
-			next = earliest(next, c.Deadline)
-		}
-		q = append(q, c)
-	}
-	clear(l.queue[len(q):])
-	l.queue = q
-	l.minDeadline = next
-	return next
-}
-
-// write sends one command's WriteRequest and records the outcome.
-func (l *Link) write(c *conn, e *entry) {
-	req := c.nodes.divertRequest(e.seq, e.cmd.TID, e.cmd.Chute, e.cmd.Reason)
+// write sends one command's WriteRequest and reports the outcome to the
+// core.
+func (l *Link) write(c *conn, w hostif.Write) {
+	req := c.nodes.divertRequest(w.Seq, w.TID, w.Chute, w.Reason)
 	ctx, cancel := context.WithTimeout(c.ctx, l.cfg.Timeout)
 	start := time.Now()
 	res, err := c.cl.Write(ctx, req)
@@ -538,14 +424,14 @@ func (l *Link) write(c *conn, e *entry) {
 		err = writeStatus(req, res)
 	}
 	l.do(func(now time.Time, evs *[]devices.Event) {
-		l.ring.writeDone(e, err == nil, now, evs)
+		l.core.WriteDone(w, err == nil, now, evs)
 		if err == nil {
 			l.rt.Observe(rtt)
 		} else {
-			l.c.errors++
+			l.errors++
 		}
 	})
 	if err != nil {
-		c.fail(fmt.Errorf("divert seq %d tid %d to chute %d: %w", e.seq, e.cmd.TID, e.cmd.Chute, err))
+		c.fail(fmt.Errorf("divert seq %d tid %d to chute %d: %w", w.Seq, w.TID, w.Chute, err))
 	}
 }

@@ -121,12 +121,17 @@ func (tl *testLink) stop(t testing.TB) {
 
 func startLink(t testing.TB, cfg Config) *testLink {
 	t.Helper()
-	if cfg.Name == "" {
-		cfg.Name = "sorter1"
-	}
 	log := zerolog.Nop()
 	if tt, ok := t.(*testing.T); ok {
 		log = zerolog.New(zerolog.NewTestWriter(tt)).Level(zerolog.InfoLevel)
+	}
+	return startLinkLog(t, cfg, log)
+}
+
+func startLinkLog(t testing.TB, cfg Config, log zerolog.Logger) *testLink {
+	t.Helper()
+	if cfg.Name == "" {
+		cfg.Name = "sorter1"
 	}
 	l, err := New(cfg, log)
 	if err != nil {

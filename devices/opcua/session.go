@@ -11,6 +11,7 @@ import (
 	"github.com/gopcua/opcua/ua"
 
 	"sortgw/devices"
+	"sortgw/devices/hostif"
 )
 
 type client = *opcua.Client
@@ -26,7 +27,7 @@ type plcValues struct {
 // connection ended (nil when ctx ended it).
 func (l *Link) session(ctx context.Context) (wasUp bool, err error) {
 	l.mu.Lock()
-	l.phase = devices.LinkConnecting
+	l.core.Dialing(time.Now())
 	l.mu.Unlock()
 
 	cctx, ccancel := context.WithTimeout(ctx, 4*l.cfg.Timeout)
@@ -52,9 +53,22 @@ func (l *Link) session(ctx context.Context) (wasUp bool, err error) {
 	defer cancel(nil)
 	c := &conn{cl: cl, nodes: newNodeSet(ns, l.cfg.NodePrefix, l.cfg.Ring), ctx: sctx, cancel: cancel}
 
-	// The contract's order: read the PLC block, follow or keep the ring by
-	// BOOT_ID, write the heartbeat; commands go only once FaultCode reads
-	// 0 (or a PLC-specific code) on the subscription.
+	l.mu.Lock()
+	l.core.Connected(time.Now())
+	// Not up before the subscription delivers (readyLocked takes over once
+	// the connection is live).
+	l.core.SetReady(false, "subscribing")
+	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		l.cur = nil
+		l.core.Disconnected(time.Now())
+		l.mu.Unlock()
+	}()
+	// The contract's order: read the PLC block, let the core follow or keep
+	// the ring by BOOT_ID, write the heartbeat; commands go only once the
+	// core is up (FaultCode 0 or a PLC-specific code, published on the
+	// subscription).
 	v, err := l.readPLC(cctx, c)
 	if err != nil {
 		return false, err
@@ -69,9 +83,7 @@ func (l *Link) session(ctx context.Context) (wasUp bool, err error) {
 	}
 	l.mu.Lock()
 	l.sess = sessionState{ackSeq: v.ack, count: v.count, connectedAt: time.Now()}
-	l.plc.lastHB = time.Now()
 	l.cur = c
-	l.phase = devices.LinkSyncing
 	l.mu.Unlock()
 	l.log.Info().Uint16("namespace", ns).Uint16("boot_id", v.boot).Uint16("ack_seq", v.ack).
 		Uint16("confirm_count", v.count).Msg("plc connected, waiting for the subscription and fault code 0")
@@ -89,7 +101,7 @@ func (l *Link) session(ctx context.Context) (wasUp bool, err error) {
 	<-sctx.Done()
 	l.mu.Lock()
 	l.cur = nil
-	l.phase = devices.LinkDown
+	l.core.Disconnected(time.Now())
 	l.mu.Unlock()
 	wg.Wait()
 	if ctx.Err() != nil {
@@ -154,38 +166,39 @@ func (l *Link) readPLC(ctx context.Context, c *conn) (plcValues, error) {
 	return v, nil
 }
 
-// reconcile applies a fresh read of the PLC block after a connect: the
-// first connect and a new BOOT_ID follow the PLC (open commands lost), the
-// same BOOT_ID keeps the ring and rewrites what the PLC has not taken.
+// reconcile hands a fresh read of the PLC block after a connect to the
+// core, which applies the reconnect rule (first connect and a new BOOT_ID
+// follow the PLC, the same BOOT_ID rewrites what the PLC has not taken).
 func (l *Link) reconcile(v plcValues) {
-	var msg string
+	var rep hostif.BlockReport
 	var err error
 	l.do(func(now time.Time, evs *[]devices.Event) {
-		r := l.ring
-		switch {
-		case !r.synced:
-			r.cold(v.boot, v.ack, v.count, now, evs)
-			msg = "first connect: following the plc"
-		case r.boot != v.boot:
-			msg = fmt.Sprintf("plc restarted cold (boot id %d, was %d): %d open commands lost", v.boot, r.boot, len(r.open))
-			r.cold(v.boot, v.ack, v.count, now, evs)
-		default:
-			err = r.warm(v.ack, now, evs)
-			msg = fmt.Sprintf("warm reconnect: rewriting %d commands in place", len(r.inflight))
-		}
-		l.setPLCLocked(v, now)
+		l.blk = hostif.Block{Heartbeat: v.heartbeat, SorterState: v.state, AckSeq: v.ack, ConfirmCount: v.count,
+			FaultCode: v.fault, ChuteCount: v.chuteCount, BootID: v.boot}
+		setBits(&l.blk.Full, v.full)
+		setBits(&l.blk.Disabled, v.disabled)
+		rep, err = l.core.Block(&l.blk, now, evs)
 	})
-	l.log.Info().Err(err).Uint16("boot_id", v.boot).Msg(msg)
+	l.logBlock(rep, err)
 }
 
-func (l *Link) setPLCLocked(v plcValues, now time.Time) {
-	p := &l.plc
-	if v.heartbeat != p.heartbeat {
-		p.lastHB = now
+// logBlock logs what the core decided on a block: the reconnect rule, a
+// cold restart on a live connection, a ring out of step.
+func (l *Link) logBlock(rep hostif.BlockReport, err error) {
+	b := &l.blk
+	switch rep.Sync {
+	case hostif.SyncFirst:
+		l.log.Info().Uint16("boot_id", b.BootID).Uint16("ack_seq", b.AckSeq).Uint16("confirm_count", b.ConfirmCount).
+			Msg("first connect: following the plc")
+	case hostif.SyncWarm:
+		l.log.Info().Uint16("boot_id", b.BootID).Int("rewrite", rep.Rewrite).Msg("warm reconnect: rewriting commands in place")
+	case hostif.SyncCold:
+		l.log.Warn().Uint16("boot_id", b.BootID).Uint16("old_boot_id", rep.PrevBoot).Int("lost", rep.Lost).
+			Msg("plc restarted cold: every unconfirmed command is lost")
 	}
-	p.heartbeat, p.sorterState, p.fault, p.chuteCount, p.bootID = v.heartbeat, v.state, v.fault, v.chuteCount, v.boot
-	setBits(&p.full, v.full)
-	setBits(&p.disabled, v.disabled)
+	if err != nil {
+		l.log.Error().Err(err).Msg("following the plc")
+	}
 }
 
 func setBits(b *devices.ChuteBits, v []bool) {
@@ -223,7 +236,7 @@ func (l *Link) heartbeatLoop(c *conn) {
 		}
 		if err := l.writeHeartbeat(c.ctx, c); err != nil {
 			l.mu.Lock()
-			l.c.errors++
+			l.errors++
 			l.mu.Unlock()
 			c.fail(err)
 			return
@@ -305,13 +318,16 @@ func (l *Link) notifications(c *conn, notifs <-chan *opcua.PublishNotificationDa
 	}
 }
 
-// dataChange applies one DataChangeNotification and reports the new
-// CONFIRM_COUNT if it moved.
+// dataChange applies one DataChangeNotification to the published values
+// and hands them to the core as one block (so that values notified
+// together are applied together), and reports the new CONFIRM_COUNT if it
+// moved.
 func (l *Link) dataChange(c *conn, v *ua.DataChangeNotification) (count uint16, moved bool, err error) {
-	var ackErr error
+	var rep hostif.BlockReport
+	var blockErr error
 	l.do(func(now time.Time, evs *[]devices.Event) {
 		s := &l.sess
-		p := &l.plc
+		p := &l.blk
 		s.subscribed = true
 		s.lastNotif = now
 		s.mismatchSince = time.Time{}
@@ -328,9 +344,9 @@ func (l *Link) dataChange(c *conn, v *ua.DataChangeNotification) (count uint16, 
 					return
 				}
 				if it.ClientHandle == hChutesFull {
-					setBits(&p.full, b)
+					setBits(&p.Full, b)
 				} else {
-					setBits(&p.disabled, b)
+					setBits(&p.Disabled, b)
 				}
 				continue
 			}
@@ -339,33 +355,29 @@ func (l *Link) dataChange(c *conn, v *ua.DataChangeNotification) (count uint16, 
 			}
 			switch it.ClientHandle {
 			case hPlcHeartbeat:
-				if x != p.heartbeat {
-					p.lastHB = now
-				}
-				p.heartbeat = x
+				p.Heartbeat = x
 			case hPlcState:
-				p.sorterState = x
+				p.SorterState = x
 			case hPlcAckSeq:
 				s.ackSeq = x
-				ackErr = l.ring.onAck(x, now, evs)
+				p.AckSeq = x
 			case hPlcFaultCode:
-				p.fault = x
+				p.FaultCode = x
 				s.faultKnown = true
 			case hPlcChuteCount:
-				p.chuteCount = x
+				p.ChuteCount = x
 			case hPlcBootID:
-				if x != l.ring.boot {
-					err = fmt.Errorf("boot id %d, was %d: %w", x, l.ring.boot, ErrBootChanged)
-					return
-				}
+				p.BootID = x
 			case hConfirmCount:
 				s.count = x
+				p.ConfirmCount = x
 				count, moved = x, true
 			}
 		}
+		rep, blockErr = l.core.Block(p, now, evs)
 	})
-	if ackErr != nil {
-		l.log.Error().Err(ackErr).Msg("following the plc")
+	if err == nil {
+		l.logBlock(rep, blockErr)
 	}
 	l.signal()
 	return count, moved, err
@@ -387,7 +399,7 @@ func (l *Link) dataChange(c *conn, v *ua.DataChangeNotification) (count uint16, 
 func (l *Link) confirmations(c *conn, trigger uint16) error {
 	for range chaseReads {
 		l.mu.Lock()
-		last := l.ring.count
+		last := l.core.ConfirmCount()
 		l.mu.Unlock()
 		if int16(trigger-last) <= 0 {
 			return nil // read up to it
@@ -431,28 +443,28 @@ func (l *Link) readConfirmations(c *conn, first uint16, n int) (uint16, error) {
 	if err != nil {
 		return 0, fmt.Errorf("read confirmations: %w", err)
 	}
-	// bySlot[j] holds what was read from slot j, if has[j].
+	// slots[j] holds what was read from slot j (Read marks the ones this
+	// read covered); the core takes them in NUM order up to the Count read
+	// and leaves the rest for the next read.
 	ring := len(c.nodes.confirm)
-	bySlot := make([]confirmSlot, ring)
-	has := make([]bool, ring)
+	slots := make([]hostif.Slot, ring)
 	var errs []error
 	for i := range n {
 		r := res.Results[1+4*i : 5+4*i]
 		ids := req.NodesToRead[1+4*i : 5+4*i]
-		var s confirmSlot
+		var s hostif.Slot
 		var e1, e2, e3, e4, e5 error
 		var again uint16
-		s.num, e1 = u16(ids[0].NodeID, r[0])
-		s.tid, e2 = u32(ids[1].NodeID, r[1])
-		s.chute, e3 = u16(ids[2].NodeID, r[2])
-		s.result, e4 = u16(ids[3].NodeID, r[3])
+		s.Num, e1 = u16(ids[0].NodeID, r[0])
+		s.TID, e2 = u32(ids[1].NodeID, r[1])
+		s.Chute, e3 = u16(ids[2].NodeID, r[2])
+		s.Result, e4 = u16(ids[3].NodeID, r[3])
 		again, e5 = u16(req.NodesToRead[1+4*n+i].NodeID, res.Results[1+4*n+i])
 		errs = append(errs, e1, e2, e3, e4, e5)
-		if again != s.num {
-			s.torn = true // overwritten while read: its fields may mix two confirmations
-		}
-		j := int(first+uint16(i)) % ring
-		bySlot[j], has[j] = s, true
+		// Overwritten while read: its fields may mix two confirmations.
+		s.Torn = again != s.Num
+		s.Read = true
+		slots[int(first+uint16(i))%ring] = s
 	}
 	if err := errors.Join(errs...); err != nil {
 		return 0, fmt.Errorf("read confirmations: %w", err)
@@ -461,31 +473,15 @@ func (l *Link) readConfirmations(c *conn, first uint16, n int) (uint16, error) {
 	var missed int
 	var rangeErr error
 	l.do(func(now time.Time, evs *[]devices.Event) {
-		from, k, miss, err := l.ring.confirmRange(count)
-		rangeErr = err
-		// Follow the Count read as far as this read has the slots; the
-		// rest is read next (chase).
-		var ordered []confirmSlot
-		for i := range k {
-			j := l.ring.slot(from + uint16(i))
-			if !has[j] {
-				break
-			}
-			ordered = append(ordered, bySlot[j])
-		}
-		if len(ordered) == 0 && miss == 0 {
-			return
-		}
-		missed = l.ring.applyConfirms(from, ordered, miss, now, evs)
-		if len(ordered) == 0 {
-			l.ring.count = from - 1 // the overwritten ones are behind us
-		}
+		missed, rangeErr = l.core.Confirms(count, slots, now, evs)
 	})
 	if rangeErr != nil {
 		l.log.Error().Err(rangeErr).Msg("following the plc")
 	}
 	if missed > 0 {
-		l.log.Warn().Int("missed", missed).Uint16("confirm_count", count).Msg("confirmations overwritten unread")
+		if ok, sup := l.rate.Allow("missed", time.Now()); ok {
+			l.log.Warn().Int("missed", missed).Uint16("confirm_count", count).Int("suppressed", sup).Msg("confirmations overwritten unread")
+		}
 	}
 	return count, nil
 }
@@ -504,7 +500,7 @@ func (l *Link) watchdog(c *conn) (wasUp bool) {
 	t := time.NewTicker(watchdogTick(l.cfg))
 	defer t.Stop()
 	var lastState devices.LinkState = devices.LinkSyncing
-	var upLog, downLog rateLog
+	upOnce := false
 	for {
 		select {
 		case <-c.ctx.Done():
@@ -517,9 +513,12 @@ func (l *Link) watchdog(c *conn) (wasUp bool) {
 		}
 		now := time.Now()
 		l.mu.Lock()
-		st, reason := l.stateLocked(now)
+		st, why := l.stateLocked(now)
+		reason := ""
+		if why != nil {
+			reason = why.Error()
+		}
 		s := l.sess
-		l.ring.prune(now.Add(-openHorizon))
 		if st == devices.LinkUp {
 			l.wasUp = true
 			l.lastErr = ""
@@ -528,13 +527,21 @@ func (l *Link) watchdog(c *conn) (wasUp bool) {
 		if st != lastState {
 			// A link flapping between up and not up (a loaded server)
 			// logs each reason at most once per second.
-			if st == devices.LinkUp {
-				wasUp = true
-				if n, ok := upLog.allow("up", now); ok {
+			switch {
+			case st == devices.LinkUp:
+				wasUp, upOnce = true, true
+				if ok, n := l.rate.Allow("up", now); ok {
 					l.log.Info().Int("suppressed", n).Msg("plc link up")
 				}
-			} else if n, ok := downLog.allow(reason, now); ok {
-				l.log.Warn().Str("reason", reason).Int("suppressed", n).Msg("plc link not up")
+			case !upOnce && (errors.Is(why, hostif.ErrHostLost) || errors.Is(why, hostif.ErrNotReady)):
+				// The power-on FAULT_CODE 1 (host lost until the PLC sees
+				// our heartbeat) and the wait for the subscription are part
+				// of every normal start.
+				l.log.Info().Str("reason", reason).Msg("plc link not up yet")
+			default:
+				if ok, n := l.rate.Allow("not up:"+reason, now); ok {
+					l.log.Warn().Str("reason", reason).Int("suppressed", n).Msg("plc link not up")
+				}
 			}
 			lastState = st
 		}
@@ -552,11 +559,6 @@ func (l *Link) watchdog(c *conn) (wasUp bool) {
 // repeats at this pace.
 func watchdogTick(c Config) time.Duration { return min(50*time.Millisecond, c.StaleAfter/4) }
 
-// openHorizon: a command unconfirmed this long had its confirmation missed
-// (EventMissed told the gateway); a later cold restart does not report it
-// lost.
-const openHorizon = 10 * time.Minute
-
 // probe reads the monitored values and compares them with what the
 // subscription last published.
 func (l *Link) probe(c *conn, before sessionState) error {
@@ -571,8 +573,8 @@ func (l *Link) probe(c *conn, before sessionState) error {
 	if s.lastNotif != before.lastNotif || l.blocked.Load() {
 		return nil // a notification came meanwhile, or the gateway is slow
 	}
-	p := &l.plc
-	same := v.heartbeat == p.heartbeat && v.ack == s.ackSeq && v.count == s.count && v.fault == p.fault && v.boot == l.ring.boot
+	p := &l.blk
+	same := v.heartbeat == p.Heartbeat && v.ack == s.ackSeq && v.count == s.count && v.fault == p.FaultCode && v.boot == p.BootID
 	if !s.subscribed && now.Sub(s.connectedAt) > l.cfg.StaleAfter+l.cfg.Timeout {
 		return fmt.Errorf("no notification %s after subscribing: %w", now.Sub(s.connectedAt).Round(time.Millisecond), ErrSubscriptionDead)
 	}
@@ -589,7 +591,7 @@ func (l *Link) probe(c *conn, before sessionState) error {
 	}
 	if now.Sub(s.mismatchSince) >= l.cfg.DeadAfter-l.cfg.StaleAfter {
 		return fmt.Errorf("plc values changed %s ago and were never published (heartbeat %d/%d, ack %d/%d, count %d/%d): %w",
-			now.Sub(s.mismatchSince).Round(time.Millisecond), v.heartbeat, p.heartbeat, v.ack, s.ackSeq, v.count, s.count, ErrSubscriptionDead)
+			now.Sub(s.mismatchSince).Round(time.Millisecond), v.heartbeat, p.Heartbeat, v.ack, s.ackSeq, v.count, s.count, ErrSubscriptionDead)
 	}
 	return nil
 }

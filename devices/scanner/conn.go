@@ -28,7 +28,7 @@ type scanner struct {
 	log   zerolog.Logger
 	lis   *listener    // server mode
 	peers []netip.Addr // server mode: the IPs a connection may come from
-	lim   limiter
+	lim   devices.RateLog
 
 	state     atomic.Uint32 // devices.LinkState
 	lastHeard atomic.Int64  // Source.since of the last read or heartbeat; 0 never
@@ -154,8 +154,8 @@ func (sc *scanner) serve(ctx context.Context, conn net.Conn, sink func(devices.R
 	remote := conn.RemoteAddr().String()
 	sc.remote.Store(&remote)
 	// A scanner that accepts and hangs up at once would log a connect per
-	// attempt: these go through the same once-a-second limit as errors.
-	if ok, n := sc.lim.allow("connected", time.Now()); ok {
+	// attempt: these go through the same rate limit as errors.
+	if ok, n := sc.lim.Allow("connected", time.Now()); ok {
 		msg := "scanner connected"
 		if sc.connected.Load() > 0 {
 			msg = "scanner reconnected"
@@ -204,7 +204,7 @@ func (sc *scanner) serve(ctx context.Context, conn net.Conn, sink func(devices.R
 			// Server mode: keep the connection, show the scanner offline
 			// (Status does that by itself) and say so once.
 			silent = true
-			sc.log.Warn().Dur("timeout", sc.cfg.HeartbeatTimeout).Msg("scanner silent, shown offline")
+			sc.log.Warn().Int64("timeout_ms", sc.cfg.HeartbeatTimeout.Milliseconds()).Msg("scanner silent, shown offline")
 			if err := conn.SetReadDeadline(time.Time{}); err != nil {
 				return cs.heard, err
 			}
@@ -248,7 +248,7 @@ func (cs *connState) frame(p []byte) {
 	r, kind, err := ParsePayload(p, sc.pc)
 	if err != nil {
 		sc.malformed.Add(1)
-		if ok, suppressed := sc.lim.allow("malformed:"+errors.Unwrap(err).Error(), cs.now); ok {
+		if ok, suppressed := sc.lim.Allow("malformed:"+errors.Unwrap(err).Error(), cs.now); ok {
 			sc.log.Warn().Err(err).Str("payload", excerpt(p)).Int("suppressed", suppressed).Msg("malformed telegram")
 		}
 		return
@@ -280,14 +280,15 @@ func excerpt(p []byte) string {
 	return string(p)
 }
 
-// logLimited logs at warn level, at most once per second for the same key
-// (and error text), with the number of repeats it held back.
+// logLimited logs at warn level, rate-limited per key (and error text) by
+// devices.RateLog, with the number of repeats it held back: a scanner that
+// is off redials every couple of seconds and must not log each time.
 func (sc *scanner) logLimited(key string, err error, msg string, count uint64) {
 	k := key
 	if err != nil {
 		k += ":" + err.Error()
 	}
-	ok, suppressed := sc.lim.allow(k, time.Now())
+	ok, suppressed := sc.lim.Allow(k, time.Now())
 	if !ok {
 		return
 	}
@@ -301,45 +302,6 @@ func (sc *scanner) logLimited(key string, err error, msg string, count uint64) {
 	ev.Int("suppressed", suppressed).Msg(msg)
 }
 
-// limiter lets the same message through at most once per interval.
-type limiter struct {
-	mu    sync.Mutex
-	seen  map[string]limEntry
-	every time.Duration // 0 = one second
-}
-
-type limEntry struct {
-	last       time.Time
-	suppressed int
-}
-
-// allow reports whether key may be logged now, and how many times it was
-// held back since it last was.
-func (l *limiter) allow(key string, now time.Time) (bool, int) {
-	every := l.every
-	if every == 0 {
-		every = time.Second
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.seen == nil {
-		l.seen = make(map[string]limEntry)
-	}
-	e, ok := l.seen[key]
-	if ok && now.Sub(e.last) < every {
-		e.suppressed++
-		l.seen[key] = e
-		return false, 0
-	}
-	if !ok && len(l.seen) >= 64 {
-		// Error texts are a small set per scanner; a flood of distinct
-		// ones (addresses in them) must not grow the map forever.
-		clear(l.seen)
-	}
-	l.seen[key] = limEntry{last: now}
-	return true, e.suppressed
-}
-
 // listener accepts server-mode scanners on one address.
 type listener struct {
 	src      *Source
@@ -347,10 +309,10 @@ type listener struct {
 	log      zerolog.Logger
 	scanners []*scanner
 	bound    atomic.Pointer[string]
-	lim      limiter
+	lim      devices.RateLog
 	// bindLim holds back repeats of a bind failure: the first is logged at
 	// once, then one line a minute says the port is still unusable.
-	bindLim limiter
+	bindLim devices.RateLog
 }
 
 // listenLogEvery is how often a listen address that stays unusable is
@@ -470,7 +432,7 @@ func (l *listener) bind(ctx context.Context, attempted func()) net.Listener {
 			first()
 		}
 		wait := bo.Next()
-		if ok, n := l.bindLim.allow("listen:"+err.Error(), time.Now()); ok {
+		if ok, n := l.bindLim.Allow("listen:"+err.Error(), time.Now()); ok {
 			l.log.Error().Err(err).Strs("scanners", l.names()).Int("failed_attempts", failures).Int("suppressed", n).
 				Str("retry_in", wait.Round(time.Millisecond).String()).
 				Msg("cannot listen for scanners, retrying; free the port or fix the address")
@@ -510,7 +472,7 @@ func (l *listener) run(ctx context.Context, wg *sync.WaitGroup, sink func(device
 				return
 			}
 			// Out of file descriptors and the like: wait a little.
-			if ok, n := l.lim.allow("accept:"+err.Error(), time.Now()); ok {
+			if ok, n := l.lim.Allow("accept:"+err.Error(), time.Now()); ok {
 				l.log.Error().Err(err).Int("suppressed", n).Msg("accept failed")
 			}
 			t := time.NewTimer(100 * time.Millisecond)
@@ -530,7 +492,7 @@ func (l *listener) run(ctx context.Context, wg *sync.WaitGroup, sink func(device
 			}
 			// Keyed by IP, not IP and port: a connect loop uses a new
 			// port each time and must still be one line a second.
-			if ok, n := l.lim.allow("refused:"+ip.String(), time.Now()); ok {
+			if ok, n := l.lim.Allow("refused:"+ip.String(), time.Now()); ok {
 				l.log.Warn().Str("remote", conn.RemoteAddr().String()).Int("suppressed", n).
 					Msg("connection from an unknown peer refused (not a configured scanner peer)")
 			}
@@ -563,7 +525,7 @@ func (sc *scanner) attach(ctx context.Context, wg *sync.WaitGroup, conn net.Conn
 		if quiet < sc.cfg.HeartbeatTimeout {
 			sc.mu.Unlock()
 			sc.refused.Add(1)
-			if ok, n := sc.lim.allow("busy", now); ok {
+			if ok, n := sc.lim.Allow("busy", now); ok {
 				sc.log.Warn().Str("remote", conn.RemoteAddr().String()).Str("current", old.RemoteAddr().String()).
 					Int("suppressed", n).Msg("second connection refused: the current one is live")
 			}

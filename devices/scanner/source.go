@@ -123,7 +123,7 @@ func New(cfgs []Config, log zerolog.Logger) (*Source, error) {
 			}
 			l := byAddr[key]
 			if l == nil {
-				l = &listener{src: s, addr: c.Addr, log: log.With().Str("listen", c.Addr).Logger(), bindLim: limiter{every: listenLogEvery}}
+				l = &listener{src: s, addr: c.Addr, log: log.With().Str("listen", c.Addr).Logger(), bindLim: devices.RateLog{Min: listenLogEvery, Max: listenLogEvery}}
 				byAddr[key] = l
 				s.listeners = append(s.listeners, l)
 			}

@@ -535,36 +535,6 @@ func TestConfig(t *testing.T) {
 	}
 }
 
-func TestLimiter(t *testing.T) {
-	var l limiter
-	t0 := time.Now()
-	steps := []struct {
-		key        string
-		at         time.Duration
-		ok         bool
-		suppressed int
-	}{
-		{"a", 0, true, 0},
-		{"a", 100 * time.Millisecond, false, 0},
-		{"b", 200 * time.Millisecond, true, 0},
-		{"a", 999 * time.Millisecond, false, 0},
-		{"a", time.Second, true, 2},
-		{"a", 1500 * time.Millisecond, false, 0},
-	}
-	for i, s := range steps {
-		ok, n := l.allow(s.key, t0.Add(s.at))
-		if ok != s.ok || n != s.suppressed {
-			t.Fatalf("step %d: %v %d, want %v %d", i, ok, n, s.ok, s.suppressed)
-		}
-	}
-	for i := range 200 {
-		l.allow(fmt.Sprint(i), t0)
-	}
-	if len(l.seen) > 64 {
-		t.Fatalf("limiter holds %d keys", len(l.seen))
-	}
-}
-
 // lockedBuffer collects log output from several goroutines.
 type lockedBuffer struct {
 	mu  sync.Mutex

@@ -79,7 +79,7 @@ func (d *Demo) newLine(j gateway.Journal, m *gateway.Metrics) (*gateway.Line, er
 	// JSON lines with the key twice.
 	plog := d.log.With().Str("line", "L1").Logger()
 	if cfg.Protocol == "opcua" {
-		plc, err = opcua.New(opcua.Config{Name: "demo-plc", Endpoint: d.sim.OPCUAEndpoint()}, plog)
+		plc, err = opcua.New(opcua.Config{Name: "demo-plc", Endpoint: d.sim.OPCUAEndpoint(), Chutes: cfg.Chutes}, plog)
 	} else {
 		plc, err = modbus.New(modbus.Config{Name: "demo-plc", Addr: d.sim.ModbusAddr(), Chutes: cfg.Chutes}, plog)
 	}

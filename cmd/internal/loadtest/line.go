@@ -115,7 +115,7 @@ func (bl *benchLine) wire(cfg Config, plan *sortplan.Plan, j gateway.Journal, m 
 	}
 	var plc devices.PLCLink
 	if cfg.Protocol == "opcua" {
-		plc, err = uadev.New(uadev.Config{Name: bl.name + "-plc", Endpoint: bl.sim.OPCUAEndpoint(), PublishInterval: cfg.Poll,
+		plc, err = uadev.New(uadev.Config{Name: bl.name + "-plc", Endpoint: bl.sim.OPCUAEndpoint(), Chutes: cfg.Chutes, PublishInterval: cfg.Poll,
 			QueueSize: q, EventBuffer: 4 * q}, llog)
 	} else {
 		plc, err = modbus.New(modbus.Config{Name: bl.name + "-plc", Addr: bl.sim.ModbusAddr(), Chutes: cfg.Chutes, Poll: cfg.Poll,

@@ -281,6 +281,7 @@ func (c *Config) buildPLC(p string, l *Line, llog zerolog.Logger, fail func(*Err
 		return link
 	}
 	oc, bp := pc.OPCUA, p+".opcua"
+	oc.Chutes = l.Chutes // Send refuses chutes above the line's count
 	if oc.Name == "" {
 		oc.Name = defName
 	}

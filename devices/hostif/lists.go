@@ -1,4 +1,4 @@
-package modbus
+package hostif
 
 import (
 	"time"
@@ -6,53 +6,7 @@ import (
 	"sortgw/devices"
 )
 
-// Ring arithmetic. Sequence numbers are uint16 and wrap 65535 -> 0, so
-// every comparison is a distance modulo 65536.
-
-// canWrite reports whether command seq may be written while the PLC's
-// ACK_SEQ is ack: never while (seq - ack) mod 65536 >= ring.
-func canWrite(seq, ack uint16, ring int) bool {
-	return int(seq-ack) < ring
-}
-
-// ackInWindow reports whether a newly read ACK_SEQ is consistent with the
-// commands this link gave out: between the last ACK_SEQ seen and the last
-// sequence number assigned (next-1), inclusive.
-func ackInWindow(newAck, ack, next uint16) bool {
-	return newAck-ack <= next-1-ack
-}
-
-// passed reports whether ACK_SEQ newAck has consumed seq, given the
-// previous ACK_SEQ ack (seq is assigned after ack).
-func passed(seq, ack, newAck uint16) bool {
-	return seq-ack <= newAck-ack && seq != ack
-}
-
-// entry is one command from the moment it got its sequence number until
-// its confirmation (or until it is reported lost).
-type entry struct {
-	cmd      devices.Command
-	queuedAt time.Time
-	seq      uint16
-
-	needWrite bool // not yet written on the current connection (new, failed or to rewrite)
-	inflight  bool // a function-16 request is on the wire
-	written   bool // EventWritten emitted
-	taken     bool // ACK_SEQ passed it
-	takenSent bool // EventTaken emitted
-	lost      bool // EventLost emitted; nothing more is reported
-
-	// A confirmation that arrived while the write's reply was still in
-	// flight waits here so the gateway always sees written, taken,
-	// confirmed in that order.
-	deferred *devices.Event
-
-	// unconfirmed list (assignment order) and same-TID chain.
-	prev, next *entry
-	sameTID    *entry
-}
-
-// queued is a command waiting for a ring slot.
+// queued is a command waiting for a ring slot: it has no sequence number.
 type queued struct {
 	cmd devices.Command
 	at  time.Time
@@ -115,8 +69,8 @@ func (q *cmdQueue) expire(now time.Time, late func(queued)) time.Time {
 	return earliest
 }
 
-// pending tracks every command that has a sequence number and no
-// confirmation yet, in assignment order, indexed by TID.
+// pending tracks every command that has a sequence number and no terminal
+// event yet, in assignment order, indexed by TID.
 type pending struct {
 	head, tail *entry
 	byTID      map[uint32]*entry
@@ -127,6 +81,7 @@ func newPending() pending { return pending{byTID: make(map[uint32]*entry)} }
 
 func (p *pending) add(e *entry) {
 	e.prev, e.next, e.sameTID = p.tail, nil, nil
+	e.inPend = true
 	if p.tail != nil {
 		p.tail.next = e
 	} else {
@@ -146,6 +101,10 @@ func (p *pending) add(e *entry) {
 
 // remove unlinks e from the order list and from its TID chain.
 func (p *pending) remove(e *entry) {
+	if !e.inPend {
+		return
+	}
+	e.inPend = false
 	if e.prev != nil {
 		e.prev.next = e.next
 	} else {
@@ -177,10 +136,10 @@ func (p *pending) remove(e *entry) {
 	e.sameTID = nil
 }
 
-// oldestFor returns the oldest unconfirmed command for tid, taken by the
-// PLC first; nil if none. A confirmation belongs to a command the PLC has
-// taken, so a not-yet-taken one is matched only when no taken one exists.
-func (p *pending) oldestFor(tid uint32) *entry {
+// match returns the command a confirmation for tid belongs to: the oldest
+// unconfirmed one the PLC has taken, else the oldest not yet taken; nil if
+// none.
+func (p *pending) match(tid uint32) *entry {
 	first := p.byTID[tid]
 	for x := first; x != nil; x = x.sameTID {
 		if x.taken {
