@@ -3,7 +3,6 @@ package gateway
 import (
 	"bytes"
 	"context"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -36,9 +35,6 @@ type e2eConfig struct {
 	Modbus   func(*modbus.Config)
 	OPCUA    func(*opcua.Config)
 	Endpoint func(string) string
-	// Known names a known failure of the gateway against this variant:
-	// the run is skipped unless SORTGW_E2E_KNOWN is set.
-	Known string
 }
 
 // e2e is a running sim + line + journal.
@@ -244,12 +240,12 @@ func TestEndToEndHarderPLC(t *testing.T) {
 	// A secured link asks GetEndpoints for the URL it is configured with.
 	certs := writeTestCerts(t)
 	for _, c := range []e2eConfig{
-		{Name: "modbus fc16 register by register", Protocol: "modbus",
-			Sim: func(c *fieldbussim.Config) { c.Modbus.RegisterByRegister = true },
-			Known: "devices/modbus writes SEQ in the same function-16 request as TID, CHUTE and REASON, " +
-				"and SEQ is the slot's first register: a scan between registers takes the slot with the " +
-				"previous command's TID (refusals, commands one ring lap late, the last lap never taken). " +
-				"The link must write TID..REASON first and SEQ in a request of its own"},
+		// A PLC that applies a request register by register needs the
+		// link's seq-last slot write: with one request, SEQ (the slot's
+		// first register) lands before the command it announces.
+		{Name: "modbus fc16 register by register, slot_write seq-last", Protocol: "modbus",
+			Sim:    func(c *fieldbussim.Config) { c.Modbus.RegisterByRegister = true },
+			Modbus: func(c *modbus.Config) { c.SlotWrite = modbus.SlotWriteSeqLast }},
 		{Name: "modbus low-first word order", Protocol: "modbus",
 			Sim:    func(c *fieldbussim.Config) { c.Modbus.WordOrder = fieldbussim.WordOrderLowFirst },
 			Modbus: lowFirst},
@@ -269,9 +265,6 @@ func TestEndToEndHarderPLC(t *testing.T) {
 	} {
 		c.Items, c.Rate, c.DropAt, c.Chutes = items, rate, drop, 64
 		t.Run(c.Name, func(t *testing.T) {
-			if c.Known != "" && os.Getenv("SORTGW_E2E_KNOWN") == "" {
-				t.Skip("known failure (SORTGW_E2E_KNOWN=1 runs it): " + c.Known)
-			}
 			runE2E(t, c)
 		})
 	}

@@ -12,6 +12,16 @@ import (
 const (
 	WordOrderHighFirst = "high-first"
 	WordOrderLowFirst  = "low-first"
+
+	// SlotWriteOneRequest writes a divert slot's five registers with one
+	// function-16 request, as the interface says.
+	SlotWriteOneRequest = "one-request"
+	// SlotWriteSeqLast writes TID_HI..REASON with one function-16 request
+	// and then SEQ alone with a second: for PLCs whose Modbus server
+	// applies a request register by register while the program scans, so
+	// that SEQ (the slot's first register) never lands before the command
+	// it announces.
+	SlotWriteSeqLast = "seq-last"
 )
 
 // ErrInvalidConfig is wrapped by every error Validate returns.
@@ -86,6 +96,12 @@ type Config struct {
 	// their confirmation (default 65536); beyond it the oldest is
 	// forgotten (its confirmation still arrives as an event).
 	MaxUnconfirmed int `yaml:"max_unconfirmed"`
+	// SlotWrite is how a divert slot is written: "one-request" (default,
+	// the interface's one function-16 request of all five registers) or
+	// "seq-last" (the command's four registers, then SEQ in a second
+	// request) for a PLC that does not apply a request as a whole. See
+	// docs/plc-interface.md.
+	SlotWrite string `yaml:"slot_write"`
 }
 
 // Validate fills in defaults and checks the whole configuration, including
@@ -146,9 +162,15 @@ func (c *Config) Validate() error {
 	if c.MaxUnconfirmed == 0 {
 		c.MaxUnconfirmed = 1 << 16
 	}
+	if c.SlotWrite == "" {
+		c.SlotWrite = SlotWriteOneRequest
+	}
 
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("%w: plc %q: %s", ErrInvalidConfig, c.Name, fmt.Sprintf(format, a...))
+	}
+	if c.SlotWrite != SlotWriteOneRequest && c.SlotWrite != SlotWriteSeqLast {
+		return bad("slot_write %q: want %q or %q", c.SlotWrite, SlotWriteOneRequest, SlotWriteSeqLast)
 	}
 	if !powerOfTwo(c.Ring) || c.Ring < 2 || c.Ring > 1024 {
 		return bad("ring %d: want a power of two in 2..1024", c.Ring)

@@ -545,13 +545,25 @@ func (l *Link) nextJob(ctx context.Context) (hostif.Write, *session, bool, time.
 }
 
 // write sends one command's five registers with one function-16 request
+// (or, with SlotWrite seq-last, the four command registers and then SEQ)
 // and reports the outcome to the core.
 func (l *Link) write(ctx context.Context, s *session, w hostif.Write) {
 	defer s.wg.Done()
 	var regs [slotRegs]uint16
 	l.lay.divertRegs(&regs, w.Seq, w.TID, w.Chute, w.Reason)
 	addr := l.lay.slotAddr(w.Seq)
-	err := l.retrier().do(ctx, func() error { return s.cmd.write(addr, regs[:]) })
+	var err error
+	if l.cfg.SlotWrite == SlotWriteSeqLast {
+		// SEQ is the slot's first register: the command goes in first, so
+		// a PLC that applies registers one by one never sees the new SEQ
+		// over the previous command's TID and chute.
+		err = l.retrier().do(ctx, func() error { return s.cmd.write(addr+1, regs[1:]) })
+		if err == nil {
+			err = l.retrier().do(ctx, func() error { return s.cmd.write(addr, regs[:1]) })
+		}
+	} else {
+		err = l.retrier().do(ctx, func() error { return s.cmd.write(addr, regs[:]) })
+	}
 
 	l.emitMu.Lock()
 	defer l.emitMu.Unlock()
