@@ -52,6 +52,11 @@ type LineConfig struct {
 	// KeepManifests is how many closed container manifests stay in memory
 	// for download. Default 5000.
 	KeepManifests int `yaml:"keep_manifests"`
+	// MaxManifestBytes caps the manifest file a reload reads (default 64
+	// MiB, about 1.5 million rows; -1: no cap). A manifest costs about 2.5
+	// times its size in memory while it loads beside the one in use; a
+	// larger file is refused like a bad plan, and the old one stays.
+	MaxManifestBytes int64 `yaml:"max_manifest_bytes"`
 }
 
 // Validate fills defaults and checks the values.
@@ -98,8 +103,17 @@ func (c *LineConfig) Validate() error {
 	if c.KeepManifests == 0 {
 		c.KeepManifests = 5000
 	}
+	if c.MaxManifestBytes == 0 {
+		c.MaxManifestBytes = 64 << 20
+	}
+	if c.MaxManifestBytes < -1 {
+		return fmt.Errorf("line %s: max manifest bytes %d: want a size, or -1 for no cap", c.Name, c.MaxManifestBytes)
+	}
 	return nil
 }
+
+// manifestLimit is MaxManifestBytes as sortplan.LoadManifestLimit takes it.
+func (c *LineConfig) manifestLimit() int64 { return max(c.MaxManifestBytes, 0) }
 
 // Errors callers branch on.
 var (

@@ -3,6 +3,7 @@ package gateway
 import (
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -39,6 +40,8 @@ type Metrics struct {
 	containers  *prometheus.CounterVec
 	httpRefused *prometheus.CounterVec
 	sseClients  prometheus.Gauge
+	planReloads *prometheus.CounterVec
+	planLastOK  *prometheus.GaugeVec
 }
 
 // NewMetrics makes the collectors and registers them, with the Go and
@@ -114,6 +117,12 @@ func NewMetrics() *Metrics {
 		sseClients: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "sortgw_http_sse_clients", Help: "Live status streams (/events) being served.",
 		}),
+		planReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sortgw_plan_reloads_total", Help: "Plan and manifest loads by result: installed, or refused (bad file, cut off, too large, older version; the old plan stays).",
+		}, []string{"line", "result"}),
+		planLastOK: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sortgw_plan_last_install_timestamp_seconds", Help: "When the active plan was installed (Unix time).",
+		}, []string{"line"}),
 	}
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
@@ -121,7 +130,7 @@ func NewMetrics() *Metrics {
 		m.reads, m.duplicates, m.decisions, m.outcomes, m.results, m.chuteDiv, m.missed, m.unmatched,
 		m.decisionDur, m.toWritten, m.toTaken, m.toConfirmed,
 		m.linkUp, m.linkState, m.reconnects, m.ringOut, m.queued, m.tracked, m.planVersion, m.containers,
-		m.httpRefused, m.sseClients,
+		m.httpRefused, m.sseClients, m.planReloads, m.planLastOK,
 	)
 	return m
 }
@@ -144,6 +153,9 @@ type lineMetrics struct {
 	queued      prometheus.Gauge
 	tracked     prometheus.Gauge
 	planVersion prometheus.Gauge
+	planOK      prometheus.Counter
+	planRefused prometheus.Counter
+	planLastOK  prometheus.Gauge
 	chutes      []prometheus.Counter // resolved on first divert
 	scanners    map[string]*[2]prometheus.Counter
 }
@@ -162,6 +174,9 @@ func (m *Metrics) forLine(line string, chutes int) *lineMetrics {
 		queued:      m.queued.WithLabelValues(line),
 		tracked:     m.tracked.WithLabelValues(line),
 		planVersion: m.planVersion.WithLabelValues(line),
+		planOK:      m.planReloads.WithLabelValues(line, "installed"),
+		planRefused: m.planReloads.WithLabelValues(line, "refused"),
+		planLastOK:  m.planLastOK.WithLabelValues(line),
 		chutes:      make([]prometheus.Counter, chutes+1),
 		scanners:    make(map[string]*[2]prometheus.Counter),
 	}
@@ -198,6 +213,16 @@ func (lm *lineMetrics) read(scanner string, noRead bool) {
 	} else {
 		c[0].Inc()
 	}
+}
+
+// planReload counts a plan load's result.
+func (lm *lineMetrics) planReload(ok bool, at time.Time) {
+	if !ok {
+		lm.planRefused.Inc()
+		return
+	}
+	lm.planOK.Inc()
+	lm.planLastOK.Set(float64(at.UnixNano()) / 1e9)
 }
 
 func (lm *lineMetrics) result(r uint16) {

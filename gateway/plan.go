@@ -95,6 +95,7 @@ func (l *Line) installPlan(p *sortplan.Plan, m *sortplan.Manifest, by PlanCause)
 		}
 		err = fmt.Errorf("line %s: install plan %s version %d: %w", l.cfg.Name, p.Name, p.Version, err)
 		l.lastErr, l.lastAt = err.Error(), time.Now()
+		l.met.planReload(false, l.lastAt)
 		l.journalRefused(p, by, l.lastAt, err)
 		return nil, err
 	}
@@ -110,6 +111,7 @@ func (l *Line) installPlan(p *sortplan.Plan, m *sortplan.Manifest, by PlanCause)
 		l.plc.SetHostState(devices.HostReady)
 	}
 	l.met.planVersion.Set(float64(t.Version()))
+	l.met.planReload(true, l.planAt)
 	l.log.Info().Str("plan", t.Name()).Uint64("version", t.Version()).Int("changes", len(diff)).Msg("plan installed")
 	l.journalPlan(p, m, by, l.planAt, fmt.Sprintf("%d destinations changed", len(diff)))
 	return diff, nil
@@ -142,6 +144,7 @@ func (l *Line) reloadFailed(p *sortplan.Plan, by PlanCause, err error) error {
 	l.lastErr, l.lastAt = err.Error(), time.Now()
 	at := l.lastAt
 	l.planMu.Unlock()
+	l.met.planReload(false, at)
 	l.journalRefused(p, by, at, err)
 	return err
 }
@@ -168,7 +171,7 @@ func (l *Line) ReloadPlanFor(by PlanCause) ([]sortplan.Change, error) {
 	}
 	var m *sortplan.Manifest
 	if l.cfg.ManifestFile != "" {
-		m, err = sortplan.LoadManifest(l.cfg.ManifestFile)
+		m, err = sortplan.LoadManifestLimit(l.cfg.ManifestFile, l.cfg.manifestLimit())
 		if err != nil {
 			return nil, l.reloadFailed(p, by, fmt.Errorf("line %s: %w", l.cfg.Name, err))
 		}

@@ -1,6 +1,7 @@
 package sortplan
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -133,4 +134,22 @@ func TestManifestLarge(t *testing.T) {
 		t.Errorf("%d bytes per row", per)
 	}
 	t.Logf("%d bytes per row", per)
+}
+
+func TestLoadManifestLimit(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m.csv")
+	src := manifest1M(1000)
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadManifestLimit(path, int64(len(src))); err != nil {
+		t.Fatalf("at the limit: %v", err)
+	}
+	_, err := LoadManifestLimit(path, int64(len(src))-1)
+	if !errors.Is(err, ErrManifestTooLarge) || !strings.Contains(err.Error(), "max_manifest_bytes") {
+		t.Fatalf("over the limit: %v", err)
+	}
+	if _, err := LoadManifestLimit(path, 0); err != nil {
+		t.Fatalf("no limit: %v", err)
+	}
 }

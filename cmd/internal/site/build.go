@@ -358,7 +358,7 @@ func (c *Config) installPlan(p string, l *Line, line *gateway.Line, fail func(*E
 	}
 	var man *sortplan.Manifest
 	if l.ManifestFile != "" {
-		if man, err = sortplan.LoadManifest(l.ManifestFile); err != nil {
+		if man, err = sortplan.LoadManifestLimit(l.ManifestFile, max(l.MaxManifestBytes, 0)); err != nil {
 			fail(c.at(p+".manifest", "%s", fileErr("manifest", l.ManifestFile, err)))
 			return false
 		}
