@@ -81,6 +81,11 @@ type ScannerStatus struct {
 	Oversized     uint64 // frames dropped for exceeding the frame limit
 	Bytes         uint64
 	Reconnects    uint64
+	// Refused counts connections refused (server mode: from an IP that is
+	// not the scanner's peer, or while its live connection was not silent).
+	Refused uint64
+	// LastError is the last connection or listen error ("" if none).
+	LastError string
 }
 
 // ScannerSource delivers scanner reads. Run connects (or listens), hands

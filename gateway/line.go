@@ -233,6 +233,7 @@ func NewLine(cfg LineConfig, plc devices.PLCLink, scanners devices.ScannerSource
 		l.conts[i] = container{n: 1, opened: now}
 	}
 	l.snap.Store(&LineSnapshot{Name: cfg.Name})
+	m.devices.add(l)
 	return l, nil
 }
 
@@ -268,10 +269,11 @@ func (l *Line) Ready() bool {
 // read now (connected and heard within its heartbeat timeout), true for a
 // line without scanners.
 func (l *Line) scannerOnline() bool {
-	if l.scanners == nil {
-		return true
-	}
-	st := l.scanners.Status()
+	return l.scanners == nil || anyOnline(l.scanners.Status())
+}
+
+// anyOnline reports whether one of st is online, true for none at all.
+func anyOnline(st []devices.ScannerStatus) bool {
 	for _, s := range st {
 		if s.Online {
 			return true

@@ -3,6 +3,7 @@ package gateway
 import (
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,7 +33,6 @@ type Metrics struct {
 	toConfirmed *prometheus.HistogramVec
 	linkUp      *prometheus.GaugeVec
 	linkState   *prometheus.GaugeVec
-	reconnects  *prometheus.GaugeVec
 	ringOut     *prometheus.GaugeVec
 	queued      *prometheus.GaugeVec
 	tracked     *prometheus.GaugeVec
@@ -42,6 +42,69 @@ type Metrics struct {
 	sseClients  prometheus.Gauge
 	planReloads *prometheus.CounterVec
 	planLastOK  *prometheus.GaugeVec
+	devices     *deviceCounters
+}
+
+// deviceCounters exports the devices' own cumulative counters (reconnects,
+// scanner frames dropped, connections refused) as Prometheus counters,
+// read from each line's latest snapshot when /metrics is scraped: the
+// devices count, the gateway does not count them twice.
+type deviceCounters struct {
+	mu    sync.Mutex
+	lines []*Line
+
+	reconnects, frames, refused *prometheus.Desc
+}
+
+func newDeviceCounters() *deviceCounters {
+	return &deviceCounters{
+		reconnects: prometheus.NewDesc("sortgw_link_reconnects_total",
+			"Reconnects of the device link since start (as the link counts them: every connection attempt after the first).",
+			[]string{"line", "kind", "link"}, nil),
+		frames: prometheus.NewDesc("sortgw_scanner_dropped_frames_total",
+			"Scanner frames dropped: malformed (did not parse) or oversized (over the frame limit).",
+			[]string{"line", "scanner", "reason"}, nil),
+		refused: prometheus.NewDesc("sortgw_scanner_refused_connections_total",
+			"Connections a server-mode scanner refused: from an IP that is not its peer, or while its live connection was not silent.",
+			[]string{"line", "scanner"}, nil),
+	}
+}
+
+func (d *deviceCounters) add(l *Line) {
+	d.mu.Lock()
+	d.lines = append(d.lines, l)
+	d.mu.Unlock()
+}
+
+// Describe implements prometheus.Collector.
+func (d *deviceCounters) Describe(ch chan<- *prometheus.Desc) {
+	ch <- d.reconnects
+	ch <- d.frames
+	ch <- d.refused
+}
+
+// Collect implements prometheus.Collector.
+func (d *deviceCounters) Collect(ch chan<- prometheus.Metric) {
+	d.mu.Lock()
+	lines := d.lines
+	d.mu.Unlock()
+	for _, l := range lines {
+		s := l.Snapshot()
+		if s == nil {
+			continue
+		}
+		name := s.PLC.Name
+		if name == "" {
+			name = "plc"
+		}
+		ch <- prometheus.MustNewConstMetric(d.reconnects, prometheus.CounterValue, float64(s.PLC.Reconnects), s.Name, "plc", name)
+		for _, sc := range s.Scanners {
+			ch <- prometheus.MustNewConstMetric(d.reconnects, prometheus.CounterValue, float64(sc.Reconnects), s.Name, "scanner", sc.Name)
+			ch <- prometheus.MustNewConstMetric(d.frames, prometheus.CounterValue, float64(sc.Malformed), s.Name, sc.Name, "malformed")
+			ch <- prometheus.MustNewConstMetric(d.frames, prometheus.CounterValue, float64(sc.Oversized), s.Name, sc.Name, "oversized")
+			ch <- prometheus.MustNewConstMetric(d.refused, prometheus.CounterValue, float64(sc.Refused), s.Name, sc.Name)
+		}
+	}
 }
 
 // NewMetrics makes the collectors and registers them, with the Go and
@@ -50,6 +113,7 @@ func NewMetrics() *Metrics {
 	latency := []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
 	m := &Metrics{
 		Registry: prometheus.NewRegistry(),
+		devices:  newDeviceCounters(),
 		reads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sortgw_reads_total", Help: "Scanner reads taken by the pipeline, by scanner and kind (code, noread).",
 		}, []string{"line", "scanner", "kind"}),
@@ -93,9 +157,6 @@ func NewMetrics() *Metrics {
 		linkState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "sortgw_link_state", Help: "Device link state: 0 down, 1 connecting, 2 syncing, 3 up, 4 closed.",
 		}, []string{"line", "kind", "link"}),
-		reconnects: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "sortgw_link_reconnects", Help: "Reconnects of the device link since start (as reported by the link).",
-		}, []string{"line", "kind", "link"}),
 		ringOut: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "sortgw_plc_ring_outstanding", Help: "Divert commands written but not yet taken by the PLC.",
 		}, []string{"line"}),
@@ -129,8 +190,8 @@ func NewMetrics() *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.reads, m.duplicates, m.decisions, m.outcomes, m.results, m.chuteDiv, m.missed, m.unmatched,
 		m.decisionDur, m.toWritten, m.toTaken, m.toConfirmed,
-		m.linkUp, m.linkState, m.reconnects, m.ringOut, m.queued, m.tracked, m.planVersion, m.containers,
-		m.httpRefused, m.sseClients, m.planReloads, m.planLastOK,
+		m.linkUp, m.linkState, m.ringOut, m.queued, m.tracked, m.planVersion, m.containers,
+		m.httpRefused, m.sseClients, m.planReloads, m.planLastOK, m.devices,
 	)
 	return m
 }
@@ -255,7 +316,6 @@ func (lm *lineMetrics) links(plc devices.PLCStatus, scanners []devices.ScannerSt
 	}
 	lm.m.linkUp.WithLabelValues(lm.line, "plc", name).Set(up)
 	lm.m.linkState.WithLabelValues(lm.line, "plc", name).Set(float64(plc.State))
-	lm.m.reconnects.WithLabelValues(lm.line, "plc", name).Set(float64(plc.Reconnects))
 	lm.ringOut.Set(float64(plc.Outstanding))
 	lm.queued.Set(float64(plc.Queued))
 	for _, s := range scanners {
@@ -265,6 +325,5 @@ func (lm *lineMetrics) links(plc devices.PLCStatus, scanners []devices.ScannerSt
 		}
 		lm.m.linkUp.WithLabelValues(lm.line, "scanner", s.Name).Set(on)
 		lm.m.linkState.WithLabelValues(lm.line, "scanner", s.Name).Set(float64(s.State))
-		lm.m.reconnects.WithLabelValues(lm.line, "scanner", s.Name).Set(float64(s.Reconnects))
 	}
 }

@@ -75,6 +75,8 @@ type ScannerView struct {
 	Malformed     uint64    `json:"malformed"`
 	Oversized     uint64    `json:"oversized"`
 	Reconnects    uint64    `json:"reconnects"`
+	Refused       uint64    `json:"refused"` // connections refused (server mode: wrong peer, or the live one not silent)
+	LastError     string    `json:"last_error,omitempty"`
 }
 
 // Totals are counters since the gateway started.
@@ -297,7 +299,7 @@ func (l *Line) publish(now time.Time) {
 		// stopped sorter with no fault.
 		s.PLC.SorterState, s.PLC.Fault = "unknown", "unknown"
 	}
-	s.Ready = l.plans.Load() != nil && !s.Draining && st.State == devices.LinkUp
+	s.Ready = l.plans.Load() != nil && !s.Draining && st.State == devices.LinkUp && (l.scanners == nil || anyOnline(l.scanStatus))
 	for o, n := range l.c.ByOutcome {
 		if n > 0 {
 			s.Totals.Results[journal.Outcome(o).String()] = n
@@ -307,7 +309,7 @@ func (l *Line) publish(now time.Time) {
 	for _, sc := range l.scanStatus {
 		s.Scanners = append(s.Scanners, ScannerView{Name: sc.Name, Addr: sc.Addr, State: sc.State.String(), Online: sc.Online,
 			LastHeartbeat: sc.LastHeartbeat, HeardAge: age(now, sc.LastHeard), Reads: sc.Reads, NoReads: sc.NoReads,
-			Malformed: sc.Malformed, Oversized: sc.Oversized, Reconnects: sc.Reconnects})
+			Malformed: sc.Malformed, Oversized: sc.Oversized, Reconnects: sc.Reconnects, Refused: sc.Refused, LastError: sc.LastError})
 	}
 	var routes []string
 	if rp := l.chuteRoutes.Load(); rp != nil {

@@ -68,6 +68,10 @@ func (sc *scanner) status(now time.Time) devices.ScannerStatus {
 	if reconnects > 0 {
 		reconnects--
 	}
+	lastErr := ""
+	if p := sc.lastErr.Load(); p != nil {
+		lastErr = *p
+	}
 	return devices.ScannerStatus{
 		Name:  sc.cfg.Name,
 		Addr:  addr,
@@ -84,6 +88,8 @@ func (sc *scanner) status(now time.Time) devices.ScannerStatus {
 		Oversized:     sc.oversized.Load(),
 		Bytes:         sc.bytes.Load(),
 		Reconnects:    reconnects,
+		Refused:       sc.refused.Load(),
+		LastError:     lastErr,
 	}
 }
 
