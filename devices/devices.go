@@ -11,6 +11,7 @@ package devices
 import (
 	"context"
 	"errors"
+	"strconv"
 	"time"
 )
 
@@ -159,6 +160,13 @@ type Event struct {
 	Result uint16 // confirmation result code (EventConfirmed)
 	Count  int    // EventMissed: how many confirmations were lost
 	At     time.Time
+}
+
+// ValidPort reports whether s is a TCP port a device can be reached on:
+// a decimal number in 1..65535.
+func ValidPort(s string) bool {
+	n, err := strconv.Atoi(s)
+	return err == nil && n >= 1 && n <= 65535 && strconv.Itoa(n) == s
 }
 
 // MaxChutes is the largest sorter the contract allows.

@@ -3,6 +3,7 @@ package modbus
 import (
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"sortgw/devices"
@@ -113,6 +114,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Addr == "" {
 		return fmt.Errorf("%w: plc %q: addr is empty", ErrInvalidConfig, c.Name)
+	}
+	if _, port, err := net.SplitHostPort(c.Addr); err != nil || !devices.ValidPort(port) {
+		return fmt.Errorf("%w: plc %q: addr %q: want host:port with a port in 1..65535 (Modbus TCP is usually 502)", ErrInvalidConfig, c.Name, c.Addr)
 	}
 	if c.UnitID == 0 {
 		c.UnitID = 1

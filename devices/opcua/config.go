@@ -187,6 +187,8 @@ func (c *Config) Validate() error {
 	}
 	if u, err := url.Parse(c.Endpoint); err != nil || u.Scheme != "opc.tcp" || u.Host == "" {
 		bad("endpoint %q: want opc.tcp://host:port", c.Endpoint)
+	} else if p := u.Port(); p != "" && !devices.ValidPort(p) {
+		bad("endpoint %q: port %q: want a number in 1..65535", c.Endpoint, p)
 	}
 	if strings.ContainsAny(c.NodePrefix, ";") {
 		bad("node prefix %q contains ';'", c.NodePrefix)
