@@ -359,7 +359,7 @@ func (g *Gateway) drain(linesDone <-chan struct{}) {
 	for _, l := range g.lines {
 		l.Drain()
 	}
-	g.log.Info().Dur("grace", g.cfg.DrainGrace).Msg("draining: no new reads, waiting for outstanding commands")
+	g.log.Info().Dur("grace_ms", g.cfg.DrainGrace).Msg("draining: no new reads, waiting for outstanding commands")
 	deadline := time.NewTimer(g.cfg.DrainGrace)
 	defer deadline.Stop()
 	tick := time.NewTicker(50 * time.Millisecond)
