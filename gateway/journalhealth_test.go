@@ -342,7 +342,9 @@ func TestJournalDiskLowWater(t *testing.T) {
 		}
 	})
 	t.Run("plenty", func(t *testing.T) {
-		e := startJournalGateway(t, func(c *journal.Config) { c.DiskWarnBytes, c.DiskWarnPercent, c.DiskCriticalBytes, c.DiskCriticalPercent = -1, -1, -1, -1 })
+		e := startJournalGateway(t, func(c *journal.Config) {
+			c.DiskWarnBytes, c.DiskWarnPercent, c.DiskCriticalBytes, c.DiskCriticalPercent = -1, -1, -1, -1
+		})
 		if j := e.status().Journal; j.Disk.State != "ok" || j.Warning != "" {
 			t.Fatalf("journal %+v", j)
 		}
