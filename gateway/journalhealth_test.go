@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
 
 	"sortgw/devices"
@@ -172,6 +173,13 @@ func TestJournalFailingIsVisible(t *testing.T) {
 	waitFor(t, "ready", e.gw.Ready)
 	if v := e.metric("sortgw_journal_healthy"); v != 1 {
 		t.Fatalf("healthy %v before the fault", v)
+	}
+	probs, err := testutil.GatherAndLint(e.gw.met.Registry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range probs {
+		t.Errorf("metric %s: %s", p.Metric, p.Text)
 	}
 	e.full.Store(true)
 	e.read(1) // a record to commit
