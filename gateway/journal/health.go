@@ -206,7 +206,7 @@ func (j *Journal) Health() Health {
 // policy is stop-reads and the queue filled and has not yet drained below
 // the resume mark. It is one atomic load, for the per-read path.
 func (j *Journal) StopReads() bool {
-	return j.cfg.WhenFull == StopReads && j.q.holding.Load()
+	return j.stopReads && j.q.holding.Load()
 }
 
 // CheckDisk measures the free space of the journal's folder now, updates

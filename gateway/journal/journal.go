@@ -7,7 +7,10 @@
 // one bbolt transaction (group commit: a batch closes after FlushInterval
 // or MaxBatch records, whichever comes first, and the fsync of one batch
 // covers all its records). A full queue is never silent: Append returns
-// ErrFull and counts it, AppendWait waits for room. WaitDurable and Flush
+// ErrFull and counts the record as not kept, AppendWait waits for room.
+// Health says whether commits fail, whether the queue is full and how
+// much disk is free; Config.WhenFull is the decided policy for a full
+// queue (keep sorting, or stop the lines taking new reads: StopReads). WaitDurable and Flush
 // block until records are committed: a record whose WaitDurable returned
 // nil survives a crash of the process (kill -9; TestProcessKill9 shows
 // it). Every commit is fdatasync'ed (bbolt with NoSync false, asserted by
@@ -269,6 +272,7 @@ type Journal struct {
 	notKept    [NumNotKeptReasons]atomic.Uint64
 	lastCommit atomic.Int64  // unix ns of the last successful commit
 	fullKick   chan struct{} // cap 1: Append found the queue full
+	stopReads  bool          // WhenFull is StopReads (read per item)
 	// Under errMu with lastErr:
 	lastErrAt    time.Time
 	failingSince time.Time // zero while commits succeed
@@ -302,14 +306,15 @@ func Open(cfg Config, log zerolog.Logger) (*Journal, error) {
 		return nil, fmt.Errorf("open journal %s: %w", cfg.Path, err)
 	}
 	j := &Journal{
-		cfg:      cfg,
-		log:      log.With().Str("journal", cfg.Path).Logger(),
-		db:       db,
-		kick:     make(chan struct{}, 1),
-		fullKick: make(chan struct{}, 1),
-		okSince:  time.Now(),
-		stop:     make(chan struct{}),
-		durCh:    make(chan struct{}),
+		cfg:       cfg,
+		log:       log.With().Str("journal", cfg.Path).Logger(),
+		db:        db,
+		kick:      make(chan struct{}, 1),
+		fullKick:  make(chan struct{}, 1),
+		okSince:   time.Now(),
+		stopReads: cfg.WhenFull == StopReads,
+		stop:      make(chan struct{}),
+		durCh:     make(chan struct{}),
 	}
 	j.pageSize = db.Info().PageSize
 	var last uint64
