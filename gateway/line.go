@@ -274,7 +274,9 @@ func (l *Line) checkJournalHold() {
 	}
 	l.held.Store(held)
 	if held {
-		l.plc.SetHostState(devices.HostDegraded)
+		if !l.draining.Load() {
+			l.plc.SetHostState(devices.HostDegraded)
+		}
 		l.log.Error().Uint64("held_total", l.c.JournalHeld).
 			Msg("ALARM journal full (policy stop-reads): new reads are not commanded, items recirculate until it drains")
 		return
