@@ -159,6 +159,18 @@ func (e *jhEnv) notKept(reason string) float64 {
 	return 0
 }
 
+// cmd is the next command the line sent to the PLC.
+func (e *jhEnv) cmd() devices.Command {
+	e.t.Helper()
+	select {
+	case c := <-e.link.cmds:
+		return c
+	case <-time.After(10 * time.Second):
+		e.t.Fatal("no command sent")
+	}
+	return devices.Command{}
+}
+
 // read sends one read of tid with a known destination.
 func (e *jhEnv) read(tid uint32) {
 	e.l.Sink(devices.Read{Scanner: "S1", TID: tid, Codes: []string{zip420("10115")}, At: time.Now()})
@@ -225,7 +237,7 @@ func TestJournalFullKeepSorting(t *testing.T) {
 	const n = 40
 	for tid := uint32(1); tid <= n; tid++ {
 		e.read(tid)
-		c := <-e.link.cmds
+		c := e.cmd()
 		if c.TID != tid || c.Chute == 0 {
 			t.Fatalf("command %+v for tid %d", c, tid)
 		}
@@ -272,7 +284,7 @@ func TestJournalFullStopReads(t *testing.T) {
 	for !e.j.StopReads() {
 		tid++
 		e.read(tid)
-		c := <-e.link.cmds
+		c := e.cmd()
 		e.link.events <- devices.Event{Kind: devices.EventConfirmed, TID: c.TID, Chute: c.Chute, Result: ResultDiverted, At: time.Now()}
 		waitFor(t, "outcome", func() bool { return e.l.Snapshot().Totals.Outcomes == uint64(tid) })
 	}
@@ -314,7 +326,7 @@ func TestJournalFullStopReads(t *testing.T) {
 		return e.link.host == devices.HostReady
 	})
 	e.read(2000)
-	if c := <-e.link.cmds; c.TID != 2000 {
+	if c := e.cmd(); c.TID != 2000 {
 		t.Fatalf("command %+v after the journal drained", c)
 	}
 }
