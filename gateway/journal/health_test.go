@@ -5,12 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/rs/zerolog"
 )
@@ -278,4 +280,35 @@ func TestWhenFullValidate(t *testing.T) {
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "keep-sorting or stop-reads") {
 		t.Fatalf("validate: %v", err)
 	}
+}
+
+// TestQueueMemoryPerRecord measures what a full queue of item records
+// costs in memory (docs/operations.md, Journal health, quotes it:
+// 232 bytes of ring per slot, about 270 with the codes), and bounds it.
+func TestQueueMemoryPerRecord(t *testing.T) {
+	const n = 65536
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	q := newQueue(n, 1, n/2)
+	now := time.Now()
+	for i := range n {
+		// An outcome record as a line writes it: the codes are the
+		// scanner frame's own strings, dest and route the plan's.
+		codes := []string{string(append([]byte("]C142010115"), "00000000"...))}
+		r := Record{Kind: KindOutcome, Time: now, Line: "L1", TID: uint32(i), Pass: 1, Scanner: "S1", Codes: codes,
+			Dest: "10115", Route: "R1", Chute: 3, Outcome: OutcomeDiverted}
+		if _, _, _, err := q.push(&r, 0, 256); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	per := float64(after.HeapAlloc-before.HeapAlloc) / n
+	t.Logf("ring slot %d B; %d queued records: %.1f MB of heap, %.0f B/record",
+		unsafe.Sizeof(Record{})+8, n, float64(after.HeapAlloc-before.HeapAlloc)/1e6, per)
+	if per > 400 {
+		t.Fatalf("%.0f B per queued record: update the sizing in docs/operations.md", per)
+	}
+	runtime.KeepAlive(q)
 }
