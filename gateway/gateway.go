@@ -52,11 +52,13 @@ type Config struct {
 }
 
 // JournalRunner is the journal's life cycle as the gateway drives it; the
-// gateway's own start and stop records go through Append.
+// gateway's own start and stop records go through Append, and Health
+// feeds the status page, the metrics and readiness.
 type JournalRunner interface {
 	Run(ctx context.Context) error
 	Close() error
 	Append(rec journal.Record) (uint64, error)
+	Health() journal.Health
 }
 
 // Validate fills defaults.
@@ -136,6 +138,9 @@ func New(cfg Config, lines []*Line, search Searcher, m *Metrics, log zerolog.Log
 		g.byName[l.Name()] = l
 	}
 	g.addr.Store("")
+	if cfg.Journal != nil {
+		m.watchJournal(cfg.Journal.Health)
+	}
 	return g, nil
 }
 
@@ -151,9 +156,10 @@ func (g *Gateway) Started() <-chan struct{} { return g.started }
 // Addr is the bound HTTP address.
 func (g *Gateway) Addr() string { return g.addr.Load().(string) }
 
-// Ready reports whether every line can sort and the gateway is not draining.
+// Ready reports whether every line can sort, the journal keeps records
+// (see journal.Health.Unready) and the gateway is not draining.
 func (g *Gateway) Ready() bool {
-	if g.draining.Load() {
+	if g.draining.Load() || g.journalUnready() != "" {
 		return false
 	}
 	for _, l := range g.lines {
@@ -162,6 +168,15 @@ func (g *Gateway) Ready() bool {
 		}
 	}
 	return true
+}
+
+// journalUnready is why the journal keeps the gateway from being ready,
+// or "".
+func (g *Gateway) journalUnready() string {
+	if g.cfg.Journal == nil {
+		return ""
+	}
+	return g.cfg.Journal.Health().Unready
 }
 
 // Reload is the SIGHUP reload: it reloads every line's plan from its
@@ -185,6 +200,10 @@ func (g *Gateway) ReloadFor(by PlanCause) error {
 // Snapshot gathers every line's latest snapshot.
 func (g *Gateway) Snapshot() Snapshot {
 	s := Snapshot{At: time.Now(), Version: g.cfg.Version, Ready: g.Ready(), Draining: g.draining.Load()}
+	if g.cfg.Journal != nil {
+		v := journalViewOf(g.cfg.Journal.Health(), s.At)
+		s.Journal = &v
+	}
 	for _, l := range g.lines {
 		s.Lines = append(s.Lines, *l.Snapshot())
 	}

@@ -131,6 +131,7 @@ type counters struct {
 	Unknown, MultiRead, Recirculated, Late  uint64
 	Sorted, Lost, Missed, Timeout, NotSent  uint64
 	Outcomes, Exceptions, Unmatched, Booked uint64
+	JournalHeld                             uint64 // reads not commanded: journal full, stop-reads
 	Reasons                                 [8]uint64
 	Results                                 [maxResult + 1]uint64
 	ByOutcome                               [maxOutcome]uint64
@@ -159,6 +160,11 @@ type Line struct {
 	overflow atomic.Uint64
 	// journalErrs counts records the journal refused (queue full, closed).
 	journalErrs atomic.Uint64
+	// stopReads is the journal's StopReads when it has one (the
+	// stop-reads policy for a full queue); held is its last value as the
+	// loop acted on it (HOST_STATE degraded, log).
+	stopReads func() bool
+	held      atomic.Bool
 
 	chuteRoutes atomic.Pointer[[]string] // route per chute from the active plan
 
@@ -232,6 +238,9 @@ func NewLine(cfg LineConfig, plc devices.PLCLink, scanners devices.ScannerSource
 	for i := 1; i <= cfg.Chutes; i++ {
 		l.conts[i] = container{n: 1, opened: now}
 	}
+	if sr, ok := journal.(interface{ StopReads() bool }); ok {
+		l.stopReads = sr.StopReads
+	}
 	l.snap.Store(&LineSnapshot{Name: cfg.Name})
 	m.devices.add(l)
 	return l, nil
@@ -259,10 +268,42 @@ func (l *Line) Sink(r devices.Read) {
 func (l *Line) Table() *sortplan.Table { return l.plans.Load() }
 
 // Ready reports whether the line can sort: a plan is loaded, the PLC link
-// is up, the line is not draining and at least one of its scanners is
-// online (a line without scanners, as in tests, needs none).
+// is up, the line is not draining nor holding reads back for a full
+// journal, and at least one of its scanners is online (a line without
+// scanners, as in tests, needs none).
 func (l *Line) Ready() bool {
-	return l.plans.Load() != nil && !l.draining.Load() && l.plc.Status().State == devices.LinkUp && l.scannerOnline()
+	return l.plans.Load() != nil && !l.draining.Load() && !l.held.Load() && l.plc.Status().State == devices.LinkUp && l.scannerOnline()
+}
+
+// holdReads reports whether the journal asks for no new reads to be
+// commanded (policy stop-reads, queue full).
+func (l *Line) holdReads() bool { return l.stopReads != nil && l.stopReads() }
+
+// checkJournalHold follows the journal's stop-reads signal on the loop:
+// HOST_STATE degraded while reads are held back, ready again after, and
+// an alarm in the log at each change.
+func (l *Line) checkJournalHold() {
+	held := l.holdReads()
+	if held == l.held.Load() {
+		return
+	}
+	l.held.Store(held)
+	if held {
+		if !l.draining.Load() {
+			l.plc.SetHostState(devices.HostDegraded)
+		}
+		l.log.Error().Uint64("held_total", l.c.JournalHeld).
+			Msg("ALARM journal full (policy stop-reads): new reads are not commanded, items recirculate until it drains")
+		return
+	}
+	if !l.draining.Load() {
+		if l.plans.Load() != nil {
+			l.plc.SetHostState(devices.HostReady)
+		} else {
+			l.plc.SetHostState(devices.HostDegraded)
+		}
+	}
+	l.log.Warn().Uint64("held_total", l.c.JournalHeld).Msg("journal drained: commanding reads again")
 }
 
 // scannerOnline reports whether any scanner of the line can deliver a
@@ -356,6 +397,7 @@ func (l *Line) loop(ctx context.Context) error {
 		case f := <-l.ctl:
 			f()
 		case now := <-tick.C:
+			l.checkJournalHold()
 			l.refreshAvailability(now)
 			if now.Sub(lastSlow) >= 250*time.Millisecond {
 				lastSlow = now
@@ -432,6 +474,15 @@ func (l *Line) handleRead(ctx context.Context, r devices.Read) {
 		it.state = itemQueued
 		l.openCount.Add(1)
 		l.finish(idx, now, journal.OutcomeNotSent, 0, 0, "draining")
+		return
+	}
+	if l.holdReads() {
+		// Policy stop-reads: no command without an audit trail. The
+		// outcome record is refused too and counted as not kept.
+		it.state = itemQueued
+		l.openCount.Add(1)
+		l.c.JournalHeld++
+		l.finish(idx, now, journal.OutcomeNotSent, 0, 0, "journal full: reads stopped")
 		return
 	}
 	tbl := l.plans.Load()

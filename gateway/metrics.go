@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,6 +44,7 @@ type Metrics struct {
 	planReloads *prometheus.CounterVec
 	planLastOK  *prometheus.GaugeVec
 	devices     *deviceCounters
+	journal     *journalCollector
 }
 
 // deviceCounters exports the devices' own cumulative counters (reconnects,
@@ -184,6 +186,7 @@ func NewMetrics() *Metrics {
 		planLastOK: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "sortgw_plan_last_install_timestamp_seconds", Help: "When the active plan was installed (Unix time).",
 		}, []string{"line"}),
+		journal: newJournalCollector(),
 	}
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
@@ -191,7 +194,7 @@ func NewMetrics() *Metrics {
 		m.reads, m.duplicates, m.decisions, m.outcomes, m.results, m.chuteDiv, m.missed, m.unmatched,
 		m.decisionDur, m.toWritten, m.toTaken, m.toConfirmed,
 		m.linkUp, m.linkState, m.ringOut, m.queued, m.tracked, m.planVersion, m.containers,
-		m.httpRefused, m.sseClients, m.planReloads, m.planLastOK, m.devices,
+		m.httpRefused, m.sseClients, m.planReloads, m.planLastOK, m.devices, m.journal,
 	)
 	return m
 }
@@ -326,4 +329,78 @@ func (lm *lineMetrics) links(plc devices.PLCStatus, scanners []devices.ScannerSt
 		lm.m.linkUp.WithLabelValues(lm.line, "scanner", s.Name).Set(on)
 		lm.m.linkState.WithLabelValues(lm.line, "scanner", s.Name).Set(float64(s.State))
 	}
+}
+
+// watchJournal makes /metrics report the journal's health from h.
+func (m *Metrics) watchJournal(h func() journal.Health) { m.journal.health.Store(&h) }
+
+// journalCollector reads the journal's health at scrape time: the journal
+// keeps its own counters, so nothing is copied on the record path.
+type journalCollector struct {
+	health atomic.Pointer[func() journal.Health]
+
+	healthy, state, commitErrs, queued, capacity, notKept, lastCommit, holding, diskFree, diskSize, diskState *prometheus.Desc
+}
+
+func newJournalCollector() *journalCollector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("sortgw_journal_"+name, help, labels, nil)
+	}
+	return &journalCollector{
+		healthy:    d("healthy", "1 when the journal keeps every record (state ok) and it does not keep the gateway from being ready."),
+		state:      d("state", "Journal state: 0 ok, 1 failing (commits fail, records wait in memory), 2 full (records are not kept)."),
+		commitErrs: d("commit_errors_total", "Journal commits that failed (disk full, I/O error); each is retried."),
+		queued:     d("queue_records", "Records waiting in memory for the journal's writer."),
+		capacity:   d("queue_capacity", "Records the journal's in-memory queue holds (journal.queue_size)."),
+		notKept:    d("records_not_kept_total", "Audit records lost to the journal, by reason (queue-full, closed, uncommitted-at-close).", "reason"),
+		lastCommit: d("last_commit_timestamp_seconds", "Unix time of the journal's last successful commit (0: none since start)."),
+		holding:    d("holding_reads", "1 while the journal is full under when_full stop-reads: the lines command no new reads."),
+		diskFree:   d("disk_free_bytes", "Free bytes (for an unprivileged writer) on the journal's filesystem, as last measured."),
+		diskSize:   d("disk_size_bytes", "Size of the journal's filesystem in bytes."),
+		diskState:  d("disk_state", "Free space of the journal's filesystem: 0 unknown, 1 ok, 2 below the warning threshold, 3 below the critical threshold."),
+	}
+}
+
+func (c *journalCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.healthy, c.state, c.commitErrs, c.queued, c.capacity, c.notKept, c.lastCommit,
+		c.holding, c.diskFree, c.diskSize, c.diskState} {
+		ch <- d
+	}
+}
+
+func (c *journalCollector) Collect(ch chan<- prometheus.Metric) {
+	hp := c.health.Load()
+	if hp == nil {
+		return
+	}
+	h := (*hp)()
+	b := func(v bool) float64 {
+		if v {
+			return 1
+		}
+		return 0
+	}
+	g := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	cnt := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	g(c.healthy, b(h.State == journal.StateOK && h.Unready == ""))
+	g(c.state, float64(h.State))
+	cnt(c.commitErrs, h.CommitErrors)
+	g(c.queued, float64(h.QueueLen))
+	g(c.capacity, float64(h.QueueCap))
+	for r, n := range h.NotKept {
+		cnt(c.notKept, n, journal.NotKeptReason(r).String())
+	}
+	last := 0.0
+	if !h.LastCommit.IsZero() {
+		last = float64(h.LastCommit.UnixNano()) / 1e9
+	}
+	g(c.lastCommit, last)
+	g(c.holding, b(h.HoldingReads))
+	g(c.diskFree, float64(h.Disk.Free))
+	g(c.diskSize, float64(h.Disk.Total))
+	g(c.diskState, float64(h.Disk.State))
 }

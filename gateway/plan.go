@@ -107,7 +107,7 @@ func (l *Line) installPlan(p *sortplan.Plan, m *sortplan.Manifest, by PlanCause)
 	l.chuteRoutes.Store(chuteRoutes(p, l.cfg.Chutes))
 	l.lastDiff, l.lastErr, l.lastAt = diff, "", l.planAt
 	l.plc.SetPlanVersion(uint16(t.Version()))
-	if !l.draining.Load() {
+	if !l.draining.Load() && !l.held.Load() {
 		l.plc.SetHostState(devices.HostReady)
 	}
 	l.met.planVersion.Set(float64(t.Version()))

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"strconv"
 	"time"
 
 	"sortgw/devices"
@@ -11,27 +12,123 @@ import (
 // Snapshot is the whole gateway's state at one moment. The status page,
 // its live updates and /status.json all render this one struct.
 type Snapshot struct {
-	At       time.Time      `json:"at"`
-	Version  string         `json:"version"`
-	Ready    bool           `json:"ready"`
-	Draining bool           `json:"draining"`
-	Lines    []LineSnapshot `json:"lines"`
+	At       time.Time `json:"at"`
+	Version  string    `json:"version"`
+	Ready    bool      `json:"ready"`
+	Draining bool      `json:"draining"`
+	// Journal is the audit journal's health (nil: the gateway runs none).
+	Journal *JournalHealthView `json:"journal,omitempty"`
+	Lines   []LineSnapshot     `json:"lines"`
+}
+
+// JournalHealthView is the journal's health as the status page shows it.
+type JournalHealthView struct {
+	// State is ok, failing (commits fail; records wait in memory) or full
+	// (the queue filled: records are not kept until it drains).
+	State string    `json:"state"`
+	Since time.Time `json:"since"`
+	For   string    `json:"for"`
+	// Ready is false while the journal keeps the gateway from being
+	// ready; Warning then says why and what to do (also set for a disk
+	// below its warning threshold).
+	Ready        bool      `json:"ready"`
+	Warning      string    `json:"warning,omitempty"`
+	Policy       string    `json:"when_full"`
+	HoldingReads bool      `json:"holding_reads"`
+	LastError    string    `json:"last_error,omitempty"`
+	LastErrorAt  time.Time `json:"last_error_at,omitzero"`
+	LastCommit   time.Time `json:"last_commit,omitzero"`
+	CommitAge    string    `json:"last_commit_age"`
+	CommitErrors uint64    `json:"commit_errors"`
+	Queued       int       `json:"queued"`
+	Capacity     int       `json:"capacity"`
+	Fill         float64   `json:"fill"` // 0..1
+	// NotKept counts records lost to the audit trail by reason
+	// (queue-full, closed, uncommitted-at-close).
+	NotKept      map[string]uint64 `json:"not_kept"`
+	NotKeptTotal uint64            `json:"not_kept_total"`
+	Disk         JournalDiskView   `json:"disk"`
+}
+
+// JournalDiskView is the free space of the journal's filesystem.
+type JournalDiskView struct {
+	State    string  `json:"state"` // unknown, ok, low, critical
+	Dir      string  `json:"dir"`
+	Free     uint64  `json:"free_bytes"`
+	Total    uint64  `json:"total_bytes"`
+	FreePct  float64 `json:"free_pct"`
+	FreeText string  `json:"free"`
+	Warning  string  `json:"warning,omitempty"`
+}
+
+func journalViewOf(h journal.Health, now time.Time) JournalHealthView {
+	v := JournalHealthView{State: h.State.String(), Since: h.Since, For: age(now, h.Since), Ready: h.Unready == "",
+		Policy: h.Policy, HoldingReads: h.HoldingReads, LastError: h.LastError, LastErrorAt: h.LastErrorAt,
+		LastCommit: h.LastCommit, CommitAge: age(now, h.LastCommit), CommitErrors: h.CommitErrors,
+		Queued: h.QueueLen, Capacity: h.QueueCap, NotKept: map[string]uint64{}, NotKeptTotal: h.NotKeptTotal(),
+		Disk: JournalDiskView{State: h.Disk.State.String(), Dir: h.Disk.Dir, Free: h.Disk.Free, Total: h.Disk.Total,
+			FreePct: float64(int(h.Disk.FreePct*10+0.5)) / 10, FreeText: bytesText(h.Disk.Free), Warning: h.Disk.Warning}}
+	if h.QueueCap > 0 {
+		v.Fill = float64(h.QueueLen) / float64(h.QueueCap)
+	}
+	for r := range h.NotKept {
+		v.NotKept[journal.NotKeptReason(r).String()] = h.NotKept[r]
+	}
+	switch {
+	case h.Unready != "":
+		v.Warning = h.Unready + ". Free space on the journal's disk or fix its I/O error; see docs/operations.md, Journal health."
+	case h.State != journal.StateOK:
+		v.Warning = "journal commits failing: " + h.LastError
+	case h.Disk.State == journal.DiskLow:
+		v.Warning = "journal disk low: " + h.Disk.Warning + ". Free space before it fills."
+	case h.NotKeptTotal() > 0:
+		v.Warning = strconv.FormatUint(h.NotKeptTotal(), 10) + " journal records were not kept since start (see not kept)."
+	}
+	return v
+}
+
+// stateClass is the badge colour of a journal or disk state: none for
+// normal (grey), warn, bad.
+func stateClass(state string) string {
+	switch state {
+	case "ok":
+		return "ok"
+	case "failing", "low", "unknown":
+		return "warn"
+	}
+	return "bad"
+}
+
+func bytesText(b uint64) string {
+	const unit = 1024
+	if b < unit {
+		return strconv.FormatUint(b, 10) + " B"
+	}
+	div, exp := uint64(unit), 0
+	for n := b / unit; n >= unit; n /= unit {
+		div *= unit
+		exp++
+	}
+	return strconv.FormatFloat(float64(b)/float64(div), 'f', 1, 64) + " " + string("KMGTPE"[exp]) + "iB"
 }
 
 // LineSnapshot is one line's state.
 type LineSnapshot struct {
-	Name      string        `json:"name"`
-	At        time.Time     `json:"at"`
-	Ready     bool          `json:"ready"`
-	Draining  bool          `json:"draining"`
-	PLC       PLCView       `json:"plc"`
-	Scanners  []ScannerView `json:"scanners"`
-	Plan      PlanInfo      `json:"plan"`
-	Totals    Totals        `json:"totals"`
-	PerMinute Rates         `json:"per_minute"`
-	Open      int           `json:"open"`
-	Chutes    []ChuteView   `json:"chutes"`
-	Recent    []ItemView    `json:"recent"`
+	Name     string    `json:"name"`
+	At       time.Time `json:"at"`
+	Ready    bool      `json:"ready"`
+	Draining bool      `json:"draining"`
+	// HoldingReads: the journal is full under policy stop-reads; new
+	// reads are not commanded (not-sent) until it drains.
+	HoldingReads bool          `json:"holding_reads"`
+	PLC          PLCView       `json:"plc"`
+	Scanners     []ScannerView `json:"scanners"`
+	Plan         PlanInfo      `json:"plan"`
+	Totals       Totals        `json:"totals"`
+	PerMinute    Rates         `json:"per_minute"`
+	Open         int           `json:"open"`
+	Chutes       []ChuteView   `json:"chutes"`
+	Recent       []ItemView    `json:"recent"`
 }
 
 // PLCView is the PLC link as the status page shows it.
@@ -99,6 +196,7 @@ type Totals struct {
 	Unmatched    uint64            `json:"unmatched"`
 	Overflow     uint64            `json:"read_overflow"`
 	JournalErrs  uint64            `json:"journal_errors"` // records the journal refused (queue full, closed)
+	JournalHeld  uint64            `json:"journal_held"`   // reads not commanded: journal full, policy stop-reads
 	Results      map[string]uint64 `json:"outcomes_by_kind"`
 }
 
@@ -290,7 +388,8 @@ func (l *Line) publish(now time.Time) {
 			Reads: l.c.Reads, NoReads: l.c.NoReads, Duplicates: l.c.Duplicates, Decided: l.c.Decided, Unknown: l.c.Unknown,
 			MultiRead: l.c.MultiRead, Outcomes: l.c.Outcomes, Sorted: l.c.Sorted, Recirculated: l.c.Recirculated, Late: l.c.Late,
 			Lost: l.c.Lost, Missed: l.c.Missed, Timeout: l.c.Timeout, NotSent: l.c.NotSent, Exceptions: l.c.Exceptions,
-			Unmatched: l.c.Unmatched, Overflow: l.overflow.Load(), JournalErrs: l.journalErrs.Load(), Results: map[string]uint64{},
+			Unmatched: l.c.Unmatched, Overflow: l.overflow.Load(), JournalErrs: l.journalErrs.Load(), JournalHeld: l.c.JournalHeld,
+			Results: map[string]uint64{},
 		},
 		PerMinute: l.rates.rates(now, &l.c),
 	}
@@ -299,7 +398,8 @@ func (l *Line) publish(now time.Time) {
 		// stopped sorter with no fault.
 		s.PLC.SorterState, s.PLC.Fault = "unknown", "unknown"
 	}
-	s.Ready = l.plans.Load() != nil && !s.Draining && st.State == devices.LinkUp && (l.scanners == nil || anyOnline(l.scanStatus))
+	s.HoldingReads = l.held.Load()
+	s.Ready = l.plans.Load() != nil && !s.Draining && st.State == devices.LinkUp && !s.HoldingReads && (l.scanners == nil || anyOnline(l.scanStatus))
 	for o, n := range l.c.ByOutcome {
 		if n > 0 {
 			s.Totals.Results[journal.Outcome(o).String()] = n

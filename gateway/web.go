@@ -27,6 +27,7 @@ var webFS embed.FS
 // technician's page load.
 var pageTmpl = template.Must(template.New("index.html").Funcs(template.FuncMap{
 	"chuteClass": chuteClass,
+	"stateClass": stateClass,
 	"pct":        func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) + "%" },
 	"fillPct":    func(f float64) string { return strconv.Itoa(int(min(f, 1)*100)) + "%" },
 	"hhmmss":     func(t time.Time) string { return t.Local().Format("15:04:05") },
@@ -128,6 +129,9 @@ func (g *Gateway) handleReady(w http.ResponseWriter, r *http.Request) {
 	case g.draining.Load():
 		fmt.Fprintln(w, "draining")
 	default:
+		if why := g.journalUnready(); why != "" {
+			fmt.Fprintln(w, why)
+		}
 		for _, l := range g.lines {
 			if l.Table() == nil {
 				fmt.Fprintf(w, "line %s: no plan loaded\n", l.Name())
@@ -137,6 +141,9 @@ func (g *Gateway) handleReady(w http.ResponseWriter, r *http.Request) {
 			}
 			if !l.scannerOnline() {
 				fmt.Fprintf(w, "line %s: no scanner online\n", l.Name())
+			}
+			if l.held.Load() {
+				fmt.Fprintf(w, "line %s: new reads not commanded: journal full (when_full stop-reads)\n", l.Name())
 			}
 		}
 	}

@@ -7,7 +7,10 @@
 // one bbolt transaction (group commit: a batch closes after FlushInterval
 // or MaxBatch records, whichever comes first, and the fsync of one batch
 // covers all its records). A full queue is never silent: Append returns
-// ErrFull and counts it, AppendWait waits for room. WaitDurable and Flush
+// ErrFull and counts the record as not kept, AppendWait waits for room.
+// Health says whether commits fail, whether the queue is full and how
+// much disk is free; Config.WhenFull is the decided policy for a full
+// queue (keep sorting, or stop the lines taking new reads: StopReads). WaitDurable and Flush
 // block until records are committed: a record whose WaitDurable returned
 // nil survives a crash of the process (kill -9; TestProcessKill9 shows
 // it). Every commit is fdatasync'ed (bbolt with NoSync false, asserted by
@@ -90,8 +93,41 @@ type Config struct {
 	// InitialMmapSize lets read transactions run without blocking the
 	// writer's remaps until the file reaches it (default 64 MiB).
 	InitialMmapSize int `yaml:"initial_mmap_size"`
+	// WhenFull is the decided policy for a full queue (default
+	// keep-sorting): "keep-sorting" sorts on and counts every record not
+	// kept; "stop-reads" stops the lines commanding new reads until the
+	// queue drains below ResumePercent. Both log at error level
+	// (rate-limited) and show on the status page, /metrics and /readyz.
+	WhenFull string `yaml:"when_full"`
+	// ResumePercent: a queue that filled counts as full until it drains
+	// to this percent of QueueSize (default 50; 1..99).
+	ResumePercent int `yaml:"resume_percent"`
+	// FailingGrace: commits failing for longer than this make the gateway
+	// not ready (default 5s); shorter hiccups only show as failing.
+	FailingGrace time.Duration `yaml:"failing_grace"`
+	// NotKeptLogEvery is the least time between two log lines about
+	// records not kept while the queue stays full (default 10s).
+	NotKeptLogEvery time.Duration `yaml:"not_kept_log_every"`
+	// DiskCheckInterval is how often the free space of the journal's
+	// folder is measured (default 10s; negative: only at Open).
+	DiskCheckInterval time.Duration `yaml:"disk_check_interval"`
+	// DiskWarnBytes and DiskWarnPercent: free space below either warns
+	// (log, page, metric) before the disk fills (defaults 1 GiB and 10%;
+	// negative: that threshold is off).
+	DiskWarnBytes   int64   `yaml:"disk_warn_bytes"`
+	DiskWarnPercent float64 `yaml:"disk_warn_percent"`
+	// DiskCriticalBytes and DiskCriticalPercent: free space below either
+	// is an alarm and makes the gateway not ready (defaults 128 MiB and
+	// 1%; negative: off).
+	DiskCriticalBytes   int64   `yaml:"disk_critical_bytes"`
+	DiskCriticalPercent float64 `yaml:"disk_critical_percent"`
 	// Now is the clock for record times and retention (nil: time.Now).
 	Now func() time.Time `yaml:"-"` // a test clock, not a site setting
+	// CommitFault, when set, is asked before each commit and an error it
+	// returns fails that commit (the transaction is rolled back, the
+	// records stay queued), as a full or failing disk does. A test seam
+	// for the gateway's and the journal's own tests, not a site setting.
+	CommitFault func() error `yaml:"-"`
 }
 
 // Validate checks the config and fills in defaults.
@@ -127,7 +163,41 @@ func (c *Config) Validate() error {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.WhenFull == "" {
+		c.WhenFull = KeepSorting
+	}
+	def(&c.ResumePercent, 50)
+	durDef := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	durDef(&c.FailingGrace, 5*time.Second)
+	durDef(&c.NotKeptLogEvery, 10*time.Second)
+	durDef(&c.DiskCheckInterval, 10*time.Second)
+	if c.DiskWarnBytes == 0 {
+		c.DiskWarnBytes = 1 << 30
+	}
+	if c.DiskWarnPercent == 0 {
+		c.DiskWarnPercent = 10
+	}
+	if c.DiskCriticalBytes == 0 {
+		c.DiskCriticalBytes = 128 << 20
+	}
+	if c.DiskCriticalPercent == 0 {
+		c.DiskCriticalPercent = 1
+	}
 	switch {
+	case c.WhenFull != KeepSorting && c.WhenFull != StopReads:
+		return fmt.Errorf("journal config: when full %q: want %s or %s", c.WhenFull, KeepSorting, StopReads)
+	case c.ResumePercent < 1 || c.ResumePercent > 99:
+		return fmt.Errorf("journal config: resume percent %d out of range 1..99", c.ResumePercent)
+	case c.FailingGrace < 0:
+		return fmt.Errorf("journal config: failing grace %s < 0", c.FailingGrace)
+	case c.NotKeptLogEvery < 0:
+		return fmt.Errorf("journal config: not kept log every %s < 0", c.NotKeptLogEvery)
+	case c.DiskWarnPercent > 100 || c.DiskCriticalPercent > 100:
+		return fmt.Errorf("journal config: disk warn percent %g or disk critical percent %g above 100", c.DiskWarnPercent, c.DiskCriticalPercent)
 	case c.QueueSize < 1:
 		return fmt.Errorf("journal config: queue size %d < 1", c.QueueSize)
 	case c.MaxBatch < 1:
@@ -197,6 +267,17 @@ type Journal struct {
 	errMu         sync.Mutex
 	lastErr       string
 	commitLatency devices.Histogram
+
+	// Health (health.go).
+	notKept    [NumNotKeptReasons]atomic.Uint64
+	lastCommit atomic.Int64  // unix ns of the last successful commit
+	fullKick   chan struct{} // cap 1: Append found the queue full
+	stopReads  bool          // WhenFull is StopReads (read per item)
+	// Under errMu with lastErr:
+	lastErrAt    time.Time
+	failingSince time.Time // zero while commits succeed
+	okSince      time.Time // when commits last began succeeding (or Open)
+	disk         Disk
 }
 
 // Open opens (or creates) the journal file, closes every item left open by
@@ -225,12 +306,15 @@ func Open(cfg Config, log zerolog.Logger) (*Journal, error) {
 		return nil, fmt.Errorf("open journal %s: %w", cfg.Path, err)
 	}
 	j := &Journal{
-		cfg:   cfg,
-		log:   log.With().Str("journal", cfg.Path).Logger(),
-		db:    db,
-		kick:  make(chan struct{}, 1),
-		stop:  make(chan struct{}),
-		durCh: make(chan struct{}),
+		cfg:       cfg,
+		log:       log.With().Str("journal", cfg.Path).Logger(),
+		db:        db,
+		kick:      make(chan struct{}, 1),
+		fullKick:  make(chan struct{}, 1),
+		okSince:   time.Now(),
+		stopReads: cfg.WhenFull == StopReads,
+		stop:      make(chan struct{}),
+		durCh:     make(chan struct{}),
 	}
 	j.pageSize = db.Info().PageSize
 	var last uint64
@@ -249,7 +333,8 @@ func Open(cfg Config, log zerolog.Logger) (*Journal, error) {
 	}
 	j.lostAtRestart = n
 	j.durable.Store(last)
-	j.q = newQueue(cfg.QueueSize, last+1)
+	j.q = newQueue(cfg.QueueSize, last+1, cfg.QueueSize*cfg.ResumePercent/100)
+	j.CheckDisk()
 	ev := j.log.Info().Uint64("last_seq", last)
 	if n > 0 {
 		ev = j.log.Warn().Uint64("last_seq", last)
@@ -325,8 +410,16 @@ func (j *Journal) Append(rec Record) (uint64, error) {
 	}
 	seq, kick, _, err := j.q.push(&rec, mono(), j.cfg.MaxBatch)
 	if err != nil {
-		if err == ErrFull {
+		switch err {
+		case ErrFull:
 			j.full.Add(1)
+			j.notKept[NotKeptQueueFull].Add(1)
+			select {
+			case j.fullKick <- struct{}{}:
+			default:
+			}
+		case ErrClosed:
+			j.notKept[NotKeptClosed].Add(1)
 		}
 		return 0, err
 	}
@@ -450,6 +543,10 @@ func (j *Journal) Run(ctx context.Context) error {
 	defer timer.Stop()
 	pruneDue := true
 	var retry time.Duration
+	wctx, stopWatch := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() { defer close(watched); j.watch(wctx) }()
+	defer func() { stopWatch(); <-watched }()
 	for {
 		if retry > 0 {
 			timer.Reset(retry)
@@ -537,13 +634,20 @@ func (j *Journal) commitNext() error {
 		}
 		var err error
 		j.arena, res, err = writeBatch(tx, j.batch, j.arena)
+		if err == nil && j.cfg.CommitFault != nil {
+			err = j.cfg.CommitFault() // rolls the written batch back
+		}
 		return err
 	})
 	if err != nil {
 		j.commitErrors.Add(1)
 		err = fmt.Errorf("commit journal records %d..%d: %w", first, last, err)
+		now := time.Now()
 		j.errMu.Lock()
-		j.lastErr = err.Error()
+		j.lastErr, j.lastErrAt = err.Error(), now
+		if j.failingSince.IsZero() {
+			j.failingSince = now
+		}
 		j.errMu.Unlock()
 		if !j.failing {
 			j.log.Error().Err(err).Msg("journal commit failed; retrying, records kept in memory")
@@ -551,8 +655,14 @@ func (j *Journal) commitNext() error {
 		j.failing = true
 		return err
 	}
+	now := time.Now()
+	j.lastCommit.Store(now.UnixNano())
 	if j.failing {
-		j.log.Info().Uint64("seq", last).Msg("journal commits again")
+		j.errMu.Lock()
+		down := now.Sub(j.failingSince)
+		j.failingSince, j.okSince = time.Time{}, now
+		j.errMu.Unlock()
+		j.log.Info().Uint64("seq", last).Str("failed_for", down.Round(time.Millisecond).String()).Msg("journal commits again")
 		j.failing = false
 	}
 	j.commitLatency.Observe(time.Since(start))
@@ -609,7 +719,11 @@ func (j *Journal) Close() error {
 	err := j.drain()
 	if err != nil {
 		n, _ := j.q.peek()
-		j.log.Error().Err(err).Int("records", n).Msg("journal closed with records not committed")
+		j.writeMu.Lock()
+		n += len(j.batch)
+		j.writeMu.Unlock()
+		j.notKept[NotKeptAtClose].Add(uint64(n))
+		j.log.Error().Err(err).Int("records", n).Msg("ALARM journal closed with records not committed: they are lost")
 	}
 	j.durMu.Lock()
 	j.durShut = true

@@ -2,6 +2,7 @@ package journal
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -21,10 +22,19 @@ type queue struct {
 	space chan struct{}
 
 	appended uint64
+
+	// holding latches when a push finds the ring full and lets go when
+	// take leaves at most resume records: the queue counts as full (and
+	// the stop-reads policy holds reads back) for that whole spell, not
+	// only at the instants it is at capacity. latchAt is when the spell
+	// began, or when the last one ended.
+	holding atomic.Bool
+	resume  int
+	latchAt time.Time
 }
 
-func newQueue(size int, nextSeq uint64) *queue {
-	return &queue{ring: make([]Record, size), arrived: make([]int64, size), nextSeq: nextSeq}
+func newQueue(size int, nextSeq uint64, resume int) *queue {
+	return &queue{ring: make([]Record, size), arrived: make([]int64, size), nextSeq: nextSeq, resume: resume}
 }
 
 // push adds rec if there is room. It returns the seq given, whether the
@@ -37,6 +47,10 @@ func (q *queue) push(rec *Record, now int64, batch int) (seq uint64, kick bool, 
 		return 0, false, nil, ErrClosed
 	}
 	if q.n == len(q.ring) {
+		if !q.holding.Load() {
+			q.holding.Store(true)
+			q.latchAt = time.Now()
+		}
 		if q.space == nil {
 			q.space = make(chan struct{})
 		}
@@ -75,6 +89,10 @@ func (q *queue) take(dst []Record, max int) []Record {
 	}
 	q.head = (q.head + k) % len(q.ring)
 	q.n -= k
+	if q.n <= q.resume && q.holding.Load() {
+		q.holding.Store(false)
+		q.latchAt = time.Now()
+	}
 	if k > 0 && q.space != nil {
 		close(q.space)
 		q.space = nil
@@ -98,6 +116,14 @@ func (q *queue) close() {
 		close(q.space)
 		q.space = nil
 	}
+}
+
+// fill returns the records queued, the capacity, whether the queue is in
+// a full spell and when that spell began (or the last one ended).
+func (q *queue) fill() (n, size int, full bool, since time.Time) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.n, len(q.ring), q.holding.Load(), q.latchAt
 }
 
 func (q *queue) counters() (appended uint64, queued int) {

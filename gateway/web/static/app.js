@@ -130,8 +130,31 @@
     return diff.length > 200 ? [t, h("p", { class: "muted" }, (diff.length - 200) + " more")] : [t];
   }
 
+  const stateClass = (st) => st === "ok" ? "ok" : (st === "failing" || st === "low" || st === "unknown") ? "warn" : "bad";
+
+  // The journal card: state first, then the numbers (ISA-101).
+  function renderJournal(j) {
+    const sec = $("#journal");
+    if (!sec || !j) return;
+    const f = (name) => $('[data-j="' + name + '"]', sec);
+    f("state").className = "badge " + stateClass(j.state);
+    f("state").textContent = j.state;
+    f("disk").className = "badge " + stateClass(j.disk.state);
+    f("disk").textContent = "disk " + j.disk.state;
+    f("warning").textContent = j.warning || "";
+    f("warning").hidden = !j.warning;
+    f("kv").replaceChildren(...kv([["Since", hhmmss(j.since) + " (" + j.for + ")"],
+      ["Queue", j.queued + " / " + j.capacity + " (" + Math.round(Math.min(j.fill, 1) * 100) + "%)"],
+      ["Not kept", j.not_kept_total],
+      ["Last commit", j.last_commit ? j.last_commit_age + " ago" : "none yet"],
+      ["Commit errors", j.commit_errors + (j.last_error ? ": " + j.last_error : "")],
+      ["Disk free", j.disk.free + " (" + pct(j.disk.free_pct) + ")"],
+      ["When full", j.when_full + (j.holding_reads ? ": new reads stopped" : "")]]));
+  }
+
   function render(s) {
     snapshot = s;
+    renderJournal(s.journal);
     const gs = $("#gw-state");
     gs.className = "badge " + (s.ready ? "ok" : s.draining ? "warn" : "bad");
     gs.textContent = s.ready ? "ready" : s.draining ? "draining" : "not ready";
