@@ -3,6 +3,7 @@ package modbus
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -372,17 +373,126 @@ func TestBusyIsRetriedWithoutRedial(t *testing.T) {
 	checkLifecycle(t, h.ev.all(), []uint32{42}, 1, 16, 1)
 }
 
-func TestPersistentExceptionRedials(t *testing.T) {
+// warmUp waits for the link to be up and both of its connections to have
+// carried a request (a command confirmed), and returns how many Modbus
+// connections the emulator has seen.
+func warmUp(t *testing.T, s *fieldbussim.Sim, h *harness) uint64 {
+	t.Helper()
+	waitState(t, h.link, devices.LinkUp, 5*time.Second)
+	send(t, h.link, 1, 1, 0)
+	waitFor(t, "the warm-up command confirmed", 5*time.Second, func() bool { return h.ev.count(devices.EventConfirmed) == 1 })
+	return s.ModbusClients()
+}
+
+// TestExceptionBurstKeepsTheConnection replays issue 10 item 8: a burst
+// of about 100 exception replies (codes 1, 2, 3, 4, 6, 11) under a steady
+// command load. Exception replies come over a healthy connection: the link
+// must keep both connections (no redial), count every reply by code, and
+// still give every command exactly one outcome, taken exactly once.
+func TestExceptionBurstKeepsTheConnection(t *testing.T) {
+	s := startSim(t, simConfig(2*time.Millisecond, 10*time.Millisecond))
+	h := startLink(t, linkConfig(s), true)
+	clients := warmUp(t, s, h)
+
+	const perCode = 18
+	codes := []byte{1, 2, 3, 4, 6, 11}
+	tids := []uint32{1}
+	next := uint32(1000)
+	sendOne := func() {
+		tids = append(tids, next)
+		send(t, h.link, next, uint16(1+next%200), 0)
+		next++
+	}
+	t0 := time.Now()
+	for _, code := range codes {
+		s.InjectModbusException(code, perCode)
+		// A command every few milliseconds until the PLC has answered
+		// every injected exception.
+		waitFor(t, fmt.Sprintf("exception %d answered %d times", code, perCode), 10*time.Second, func() bool {
+			if len(tids) < 2000 {
+				sendOne()
+			}
+			return s.ModbusExceptionsLeft() == 0
+		})
+	}
+	burst := time.Since(t0)
+	for range 20 {
+		sendOne()
+	}
+	waitFor(t, "every confirmation", 20*time.Second, settled(h.ev, len(tids)))
+	checkLifecycle(t, h.ev.all(), tids, 1, 16, 1)
+
+	st := h.link.Status()
+	t.Logf("%d exceptions over %v with %d commands: reconnects %d, busy %d, by code %v, last %d; state %s, last error %q",
+		st.Exceptions, burst.Round(time.Millisecond), len(tids), st.Reconnects, st.Busy, st.ExceptionsByCode, st.LastException, st.State, st.LastError)
+	if st.Reconnects != 0 || s.ModbusClients() != clients {
+		t.Errorf("reconnects %d, modbus connections %d -> %d: exception replies must keep the connection",
+			st.Reconnects, clients, s.ModbusClients())
+	}
+	if want := uint64(perCode * len(codes)); st.Exceptions != want {
+		t.Errorf("exceptions %d, want %d", st.Exceptions, want)
+	}
+	for _, code := range codes {
+		if st.ExceptionsByCode[code] != perCode {
+			t.Errorf("exception %d counted %d times, want %d", code, st.ExceptionsByCode[code], perCode)
+		}
+	}
+	if st.LastException != 11 || st.LastExceptionAt.IsZero() {
+		t.Errorf("last exception %d at %v, want 11", st.LastException, st.LastExceptionAt)
+	}
+	if rep := s.Report(); rep.Commands != uint64(len(tids)) {
+		t.Errorf("the plc took %d commands, want %d (each exactly once)", rep.Commands, len(tids))
+	}
+	waitState(t, h.link, devices.LinkUp, 5*time.Second)
+}
+
+// TestWriteExceptionsRewriteInPlace: divert writes answered with
+// exceptions fail and are repeated in place, paced, on the same
+// connection; no command is lost or taken twice.
+func TestWriteExceptionsRewriteInPlace(t *testing.T) {
+	s := startSim(t, simConfig(2*time.Millisecond, 10*time.Millisecond))
+	h := startLink(t, linkConfig(s), true)
+	clients := warmUp(t, s, h)
+	s.InjectModbusExceptionOn(4, 40, fieldbussim.ExceptionDivert)
+	tids := []uint32{1}
+	for i := range 30 {
+		tids = append(tids, uint32(500+i))
+		send(t, h.link, uint32(500+i), uint16(1+i), 0)
+	}
+	waitFor(t, "every confirmation", 20*time.Second, settled(h.ev, len(tids)))
+	checkLifecycle(t, h.ev.all(), tids, 1, 16, 1)
+	st := h.link.Status()
+	if st.Reconnects != 0 || s.ModbusClients() != clients || st.ExceptionsByCode[4] != 40 {
+		t.Errorf("reconnects %d, connections %d -> %d, exception 4 counted %d; want 0, kept, 40",
+			st.Reconnects, clients, s.ModbusClients(), st.ExceptionsByCode[4])
+	}
+	if rep := s.Report(); rep.Commands != uint64(len(tids)) {
+		t.Errorf("the plc took %d commands, want %d", rep.Commands, len(tids))
+	}
+}
+
+// TestPersistentPollExceptionsHold: block reads answered with exceptions
+// for half the PLC watchdog hold commands (syncing, the exception in the
+// last error) without a redial; the first normal reply lets them go.
+func TestPersistentPollExceptionsHold(t *testing.T) {
 	s := startSim(t, simConfig(2*time.Millisecond, 10*time.Millisecond))
 	cfg := linkConfig(s)
-	cfg.BusyRetries = 2
+	cfg.PLCWatchdog = 400 * time.Millisecond
 	h := startLink(t, cfg, true)
-	waitState(t, h.link, devices.LinkUp, 5*time.Second)
-	s.InjectModbusException(4, 3) // one request and both its repeats
-	waitFor(t, "a redial", 5*time.Second, func() bool { return h.link.Status().Reconnects > 0 })
-	waitState(t, h.link, devices.LinkUp, 5*time.Second)
-	if st := h.link.Status(); st.Busy != 2 {
-		t.Errorf("busy %d, want 2 repeats before the redial", st.Busy)
+	clients := warmUp(t, s, h)
+	s.InjectModbusExceptionOn(2, 1<<30, fieldbussim.ExceptionReads)
+	waitState(t, h.link, devices.LinkSyncing, 5*time.Second)
+	st := h.link.Status()
+	t.Logf("held: %s", st.LastError)
+	if !strings.Contains(st.LastError, "exception") || !strings.Contains(st.LastError, "'2'") {
+		t.Errorf("last error %q, want it to name exception 2", st.LastError)
+	}
+	send(t, h.link, 88, 3, 0)
+	s.InjectModbusExceptionOn(2, 0, fieldbussim.ExceptionReads)
+	waitFor(t, "confirmed", 5*time.Second, func() bool { return h.ev.count(devices.EventConfirmed) == 2 })
+	checkLifecycle(t, h.ev.all(), []uint32{1, 88}, 1, 16, 1)
+	if st := h.link.Status(); st.Reconnects != 0 || s.ModbusClients() != clients || st.State != devices.LinkUp {
+		t.Errorf("reconnects %d, connections %d -> %d, state %s; want 0, kept, up", st.Reconnects, clients, s.ModbusClients(), st.State)
 	}
 }
 
