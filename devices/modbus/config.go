@@ -102,6 +102,10 @@ type Config struct {
 	// request) for a PLC that does not apply a request as a whole. See
 	// docs/plc-interface.md.
 	SlotWrite string `yaml:"slot_write"`
+	// SecondHostHold: evidence that another host writes this PLC's host
+	// registers holds commands until there has been none for this long
+	// (default 5s). See docs/plc-interface.md.
+	SecondHostHold time.Duration `yaml:"second_host_hold"`
 }
 
 // Validate fills in defaults and checks the whole configuration, including
@@ -147,6 +151,7 @@ func (c *Config) Validate() error {
 	setDur(&c.BackoffMin, 100*time.Millisecond)
 	setDur(&c.BackoffMax, 2*time.Second)
 	setDur(&c.BusyDelay, 2*time.Millisecond)
+	setDur(&c.SecondHostHold, 5*time.Second)
 	if c.QueueSize == 0 {
 		c.QueueSize = 1024
 	}
@@ -188,7 +193,8 @@ func (c *Config) Validate() error {
 		name string
 		v    time.Duration
 	}{{"poll", c.Poll}, {"heartbeat", c.Heartbeat}, {"timeout", c.Timeout}, {"plc watchdog", c.PLCWatchdog},
-		{"backoff min", c.BackoffMin}, {"backoff max", c.BackoffMax}, {"busy delay", c.BusyDelay}} {
+		{"backoff min", c.BackoffMin}, {"backoff max", c.BackoffMax}, {"busy delay", c.BusyDelay},
+		{"second host hold", c.SecondHostHold}} {
 		if d.v < 0 {
 			return bad("%s %v is negative", d.name, d.v)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -54,6 +55,9 @@ type Link struct {
 	// core holds commands for it.
 	excSince time.Time
 	excHeld  bool
+	hbOK     bool // the last heartbeat write of this session succeeded
+	rb       hostif.Readback
+	rbRegs   []uint16
 
 	emitMu  sync.Mutex
 	evs     []devices.Event // scratch; appended under mu by the emitMu holder
@@ -93,7 +97,7 @@ func New(cfg Config, log zerolog.Logger) (*Link, error) {
 	}
 	core, err := hostif.New(hostif.Config{
 		Ring: cfg.Ring, ConfirmRing: cfg.ConfirmRing, Chutes: cfg.Chutes, QueueSize: cfg.QueueSize,
-		MaxUnconfirmed: cfg.MaxUnconfirmed, PLCWatchdog: cfg.PLCWatchdog,
+		MaxUnconfirmed: cfg.MaxUnconfirmed, PLCWatchdog: cfg.PLCWatchdog, SecondHostHold: cfg.SecondHostHold,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: plc %q: %w", ErrInvalidConfig, cfg.Name, err)
@@ -107,6 +111,11 @@ func New(cfg Config, log zerolog.Logger) (*Link, error) {
 		core:   core,
 		slots:  make([]hostif.Slot, cfg.ConfirmRing),
 	}
+	l.rb.Divert = make([]hostif.DivertSlot, cfg.Ring)
+	// A random start: two gateways on one PLC started at about the same
+	// time would otherwise count in step, each writing the value the other
+	// just wrote, and the read-back could not tell them apart.
+	l.hostHB = uint16(rand.Uint32())
 	l.regs = make([]uint16, 0, l.lay.blockLen)
 	return l, nil
 }
@@ -329,7 +338,7 @@ func (l *Link) session(ctx context.Context) (wasUp bool, err error) {
 	l.mu.Unlock()
 	l.held, l.upOnce = "connecting", false
 	r := l.retrier()
-	l.excSince, l.excHeld = time.Time{}, false
+	l.excSince, l.excHeld, l.hbOK = time.Time{}, false, false
 	// The contract's (re)connect rule: read the PLC block, write the
 	// heartbeat, let the core compare BOOT_ID; commands only once it is up
 	// (FAULT_CODE 0). A block read answered with an exception is repeated
@@ -370,6 +379,11 @@ func (l *Link) session(ctx context.Context) (wasUp bool, err error) {
 		case err := <-s.errCh:
 			return wasUp, err
 		case <-hbT.C:
+			// Read back before writing: another host's heartbeat write
+			// since ours shows as a value we did not write.
+			if err := l.readback(ctx, s, r); err != nil && !l.answered("read back host registers", err) {
+				return wasUp, err
+			}
 			if err := l.heartbeat(ctx, s, r); err != nil && !l.answered("heartbeat", err) {
 				return wasUp, err
 			}
@@ -470,9 +484,39 @@ func (l *Link) load(regs []uint16) error {
 func (l *Link) heartbeat(ctx context.Context, s *session, r retrier) error {
 	l.hostHB++
 	regs := [hostRegs]uint16{l.hostHB, uint16(l.hostState.Load()), uint16(l.planVersion.Load())}
+	l.hbOK = false
 	if err := s.poll.writeSplit(ctx, r, l.lay.hostBase, regs[:]); err != nil {
 		return fmt.Errorf("write heartbeat: %w", err)
 	}
+	l.hbOK = true
+	return nil
+}
+
+// readback reads HOST_HEARTBEAT and the divert ring back (once per
+// heartbeat, on the poll connection, before the heartbeat write) and lets
+// the core look for another host's writes in them.
+func (l *Link) readback(ctx context.Context, s *session, r retrier) error {
+	var err error
+	l.rbRegs, err = s.poll.readBlock(ctx, r, []span{{addr: l.lay.hostBase, count: 1}}, l.rbRegs)
+	if err != nil {
+		return fmt.Errorf("read back host heartbeat: %w", err)
+	}
+	hb := l.rbRegs[0]
+	l.rbRegs, err = s.poll.readBlock(ctx, r, split(l.lay.divertBase, slotRegs*l.cfg.Ring, maxReadRegs), l.rbRegs)
+	if err != nil {
+		return fmt.Errorf("read back divert ring: %w", err)
+	}
+	for k := range l.rb.Divert {
+		regs := l.rbRegs[k*slotRegs : (k+1)*slotRegs]
+		l.rb.Divert[k] = hostif.DivertSlot{Seq: regs[0], TID: l.lay.tid(regs[1:3])}
+	}
+	l.rb.Heartbeat, l.rb.Wrote, l.rb.CheckHeartbeat = hb, l.hostHB, l.hbOK
+	now := time.Now()
+	l.mu.Lock()
+	l.core.Readback(&l.rb, now)
+	st, why := l.core.State(now)
+	l.mu.Unlock()
+	l.logState(st, why, now)
 	return nil
 }
 
@@ -558,7 +602,10 @@ func (l *Link) logState(st devices.LinkState, why error, now time.Time) {
 	}
 	l.held = why.Error()
 	ev := l.log.Warn()
-	if !l.upOnce && errors.Is(why, hostif.ErrHostLost) {
+	switch {
+	case errors.Is(why, hostif.ErrSecondHost):
+		ev = l.log.Error()
+	case !l.upOnce && errors.Is(why, hostif.ErrHostLost):
 		ev = l.log.Info()
 	}
 	if ok, n := l.rate.Allow("hold:"+l.held, now); ok {

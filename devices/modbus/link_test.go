@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"sortgw/devices"
+	"sortgw/devices/hostif"
 	fieldbussim "sortgw/fieldbus-sim"
 )
 
@@ -727,4 +728,67 @@ func TestLargeMap(t *testing.T) {
 			t.Errorf("tid %d confirmed into chute %d", e.TID, e.Chute)
 		}
 	}
+}
+
+// TestSecondHostNoticedByBoth replays issue 10 item 9: a second gateway
+// connected to the same PLC. The PLC's ring can have one host only: both
+// gateways must notice, stop writing, and say why; once the second one is
+// gone the first resumes after the hold.
+func TestSecondHostNoticedByBoth(t *testing.T) {
+	s := startSim(t, simConfig(2*time.Millisecond, 10*time.Millisecond))
+	cfg := linkConfig(s)
+	cfg.SecondHostHold = 600 * time.Millisecond
+	a := startLink(t, cfg, true)
+	warmUp(t, s, a)
+
+	cfgB := cfg
+	cfgB.Name = "intruder"
+	b := startLink(t, cfgB, true)
+	t0 := time.Now()
+	held := func(h *harness) bool {
+		st := h.link.Status()
+		return st.State == devices.LinkSyncing && strings.Contains(st.LastError, hostif.ErrSecondHost.Error())
+	}
+	tid, n := uint32(100), 0
+	defer func() {
+		if t.Failed() {
+			for _, h := range []*harness{a, b} {
+				st := h.link.Status()
+				h.link.mu.Lock()
+				c := h.link.core.Counters()
+				h.link.mu.Unlock()
+				t.Logf("%s: %s %q, evidence %d, written %d, late %d", st.Name, st.State, st.LastError, c.ForeignWrites, st.Written, st.Late)
+			}
+		}
+	}()
+	waitFor(t, "both links holding for a second host", 10*time.Second, func() bool {
+		if n++; n%5 == 0 && tid < 1000 { // a steady load on the first gateway
+			send(t, a.link, tid, 2, 200*time.Millisecond)
+			tid++
+		}
+		return held(a) && held(b)
+	})
+	t.Logf("both held %v after the second gateway started: a %q, b %q", time.Since(t0).Round(time.Millisecond),
+		a.link.Status().LastError, b.link.Status().LastError)
+
+	// Neither writes: commands for both go late, and the PLC takes nothing.
+	taken := s.PLC().CommandsTaken()
+	lateA, lateB := a.ev.count(devices.EventLate), b.ev.count(devices.EventLate)
+	send(t, a.link, 5001, 3, 100*time.Millisecond)
+	send(t, b.link, 5002, 3, 100*time.Millisecond)
+	waitFor(t, "both commands late", 5*time.Second, func() bool {
+		return a.ev.count(devices.EventLate) > lateA && b.ev.count(devices.EventLate) > lateB
+	})
+	if got := s.PLC().CommandsTaken(); got != taken || !held(a) || !held(b) {
+		t.Errorf("while both held: the plc took %d commands more; a %s, b %s", got-taken, a.link.Status().State, b.link.Status().State)
+	}
+
+	// The second gateway goes away: the first resumes after the hold.
+	b.stop()
+	t1 := time.Now()
+	waitState(t, a.link, devices.LinkUp, 10*time.Second)
+	t.Logf("first gateway up %v after the second stopped", time.Since(t1).Round(time.Millisecond))
+	before := a.ev.count(devices.EventConfirmed)
+	send(t, a.link, 6000, 4, 0)
+	waitFor(t, "a command confirmed", 5*time.Second, func() bool { return a.ev.count(devices.EventConfirmed) > before })
 }
