@@ -81,10 +81,10 @@ type Config struct {
 	QueueSize int `yaml:"queue_size"`
 	// EventBuffer is the capacity of the Events channel (default 4096).
 	EventBuffer int `yaml:"event_buffer"`
-	// BusyRetries is how often a request answered with a Modbus exception
-	// is repeated on the same connection before the link redials (default
-	// 3; negative: none); BusyDelay is the pause before each repeat
-	// (default 2ms).
+	// BusyRetries is how often a request answered with exception 06
+	// (busy), 0A or 0B is repeated on the same connection before it counts
+	// as failed (default 3; negative: none); BusyDelay is the pause before
+	// each repeat (default 2ms). No exception ends the connection.
 	BusyRetries int           `yaml:"busy_retries"`
 	BusyDelay   time.Duration `yaml:"busy_delay"`
 	// Connections is 2 (default: one connection for divert writes, one for
