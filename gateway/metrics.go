@@ -39,6 +39,7 @@ type Metrics struct {
 	containers  *prometheus.CounterVec
 	httpRefused *prometheus.CounterVec
 	sseClients  prometheus.Gauge
+	plcExc      *prometheus.CounterVec
 }
 
 // NewMetrics makes the collectors and registers them, with the Go and
@@ -114,6 +115,9 @@ func NewMetrics() *Metrics {
 		sseClients: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "sortgw_http_sse_clients", Help: "Live status streams (/events) being served.",
 		}),
+		plcExc: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sortgw_plc_exceptions_total", Help: "Modbus exception replies from the PLC by exception code (the connection is kept; 16 and above: other).",
+		}, []string{"line", "code"}),
 	}
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
@@ -121,7 +125,7 @@ func NewMetrics() *Metrics {
 		m.reads, m.duplicates, m.decisions, m.outcomes, m.results, m.chuteDiv, m.missed, m.unmatched,
 		m.decisionDur, m.toWritten, m.toTaken, m.toConfirmed,
 		m.linkUp, m.linkState, m.reconnects, m.ringOut, m.queued, m.tracked, m.planVersion, m.containers,
-		m.httpRefused, m.sseClients,
+		m.httpRefused, m.sseClients, m.plcExc,
 	)
 	return m
 }
@@ -146,6 +150,7 @@ type lineMetrics struct {
 	planVersion prometheus.Gauge
 	chutes      []prometheus.Counter // resolved on first divert
 	scanners    map[string]*[2]prometheus.Counter
+	excSeen     [16]uint64 // PLCStatus.ExceptionsByCode already counted
 }
 
 func (m *Metrics) forLine(line string, chutes int) *lineMetrics {
@@ -233,6 +238,16 @@ func (lm *lineMetrics) links(plc devices.PLCStatus, scanners []devices.ScannerSt
 	lm.m.reconnects.WithLabelValues(lm.line, "plc", name).Set(float64(plc.Reconnects))
 	lm.ringOut.Set(float64(plc.Outstanding))
 	lm.queued.Set(float64(plc.Queued))
+	for code, n := range plc.ExceptionsByCode {
+		if n > lm.excSeen[code] {
+			label := strconv.Itoa(code)
+			if code == 0 {
+				label = "other"
+			}
+			lm.m.plcExc.WithLabelValues(lm.line, label).Add(float64(n - lm.excSeen[code]))
+			lm.excSeen[code] = n
+		}
+	}
 	for _, s := range scanners {
 		on := 0.0
 		if s.Online {
