@@ -114,6 +114,11 @@ type retrier struct {
 	retries int
 	delay   time.Duration
 	onExc   func(me *gmb.ModbusError, retry bool)
+	// reads: repeat every exception code, not only the retryable ones. A
+	// read changes nothing, and a block read that fails leaves the
+	// confirmation ring unread: at 10 ms polls and a busy sorter, two
+	// lost polls can cost confirmations.
+	reads bool
 }
 
 func (r retrier) do(ctx context.Context, op func() error) error {
@@ -126,7 +131,7 @@ func (r retrier) do(ctx context.Context, op func() error) error {
 		if !ok {
 			return err
 		}
-		retry := retryable(me.ExceptionCode) && attempt < r.retries
+		retry := (r.reads || retryable(me.ExceptionCode)) && attempt < r.retries
 		if r.onExc != nil {
 			r.onExc(me, retry)
 		}
@@ -144,9 +149,10 @@ func (r retrier) do(ctx context.Context, op func() error) error {
 }
 
 // readBlock reads the whole PLC block, split into requests of at most 125
-// registers, each retried on exceptions.
+// registers, each repeated on any exception (up to the retrier's limit).
 func (c *conn) readBlock(ctx context.Context, r retrier, spans []span, dst []uint16) ([]uint16, error) {
 	dst = dst[:0]
+	r.reads = true
 	for _, s := range spans {
 		err := r.do(ctx, func() error {
 			var err error
