@@ -6,7 +6,8 @@
 // the command queue and its deadlines, write results, ACK_SEQ, the
 // confirmation ring and its NUMs, missed confirmations, BOOT_ID warm and
 // cold reconnects, the FAULT_CODE hold, the PLC heartbeat watchdog, the
-// link state, and the event order Written -> Taken -> Confirmed. It does no
+// second-host hold, the link state, and the event order Written -> Taken
+// -> Confirmed. It does no
 // I/O, takes no locks and starts no goroutines: every method takes now and
 // appends the devices.Events it causes to a caller's slice. The Modbus and
 // OPC UA links are transports around it: they dial, read and write, feed
@@ -20,6 +21,7 @@
 //	Block (+ Confirms)           every read of the PLC block; the first one
 //	                             of a connection applies the reconnect rule
 //	NextWrite / WriteDone        one divert slot write and its outcome
+//	Readback                     the host registers read back (another host?)
 //	Tick                         deadlines, between the above
 //	Disconnected                 the connection is gone
 //	Close                        the link stops for good
