@@ -464,11 +464,18 @@ func TestWriteExceptionsRewriteInPlace(t *testing.T) {
 	s := startSim(t, simConfig(2*time.Millisecond, 10*time.Millisecond))
 	h := startLink(t, linkConfig(s), true)
 	clients := warmUp(t, s, h)
+	t0 := time.Now()
 	s.InjectModbusExceptionOn(4, 40, fieldbussim.ExceptionDivert)
 	tids := []uint32{1}
 	for i := range 30 {
 		tids = append(tids, uint32(500+i))
 		send(t, h.link, uint32(500+i), uint16(1+i), 0)
+	}
+	waitFor(t, "every injected exception answered", 20*time.Second, func() bool { return s.ModbusExceptionsLeft() == 0 })
+	// The repeats are paced (busy_delay doubling up to backoff_min): 40
+	// refusals in a row take well over half a second, not 40 round trips.
+	if d := time.Since(t0); d < 500*time.Millisecond {
+		t.Errorf("40 refused writes repeated within %v: the repeats are not paced", d)
 	}
 	waitFor(t, "every confirmation", 20*time.Second, settled(h.ev, len(tids)))
 	checkLifecycle(t, h.ev.all(), tids, 1, 16, 1)
