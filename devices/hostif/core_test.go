@@ -367,6 +367,17 @@ func TestCore(t *testing.T) {
 			{"block ack=2", "sync:warm"},
 			{"readback 3=3:52", "foreign"}, // ahead, never given out
 		})},
+		{"second host: no evidence from a written command's slot while it is to be rewritten", Config{}, steps(upSteps, []step{
+			{"send 1", ""},
+			{"write", "put1@1/1 w1@1"},
+			{"disc", ""}, {"conn", ""},
+			{"block ack=0", "sync:warm"},
+			{"readback 1=1:66", ""}, // a warm restart may have lost the slot
+			{"write hold", "reput1@1/1"},
+			{"readback 1=1:66", ""}, // the rewrite is out
+			{"done ok", ""},
+			{"readback 1=1:66", "foreign"},
+		})},
 		{"second host: ACK_SEQ past the commands written, twice", Config{}, steps(upSteps, []step{
 			{"send 1", ""},
 			{"write", "put1@1/1 w1@1"},
