@@ -639,8 +639,11 @@ func (l *Link) dispatch(ctx context.Context) {
 	timer.Stop()
 	defer timer.Stop()
 	// Writes answered with exceptions are repeated in place by the core;
-	// this paces the repeats so a PLC refusing every write is not hammered.
-	bo := devices.Backoff{Min: l.cfg.BusyDelay, Max: max(l.cfg.BusyDelay, l.cfg.BackoffMin)}
+	// this paces the repeats so a PLC refusing every write is not hammered
+	// (at most one repeat per two poll intervals once it persists), while
+	// a short burst delays the commands behind it by little more than
+	// itself.
+	bo := devices.Backoff{Min: l.cfg.BusyDelay, Max: max(l.cfg.BusyDelay, 2*l.cfg.Poll)}
 	for {
 		w, s, ok, earliest := l.nextJob(ctx)
 		if ok {

@@ -374,6 +374,17 @@ func TestBusyIsRetriedWithoutRedial(t *testing.T) {
 	checkLifecycle(t, h.ev.all(), []uint32{42}, 1, 16, 1)
 }
 
+// kindsLate lists the late commands.
+func kindsLate(evs []devices.Event) string {
+	out := ""
+	for _, e := range evs {
+		if e.Kind == devices.EventLate {
+			out += fmt.Sprintf("tid %d at %s; ", e.TID, e.At.Format("15:04:05.000"))
+		}
+	}
+	return out
+}
+
 // warmUp waits for the link to be up and both of its connections to have
 // carried a request (a command confirmed), and returns how many Modbus
 // connections the emulator has seen.
@@ -400,15 +411,17 @@ func TestExceptionBurstKeepsTheConnection(t *testing.T) {
 	tids := []uint32{1}
 	next := uint32(1000)
 	var lastSend time.Time
-	// A command every 10 ms (100 items/s, several times a large sorter's
-	// rate), each with a 300 ms decision budget.
+	// A command every 20 ms (50 items/s, several times a large sorter's
+	// rate), each with a 1 s decision budget. (No command can be written
+	// while every request is refused: the burst itself, about 250 ms, must
+	// fit in the budget.)
 	load := func() {
-		if time.Since(lastSend) < 10*time.Millisecond || len(tids) > 2000 {
+		if time.Since(lastSend) < 20*time.Millisecond || len(tids) > 2000 {
 			return
 		}
 		lastSend = time.Now()
 		tids = append(tids, next)
-		send(t, h.link, next, uint16(1+next%200), 300*time.Millisecond)
+		send(t, h.link, next, uint16(1+next%200), time.Second)
 		next++
 	}
 	t0 := time.Now()
@@ -425,7 +438,13 @@ func TestExceptionBurstKeepsTheConnection(t *testing.T) {
 	burst := time.Since(t0)
 	n0 := len(tids)
 	waitFor(t, "20 more commands", 5*time.Second, func() bool { load(); return len(tids) >= n0+20 })
-	waitFor(t, "every confirmation", 20*time.Second, settled(h.ev, len(tids)))
+	done := settled(h.ev, len(tids))
+	waitFor(t, "an outcome for every command", 20*time.Second, func() bool {
+		return h.link.Status().Late > 0 || done()
+	})
+	if st := h.link.Status(); st.Late > 0 {
+		t.Fatalf("%d commands late (state %s, last error %q): %s", st.Late, st.State, st.LastError, kindsLate(h.ev.all()))
+	}
 	checkLifecycle(t, h.ev.all(), tids, 1, 16, 1)
 
 	st := h.link.Status()
@@ -472,9 +491,10 @@ func TestWriteExceptionsRewriteInPlace(t *testing.T) {
 		send(t, h.link, uint32(500+i), uint16(1+i), 0)
 	}
 	waitFor(t, "every injected exception answered", 20*time.Second, func() bool { return s.ModbusExceptionsLeft() == 0 })
-	// The repeats are paced (busy_delay doubling up to backoff_min): 40
-	// refusals in a row take well over half a second, not 40 round trips.
-	if d := time.Since(t0); d < 500*time.Millisecond {
+	// The repeats are paced (busy_delay doubling up to two polls, 20 ms):
+	// 40 refusals in a row take several hundred milliseconds, not 40 round
+	// trips.
+	if d := time.Since(t0); d < 300*time.Millisecond {
 		t.Errorf("40 refused writes repeated within %v: the repeats are not paced", d)
 	}
 	waitFor(t, "every confirmation", 20*time.Second, settled(h.ev, len(tids)))
