@@ -228,6 +228,16 @@ type PLCStatus struct {
 	Errors    uint64 // I/O errors, timeouts, bad statuses
 	Busy      uint64 // Modbus exceptions retried without a redial
 	RoundTrip HistogramSnapshot
+
+	// Exceptions counts every Modbus exception reply (retried or not; the
+	// connection is kept for all of them); ExceptionsByCode splits it by
+	// exception code (index = code, codes 16 and above at index 0).
+	// LastException and LastExceptionAt are the newest one (0: none).
+	// OPC UA links leave them zero.
+	Exceptions       uint64
+	ExceptionsByCode [16]uint64
+	LastException    uint8
+	LastExceptionAt  time.Time
 }
 
 // PLCLink is the gateway's connection to one sorter PLC. Run owns the

@@ -17,7 +17,7 @@ import (
 //	POST /fault/drop-plc                  close every Modbus client connection
 //	POST /fault/stall-heartbeat?for=2s    PLC_HEARTBEAT stands still
 //	POST /fault/delay-reply?for=500ms     the next Modbus reply comes late
-//	POST /fault/modbus-exception?code=6&n=3
+//	POST /fault/modbus-exception?code=6&n=3[&on=any|reads|writes|divert]
 //	POST /fault/silent-unit?on=true|false  another unit id gets no answer
 //	POST /fault/mute?on=true|false         Modbus requests get no answer
 //	POST /fault/never-accept?on=true|false Modbus dials hang
@@ -71,10 +71,16 @@ func (s *Sim) ControlHandler() http.Handler {
 			return fmt.Errorf("code %d: want one of 1..6, 8, 10, 11", code)
 		}
 		n, err := q.intDefault("n", 1, 1, 1<<30)
-		if err == nil {
-			s.InjectModbusException(byte(code), n)
+		if err != nil {
+			return err
 		}
-		return err
+		on, ok := map[string]ExceptionTarget{"": ExceptionAny, "any": ExceptionAny, "reads": ExceptionReads,
+			"writes": ExceptionWrites, "divert": ExceptionDivert}[q.r.URL.Query().Get("on")]
+		if !ok {
+			return fmt.Errorf("on %q: want any, reads, writes or divert", q.r.URL.Query().Get("on"))
+		}
+		s.InjectModbusExceptionOn(byte(code), n, on)
+		return nil
 	})
 	for _, f := range []ModbusFault{FaultSilentWrongUnit, FaultMute, FaultNeverAccept} {
 		fault(string(f), func(q query) error {

@@ -37,6 +37,7 @@ func TestControlEndpoint(t *testing.T) {
 		{"/fault/chute-full?chute=33", 400, "want 1..32"},
 		{"/fault/stall-heartbeat?for=5x", 400, "want a duration"},
 		{"/fault/modbus-exception?code=7", 400, "code 7"},
+		{"/fault/modbus-exception?code=4&on=sometimes", 400, "want any, reads, writes or divert"},
 		{"/fault/estop?on=maybe", 400, "want true or false"},
 		{"/rate?items=-1", 400, "want 0..100000"},
 		{"/fault/drop-scanner?i=0", 400, "want 0..-1"}, // scanners off in this test
@@ -58,6 +59,16 @@ func TestControlEndpoint(t *testing.T) {
 	}
 	if _, err := c.ReadHoldingRegisters(100, 1); exceptionCode(err) != 6 {
 		t.Errorf("after control exception: %v", err)
+	}
+	// Limited to writes: the read is answered, the write is not.
+	if code, _ := post("/fault/modbus-exception?code=4&n=1&on=writes"); code != 200 {
+		t.Fatal(code)
+	}
+	if _, err := c.ReadHoldingRegisters(100, 1); err != nil {
+		t.Errorf("read with a write exception pending: %v", err)
+	}
+	if _, err := c.WriteMultipleRegisters(1, 1, []byte{0, 1}); exceptionCode(err) != 4 {
+		t.Errorf("write after control exception on writes: %v", err)
 	}
 	// Mute over the control endpoint: a request goes unanswered until the
 	// fault is switched off, then its connection is closed.

@@ -122,6 +122,10 @@ package fieldbussim
 //     only the connections drop. Both drop every Modbus connection and
 //     restart the OPC UA server.
 //   - DelayNextReply applies the request, then holds its reply back;
-//     InjectModbusException answers before the request touches the PLC.
+//     InjectModbusException answers before the request touches the PLC;
+//     InjectModbusExceptionOn limits it to reads, writes or divert-ring
+//     writes. ModbusClients counts the connections that sent a request, so
+//     a test can tell a client that kept its connection from one that
+//     redialled.
 //   - A PLC allows MaxPasses (10) passes without a command, then rejects the
 //     item on its own (no confirmation: there is no command).

@@ -301,7 +301,13 @@ type modbusFront struct {
 	delayNext time.Duration
 	excCode   byte
 	excLeft   int
+	excOn     ExceptionTarget
 	requests  uint64
+	// clients are the connections (client address and port) that sent a
+	// request, to show a client that kept its connection; at most
+	// maxClientsSeen are remembered, clientsSeen counts them all.
+	clients     map[string]struct{}
+	clientsSeen uint64
 	// silentUnit and mute are non-nil while the fault is on; switching it
 	// off closes the channel and so releases the requests held.
 	silentUnit, mute chan struct{}
@@ -313,6 +319,20 @@ var errByException = map[byte]error{
 	4: mbserver.ErrServerDeviceFailure, 5: mbserver.ErrAcknowledge, 6: mbserver.ErrServerDeviceBusy,
 	8: mbserver.ErrMemoryParityError, 0x0a: mbserver.ErrGWPathUnavailable, 0x0b: mbserver.ErrGWTargetFailedToRespond,
 }
+
+// ExceptionTarget says which requests InjectModbusExceptionOn answers with
+// the exception.
+type ExceptionTarget uint8
+
+// Exception targets.
+const (
+	ExceptionAny    ExceptionTarget = iota // every request
+	ExceptionReads                         // function 3 only
+	ExceptionWrites                        // function 16 (and 6) only
+	ExceptionDivert                        // writes that touch the divert ring only
+)
+
+const maxClientsSeen = 4096
 
 // SupportedException reports whether InjectModbusException can send code.
 func SupportedException(code byte) bool { _, ok := errByException[code]; return ok }
@@ -331,12 +351,22 @@ func (f *modbusFront) setHold(ch *chan struct{}, on bool) {
 }
 
 // preamble applies the per-request faults: silence, then an injected
-// exception, both before the request touches the PLC.
-func (f *modbusFront) preamble(unit uint8) error {
+// exception, both before the request touches the PLC. kind is the
+// request's ExceptionTarget (reads or writes; ExceptionAny for the rest).
+func (f *modbusFront) preamble(unit uint8, client string, kind ExceptionTarget) error {
 	f.mu.Lock()
 	mute, silent := f.mute, f.silentUnit
 	if mute == nil && (unit == f.unit || silent == nil) {
 		f.requests++
+	}
+	if _, ok := f.clients[client]; !ok {
+		f.clientsSeen++
+		if f.clients == nil {
+			f.clients = make(map[string]struct{})
+		}
+		if len(f.clients) < maxClientsSeen {
+			f.clients[client] = struct{}{}
+		}
 	}
 	f.mu.Unlock()
 	switch {
@@ -350,7 +380,7 @@ func (f *modbusFront) preamble(unit uint8) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.excLeft > 0 {
+	if f.excLeft > 0 && (f.excOn == ExceptionAny || f.excOn == kind || f.excOn == ExceptionWrites && kind == ExceptionDivert) {
 		f.excLeft--
 		return errByException[f.excCode]
 	}
@@ -401,7 +431,14 @@ func (f *modbusFront) delay() {
 // function 16 (write host registers only). Function 6 reaches here too (the
 // library does not tell it apart from a one-register 16) and is treated the same.
 func (f *modbusFront) HandleHoldingRegisters(req *mbserver.HoldingRegistersRequest) ([]uint16, error) {
-	if err := f.preamble(req.UnitId); err != nil {
+	kind := ExceptionReads
+	if req.IsWrite {
+		kind = ExceptionWrites
+		if int(req.Addr) < f.m.divertEnd() && int(req.Addr)+len(req.Args) > int(f.m.divertBase) {
+			kind = ExceptionDivert
+		}
+	}
+	if err := f.preamble(req.UnitId, req.ClientAddr, kind); err != nil {
 		return nil, err
 	}
 	defer f.delay()
@@ -427,7 +464,7 @@ func (f *modbusFront) HandleHoldingRegisters(req *mbserver.HoldingRegistersReque
 
 // HandleCoils refuses coil functions: the map has none.
 func (f *modbusFront) HandleCoils(req *mbserver.CoilsRequest) ([]bool, error) {
-	if err := f.preamble(req.UnitId); err != nil {
+	if err := f.preamble(req.UnitId, req.ClientAddr, ExceptionAny); err != nil {
 		return nil, err
 	}
 	return nil, mbserver.ErrIllegalFunction
@@ -435,7 +472,7 @@ func (f *modbusFront) HandleCoils(req *mbserver.CoilsRequest) ([]bool, error) {
 
 // HandleDiscreteInputs refuses function 2.
 func (f *modbusFront) HandleDiscreteInputs(req *mbserver.DiscreteInputsRequest) ([]bool, error) {
-	if err := f.preamble(req.UnitId); err != nil {
+	if err := f.preamble(req.UnitId, req.ClientAddr, ExceptionAny); err != nil {
 		return nil, err
 	}
 	return nil, mbserver.ErrIllegalFunction
@@ -443,7 +480,7 @@ func (f *modbusFront) HandleDiscreteInputs(req *mbserver.DiscreteInputsRequest) 
 
 // HandleInputRegisters refuses function 4: everything is a holding register.
 func (f *modbusFront) HandleInputRegisters(req *mbserver.InputRegistersRequest) ([]uint16, error) {
-	if err := f.preamble(req.UnitId); err != nil {
+	if err := f.preamble(req.UnitId, req.ClientAddr, ExceptionAny); err != nil {
 		return nil, err
 	}
 	return nil, mbserver.ErrIllegalFunction

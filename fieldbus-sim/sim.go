@@ -383,6 +383,12 @@ func (s *Sim) DelayNextReply(d time.Duration) {
 // InjectModbusException answers the next n Modbus requests with exception
 // code (1..6, 8, 10, 11; another code is sent as 4, server device failure).
 func (s *Sim) InjectModbusException(code byte, n int) {
+	s.InjectModbusExceptionOn(code, n, ExceptionAny)
+}
+
+// InjectModbusExceptionOn is InjectModbusException for the requests of one
+// kind only (reads, writes or any); the others are answered normally.
+func (s *Sim) InjectModbusExceptionOn(code byte, n int, on ExceptionTarget) {
 	if s.mbFront == nil {
 		return
 	}
@@ -390,9 +396,32 @@ func (s *Sim) InjectModbusException(code byte, n int) {
 		code = 4
 	}
 	s.mbFront.mu.Lock()
-	s.mbFront.excCode, s.mbFront.excLeft = code, n
+	s.mbFront.excCode, s.mbFront.excLeft, s.mbFront.excOn = code, n, on
 	s.mbFront.mu.Unlock()
-	s.log.Warn().Uint8("code", code).Int("requests", n).Msg("fault: modbus exceptions injected")
+	s.log.Warn().Uint8("code", code).Int("requests", n).Uint8("target", uint8(on)).Msg("fault: modbus exceptions injected")
+}
+
+// ModbusExceptionsLeft is how many injected exceptions are still to be
+// answered.
+func (s *Sim) ModbusExceptionsLeft() int {
+	if s.mbFront == nil {
+		return 0
+	}
+	s.mbFront.mu.Lock()
+	defer s.mbFront.mu.Unlock()
+	return s.mbFront.excLeft
+}
+
+// ModbusClients is how many Modbus connections (client address and port)
+// have sent a request since the sim started: a client that keeps its
+// connections adds none.
+func (s *Sim) ModbusClients() uint64 {
+	if s.mbFront == nil {
+		return 0
+	}
+	s.mbFront.mu.Lock()
+	defer s.mbFront.mu.Unlock()
+	return s.mbFront.clientsSeen
 }
 
 // EmergencyStop sets or releases the emergency stop (see PLC.EmergencyStop).

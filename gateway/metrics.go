@@ -45,6 +45,7 @@ type Metrics struct {
 	planLastOK  *prometheus.GaugeVec
 	devices     *deviceCounters
 	journal     *journalCollector
+	plcExc      *prometheus.CounterVec
 }
 
 // deviceCounters exports the devices' own cumulative counters (reconnects,
@@ -187,6 +188,9 @@ func NewMetrics() *Metrics {
 			Name: "sortgw_plan_last_install_timestamp_seconds", Help: "When the active plan was installed (Unix time).",
 		}, []string{"line"}),
 		journal: newJournalCollector(),
+		plcExc: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sortgw_plc_exceptions_total", Help: "Modbus exception replies from the PLC by exception code (the connection is kept; 16 and above: other).",
+		}, []string{"line", "code"}),
 	}
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
@@ -194,7 +198,7 @@ func NewMetrics() *Metrics {
 		m.reads, m.duplicates, m.decisions, m.outcomes, m.results, m.chuteDiv, m.missed, m.unmatched,
 		m.decisionDur, m.toWritten, m.toTaken, m.toConfirmed,
 		m.linkUp, m.linkState, m.ringOut, m.queued, m.tracked, m.planVersion, m.containers,
-		m.httpRefused, m.sseClients, m.planReloads, m.planLastOK, m.devices, m.journal,
+		m.httpRefused, m.sseClients, m.planReloads, m.planLastOK, m.devices, m.journal, m.plcExc,
 	)
 	return m
 }
@@ -222,6 +226,7 @@ type lineMetrics struct {
 	planLastOK  prometheus.Gauge
 	chutes      []prometheus.Counter // resolved on first divert
 	scanners    map[string]*[2]prometheus.Counter
+	excSeen     [16]uint64 // PLCStatus.ExceptionsByCode already counted
 }
 
 func (m *Metrics) forLine(line string, chutes int) *lineMetrics {
@@ -321,6 +326,16 @@ func (lm *lineMetrics) links(plc devices.PLCStatus, scanners []devices.ScannerSt
 	lm.m.linkState.WithLabelValues(lm.line, "plc", name).Set(float64(plc.State))
 	lm.ringOut.Set(float64(plc.Outstanding))
 	lm.queued.Set(float64(plc.Queued))
+	for code, n := range plc.ExceptionsByCode {
+		if n > lm.excSeen[code] {
+			label := strconv.Itoa(code)
+			if code == 0 {
+				label = "other"
+			}
+			lm.m.plcExc.WithLabelValues(lm.line, label).Add(float64(n - lm.excSeen[code]))
+			lm.excSeen[code] = n
+		}
+	}
 	for _, s := range scanners {
 		on := 0.0
 		if s.Online {

@@ -157,6 +157,10 @@ type PLCView struct {
 	Lost          uint64    `json:"lost"`
 	Missed        uint64    `json:"missed"`
 	Errors        uint64    `json:"errors"`
+	// Exceptions: Modbus exception replies (the connection is kept);
+	// LastException is the newest one's code.
+	Exceptions    uint64 `json:"exceptions"`
+	LastException uint8  `json:"last_exception,omitempty"`
 }
 
 // ScannerView is one scanner connection.
@@ -383,6 +387,7 @@ func (l *Line) publish(now time.Time) {
 			BootID: st.BootID, AckSeq: st.AckSeq, Outstanding: st.Outstanding, Queued: st.Queued,
 			RoundTripP50: st.RoundTrip.P50.String(), RoundTripP99: st.RoundTrip.P99.String(),
 			Written: st.Written, Taken: st.Taken, Confirmed: st.Confirmed, Late: st.Late, Lost: st.Lost, Missed: st.Missed, Errors: st.Errors,
+			Exceptions: st.Exceptions, LastException: st.LastException,
 		},
 		Totals: Totals{
 			Reads: l.c.Reads, NoReads: l.c.NoReads, Duplicates: l.c.Duplicates, Decided: l.c.Decided, Unknown: l.c.Unknown,

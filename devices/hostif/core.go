@@ -6,7 +6,8 @@
 // the command queue and its deadlines, write results, ACK_SEQ, the
 // confirmation ring and its NUMs, missed confirmations, BOOT_ID warm and
 // cold reconnects, the FAULT_CODE hold, the PLC heartbeat watchdog, the
-// link state, and the event order Written -> Taken -> Confirmed. It does no
+// second-host hold, the link state, and the event order Written -> Taken
+// -> Confirmed. It does no
 // I/O, takes no locks and starts no goroutines: every method takes now and
 // appends the devices.Events it causes to a caller's slice. The Modbus and
 // OPC UA links are transports around it: they dial, read and write, feed
@@ -20,6 +21,7 @@
 //	Block (+ Confirms)           every read of the PLC block; the first one
 //	                             of a connection applies the reconnect rule
 //	NextWrite / WriteDone        one divert slot write and its outcome
+//	Readback                     the host registers read back (another host?)
 //	Tick                         deadlines, between the above
 //	Disconnected                 the connection is gone
 //	Close                        the link stops for good
@@ -52,6 +54,10 @@ var (
 	ErrHostLost = errors.New("host lost")
 	// ErrPLCStalled: PLC_HEARTBEAT has not changed for the watchdog time.
 	ErrPLCStalled = errors.New("plc heartbeat stalled")
+	// ErrSecondHost: evidence that another host writes this PLC's host
+	// registers (see Core.Readback): commands are held until the evidence
+	// has stopped for Config.SecondHostHold.
+	ErrSecondHost = errors.New("another host is writing to this plc's divert ring")
 	// ErrNotReady: the transport holds commands (ready is false).
 	ErrNotReady = errors.New("transport not ready")
 	// ErrInvalidConfig is wrapped by every error New returns.
@@ -75,6 +81,10 @@ type Config struct {
 	MaxUnconfirmed int
 	// PLCWatchdog: PLC_HEARTBEAT unchanged this long holds commands (1s).
 	PLCWatchdog time.Duration
+	// SecondHostHold: after evidence of a second host (two pieces within
+	// this time) commands are held until there has been none for this
+	// long (5s).
+	SecondHostHold time.Duration
 }
 
 func (c *Config) fill() error {
@@ -96,6 +106,9 @@ func (c *Config) fill() error {
 	if c.PLCWatchdog == 0 {
 		c.PLCWatchdog = time.Second
 	}
+	if c.SecondHostHold == 0 {
+		c.SecondHostHold = 5 * time.Second
+	}
 	pow2 := func(n int) bool { return n >= 2 && n <= 1024 && n&(n-1) == 0 }
 	switch {
 	case !pow2(c.Ring) || !pow2(c.ConfirmRing):
@@ -108,6 +121,8 @@ func (c *Config) fill() error {
 		return fmt.Errorf("%w: max unconfirmed %d: want at least twice the ring (%d)", ErrInvalidConfig, c.MaxUnconfirmed, 2*c.Ring)
 	case c.PLCWatchdog <= 0:
 		return fmt.Errorf("%w: plc watchdog %s: want a positive duration", ErrInvalidConfig, c.PLCWatchdog)
+	case c.SecondHostHold <= 0:
+		return fmt.Errorf("%w: second host hold %s: want a positive duration", ErrInvalidConfig, c.SecondHostHold)
 	}
 	return nil
 }
@@ -197,6 +212,10 @@ type Counters struct {
 	Mismatches uint64
 	// Reconnects: connection attempts after the first, failed or not.
 	Reconnects uint64
+	// ForeignWrites: pieces of evidence of another host (Readback, and
+	// ACK_SEQ beyond the commands written); SecondHost: times the link
+	// started holding commands for it.
+	ForeignWrites, SecondHost uint64
 }
 
 // entry is one command from the moment it takes its sequence number until
@@ -253,6 +272,12 @@ type Core struct {
 	free       []*entry
 	writeID    uint64
 	c          Counters
+	// Evidence of a second host: the last piece, how many came within
+	// SecondHostHold of each other, whether commands are held for it, why.
+	foreignAt  time.Time
+	foreignN   int
+	secondHost bool
+	hostWhy    string
 
 	dispatchLat, writtenLat, takenLat devices.Histogram
 }
@@ -444,6 +469,7 @@ func (c *Core) onAck(b *Block, now time.Time, evs *[]devices.Event) error {
 		return nil
 	}
 	if d > c.Outstanding() {
+		c.evidence(now, "ack seq moved past the commands this host wrote")
 		c.c.Mismatches++
 		prev, last := c.ack, c.next-1
 		lost := c.follow(b, now, evs)
@@ -612,6 +638,8 @@ func (c *Core) up(now time.Time) (bool, error) {
 		// Part of every connect, not a reason to show: the transport's
 		// last error (why it reconnected) stays visible meanwhile.
 		return false, nil
+	case c.heldForHost(now):
+		return false, fmt.Errorf("%w (%s): stop the other host", ErrSecondHost, c.hostWhy)
 	case !c.ready:
 		return false, fmt.Errorf("%w: %s", ErrNotReady, c.notReady)
 	case c.plc.FaultCode == 1:
@@ -624,6 +652,92 @@ func (c *Core) up(now time.Time) (bool, error) {
 		return false, fmt.Errorf("%w at %d", ErrPLCStalled, c.hb)
 	}
 	return true, nil
+}
+
+// DivertSlot is one divert slot as the transport read it back.
+type DivertSlot struct {
+	Seq uint16
+	TID uint32
+}
+
+// Readback is what the transport read back of the registers only the host
+// writes, to catch a second host writing them (the PLC's ring can have one
+// host only).
+type Readback struct {
+	// Heartbeat is HOST_HEARTBEAT as read; Wrote the value this host last
+	// wrote. CheckHeartbeat: that write succeeded on this connection, and
+	// nothing of this host's can have landed between it and the read.
+	Heartbeat, Wrote uint16
+	CheckHeartbeat   bool
+	// Divert holds the divert slots by slot index (nil: not read).
+	Divert []DivertSlot
+}
+
+// Readback checks what the transport read back of the host registers for
+// evidence of another host:
+//   - HOST_HEARTBEAT not the value this host wrote last;
+//   - a divert slot holding a SEQ ahead of ACK_SEQ that this host never
+//     gave out, or one it gave out but with another TID (only slots whose
+//     command was written and has no write out or pending: a slot this
+//     host is about to rewrite may hold anything).
+//
+// ACK_SEQ moving past the commands written (ErrRingMismatch in Block) is
+// evidence too. Two pieces within Config.SecondHostHold hold commands
+// (LinkSyncing, ErrSecondHost) until none has come for SecondHostHold: a
+// single piece (a cold restart seen on a live connection zeroes the host
+// block once) is not enough. It reports whether the read held evidence.
+func (c *Core) Readback(r *Readback, now time.Time) bool {
+	why := ""
+	if r.CheckHeartbeat && r.Heartbeat != r.Wrote {
+		why = "host heartbeat changed by another writer"
+	}
+	for k, sl := range r.Divert {
+		if why != "" || c.closed || !c.synced {
+			break
+		}
+		d := int(uint16(sl.Seq - c.ack))
+		if d == 0 || d >= c.cfg.Ring || int(sl.Seq)&(c.cfg.Ring-1) != k {
+			continue // taken, stale, or not a slot of ours
+		}
+		if d > c.Outstanding() {
+			why = "divert slot holds a sequence number this host never gave out"
+			break
+		}
+		e := c.out[d-1]
+		if e.writing || e.needWrite || !e.wroteEv {
+			continue
+		}
+		if e.cmd.TID != sl.TID {
+			why = "divert slot holds a command this host did not write"
+		}
+	}
+	if why == "" {
+		return false
+	}
+	c.evidence(now, why)
+	return true
+}
+
+// evidence records one piece of evidence of a second host.
+func (c *Core) evidence(now time.Time, why string) {
+	c.c.ForeignWrites++
+	if c.foreignN > 0 && now.Sub(c.foreignAt) < c.cfg.SecondHostHold {
+		c.foreignN++
+	} else {
+		c.foreignN, c.secondHost = 1, false
+	}
+	c.foreignAt = now
+	if c.foreignN >= 2 {
+		if !c.secondHost {
+			c.c.SecondHost++
+		}
+		c.secondHost, c.hostWhy = true, why
+	}
+}
+
+// heldForHost reports whether commands are held for a second host.
+func (c *Core) heldForHost(now time.Time) bool {
+	return c.secondHost && now.Sub(c.foreignAt) < c.cfg.SecondHostHold
 }
 
 func latest(a, b time.Time) time.Time {

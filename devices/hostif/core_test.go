@@ -315,6 +315,79 @@ func TestCore(t *testing.T) {
 			{"disc", ""}, {"conn", ""}, {"reconnects 2", ""},
 		}},
 		{"max unconfirmed: the oldest taken is reported lost", Config{Ring: 4, MaxUnconfirmed: 8}, steps(upSteps, unconfirmedSteps(9))},
+		{"second host: the heartbeat moved twice by another writer holds commands", Config{}, steps(upSteps, []step{
+			{"readback hb=5 wrote=5", ""},
+			{"readback hb=9 wrote=6", "foreign"},
+			{"state up", ""}, // one piece is not enough (a cold restart zeroes it once)
+			{"wait 100ms", ""},
+			{"readback hb=12 wrote=7", "foreign"},
+			{"state syncing", ""},
+			{"send 1", ""},
+			{"write", "none"},
+			{"wait 4s", ""},
+			{"readback hb=8 wrote=8", ""},
+			{"state syncing", ""},
+			{"wait 1s", ""}, // 5 s without evidence
+			{"block hb=2", ""},
+			{"state up", ""},
+			{"write", "put1@1/1 w1@1"},
+		})},
+		{"second host: two pieces further apart than the hold are not enough", Config{}, steps(upSteps, []step{
+			{"readback hb=9 wrote=6", "foreign"},
+			{"wait 5s", ""},
+			{"block hb=2", ""},
+			{"readback hb=9 wrote=6", "foreign"},
+			{"state up", ""},
+		})},
+		{"second host: a divert slot ahead of ACK_SEQ this host never gave out", Config{}, steps(upSteps, []step{
+			{"send 1", ""},
+			{"write", "put1@1/1 w1@1"},
+			{"readback 1=1:1 2=0:0", ""}, // its own command
+			{"readback 2=2:99", "foreign"},
+			{"readback 2=2:99", "foreign"},
+			{"state syncing", ""},
+		})},
+		{"second host: its own command under another TID in its slot", Config{}, steps(upSteps, []step{
+			{"send 1", ""},
+			{"write", "put1@1/1 w1@1"},
+			{"readback 1=1:77", "foreign"},
+		})},
+		{"second host: no evidence from slots being written, to rewrite, or taken", Config{}, steps(upSteps, []step{
+			{"send 1", ""}, {"send 2", ""}, {"send 3", ""},
+			{"write hold", "put1@1/1"},
+			{"readback 1=1:50", ""}, // the write is out: the slot may hold anything
+			{"done fail", ""},
+			{"readback 1=1:50", ""}, // to be rewritten in place
+			{"write", "reput1@1/1 w1@1"},
+			{"write", "put2@2/2 w2@2"},
+			{"block ack=2", "t1@1 t2@2"},
+			{"readback 1=1:50 2=2:51", ""}, // taken: behind ACK_SEQ
+			{"disc", ""}, {"conn", ""},
+			{"write", "none"},
+			{"block ack=2", "sync:warm"},
+			{"readback 3=3:52", "foreign"}, // ahead, never given out
+		})},
+		{"second host: no evidence from a written command's slot while it is to be rewritten", Config{}, steps(upSteps, []step{
+			{"send 1", ""},
+			{"write", "put1@1/1 w1@1"},
+			{"disc", ""}, {"conn", ""},
+			{"block ack=0", "sync:warm"},
+			{"readback 1=1:66", ""}, // a warm restart may have lost the slot
+			{"write hold", "reput1@1/1"},
+			{"readback 1=1:66", ""}, // the rewrite is out
+			{"done ok", ""},
+			{"readback 1=1:66", "foreign"},
+		})},
+		{"second host: ACK_SEQ past the commands written, twice", Config{}, steps(upSteps, []step{
+			{"send 1", ""},
+			{"write", "put1@1/1 w1@1"},
+			{"block ack=3", "lost1@1 err:mismatch"},
+			{"state up", ""},
+			{"block ack=4", "err:mismatch"},
+			{"state syncing", ""},
+			{"send 2", ""},
+			{"write", "none"},
+		})},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -224,6 +224,13 @@ func FuzzCore(f *testing.F) {
 					plc.Heartbeat++
 				}
 				_, _ = c.Block(&plc, now, &evs)
+				if v&8 != 0 { // a read-back, sometimes with another host's writes in it
+					rb := Readback{Heartbeat: uint16(v >> 5), Wrote: uint16(v>>5) + uint16(v&16)/16, CheckHeartbeat: true,
+						Divert: make([]DivertSlot, c.cfg.Ring)}
+					k := int(v) % c.cfg.Ring
+					rb.Divert[k] = DivertSlot{Seq: c.AckSeq() + uint16(v%uint8(c.cfg.Ring)), TID: uint32(v)}
+					c.Readback(&rb, now)
+				}
 			case 11: // time passes
 				now = now.Add(time.Duration(v) * 10 * time.Millisecond)
 				c.Tick(now, &evs)

@@ -23,6 +23,8 @@ import (
 //	done ok|fail                  WriteDone for the oldest held write
 //	wait DUR                      advance the clock; then Tick
 //	notready WHY | ready          SetReady
+//	readback [hb=N wrote=N] [K=SEQ:TID ...]  Readback (hb and wrote:
+//	                              CheckHeartbeat; K: divert slot K)
 //	close                         Close
 //	state NAME                    assert State (no output)
 //
@@ -30,7 +32,8 @@ import (
 // taken, cTID#NUMrRESULT confirmed, lateTID, lostTID@SEQ, missedN; a write
 // handed out is putTID@SEQ/SLOT (reputTID@SEQ/SLOT for a rewrite), none
 // when NextWrite gave nothing; sync:warm etc. for a first block;
-// err:mismatch for ErrRingMismatch; refused:bad|full|closed from send.
+// err:mismatch for ErrRingMismatch; refused:bad|full|closed from send;
+// foreign when a Readback held evidence of another host.
 type script struct {
 	t     testing.TB
 	c     *Core
@@ -221,6 +224,22 @@ func (s *script) run(line string) string {
 		}
 		s.now = s.now.Add(d)
 		s.c.Tick(s.now, &s.evs)
+	case "readback":
+		rb := Readback{Divert: make([]DivertSlot, s.c.cfg.Ring)}
+		for k, v := range kv(f[1:]) {
+			switch k {
+			case "hb":
+				rb.Heartbeat, rb.CheckHeartbeat = uint16(atoi(t, v)), true
+			case "wrote":
+				rb.Wrote = uint16(atoi(t, v))
+			default:
+				seq, tid, _ := strings.Cut(v, ":")
+				rb.Divert[atoi(t, k)] = DivertSlot{Seq: uint16(atoi(t, seq)), TID: uint32(atoi(t, tid))}
+			}
+		}
+		if s.c.Readback(&rb, s.now) {
+			s.out = append(s.out, "foreign")
+		}
 	case "notready":
 		s.c.SetReady(false, strings.Join(f[1:], " "))
 	case "ready":

@@ -82,10 +82,10 @@ type Config struct {
 	QueueSize int `yaml:"queue_size"`
 	// EventBuffer is the capacity of the Events channel (default 4096).
 	EventBuffer int `yaml:"event_buffer"`
-	// BusyRetries is how often a request answered with a Modbus exception
-	// is repeated on the same connection before the link redials (default
-	// 3; negative: none); BusyDelay is the pause before each repeat
-	// (default 2ms).
+	// BusyRetries is how often a request answered with exception 06
+	// (busy), 0A or 0B is repeated on the same connection before it counts
+	// as failed (default 3; negative: none); BusyDelay is the pause before
+	// each repeat (default 2ms). No exception ends the connection.
 	BusyRetries int           `yaml:"busy_retries"`
 	BusyDelay   time.Duration `yaml:"busy_delay"`
 	// Connections is 2 (default: one connection for divert writes, one for
@@ -103,6 +103,10 @@ type Config struct {
 	// request) for a PLC that does not apply a request as a whole. See
 	// docs/plc-interface.md.
 	SlotWrite string `yaml:"slot_write"`
+	// SecondHostHold: evidence that another host writes this PLC's host
+	// registers holds commands until there has been none for this long
+	// (default 5s). See docs/plc-interface.md.
+	SecondHostHold time.Duration `yaml:"second_host_hold"`
 }
 
 // Validate fills in defaults and checks the whole configuration, including
@@ -151,6 +155,7 @@ func (c *Config) Validate() error {
 	setDur(&c.BackoffMin, 100*time.Millisecond)
 	setDur(&c.BackoffMax, 2*time.Second)
 	setDur(&c.BusyDelay, 2*time.Millisecond)
+	setDur(&c.SecondHostHold, 5*time.Second)
 	if c.QueueSize == 0 {
 		c.QueueSize = 1024
 	}
@@ -192,7 +197,8 @@ func (c *Config) Validate() error {
 		name string
 		v    time.Duration
 	}{{"poll", c.Poll}, {"heartbeat", c.Heartbeat}, {"timeout", c.Timeout}, {"plc watchdog", c.PLCWatchdog},
-		{"backoff min", c.BackoffMin}, {"backoff max", c.BackoffMax}, {"busy delay", c.BusyDelay}} {
+		{"backoff min", c.BackoffMin}, {"backoff max", c.BackoffMax}, {"busy delay", c.BusyDelay},
+		{"second host hold", c.SecondHostHold}} {
 		if d.v < 0 {
 			return bad("%s %v is negative", d.name, d.v)
 		}

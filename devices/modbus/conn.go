@@ -29,7 +29,8 @@ var (
 // timeout and would read the late reply as the answer to the next request
 // (its transaction id check then fails, goburrow issue #64), so the link
 // never reuses a conn after any error that is not a Modbus exception: the
-// session ends, Close() is called and the link redials. goburrow would
+// session ends, Close() is called and the link redials. A Modbus exception
+// is a valid reply on a healthy connection: the conn is kept. goburrow would
 // also redial by itself inside the next request; the session's failed
 // flag makes sure nobody sends on a conn after its error.
 type conn struct {
@@ -95,13 +96,29 @@ func (c *conn) read(dst []uint16, s span) ([]uint16, error) {
 	return dst, nil
 }
 
-// retrier repeats a request answered with a Modbus exception on the same
-// connection, a bounded number of times; any other error is returned at
-// once for the caller to end the session.
+// retryable reports whether an exception reply is worth repeating at
+// once on the same connection: 06 (server busy), and 0A (gateway path
+// unavailable) and 0B (gateway target failed to respond), which a Modbus
+// gateway in front of the PLC sends where the PLC itself would have timed
+// out. Any other exception is an answer: the operation failed this round,
+// the connection is in step and is kept.
+func retryable(code byte) bool { return code == 6 || code == 0x0a || code == 0x0b }
+
+// retrier repeats a request answered with a retryable exception on the
+// same connection, a bounded number of times. Every exception reply is
+// reported to onExc (retry: it is being repeated). Other errors, and an
+// exception that is not retried, are returned at once: for the caller an
+// exception means "failed this round, connection kept", any other error
+// "end the session".
 type retrier struct {
 	retries int
 	delay   time.Duration
-	onBusy  func(*gmb.ModbusError)
+	onExc   func(me *gmb.ModbusError, retry bool)
+	// reads: repeat every exception code, not only the retryable ones. A
+	// read changes nothing, and a block read that fails leaves the
+	// confirmation ring unread: at 10 ms polls and a busy sorter, two
+	// lost polls can cost confirmations.
+	reads bool
 }
 
 func (r retrier) do(ctx context.Context, op func() error) error {
@@ -111,10 +128,16 @@ func (r retrier) do(ctx context.Context, op func() error) error {
 			return nil
 		}
 		me, ok := isException(err)
-		if !ok || attempt >= r.retries {
+		if !ok {
 			return err
 		}
-		r.onBusy(me)
+		retry := (r.reads || retryable(me.ExceptionCode)) && attempt < r.retries
+		if r.onExc != nil {
+			r.onExc(me, retry)
+		}
+		if !retry {
+			return err
+		}
 		t := time.NewTimer(r.delay)
 		select {
 		case <-ctx.Done():
@@ -126,9 +149,10 @@ func (r retrier) do(ctx context.Context, op func() error) error {
 }
 
 // readBlock reads the whole PLC block, split into requests of at most 125
-// registers, each retried on exceptions.
+// registers, each repeated on any exception (up to the retrier's limit).
 func (c *conn) readBlock(ctx context.Context, r retrier, spans []span, dst []uint16) ([]uint16, error) {
 	dst = dst[:0]
+	r.reads = true
 	for _, s := range spans {
 		err := r.do(ctx, func() error {
 			var err error

@@ -46,9 +46,21 @@
 // (first retry within BackoffMin, 100ms by default; cap BackoffMax, 2s).
 // Closing is essential with goburrow: after a timeout it keeps the socket,
 // and the late reply would be read as the answer to the next request
-// (goburrow issue #64). A Modbus exception (06 server busy, say) leaves the
-// connection in step: the request is repeated on it up to BusyRetries times
-// before the link gives up and redials.
+// (goburrow issue #64). A Modbus exception leaves the connection in step
+// and never ends the session: 06 (busy), 0A and 0B are repeated on it up to
+// BusyRetries times; after that, or for any other code, only the request
+// failed (a poll keeps the last block, a divert write is rewritten in
+// place, paced by a back-off, a heartbeat waits for the next). Block reads
+// answered with exceptions for half the PLC watchdog hold commands until
+// one is answered normally. See docs/plc-interface.md.
+//
+// # A second host
+//
+// Once per heartbeat, before writing it, the poll connection reads
+// HOST_HEARTBEAT and the divert ring back for the core to check
+// (hostif.Core.Readback): another host writing the PLC holds commands with
+// hostif.ErrSecondHost, on both gateways, until the evidence has stopped
+// for SecondHostHold.
 //
 // After every (re)connect the link reads the PLC block, writes its
 // heartbeat, and holds commands (LinkSyncing) until FAULT_CODE reads 0

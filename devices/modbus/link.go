@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,6 +50,14 @@ type Link struct {
 	lastPoll time.Time
 	held     string // the hold reason last logged ("" while up)
 	upOnce   bool   // this session reached LinkUp
+	// excSince: the first of the block reads answered with an exception
+	// in a row (zero: the last one was answered normally); excHeld: the
+	// core holds commands for it.
+	excSince time.Time
+	excHeld  bool
+	hbOK     bool // the last heartbeat write of this session succeeded
+	rb       hostif.Readback
+	rbRegs   []uint16
 
 	emitMu  sync.Mutex
 	evs     []devices.Event // scratch; appended under mu by the emitMu holder
@@ -59,6 +69,10 @@ type Link struct {
 	lastErr   string
 	errors    uint64
 	busy      uint64
+	exc       uint64     // exception replies
+	excByCode [16]uint64 // by code, 16 and above at 0
+	lastExc   uint8
+	lastExcAt time.Time
 	forgotten uint64          // core's Forgotten counter at the last log
 	rate      devices.RateLog // repeated lines: link down, forgotten, missed
 }
@@ -83,7 +97,7 @@ func New(cfg Config, log zerolog.Logger) (*Link, error) {
 	}
 	core, err := hostif.New(hostif.Config{
 		Ring: cfg.Ring, ConfirmRing: cfg.ConfirmRing, Chutes: cfg.Chutes, QueueSize: cfg.QueueSize,
-		MaxUnconfirmed: cfg.MaxUnconfirmed, PLCWatchdog: cfg.PLCWatchdog,
+		MaxUnconfirmed: cfg.MaxUnconfirmed, PLCWatchdog: cfg.PLCWatchdog, SecondHostHold: cfg.SecondHostHold,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: plc %q: %w", ErrInvalidConfig, cfg.Name, err)
@@ -97,6 +111,11 @@ func New(cfg Config, log zerolog.Logger) (*Link, error) {
 		core:   core,
 		slots:  make([]hostif.Slot, cfg.ConfirmRing),
 	}
+	l.rb.Divert = make([]hostif.DivertSlot, cfg.Ring)
+	// A random start: two gateways on one PLC started at about the same
+	// time would otherwise count in step, each writing the value the other
+	// just wrote, and the read-back could not tell them apart.
+	l.hostHB = uint16(rand.Uint32())
 	l.regs = make([]uint16, 0, l.lay.blockLen)
 	return l, nil
 }
@@ -157,6 +176,11 @@ func (l *Link) Status() devices.PLCStatus {
 		Errors:    l.errors,
 		Busy:      l.busy,
 		RoundTrip: l.rtt.Snapshot(),
+
+		Exceptions:       l.exc,
+		ExceptionsByCode: l.excByCode,
+		LastException:    l.lastExc,
+		LastExceptionAt:  l.lastExcAt,
 	}
 	l.core.Status(time.Now(), &st)
 	return st
@@ -246,11 +270,45 @@ func (l *Link) down(err error, retry time.Duration) {
 }
 
 func (l *Link) retrier() retrier {
-	return retrier{retries: max(l.cfg.BusyRetries, 0), delay: l.cfg.BusyDelay, onBusy: func(*gmb.ModbusError) {
-		l.mu.Lock()
+	return retrier{retries: max(l.cfg.BusyRetries, 0), delay: l.cfg.BusyDelay, onExc: l.countException}
+}
+
+// countException counts one exception reply.
+func (l *Link) countException(me *gmb.ModbusError, retry bool) {
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.exc++
+	i := me.ExceptionCode
+	if i >= byte(len(l.excByCode)) {
+		i = 0
+	}
+	l.excByCode[i]++
+	l.lastExc, l.lastExcAt = me.ExceptionCode, now
+	if retry {
 		l.busy++
-		l.mu.Unlock()
-	}}
+	}
+}
+
+// answered handles an operation that ended with err: it reports whether
+// err is a Modbus exception reply, which keeps the connection (the
+// operation failed this round). It is then the link's last error, and
+// logged, rate-limited per operation and code.
+func (l *Link) answered(op string, err error) bool {
+	me, ok := isException(err)
+	if !ok {
+		return false
+	}
+	now := time.Now()
+	l.mu.Lock()
+	l.lastErr = err.Error()
+	total := l.exc
+	l.mu.Unlock()
+	if ok, n := l.rate.Allow("exception:"+op+":"+strconv.Itoa(int(me.ExceptionCode)), now); ok {
+		l.log.Warn().Err(err).Str("op", op).Uint8("code", me.ExceptionCode).Uint64("exceptions_total", total).
+			Int("suppressed", n).Msg("plc answered with a modbus exception; connection kept")
+	}
+	return true
 }
 
 // session runs one connection from dial to its first error. wasUp reports
@@ -280,13 +338,28 @@ func (l *Link) session(ctx context.Context) (wasUp bool, err error) {
 	l.mu.Unlock()
 	l.held, l.upOnce = "connecting", false
 	r := l.retrier()
+	l.excSince, l.excHeld, l.hbOK = time.Time{}, false, false
 	// The contract's (re)connect rule: read the PLC block, write the
 	// heartbeat, let the core compare BOOT_ID; commands only once it is up
-	// (FAULT_CODE 0).
-	if err := l.poll(ctx, s, r); err != nil {
-		return false, err
+	// (FAULT_CODE 0). A block read answered with an exception is repeated
+	// every poll interval on the same connection.
+	for {
+		err := l.poll(ctx, s, r)
+		if err == nil {
+			break
+		}
+		if !l.pollException(err) {
+			return false, err
+		}
+		t := time.NewTimer(l.cfg.Poll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false, ctx.Err()
+		case <-t.C:
+		}
 	}
-	if err := l.heartbeat(ctx, s, r); err != nil {
+	if err := l.heartbeat(ctx, s, r); err != nil && !l.answered("heartbeat", err) {
 		return false, err
 	}
 	l.mu.Lock()
@@ -306,7 +379,12 @@ func (l *Link) session(ctx context.Context) (wasUp bool, err error) {
 		case err := <-s.errCh:
 			return wasUp, err
 		case <-hbT.C:
-			if err := l.heartbeat(ctx, s, r); err != nil {
+			// Read back before writing: another host's heartbeat write
+			// since ours shows as a value we did not write.
+			if err := l.readback(ctx, s, r); err != nil && !l.answered("read back host registers", err) {
+				return wasUp, err
+			}
+			if err := l.heartbeat(ctx, s, r); err != nil && !l.answered("heartbeat", err) {
 				return wasUp, err
 			}
 		case now := <-pollT.C:
@@ -315,6 +393,9 @@ func (l *Link) session(ctx context.Context) (wasUp bool, err error) {
 			}
 			l.lastPoll = now
 			if err := l.poll(ctx, s, r); err != nil {
+				if l.pollException(err) {
+					continue // no fresh block this round: the last one stands
+				}
 				return wasUp, err
 			}
 			if l.apply(ctx) == devices.LinkUp {
@@ -349,7 +430,38 @@ func (l *Link) poll(ctx context.Context, s *session, r retrier) error {
 	if err != nil {
 		return fmt.Errorf("read plc block: %w", err)
 	}
+	if l.excHeld {
+		l.mu.Lock()
+		l.core.SetReady(true, "")
+		l.mu.Unlock()
+	}
+	l.excSince, l.excHeld = time.Time{}, false
 	return l.load(l.regs)
+}
+
+// pollException handles a failed block read: false if err ends the
+// session. An exception reply keeps the connection and the last block;
+// block reads answered with exceptions for half the PLC watchdog in a row
+// hold commands (LinkSyncing, the exception as the reason) until a read
+// is answered normally. The heartbeat watchdog would hold them at the full
+// watchdog anyway; this says why.
+func (l *Link) pollException(err error) bool {
+	if !l.answered("read plc block", err) {
+		return false
+	}
+	now := time.Now()
+	if l.excSince.IsZero() {
+		l.excSince = now
+	}
+	if !l.excHeld && now.Sub(l.excSince) >= l.cfg.PLCWatchdog/2 {
+		l.excHeld = true
+		l.mu.Lock()
+		l.core.SetReady(false, "plc block reads answered with modbus exceptions: "+err.Error())
+		st, why := l.core.State(now)
+		l.mu.Unlock()
+		l.logState(st, why, now)
+	}
+	return true
 }
 
 // load decodes the registers of a PLC block read into the core's terms.
@@ -372,9 +484,39 @@ func (l *Link) load(regs []uint16) error {
 func (l *Link) heartbeat(ctx context.Context, s *session, r retrier) error {
 	l.hostHB++
 	regs := [hostRegs]uint16{l.hostHB, uint16(l.hostState.Load()), uint16(l.planVersion.Load())}
+	l.hbOK = false
 	if err := s.poll.writeSplit(ctx, r, l.lay.hostBase, regs[:]); err != nil {
 		return fmt.Errorf("write heartbeat: %w", err)
 	}
+	l.hbOK = true
+	return nil
+}
+
+// readback reads HOST_HEARTBEAT and the divert ring back (once per
+// heartbeat, on the poll connection, before the heartbeat write) and lets
+// the core look for another host's writes in them.
+func (l *Link) readback(ctx context.Context, s *session, r retrier) error {
+	var err error
+	l.rbRegs, err = s.poll.readBlock(ctx, r, []span{{addr: l.lay.hostBase, count: 1}}, l.rbRegs)
+	if err != nil {
+		return fmt.Errorf("read back host heartbeat: %w", err)
+	}
+	hb := l.rbRegs[0]
+	l.rbRegs, err = s.poll.readBlock(ctx, r, split(l.lay.divertBase, slotRegs*l.cfg.Ring, maxReadRegs), l.rbRegs)
+	if err != nil {
+		return fmt.Errorf("read back divert ring: %w", err)
+	}
+	for k := range l.rb.Divert {
+		regs := l.rbRegs[k*slotRegs : (k+1)*slotRegs]
+		l.rb.Divert[k] = hostif.DivertSlot{Seq: regs[0], TID: l.lay.tid(regs[1:3])}
+	}
+	l.rb.Heartbeat, l.rb.Wrote, l.rb.CheckHeartbeat = hb, l.hostHB, l.hbOK
+	now := time.Now()
+	l.mu.Lock()
+	l.core.Readback(&l.rb, now)
+	st, why := l.core.State(now)
+	l.mu.Unlock()
+	l.logState(st, why, now)
 	return nil
 }
 
@@ -460,7 +602,10 @@ func (l *Link) logState(st devices.LinkState, why error, now time.Time) {
 	}
 	l.held = why.Error()
 	ev := l.log.Warn()
-	if !l.upOnce && errors.Is(why, hostif.ErrHostLost) {
+	switch {
+	case errors.Is(why, hostif.ErrSecondHost):
+		ev = l.log.Error()
+	case !l.upOnce && errors.Is(why, hostif.ErrHostLost):
 		ev = l.log.Info()
 	}
 	if ok, n := l.rate.Allow("hold:"+l.held, now); ok {
@@ -493,10 +638,25 @@ func (l *Link) dispatch(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
+	// Writes answered with exceptions are repeated in place by the core;
+	// this paces the repeats so a PLC refusing every write is not hammered
+	// (at most one repeat per two poll intervals once it persists), while
+	// a short burst delays the commands behind it by little more than
+	// itself.
+	bo := devices.Backoff{Min: l.cfg.BusyDelay, Max: max(l.cfg.BusyDelay, 2*l.cfg.Poll)}
 	for {
 		w, s, ok, earliest := l.nextJob(ctx)
 		if ok {
-			l.write(ctx, s, w)
+			if !l.write(ctx, s, w) {
+				bo.Reset()
+				continue
+			}
+			timer.Reset(bo.Next())
+			select {
+			case <-ctx.Done():
+				return
+			case <-timer.C:
+			}
 			continue
 		}
 		var tc <-chan time.Time
@@ -546,8 +706,10 @@ func (l *Link) nextJob(ctx context.Context) (hostif.Write, *session, bool, time.
 
 // write sends one command's five registers with one function-16 request
 // (or, with SlotWrite seq-last, the four command registers and then SEQ)
-// and reports the outcome to the core.
-func (l *Link) write(ctx context.Context, s *session, w hostif.Write) {
+// and reports the outcome to the core. A write answered with an exception
+// failed (the core repeats it in place) on a connection that is kept; it
+// returns true then, for the caller to pace the repeat.
+func (l *Link) write(ctx context.Context, s *session, w hostif.Write) (excepted bool) {
 	defer s.wg.Done()
 	var regs [slotRegs]uint16
 	l.lay.divertRegs(&regs, w.Seq, w.TID, w.Chute, w.Reason)
@@ -565,19 +727,24 @@ func (l *Link) write(ctx context.Context, s *session, w hostif.Write) {
 		err = l.retrier().do(ctx, func() error { return s.cmd.write(addr, regs[:]) })
 	}
 
+	if err != nil {
+		err = fmt.Errorf("divert seq %d tid %d to chute %d: %w", w.Seq, w.TID, w.Chute, err)
+		excepted = l.answered("divert write", err)
+	}
 	l.emitMu.Lock()
 	defer l.emitMu.Unlock()
 	l.mu.Lock()
 	l.core.WriteDone(w, err == nil, time.Now(), &l.evs)
-	if err != nil {
+	if err != nil && !excepted {
 		s.failed = true
 		select {
-		case s.errCh <- fmt.Errorf("divert seq %d tid %d to chute %d: %w", w.Seq, w.TID, w.Chute, err):
+		case s.errCh <- err:
 		default:
 		}
 	}
 	l.mu.Unlock()
 	l.flush(ctx)
+	return excepted
 }
 
 // shutdown ends the link for good: queued commands are late, commands not

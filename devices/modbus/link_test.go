@@ -3,6 +3,7 @@ package modbus
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"sortgw/devices"
+	"sortgw/devices/hostif"
 	fieldbussim "sortgw/fieldbus-sim"
 )
 
@@ -372,17 +374,163 @@ func TestBusyIsRetriedWithoutRedial(t *testing.T) {
 	checkLifecycle(t, h.ev.all(), []uint32{42}, 1, 16, 1)
 }
 
-func TestPersistentExceptionRedials(t *testing.T) {
+// kindsLate lists the late commands.
+func kindsLate(evs []devices.Event) string {
+	out := ""
+	for _, e := range evs {
+		if e.Kind == devices.EventLate {
+			out += fmt.Sprintf("tid %d at %s; ", e.TID, e.At.Format("15:04:05.000"))
+		}
+	}
+	return out
+}
+
+// warmUp waits for the link to be up and both of its connections to have
+// carried a request (a command confirmed), and returns how many Modbus
+// connections the emulator has seen.
+func warmUp(t *testing.T, s *fieldbussim.Sim, h *harness) uint64 {
+	t.Helper()
+	waitState(t, h.link, devices.LinkUp, 5*time.Second)
+	send(t, h.link, 1, 1, 0)
+	waitFor(t, "the warm-up command confirmed", 5*time.Second, func() bool { return h.ev.count(devices.EventConfirmed) == 1 })
+	return s.ModbusClients()
+}
+
+// TestExceptionBurstKeepsTheConnection replays issue 10 item 8: a burst
+// of about 100 exception replies (codes 1, 2, 3, 4, 6, 11) under a steady
+// command load. Exception replies come over a healthy connection: the link
+// must keep both connections (no redial), count every reply by code, and
+// still give every command exactly one outcome, taken exactly once.
+func TestExceptionBurstKeepsTheConnection(t *testing.T) {
+	s := startSim(t, simConfig(2*time.Millisecond, 10*time.Millisecond))
+	h := startLink(t, linkConfig(s), true)
+	clients := warmUp(t, s, h)
+
+	const perCode = 18
+	codes := []byte{1, 2, 3, 4, 6, 11}
+	tids := []uint32{1}
+	next := uint32(1000)
+	var lastSend time.Time
+	// A command every 20 ms (50 items/s, several times a large sorter's
+	// rate), each with a 1 s decision budget. (No command can be written
+	// while every request is refused: the burst itself, about 250 ms, must
+	// fit in the budget.)
+	load := func() {
+		if time.Since(lastSend) < 20*time.Millisecond || len(tids) > 2000 {
+			return
+		}
+		lastSend = time.Now()
+		tids = append(tids, next)
+		send(t, h.link, next, uint16(1+next%200), time.Second)
+		next++
+	}
+	t0 := time.Now()
+	for _, code := range codes {
+		s.InjectModbusException(code, perCode)
+		waitFor(t, fmt.Sprintf("exception %d answered %d times", code, perCode), 10*time.Second, func() bool {
+			load()
+			if st := h.link.Status(); st.Reconnects != 0 {
+				t.Fatalf("the link redialled during the burst of exception %d: %s", code, st.LastError)
+			}
+			return s.ModbusExceptionsLeft() == 0
+		})
+	}
+	burst := time.Since(t0)
+	n0 := len(tids)
+	waitFor(t, "20 more commands", 5*time.Second, func() bool { load(); return len(tids) >= n0+20 })
+	done := settled(h.ev, len(tids))
+	waitFor(t, "an outcome for every command", 20*time.Second, func() bool {
+		return h.link.Status().Late > 0 || done()
+	})
+	if st := h.link.Status(); st.Late > 0 {
+		t.Fatalf("%d commands late (state %s, last error %q): %s", st.Late, st.State, st.LastError, kindsLate(h.ev.all()))
+	}
+	checkLifecycle(t, h.ev.all(), tids, 1, 16, 1)
+
+	st := h.link.Status()
+	t.Logf("%d exceptions over %v with %d commands: reconnects %d, busy %d, by code %v, last %d; state %s, last error %q",
+		st.Exceptions, burst.Round(time.Millisecond), len(tids), st.Reconnects, st.Busy, st.ExceptionsByCode, st.LastException, st.State, st.LastError)
+	if st.Reconnects != 0 || s.ModbusClients() != clients {
+		t.Errorf("reconnects %d, modbus connections %d -> %d: exception replies must keep the connection",
+			st.Reconnects, clients, s.ModbusClients())
+	}
+	if want := uint64(perCode * len(codes)); st.Exceptions != want {
+		t.Errorf("exceptions %d, want %d", st.Exceptions, want)
+	}
+	for _, code := range codes {
+		if st.ExceptionsByCode[code] != perCode {
+			t.Errorf("exception %d counted %d times, want %d", code, st.ExceptionsByCode[code], perCode)
+		}
+	}
+	if st.LastException != 11 || st.LastExceptionAt.IsZero() {
+		t.Errorf("last exception %d at %v, want 11", st.LastException, st.LastExceptionAt)
+	}
+	if rep := s.Report(); rep.Commands != uint64(len(tids)) {
+		t.Errorf("the plc took %d commands, want %d (each exactly once)", rep.Commands, len(tids))
+	}
+	// The issue's burst cost 359 host-late items and 413 missed
+	// confirmations; without a redial it costs none.
+	if st.Late != 0 || st.Missed != 0 || st.Lost != 0 {
+		t.Errorf("late %d, missed %d, lost %d; want none", st.Late, st.Missed, st.Lost)
+	}
+	waitState(t, h.link, devices.LinkUp, 5*time.Second)
+}
+
+// TestWriteExceptionsRewriteInPlace: divert writes answered with
+// exceptions fail and are repeated in place, paced, on the same
+// connection; no command is lost or taken twice.
+func TestWriteExceptionsRewriteInPlace(t *testing.T) {
+	s := startSim(t, simConfig(2*time.Millisecond, 10*time.Millisecond))
+	h := startLink(t, linkConfig(s), true)
+	clients := warmUp(t, s, h)
+	t0 := time.Now()
+	s.InjectModbusExceptionOn(4, 40, fieldbussim.ExceptionDivert)
+	tids := []uint32{1}
+	for i := range 30 {
+		tids = append(tids, uint32(500+i))
+		send(t, h.link, uint32(500+i), uint16(1+i), 0)
+	}
+	waitFor(t, "every injected exception answered", 20*time.Second, func() bool { return s.ModbusExceptionsLeft() == 0 })
+	// The repeats are paced (busy_delay doubling up to two polls, 20 ms):
+	// 40 refusals in a row take several hundred milliseconds, not 40 round
+	// trips.
+	if d := time.Since(t0); d < 300*time.Millisecond {
+		t.Errorf("40 refused writes repeated within %v: the repeats are not paced", d)
+	}
+	waitFor(t, "every confirmation", 20*time.Second, settled(h.ev, len(tids)))
+	checkLifecycle(t, h.ev.all(), tids, 1, 16, 1)
+	st := h.link.Status()
+	if st.Reconnects != 0 || s.ModbusClients() != clients || st.ExceptionsByCode[4] != 40 {
+		t.Errorf("reconnects %d, connections %d -> %d, exception 4 counted %d; want 0, kept, 40",
+			st.Reconnects, clients, s.ModbusClients(), st.ExceptionsByCode[4])
+	}
+	if rep := s.Report(); rep.Commands != uint64(len(tids)) {
+		t.Errorf("the plc took %d commands, want %d", rep.Commands, len(tids))
+	}
+}
+
+// TestPersistentPollExceptionsHold: block reads answered with exceptions
+// for half the PLC watchdog hold commands (syncing, the exception in the
+// last error) without a redial; the first normal reply lets them go.
+func TestPersistentPollExceptionsHold(t *testing.T) {
 	s := startSim(t, simConfig(2*time.Millisecond, 10*time.Millisecond))
 	cfg := linkConfig(s)
-	cfg.BusyRetries = 2
+	cfg.PLCWatchdog = 400 * time.Millisecond
 	h := startLink(t, cfg, true)
-	waitState(t, h.link, devices.LinkUp, 5*time.Second)
-	s.InjectModbusException(4, 3) // one request and both its repeats
-	waitFor(t, "a redial", 5*time.Second, func() bool { return h.link.Status().Reconnects > 0 })
-	waitState(t, h.link, devices.LinkUp, 5*time.Second)
-	if st := h.link.Status(); st.Busy != 2 {
-		t.Errorf("busy %d, want 2 repeats before the redial", st.Busy)
+	clients := warmUp(t, s, h)
+	s.InjectModbusExceptionOn(2, 1<<30, fieldbussim.ExceptionReads)
+	waitState(t, h.link, devices.LinkSyncing, 5*time.Second)
+	st := h.link.Status()
+	t.Logf("held: %s", st.LastError)
+	if !strings.Contains(st.LastError, "exception") || !strings.Contains(st.LastError, "'2'") {
+		t.Errorf("last error %q, want it to name exception 2", st.LastError)
+	}
+	send(t, h.link, 88, 3, 0)
+	s.InjectModbusExceptionOn(2, 0, fieldbussim.ExceptionReads)
+	waitFor(t, "confirmed", 5*time.Second, func() bool { return h.ev.count(devices.EventConfirmed) == 2 })
+	checkLifecycle(t, h.ev.all(), []uint32{1, 88}, 1, 16, 1)
+	if st := h.link.Status(); st.Reconnects != 0 || s.ModbusClients() != clients || st.State != devices.LinkUp {
+		t.Errorf("reconnects %d, connections %d -> %d, state %s; want 0, kept, up", st.Reconnects, clients, s.ModbusClients(), st.State)
 	}
 }
 
@@ -617,4 +765,67 @@ func TestLargeMap(t *testing.T) {
 			t.Errorf("tid %d confirmed into chute %d", e.TID, e.Chute)
 		}
 	}
+}
+
+// TestSecondHostNoticedByBoth replays issue 10 item 9: a second gateway
+// connected to the same PLC. The PLC's ring can have one host only: both
+// gateways must notice, stop writing, and say why; once the second one is
+// gone the first resumes after the hold.
+func TestSecondHostNoticedByBoth(t *testing.T) {
+	s := startSim(t, simConfig(2*time.Millisecond, 10*time.Millisecond))
+	cfg := linkConfig(s)
+	cfg.SecondHostHold = 600 * time.Millisecond
+	a := startLink(t, cfg, true)
+	warmUp(t, s, a)
+
+	cfgB := cfg
+	cfgB.Name = "intruder"
+	b := startLink(t, cfgB, true)
+	t0 := time.Now()
+	held := func(h *harness) bool {
+		st := h.link.Status()
+		return st.State == devices.LinkSyncing && strings.Contains(st.LastError, hostif.ErrSecondHost.Error())
+	}
+	tid, n := uint32(100), 0
+	defer func() {
+		if t.Failed() {
+			for _, h := range []*harness{a, b} {
+				st := h.link.Status()
+				h.link.mu.Lock()
+				c := h.link.core.Counters()
+				h.link.mu.Unlock()
+				t.Logf("%s: %s %q, evidence %d, written %d, late %d", st.Name, st.State, st.LastError, c.ForeignWrites, st.Written, st.Late)
+			}
+		}
+	}()
+	waitFor(t, "both links holding for a second host", 10*time.Second, func() bool {
+		if n++; n%5 == 0 && tid < 1000 { // a steady load on the first gateway
+			send(t, a.link, tid, 2, 200*time.Millisecond)
+			tid++
+		}
+		return held(a) && held(b)
+	})
+	t.Logf("both held %v after the second gateway started: a %q, b %q", time.Since(t0).Round(time.Millisecond),
+		a.link.Status().LastError, b.link.Status().LastError)
+
+	// Neither writes: commands for both go late, and the PLC takes nothing.
+	taken := s.PLC().CommandsTaken()
+	lateA, lateB := a.ev.count(devices.EventLate), b.ev.count(devices.EventLate)
+	send(t, a.link, 5001, 3, 100*time.Millisecond)
+	send(t, b.link, 5002, 3, 100*time.Millisecond)
+	waitFor(t, "both commands late", 5*time.Second, func() bool {
+		return a.ev.count(devices.EventLate) > lateA && b.ev.count(devices.EventLate) > lateB
+	})
+	if got := s.PLC().CommandsTaken(); got != taken || !held(a) || !held(b) {
+		t.Errorf("while both held: the plc took %d commands more; a %s, b %s", got-taken, a.link.Status().State, b.link.Status().State)
+	}
+
+	// The second gateway goes away: the first resumes after the hold.
+	b.stop()
+	t1 := time.Now()
+	waitState(t, a.link, devices.LinkUp, 10*time.Second)
+	t.Logf("first gateway up %v after the second stopped", time.Since(t1).Round(time.Millisecond))
+	before := a.ev.count(devices.EventConfirmed)
+	send(t, a.link, 6000, 4, 0)
+	waitFor(t, "a command confirmed", 5*time.Second, func() bool { return a.ev.count(devices.EventConfirmed) > before })
 }

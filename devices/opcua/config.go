@@ -85,6 +85,10 @@ type Config struct {
 	// PLCWatchdog: Plc.Heartbeat unchanged this long makes the link
 	// LinkSyncing: commands wait (default 1s).
 	PLCWatchdog time.Duration `yaml:"plc_watchdog"`
+	// SecondHostHold: evidence that another host writes this PLC's host
+	// nodes holds commands until there has been none for this long
+	// (default 5s). See docs/plc-interface.md.
+	SecondHostHold time.Duration `yaml:"second_host_hold"`
 	// BackoffMin and BackoffMax bound the reconnect back-off (defaults
 	// 100ms and 2s). The first retry comes within BackoffMin; each later
 	// one doubles, with jitter, up to BackoffMax.
@@ -161,6 +165,9 @@ func (c *Config) Validate() error {
 	if c.PLCWatchdog == 0 {
 		c.PLCWatchdog = DefaultPLCWatchdog
 	}
+	if c.SecondHostHold == 0 {
+		c.SecondHostHold = 5 * time.Second
+	}
 	if c.BackoffMin == 0 {
 		c.BackoffMin = DefaultBackoffMin
 	}
@@ -226,7 +233,7 @@ func (c *Config) Validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"timeout", c.Timeout}, {"heartbeat", c.Heartbeat}, {"plc watchdog", c.PLCWatchdog}, {"backoff min", c.BackoffMin}, {"backoff max", c.BackoffMax}} {
+	}{{"timeout", c.Timeout}, {"heartbeat", c.Heartbeat}, {"plc watchdog", c.PLCWatchdog}, {"second host hold", c.SecondHostHold}, {"backoff min", c.BackoffMin}, {"backoff max", c.BackoffMax}} {
 		if d.v < 0 {
 			bad("%s %s is negative", d.name, d.v)
 		}

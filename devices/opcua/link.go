@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -121,7 +122,7 @@ func New(cfg Config, log zerolog.Logger) (*Link, error) {
 	}
 	core, err := hostif.New(hostif.Config{
 		Ring: cfg.Ring, Chutes: cfg.Chutes, QueueSize: cfg.QueueSize,
-		MaxUnconfirmed: cfg.MaxUnconfirmed, PLCWatchdog: cfg.PLCWatchdog,
+		MaxUnconfirmed: cfg.MaxUnconfirmed, PLCWatchdog: cfg.PLCWatchdog, SecondHostHold: cfg.SecondHostHold,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w %q: %w", ErrInvalidConfig, cfg.Name, err)
@@ -135,6 +136,10 @@ func New(cfg Config, log zerolog.Logger) (*Link, error) {
 		done:   make(chan struct{}),
 		core:   core,
 	}
+	// A random start: two gateways on one PLC started at about the same
+	// time would otherwise count in step and their read-backs could not
+	// tell them apart.
+	l.hostHB.Store(rand.Uint32() & 0xffff)
 	return l, nil
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"sortgw/devices"
+	"sortgw/devices/hostif"
 )
 
 // waitFor polls cond until it holds or the deadline passes.
@@ -611,4 +612,43 @@ func TestLinkMisconfigured(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLinkSecondHost: a second gateway on the same PLC (issue 10 item 9).
+// Both notice from the host nodes read back, hold their commands and say
+// why; the first resumes once the second has gone for the hold.
+func TestLinkSecondHost(t *testing.T) {
+	sim := startSim(t, simOpts{travel: 10 * time.Millisecond})
+	cfg := Config{Endpoint: sim.endpoint, SecondHostHold: 600 * time.Millisecond}
+	a := startLink(t, cfg)
+	a.waitUp(t)
+	cfgB := cfg
+	cfgB.Name = "intruder"
+	b := startLink(t, cfgB)
+	held := func(tl *testLink) bool {
+		st := tl.Status()
+		return st.State == devices.LinkSyncing && strings.Contains(st.LastError, hostif.ErrSecondHost.Error())
+	}
+	t0 := time.Now()
+	waitFor(t, 10*time.Second, "both links holding for a second host", func() bool { return held(a) && held(b) })
+	t.Logf("both held %v after the second gateway started: a %q, b %q", time.Since(t0).Round(time.Millisecond),
+		a.Status().LastError, b.Status().LastError)
+	taken := sim.PLC().CommandsTaken()
+	for _, tl := range []*testLink{a, b} {
+		if err := tl.Send(t.Context(), devices.Command{TID: 7, Chute: 2, Deadline: time.Now().Add(100 * time.Millisecond)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 5*time.Second, "both commands late", func() bool {
+		return a.rec.count(devices.EventLate) == 1 && b.rec.count(devices.EventLate) == 1
+	})
+	if got := sim.PLC().CommandsTaken(); got != taken {
+		t.Errorf("the plc took %d commands while both held", got-taken)
+	}
+	b.stop(t)
+	a.waitUp(t)
+	if err := a.Send(t.Context(), devices.Command{TID: 8, Chute: 2}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "a command confirmed", func() bool { return a.rec.count(devices.EventConfirmed) == 1 })
 }

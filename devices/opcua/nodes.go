@@ -110,6 +110,21 @@ func (n *nodeSet) heartbeatRequest(hb, state, plan uint16) *ua.WriteRequest {
 	}}
 }
 
+// readbackRequest reads what only the host writes: Host.Heartbeat, then
+// each divert slot's Seq and TrackingId.
+func (n *nodeSet) readbackRequest() *ua.ReadRequest {
+	req := &ua.ReadRequest{TimestampsToReturn: ua.TimestampsToReturnNeither}
+	add := func(id *ua.NodeID) {
+		req.NodesToRead = append(req.NodesToRead, &ua.ReadValueID{NodeID: id, AttributeID: ua.AttributeIDValue})
+	}
+	add(n.hostHeartbeat)
+	for k := range n.divert {
+		add(n.divert[k].seq)
+		add(n.divert[k].tid)
+	}
+	return req
+}
+
 // plcReadRequest reads every monitored node, in client-handle order
 // (index i holds handle i+1).
 func (n *nodeSet) plcReadRequest() *ua.ReadRequest {

@@ -225,6 +225,49 @@ func (l *Link) writeHeartbeat(ctx context.Context, c *conn) error {
 	return nil
 }
 
+// readback reads the host nodes back and lets the core look for another
+// host's writes in them. The last heartbeat write succeeded (the loop ends
+// otherwise). A failed read only skips this check: the connection's own
+// loops judge the connection.
+func (l *Link) readback(c *conn) {
+	req := c.nodes.readbackRequest()
+	ctx, cancel := context.WithTimeout(c.ctx, l.cfg.Timeout)
+	res, err := c.cl.Read(ctx, req)
+	cancel()
+	if err == nil {
+		err = readResults(req, res)
+	}
+	var rb hostif.Readback
+	if err == nil {
+		var errs []error
+		rb.Heartbeat, err = u16(req.NodesToRead[0].NodeID, res.Results[0])
+		errs = append(errs, err)
+		rb.Divert = make([]hostif.DivertSlot, len(c.nodes.divert))
+		for k := range rb.Divert {
+			var e1, e2 error
+			rb.Divert[k].Seq, e1 = u16(req.NodesToRead[1+2*k].NodeID, res.Results[1+2*k])
+			rb.Divert[k].TID, e2 = u32(req.NodesToRead[2+2*k].NodeID, res.Results[2+2*k])
+			errs = append(errs, e1, e2)
+		}
+		err = errors.Join(errs...)
+	}
+	if err != nil {
+		l.log.Debug().Err(err).Msg("host nodes not read back")
+		return
+	}
+	rb.Wrote, rb.CheckHeartbeat = uint16(l.hostHB.Load()), true
+	var why error
+	l.do(func(now time.Time, _ *[]devices.Event) {
+		l.core.Readback(&rb, now)
+		_, why = l.core.State(now)
+	})
+	if errors.Is(why, hostif.ErrSecondHost) {
+		if ok, n := l.rate.Allow("second-host", time.Now()); ok {
+			l.log.Error().Err(why).Int("suppressed", n).Msg("plc link holding commands")
+		}
+	}
+}
+
 func (l *Link) heartbeatLoop(c *conn) {
 	t := time.NewTicker(l.cfg.Heartbeat)
 	defer t.Stop()
@@ -234,6 +277,9 @@ func (l *Link) heartbeatLoop(c *conn) {
 			return
 		case <-t.C:
 		}
+		// Read back before writing: another host's heartbeat since ours
+		// shows as a value we did not write.
+		l.readback(c)
 		if err := l.writeHeartbeat(c.ctx, c); err != nil {
 			l.mu.Lock()
 			l.errors++
