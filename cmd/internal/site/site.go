@@ -31,10 +31,10 @@ import (
 	"github.com/rs/zerolog"
 	"go.yaml.in/yaml/v3"
 
+	"sortgw/cmd/internal/sdnotify"
 	"sortgw/devices/modbus"
 	"sortgw/devices/opcua"
 	"sortgw/devices/scanner"
-	"sortgw/cmd/internal/sdnotify"
 	"sortgw/gateway"
 	"sortgw/gateway/journal"
 )
