@@ -21,6 +21,9 @@ const (
 	Reloading = "RELOADING=1"
 )
 
+// sendTimeout bounds one notification's send.
+const sendTimeout = time.Second
+
 // Notifier sends notifications to the service manager. The zero value and
 // a nil *Notifier send nothing.
 type Notifier struct {
@@ -58,6 +61,11 @@ func (n *Notifier) Enabled() bool { return n != nil && n.conn != nil }
 func (n *Notifier) Notify(state string) error {
 	if !n.Enabled() {
 		return nil
+	}
+	// A service manager that does not read must not stall the caller (the
+	// site's loop): a full socket queue drops the notification.
+	if err := n.conn.SetWriteDeadline(time.Now().Add(sendTimeout)); err != nil {
+		return fmt.Errorf("sdnotify: %w", err)
 	}
 	if _, err := n.conn.WriteToUnix([]byte(state), n.addr); err != nil {
 		return fmt.Errorf("sdnotify: send %q to %s: %w", state, n.addr.Name, err)
