@@ -169,3 +169,35 @@ func TestSiteNotifiesSystemd(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestWatchdogHealth: the watchdog's health is the lines' snapshot
+// freshness: no line running is not alive, a snapshot older than
+// snapshotStale is a wedged line, named.
+func TestWatchdogHealth(t *testing.T) {
+	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
+	s, _ := simSite(t, log)
+	start := time.Now()
+	if ok, line := s.alive(start); ok || line != "L1" {
+		t.Fatalf("alive before Run: %v %q", ok, line)
+	}
+	if s.linesRunning(start) {
+		t.Fatal("lines running before Run")
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, nil) }()
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	siteWait(t, "lines running", 10*time.Second, func() bool { return s.linesRunning(start) })
+	if ok, line := s.alive(time.Now()); !ok {
+		t.Fatalf("running line %s not alive", line)
+	}
+	// As a line whose loop stopped publishing looks a while later.
+	if ok, line := s.alive(time.Now().Add(snapshotStale + time.Second)); ok || line != "L1" {
+		t.Fatalf("stale snapshot counted alive: %v %q", ok, line)
+	}
+}
