@@ -129,6 +129,7 @@ func New(cfg Config, lines []*Line, search Searcher, m *Metrics, log zerolog.Log
 	if m == nil {
 		m = NewMetrics()
 	}
+	m.state.setVersion(cfg.Version)
 	g := &Gateway{cfg: cfg, lines: lines, byName: map[string]*Line{}, search: search, met: m, log: log,
 		started: make(chan struct{}), stopping: make(chan struct{}), refusals: newRateLogger(log, time.Second)}
 	for _, l := range lines {

@@ -46,6 +46,9 @@ type Metrics struct {
 	devices     *deviceCounters
 	journal     *journalCollector
 	plcExc      *prometheus.CounterVec
+
+	// Sorter, plan and build state (monitoring pack).
+	state *stateMetrics
 }
 
 // deviceCounters exports the devices' own cumulative counters (reconnects,
@@ -130,7 +133,7 @@ func NewMetrics() *Metrics {
 			Name: "sortgw_outcomes_total", Help: "Item pass outcomes: the PLC result names and the host verdicts (host-late, lost-disconnect, missed-confirmation, timeout, not-sent).",
 		}, []string{"line", "outcome"}),
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sortgw_confirmations_total", Help: "PLC confirmations of tracked items by result code (1..9, invalid).",
+			Name: "sortgw_confirmations_total", Help: "PLC confirmations of tracked items by result name (the contract's result codes 1..9: diverted, diverted-other, recirculated-full, recirculated-late, rejected, lost, refused, recirculated, host-lost; invalid: any other code).",
 		}, []string{"line", "result"}),
 		chuteDiv: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sortgw_chute_diverts_total", Help: "Confirmed diverts (result 1 or 2) by the chute entered.",
@@ -200,6 +203,10 @@ func NewMetrics() *Metrics {
 		m.linkUp, m.linkState, m.ringOut, m.queued, m.tracked, m.planVersion, m.containers,
 		m.httpRefused, m.sseClients, m.planReloads, m.planLastOK, m.devices, m.journal, m.plcExc,
 	)
+
+	// Sorter, plan and build state (monitoring pack), from the snapshots.
+	m.state = newStateMetrics(m.devices)
+	m.Registry.MustRegister(m.state)
 	return m
 }
 
@@ -260,7 +267,9 @@ func (m *Metrics) forLine(line string, chutes int) *lineMetrics {
 		}
 	}
 	for r := 1; r <= maxResult; r++ {
-		lm.results[r] = m.results.WithLabelValues(line, strconv.Itoa(r))
+		// By the contract's result name (diverted, recirculated-full, ...),
+		// the names sortgw_outcomes_total and the journal use.
+		lm.results[r] = m.results.WithLabelValues(line, journal.Outcome(r).String())
 	}
 	lm.results[0] = m.results.WithLabelValues(line, "invalid")
 	lm.results[maxResult+1] = lm.results[0]

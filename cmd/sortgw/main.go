@@ -30,6 +30,8 @@ func commands() []command {
 		{"demo", "demo [-http addr] [-protocol p] [-rate n]  emulated sorter + gateway + status page", cmdDemo},
 		{"plan", "plan check|diff|explain|gen|labels ...  work with sort plan files", planCmd},
 		{"bench", "bench [-protocol p] [-rate n|max] [-duration d] [-lines n] [-chaos]  end-to-end benchmark, soak and chaos", cmdBench},
+		{"reload", "reload -config site.yaml                 reload the running gateway's plans; fails when a plan is refused", cmdReload},
+		{"version", "version                                  version, Go version and VCS revision", cmdVersion},
 	}
 }
 
@@ -40,13 +42,20 @@ func main() {
 	os.Exit(code)
 }
 
+// dispatch runs the command args name. Asked for help, it prints the
+// usage to stdout and succeeds; without a command, or with an unknown
+// one, it prints the usage to stderr and exits 2 (a usage error).
 func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	if len(args) == 0 {
 		usage(stderr)
-		if len(args) == 0 {
-			return 2
-		}
+		return 2
+	}
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		usage(stdout)
 		return 0
+	case "-version", "--version":
+		return cmdVersion(ctx, nil, stdout, stderr)
 	}
 	for _, c := range commands() {
 		if c.name == args[0] {

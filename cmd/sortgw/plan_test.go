@@ -34,7 +34,7 @@ func TestPlanCommands(t *testing.T) {
 		notStdout []string
 	}{
 		{"no args", nil, 2, nil, []string{"usage: sortgw"}, nil},
-		{"help", []string{"help"}, 0, nil, []string{"plan check|diff"}, nil},
+		{"help", []string{"help"}, 0, []string{"plan check|diff"}, nil, nil},
 		{"unknown", []string{"frobnicate"}, 2, nil, []string{`unknown command "frobnicate"`}, nil},
 		{"plan no sub", []string{"plan"}, 2, nil, []string{"sortgw plan check FILE"}, nil},
 		{"plan unknown sub", []string{"plan", "zap"}, 2, nil, []string{`unknown subcommand "zap"`}, nil},

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	// Aliased while bench and demo still declare a type site here.
+	"sortgw/cmd/internal/sdnotify"
 	"sortgw/cmd/internal/site"
 )
 
@@ -59,6 +60,18 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}()
+
+	// Under systemd (Type=notify): READY, WATCHDOG, RELOADING, STOPPING.
+	notifier, err := sdnotify.New()
+	if err != nil {
+		log.Warn().Err(err).Msg("no systemd notifications")
+	}
+	defer notifier.Close()
+	watchdog, err := sdnotify.WatchdogEvery()
+	if err != nil {
+		log.Warn().Err(err).Msg("systemd watchdog off")
+	}
+	s.SetNotifier(notifier, watchdog)
 
 	start := time.Now()
 	log.Info().Str("version", version).Str("config", *cfgPath).Msg("sortgw starting")

@@ -31,6 +31,7 @@ import (
 	"github.com/rs/zerolog"
 	"go.yaml.in/yaml/v3"
 
+	"sortgw/cmd/internal/sdnotify"
 	"sortgw/devices/modbus"
 	"sortgw/devices/opcua"
 	"sortgw/devices/scanner"
@@ -171,6 +172,9 @@ type Site struct {
 	gw  *gateway.Gateway
 	j   *journal.Journal
 	log zerolog.Logger
+
+	notifier      *sdnotify.Notifier // nil: no systemd notifications
+	watchdogEvery time.Duration
 }
 
 // Build checks cfg, opens the journal and builds the site. The journal is
@@ -204,19 +208,66 @@ func (s *Site) Close() error { return s.j.Close() }
 // Run runs the site until ctx is done or a part fails, reloading every
 // line's plan and manifest on each receive from reload. The gateway owns
 // the stop order: lines drain, then HTTP, then the journal, closed last.
+// With SetNotifier it tells systemd how it goes (see there).
 func (s *Site) Run(ctx context.Context, reload <-chan struct{}) error {
+	start := time.Now()
 	done := make(chan error, 1)
 	go func() { done <- s.gw.Run(ctx) }()
+
+	started := s.gw.Started()
+	var poll, watchdog <-chan time.Time // readiness poll, then watchdog pings
+	var stopping <-chan struct{} = ctx.Done()
+	ready, wedged := false, ""
+	if s.notifier.Enabled() {
+		t := time.NewTicker(readyPoll)
+		defer t.Stop()
+		poll = t.C
+		if s.watchdogEvery > 0 {
+			w := time.NewTicker(s.watchdogEvery)
+			defer w.Stop()
+			watchdog = w.C
+		}
+	}
 	for {
 		select {
+		case <-started:
+			started = nil
+		case <-poll:
+			if !ready && started == nil && s.linesRunning(start) {
+				ready, poll = true, nil
+				s.notify(sdnotify.Ready + "\nSTATUS=sorting")
+			}
+		case now := <-watchdog:
+			// Only a live site pings: a wedged line loop stops the pings
+			// and systemd restarts the gateway after WatchdogSec.
+			// Before READY=1, TimeoutStartSec watches the start instead.
+			if !ready {
+				continue
+			}
+			if ok, line := s.alive(now); ok {
+				wedged = ""
+				s.notify(sdnotify.Watchdog)
+			} else if wedged != line {
+				wedged = line
+				s.log.Error().Str("line", line).Msg("line loop not publishing: watchdog pings withheld")
+			}
 		case <-reload:
-			start := time.Now()
+			began := time.Now()
+			s.notify(sdnotify.ReloadingState())
 			if err := s.gw.Reload(); err != nil {
 				s.log.Error().Err(err).Msg("plan reload failed; old plan kept")
 			} else {
-				s.log.Info().Int64("took_ms", time.Since(start).Milliseconds()).Msg("plans reloaded")
+				s.log.Info().Int64("took_ms", time.Since(began).Milliseconds()).Msg("plans reloaded")
 			}
+			s.notify(sdnotify.Ready)
+		case <-stopping:
+			stopping = nil
+			s.notify(sdnotify.Stopping + "\nSTATUS=draining")
 		case err := <-done:
+			if stopping != nil {
+				// A part failed: the gateway stopped by itself.
+				s.notify(sdnotify.Stopping)
+			}
 			return err
 		}
 	}
