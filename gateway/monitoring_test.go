@@ -15,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"sortgw/devices"
+	"sortgw/gateway/journal"
 	"sortgw/sortplan"
 )
 
@@ -40,7 +41,13 @@ func registeredNames(t *testing.T) map[string]bool {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := New(Config{Listen: "127.0.0.1:0"}, []*Line{l}, nil, m, zerolog.New(zerolog.NewTestWriter(t))); err != nil {
+	// A real journal, so the journal-health collector has series too.
+	j, err := journal.Open(journal.Config{Path: filepath.Join(t.TempDir(), "j.db")}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = j.Close() })
+	if _, err := New(Config{Listen: "127.0.0.1:0", Journal: j}, []*Line{l}, nil, m, zerolog.New(zerolog.NewTestWriter(t))); err != nil {
 		t.Fatal(err)
 	}
 	p, _, err := sortplan.ParsePlan("test.csv", strings.NewReader(testPlan), 16)
