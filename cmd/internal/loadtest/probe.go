@@ -2,6 +2,8 @@ package loadtest
 
 import (
 	"context"
+	"errors"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -54,19 +56,44 @@ func (p *probe) add(l *latencies, tid uint32, at time.Time) {
 }
 
 // measuredSource wraps a scanner source to note each read's arrival.
+// With the abuse soak it runs a second source beside it: the scanner
+// whose port the soak takes (port).
 type measuredSource struct {
 	inner *scanner.Source
+	port  *portScanner // nil without Config.Abuse
 	p     *probe
 }
 
 func (m *measuredSource) Run(ctx context.Context, sink func(devices.Read)) error {
-	return m.inner.Run(ctx, func(r devices.Read) {
+	if m.port == nil {
+		return m.inner.Run(ctx, func(r devices.Read) {
+			m.p.read(r)
+			sink(r)
+		})
+	}
+	// Two sources: their sink calls must not overlap (the line's sink
+	// relies on that, as scanner.Source promises it).
+	var mu sync.Mutex
+	one := func(r devices.Read) {
+		mu.Lock()
 		m.p.read(r)
 		sink(r)
-	})
+		mu.Unlock()
+	}
+	var wg sync.WaitGroup
+	var err1, err2 error
+	wg.Go(func() { err1 = m.inner.Run(ctx, one) })
+	wg.Go(func() { err2 = m.port.run(ctx, one) })
+	wg.Wait()
+	return errors.Join(err1, err2)
 }
 
-func (m *measuredSource) Status() []devices.ScannerStatus { return m.inner.Status() }
+func (m *measuredSource) Status() []devices.ScannerStatus {
+	if m.port == nil {
+		return m.inner.Status()
+	}
+	return append(m.inner.Status(), m.port.status()...)
+}
 
 // measuredLink wraps a PLC link: Send notes the decision time, and a
 // forwarder notes written, taken and confirmed times (the link's own event

@@ -87,3 +87,10 @@ func (t *tallyJournal) Append(rec journal.Record) (uint64, error) {
 	}
 	return seq, err
 }
+
+// lateMissed: host-late outcomes and missed confirmations so far.
+func (t *tallyJournal) lateMissed() (late, missed uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.byOutcome[journal.OutcomeHostLate], t.missed
+}
