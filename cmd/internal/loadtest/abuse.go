@@ -36,6 +36,10 @@ type SoakConfig struct {
 	WriteTimeout, SSEInterval time.Duration
 }
 
+// sseCap is the bench gateway's cap on live status streams (the
+// gateway's default).
+const sseCap = 64
+
 // exceptionCodes are the codes of a burst (issue 10, item 8).
 var exceptionCodes = []byte{1, 2, 3, 4, 6, 11}
 
@@ -56,7 +60,7 @@ func (s *SoakConfig) defaults(c *Config) error {
 	if c.Scanners < 2 {
 		return errors.New("bench: the abuse soak needs 2 scanners a line or more: one keeps the line up while another's port is taken")
 	}
-	if s.SlowReaders > 64 {
+	if s.SlowReaders > sseCap {
 		// More than the gateway's SSE cap would be refused, not slow.
 		return fmt.Errorf("bench: %d slow readers: at most 64 (the gateway's status-stream cap)", s.SlowReaders)
 	}
@@ -65,7 +69,7 @@ func (s *SoakConfig) defaults(c *Config) error {
 
 // gatewayConfig applies the soak's limits to the bench gateway's config.
 func (s *SoakConfig) gatewayConfig(g *gateway.Config) {
-	g.WriteTimeout, g.SSEInterval = s.WriteTimeout, s.SSEInterval
+	g.WriteTimeout, g.SSEInterval, g.MaxSSEClients = s.WriteTimeout, s.SSEInterval, sseCap
 }
 
 // abuseFaults are the soak's faults of the protocol, in rotation order.
@@ -74,21 +78,23 @@ func (s *SoakConfig) gatewayConfig(g *gateway.Config) {
 // "JournalDiskFull 30s" — left for the journal-health work, which
 // provides the means to make commits fail.
 func abuseFaults(protocol string) []fault {
-	fs := []fault{
-		{name: "ScannerPortTaken", soak: portTaken},
-		{name: "SSEFlood", soak: sseFlood},
-		{name: "SlowReaders", soak: slowReaders},
-	}
+	var fs []fault
 	if protocol == "modbus" {
 		fs = append(fs, fault{name: "ModbusExceptionBurst", plc: true, soak: exceptionBurst})
 	}
-	return fs
+	return append(fs,
+		fault{name: "ScannerPortTaken", soak: portTaken},
+		fault{name: "SSEFlood", soak: sseFlood},
+		fault{name: "SlowReaders", soak: slowReaders},
+	)
 }
 
-// portTaken stops the line's S1, holds its port with a listener of its
-// own for PortHold, and starts S1 again: it must show its listen error at
-// once and retry, while the line reads through its other scanners; the
-// recovery is timed from the port's release to every scanner up. Reads
+// portTaken stops the line's scanners, holds the last one's port with a
+// listener of its own for PortHold, and starts them all again (as a
+// gateway restarted while another process holds one port): that scanner
+// must show its listen error at once and retry, while the line reads
+// through its other scanners; the recovery is timed from the port's
+// release to every scanner up. Reads
 // the emulator sent into the held port never reached the gateway: the
 // PLC recirculates those items and the truth check counts them never read.
 func portTaken(ctx context.Context, c *chaos, bl *benchLine) FaultRun {
@@ -97,7 +103,7 @@ func portTaken(ctx context.Context, c *chaos, bl *benchLine) FaultRun {
 	var holder net.Listener
 	err := ps.takePort(ctx, func() error {
 		var err error
-		holder, err = net.Listen("tcp", ps.cfg.Addr)
+		holder, err = net.Listen("tcp", ps.held().Addr)
 		return err
 	})
 	if err != nil {
@@ -108,18 +114,25 @@ func portTaken(ctx context.Context, c *chaos, bl *benchLine) FaultRun {
 	if err := waitUntilFine(ctx, time.Now().Add(10*time.Second), func() bool { return ps.stats().ListenErrors > 0 }); err != nil {
 		r.Broken = "the taken port's listen error never showed"
 	}
-	others := func() (n uint64) {
-		for _, st := range bl.src.inner.Status() {
-			n += st.Reads
+	// The other scanners' reads at the gateway, and the telegrams the
+	// emulator's same scanners sent (none while the sorter is stopped).
+	others := func() (read, sent uint64) {
+		for _, st := range ps.others() {
+			read += st.Reads
 		}
-		return n
+		sim := bl.sim.ScannerStats()
+		for i := range len(sim) - 1 {
+			sent += sim[i].Telegrams
+		}
+		return read, sent
 	}
-	reads0 := others()
+	read0, sent0 := others()
 	_ = sleepCtx(ctx, c.cfg.Soak.PortHold)
 	st := ps.stats()
-	held := others() - reads0
-	if held == 0 && r.Broken == "" {
-		r.Broken = "the other scanners read nothing while the port was taken"
+	read1, sent1 := others()
+	held, sent := read1-read0, sent1-sent0
+	if held == 0 && sent >= 5 && r.Broken == "" {
+		r.Broken = fmt.Sprintf("the other scanners sent %d telegrams and the gateway read none while the port was taken", sent)
 	}
 	holder.Close()
 	from := time.Now()
@@ -133,7 +146,7 @@ func portTaken(ctx context.Context, c *chaos, bl *benchLine) FaultRun {
 	})
 	r.Recovery = time.Since(from)
 	r.setBack(err)
-	r.Figures = fmt.Sprintf("held %v: %d listen attempts failed (%q), %d reads through the other scanners", c.cfg.Soak.PortHold, st.ListenErrors, st.LastError, held)
+	r.Figures = fmt.Sprintf("held %v: %d listen attempts failed (%q); the other scanners: %d sent, %d read", c.cfg.Soak.PortHold, st.ListenErrors, st.LastError, sent, held)
 	return r
 }
 
@@ -152,14 +165,18 @@ func sseFlood(ctx context.Context, c *chaos, bl *benchLine) FaultRun {
 	cl := &http.Client{Transport: tr}
 	fctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var ok, refused, failed atomic.Int64
+	var ok, refused, failed, other atomic.Int64
+	var firstErr atomic.Value // string
 	answered := make(chan struct{}, n)
 	var wg sync.WaitGroup
 	for range n {
 		wg.Go(func() {
 			res, err := httpGet(fctx, cl, "http://"+c.gwAddr+"/events")
 			if err != nil {
+				// A client that could not connect or send (an overloaded
+				// machine) is a figure: the gateway answered nothing wrong.
 				failed.Add(1)
+				firstErr.CompareAndSwap(nil, err.Error())
 				answered <- struct{}{}
 				return
 			}
@@ -170,7 +187,7 @@ func sseFlood(ctx context.Context, c *chaos, bl *benchLine) FaultRun {
 			case http.StatusServiceUnavailable:
 				refused.Add(1)
 			default:
-				failed.Add(1)
+				other.Add(1)
 			}
 			answered <- struct{}{}
 			_, _ = io.Copy(io.Discard, res.Body) // until the flood ends
@@ -199,11 +216,16 @@ func sseFlood(ctx context.Context, c *chaos, bl *benchLine) FaultRun {
 		r.Broken = fmt.Sprintf("%d streams refused, %d counted", refused.Load(), counted)
 	case refused.Load() == 0:
 		r.Broken = "no stream refused"
-	case failed.Load() > 0:
-		r.Broken = fmt.Sprintf("%d clients failed or got another status", failed.Load())
+	case other.Load() > 0:
+		r.Broken = fmt.Sprintf("%d clients got a status other than 200 or 503", other.Load())
+	case ok.Load() > sseCap:
+		r.Broken = fmt.Sprintf("%d streams served at once, over the cap of %d", ok.Load(), sseCap)
 	}
-	r.Figures = fmt.Sprintf("%d clients: %d streamed, %d refused (%d counted), %d failed; goroutines %d/%d/%d, heap %.1f/%.1f/%.1f MB (before/flood/after)",
+	r.Figures = fmt.Sprintf("%d clients: %d streamed, %d refused (%d counted), %d failed to connect; goroutines %d/%d/%d, heap %.1f/%.1f/%.1f MB (before/flood/after)",
 		n, ok.Load(), refused.Load(), counted, failed.Load(), g0, gp, g1, h0, hp, h1)
+	if e, _ := firstErr.Load().(string); e != "" {
+		r.Figures += "; first failure: " + e
+	}
 	return r
 }
 

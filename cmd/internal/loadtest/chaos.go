@@ -174,7 +174,7 @@ func (c *chaos) run(ctx context.Context, d time.Duration) error {
 func (c *chaos) inject(ctx context.Context, start time.Time, bl *benchLine, f fault) {
 	plc0 := bl.link.Status().Reconnects
 	var sc0 uint64
-	for _, st := range bl.src.inner.Status() {
+	for _, st := range bl.src.watched() {
 		sc0 += st.Reconnects
 	}
 	at := time.Now()
@@ -205,7 +205,7 @@ func (c *chaos) inject(ctx context.Context, start time.Time, bl *benchLine, f fa
 			var n uint64
 			// The scanner faults hit the emulator's scanner 0; a scanner
 			// whose port the soak holds is watched by its own fault.
-			for _, st := range bl.src.inner.Status() {
+			for _, st := range bl.src.watched() {
 				if st.State != devices.LinkUp {
 					return false
 				}

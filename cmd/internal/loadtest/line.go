@@ -148,13 +148,11 @@ func (bl *benchLine) wire(cfg Config, plan *sortplan.Plan, j gateway.Journal, m 
 		// The last scanner is the one whose port the soak takes; the
 		// scanner faults hit the emulator's scanner 0, so the two do not
 		// mask each other's recovery.
-		last := len(scs) - 1
-		if bl.src.port, err = newPortScanner(scs[last], slog); err != nil {
-			return err
-		}
-		scs = scs[:last]
+		bl.src.port, err = newPortScanner(scs, slog)
+	} else {
+		bl.src.inner, err = scanner.New(scs, slog)
 	}
-	if bl.src.inner, err = scanner.New(scs, slog); err != nil {
+	if err != nil {
 		return err
 	}
 	bl.link = newMeasuredLink(plc, bl.probe, 4*q)

@@ -1,9 +1,10 @@
 package loadtest
 
-// The server-mode scanner of the abuse soak (Config.Abuse): the emulated
-// scanners connect out to the gateway, and one of them, on its own listen
-// port, can be stopped and started again with that port held by another
-// listener of the process, as after a restart that finds the port taken.
+// The server-mode scanners of the abuse soak (Config.Abuse): the emulated
+// scanners connect out to the gateway, each to a listen port of its own,
+// and the line's scanner source can be stopped and started again with the
+// last scanner's port held by another listener of the process, as after a
+// restart that finds one port taken.
 
 import (
 	"context"
@@ -39,16 +40,16 @@ func freeAddrs(n int) ([]string, error) {
 	return out, nil
 }
 
-// portScanner runs one server-mode scanner.Source and can restart it with
-// its port taken (takePort).
+// portScanner runs a line's server-mode scanner.Source and can restart
+// it with the last scanner's port taken (takePort).
 type portScanner struct {
-	cfg  scanner.Config
+	cfgs []scanner.Config
 	log  zerolog.Logger
 	take chan takeReq
 
 	mu   sync.Mutex
 	src  *scanner.Source
-	base uint64 // connections of the sources before the current one
+	base []uint64 // per scanner: connections of the sources before the current one
 }
 
 type takeReq struct {
@@ -56,13 +57,16 @@ type takeReq struct {
 	done chan error
 }
 
-func newPortScanner(cfg scanner.Config, log zerolog.Logger) (*portScanner, error) {
-	src, err := scanner.New([]scanner.Config{cfg}, log)
+func newPortScanner(cfgs []scanner.Config, log zerolog.Logger) (*portScanner, error) {
+	src, err := scanner.New(cfgs, log)
 	if err != nil {
 		return nil, err
 	}
-	return &portScanner{cfg: cfg, log: log, take: make(chan takeReq), src: src}, nil
+	return &portScanner{cfgs: cfgs, log: log, take: make(chan takeReq), src: src, base: make([]uint64, len(cfgs))}, nil
 }
+
+// held is the scanner whose port takePort takes.
+func (p *portScanner) held() scanner.Config { return p.cfgs[len(p.cfgs)-1] }
 
 func (p *portScanner) run(ctx context.Context, sink func(devices.Read)) error {
 	for {
@@ -84,10 +88,12 @@ func (p *portScanner) run(ctx context.Context, sink func(devices.Read)) error {
 			err := <-done // every connection and the listener closed
 			last := src.Status()
 			herr := req.hold()
-			next, nerr := scanner.New([]scanner.Config{p.cfg}, p.log)
+			next, nerr := scanner.New(p.cfgs, p.log)
 			if nerr == nil {
 				p.mu.Lock()
-				p.base += connections(last[0])
+				for i := range last {
+					p.base[i] += connections(last[i])
+				}
 				p.src = next
 				p.mu.Unlock()
 			}
@@ -99,8 +105,8 @@ func (p *portScanner) run(ctx context.Context, sink func(devices.Read)) error {
 	}
 }
 
-// takePort stops the scanner, calls hold (which binds its port) and
-// starts a fresh scanner on the same address.
+// takePort stops the line's scanners, calls hold (which binds the last
+// one's port) and starts them all again, as a restarted gateway would.
 func (p *portScanner) takePort(ctx context.Context, hold func() error) error {
 	req := takeReq{hold: hold, done: make(chan error, 1)}
 	select {
@@ -116,10 +122,18 @@ func (p *portScanner) status() []devices.ScannerStatus {
 	defer p.mu.Unlock()
 	st := p.src.Status()
 	// Reconnects over every source: all their connections but the first.
-	if n := p.base + connections(st[0]); n > 0 {
-		st[0].Reconnects = n - 1
+	for i := range st {
+		if n := p.base[i] + connections(st[i]); n > 0 {
+			st[i].Reconnects = n - 1
+		}
 	}
 	return st
+}
+
+// others are the statuses of the scanners whose port is never taken.
+func (p *portScanner) others() []devices.ScannerStatus {
+	st := p.status()
+	return st[:len(st)-1]
 }
 
 // connections is how many connections a scanner's status stands for
@@ -134,5 +148,6 @@ func connections(st devices.ScannerStatus) uint64 {
 func (p *portScanner) stats() scanner.Stats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.src.Stats()[0]
+	st := p.src.Stats()
+	return st[len(st)-1]
 }

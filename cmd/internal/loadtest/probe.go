@@ -2,8 +2,6 @@ package loadtest
 
 import (
 	"context"
-	"errors"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -56,43 +54,39 @@ func (p *probe) add(l *latencies, tid uint32, at time.Time) {
 }
 
 // measuredSource wraps a scanner source to note each read's arrival.
-// With the abuse soak it runs a second source beside it: the scanner
-// whose port the soak takes (port).
+// With the abuse soak the source is a restartable one (port).
 type measuredSource struct {
 	inner *scanner.Source
-	port  *portScanner // nil without Config.Abuse
+	port  *portScanner // instead of inner, with Config.Abuse
 	p     *probe
 }
 
 func (m *measuredSource) Run(ctx context.Context, sink func(devices.Read)) error {
-	if m.port == nil {
-		return m.inner.Run(ctx, func(r devices.Read) {
-			m.p.read(r)
-			sink(r)
-		})
-	}
-	// Two sources: their sink calls must not overlap (the line's sink
-	// relies on that, as scanner.Source promises it).
-	var mu sync.Mutex
-	one := func(r devices.Read) {
-		mu.Lock()
+	measured := func(r devices.Read) {
 		m.p.read(r)
 		sink(r)
-		mu.Unlock()
 	}
-	var wg sync.WaitGroup
-	var err1, err2 error
-	wg.Go(func() { err1 = m.inner.Run(ctx, one) })
-	wg.Go(func() { err2 = m.port.run(ctx, one) })
-	wg.Wait()
-	return errors.Join(err1, err2)
+	if m.port != nil {
+		return m.port.run(ctx, measured)
+	}
+	return m.inner.Run(ctx, measured)
 }
 
 func (m *measuredSource) Status() []devices.ScannerStatus {
-	if m.port == nil {
-		return m.inner.Status()
+	if m.port != nil {
+		return m.port.status()
 	}
-	return append(m.inner.Status(), m.port.status()...)
+	return m.inner.Status()
+}
+
+// watched are the scanners the scanner faults hit (the emulator's scanner
+// 0 among them): all but one whose port the soak may hold, which its own
+// fault watches.
+func (m *measuredSource) watched() []devices.ScannerStatus {
+	if m.port != nil {
+		return m.port.others()
+	}
+	return m.inner.Status()
 }
 
 // measuredLink wraps a PLC link: Send notes the decision time, and a
