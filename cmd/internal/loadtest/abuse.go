@@ -122,7 +122,7 @@ func portTaken(ctx context.Context, c *chaos, bl *benchLine) FaultRun {
 		}
 		sim := bl.sim.ScannerStats()
 		for i := range len(sim) - 1 {
-			sent += sim[i].Telegrams
+			sent += sim[i].Telegrams + sim[i].NoConnection // scanned, connected or not
 		}
 		return read, sent
 	}
