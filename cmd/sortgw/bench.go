@@ -39,6 +39,12 @@ func benchFlagSet(stderr io.Writer) (*flag.FlagSet, *loadtest.Config, *benchFlag
 	fs.DurationVar(&c.Poll, "poll", 10*time.Millisecond, "Modbus poll / OPC UA publishing interval")
 	fs.BoolVar(&c.Chaos, "chaos", false, "inject a fault every -chaos-every and check the ground truth at the end")
 	fs.DurationVar(&c.ChaosEvery, "chaos-every", 30*time.Second, "interval between faults")
+	fs.BoolVar(&c.Abuse, "abuse", true, "with -chaos: also the fault-and-abuse soak (a scanner's listen port taken, a flood of -sse-clients status streams, "+
+		"slow readers, Modbus exception bursts), half an interval after each fault; the scanners then connect out to the gateway")
+	fs.IntVar(&c.Soak.SSEClients, "sse-clients", 500, "with -abuse: status-stream clients opened at once (the gateway serves 64)")
+	fs.IntVar(&c.Soak.SlowReaders, "slow-readers", 32, "with -abuse: unread status streams, and as many unread /status.json pipelines (at most 64)")
+	fs.DurationVar(&c.Soak.PortHold, "port-hold", 10*time.Second, "with -abuse: how long a scanner's listen port stays taken")
+	fs.IntVar(&c.Soak.ExceptionsPerCode, "exceptions", 18, "with -abuse: Modbus exception replies per code (1,2,3,4,6,11) in a burst")
 	fs.IntVar(&c.ContainerCapacity, "container-capacity", 0, "items per container before the chute is full (default: never full; 40 with -chaos)")
 	fs.Int64Var(&c.Seed, "seed", 1, "random seed")
 	fs.BoolVar(&c.SkipDecide, "skip-decide", false, "leave out the decision micro-benchmark")

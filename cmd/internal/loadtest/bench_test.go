@@ -58,11 +58,15 @@ func TestRunDirect(t *testing.T) {
 }
 
 // TestChaosShort is the CI version of `sortgw bench -duration 10m -chaos`:
-// the same bench code, a short window, a fault every few seconds (every
-// fault kind of the protocol comes once), then the ground truth. It
-// asserts correctness only: exactly one outcome per pass, no duplicate
-// command, every PLC result accounted for, every link and scanner back.
-// Speed (the 2 s reconnect goal, latencies) is for `sortgw bench`.
+// the same bench code, a short window, a fault every few seconds, and the
+// abuse soak between them (a scanner's port taken, 100 status streams
+// instead of 500, slow readers, Modbus exception bursts), then the ground
+// truth. It asserts correctness only: exactly one outcome per pass, no
+// duplicate command, every PLC result accounted for, every journal record
+// kept or counted, every link and scanner back, each abuse fault's own
+// invariant (refusals counted, slow streams dropped, the line reading
+// through its other scanner). Speed (the 2 s reconnect goal, latencies)
+// is for `sortgw bench`.
 func TestChaosShort(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a minute of chaos: skipped with -short")
@@ -86,6 +90,7 @@ func TestChaosShort(t *testing.T) {
 				Protocol: tc.protocol, Rate: 25, Duration: tc.window, Warmup: time.Second, Chutes: 64,
 				Chaos: true, ChaosEvery: tc.every, ContainerCapacity: 15, EmptyAfter: 3 * time.Second,
 				LostRate: 0.002, GarbageRate: 0.01, Baselines: 100, SkipDecide: true, Dir: t.TempDir(),
+				Abuse: true, Soak: SoakConfig{SSEClients: 100, SlowReaders: 4, PortHold: 2 * time.Second, ExceptionsPerCode: 3},
 			}
 			rep, err := Run(ctx, cfg, testLog(t))
 			if err != nil {
@@ -98,7 +103,7 @@ func TestChaosShort(t *testing.T) {
 				t.Fatalf("no load went through: reads %d, commands taken %d", rep.Reads, rep.Taken)
 			}
 			checkTruthReport(t, rep.Check)
-			checkChaosReport(t, rep.Chaos)
+			checkChaosReport(t, rep.Chaos, tc.protocol)
 		})
 	}
 }
@@ -120,23 +125,38 @@ func checkTruthReport(t *testing.T, c *TruthCheck) {
 	if c.Decided == 0 || c.SimCommands == 0 {
 		t.Errorf("nothing to check: %d decided, %d commands", c.Decided, c.SimCommands)
 	}
+	if r := c.Records; r.NotKept != 0 || r.Appended == 0 || r.Committed == 0 {
+		t.Errorf("journal records neither kept nor counted: %+v", r)
+	}
 }
 
-func checkChaosReport(t *testing.T, r *ChaosReport) {
+func checkChaosReport(t *testing.T, r *ChaosReport, protocol string) {
 	t.Helper()
 	plcFaults, scanFaults := 0, 0
+	abuse := map[string]bool{}
+	for _, f := range abuseFaults(protocol) {
+		abuse[f.name] = false
+	}
 	for _, f := range r.Runs {
-		if strings.HasPrefix(f.Note, "not back") {
-			t.Errorf("%s on %s at %v: %s", f.Fault, f.Line, f.At, f.Note)
+		if strings.HasPrefix(f.Note, "not back") || strings.HasPrefix(f.Note, "could not") || f.Broken != "" {
+			t.Errorf("%s on %s at %v: %s %s", f.Fault, f.Line, f.At, f.Note, f.Broken)
 		}
-		if strings.HasPrefix(f.Fault, "Scanner") || f.Fault == "DropScanner" {
+		switch _, ok := abuse[f.Fault]; {
+		case ok:
+			abuse[f.Fault] = true
+		case strings.HasPrefix(f.Fault, "Scanner") || f.Fault == "DropScanner":
 			scanFaults++
-		} else {
+		default:
 			plcFaults++
 		}
 	}
 	if plcFaults < 3 || scanFaults < 3 {
 		t.Errorf("only %d PLC and %d scanner faults injected", plcFaults, scanFaults)
+	}
+	for name, seen := range abuse {
+		if !seen {
+			t.Errorf("abuse fault %s never injected", name)
+		}
 	}
 }
 
@@ -181,6 +201,8 @@ func TestConfigValidate(t *testing.T) {
 		{"max at 5/10 ms is the ring ceiling", Config{Rate: -1}, Config{Rate: 1000, Feed: FeedDirect, ContainerCapacity: -1}, ""},
 		{"max at 1/1 ms", Config{Rate: -1, PLCCycle: time.Millisecond, Poll: time.Millisecond}, Config{Rate: 7500, Feed: FeedDirect, ContainerCapacity: -1}, ""},
 		{"chaos", Config{Chaos: true}, Config{Rate: 200, Feed: FeedConveyor, ContainerCapacity: 40, LostRate: 0.001}, ""},
+		{"abuse needs two scanners", Config{Chaos: true, Abuse: true, Scanners: 1}, Config{}, "2 scanners"},
+		{"slow readers within the stream cap", Config{Chaos: true, Abuse: true, Soak: SoakConfig{SlowReaders: 65}}, Config{}, "at most 64"},
 		{"chaos keeps what is set", Config{Chaos: true, Rate: 25, ContainerCapacity: 15, LostRate: 0.002},
 			Config{Rate: 25, Feed: FeedConveyor, ContainerCapacity: 15, LostRate: 0.002}, ""},
 		{"bad protocol", Config{Protocol: "profinet"}, Config{}, `protocol "profinet"`},

@@ -10,12 +10,14 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"sortgw/devices"
+	"sortgw/gateway"
 )
 
 // reconnectGoal is how fast every link and scanner must be back.
@@ -36,6 +38,10 @@ type fault struct {
 	// fault's own duration).
 	after  time.Duration
 	inject func(bl *benchLine)
+	// soak, if set, stands for inject and the recovery watch: it injects,
+	// waits for the recovery, checks its own invariant and returns the
+	// run (At, Line and Fault are filled in by the caller). abuse.go.
+	soak func(ctx context.Context, c *chaos, bl *benchLine) FaultRun
 }
 
 func plcFaults(protocol string) []fault {
@@ -73,6 +79,21 @@ type FaultRun struct {
 	Recovery time.Duration // from the fault's end to link (or scanners) up
 	OK       bool
 	Note     string
+	// Broken: an invariant of the fault did not hold (a correctness
+	// failure, unlike a slow recovery). Figures: what it measured.
+	Broken, Figures string
+}
+
+// setBack sets OK and Note from the recovery wait's error and time.
+func (r *FaultRun) setBack(err error) {
+	switch {
+	case err != nil:
+		r.Note = "not back: " + err.Error()
+	case r.Recovery > reconnectGoal:
+		r.Note = "slower than " + reconnectGoal.String()
+	default:
+		r.OK = true
+	}
 }
 
 type chaos struct {
@@ -80,33 +101,62 @@ type chaos struct {
 	lines []*benchLine
 	log   zerolog.Logger
 	plc   []fault
+	abuse []fault // with Config.Abuse
+
+	// What the abuse faults need of the gateway.
+	gwAddr  string
+	metrics *gateway.Metrics
+	tally   *tallyJournal
+	// httpMu keeps the HTTP abuse faults apart: each counts the gateway's
+	// streams and refusals as its own.
+	httpMu sync.Mutex
 
 	mu   sync.Mutex
 	runs []FaultRun
 	wg   sync.WaitGroup
 }
 
-func newChaos(cfg Config, lines []*benchLine, log zerolog.Logger) *chaos {
-	return &chaos{cfg: cfg, lines: lines, log: log.With().Str("part", "chaos").Logger(), plc: plcFaults(cfg.Protocol)}
+func newChaos(s *scenario) *chaos {
+	c := &chaos{cfg: s.cfg, lines: s.lines, log: s.log.With().Str("part", "chaos").Logger(), plc: plcFaults(s.cfg.Protocol),
+		gwAddr: s.gwAddr, metrics: s.metrics, tally: s.tally}
+	if s.cfg.Abuse {
+		c.abuse = abuseFaults(s.cfg.Protocol)
+	}
+	return c
 }
 
 // run injects, every ChaosEvery, one PLC fault and one scanner fault (on
-// rotating lines) until d has passed. Each recovery is watched on its own
-// goroutine; run returns once all are settled.
+// rotating lines), and with Abuse one abuse fault half an interval later,
+// until d has passed. Each recovery is watched on its own goroutine; run
+// returns once all are settled.
 func (c *chaos) run(ctx context.Context, d time.Duration) error {
 	start := time.Now()
 	tick := time.NewTicker(c.cfg.ChaosEvery)
 	defer tick.Stop()
 	end := time.NewTimer(d)
 	defer end.Stop()
-	k := 0
+	k, a := 0, 0
 	defer c.wg.Wait()
+	// The abuse faults come between the others, so that each one's
+	// figures are mostly its own.
+	half := time.NewTimer(c.cfg.ChaosEvery / 2)
+	defer half.Stop()
+	if len(c.abuse) == 0 {
+		half.Stop()
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-end.C:
 			return nil
+		case <-half.C:
+			half.Reset(c.cfg.ChaosEvery)
+			if time.Since(start)+reconnectGoal+stallFor > d {
+				continue
+			}
+			c.inject(ctx, start, c.lines[a%len(c.lines)], c.abuse[a%len(c.abuse)])
+			a++
 		case <-tick.C:
 			// Leave the last fault time to recover inside the window.
 			if time.Since(start)+reconnectGoal+stallFor > d {
@@ -124,11 +174,24 @@ func (c *chaos) run(ctx context.Context, d time.Duration) error {
 func (c *chaos) inject(ctx context.Context, start time.Time, bl *benchLine, f fault) {
 	plc0 := bl.link.Status().Reconnects
 	var sc0 uint64
-	for _, st := range bl.src.Status() {
+	for _, st := range bl.src.watched() {
 		sc0 += st.Reconnects
 	}
 	at := time.Now()
 	c.log.Warn().Str("line", bl.name).Str("fault", f.name).Msg("injecting fault")
+	if f.soak != nil {
+		c.wg.Go(func() {
+			r := f.soak(ctx, c, bl)
+			r.At, r.Line, r.Fault = at.Sub(start), bl.name, f.name
+			if r.Broken != "" {
+				r.OK = false
+			}
+			c.mu.Lock()
+			c.runs = append(c.runs, r)
+			c.mu.Unlock()
+		})
+		return
+	}
 	f.inject(bl)
 	c.wg.Add(1)
 	go func() {
@@ -140,7 +203,9 @@ func (c *chaos) inject(ctx context.Context, start time.Time, bl *benchLine, f fa
 				return st.State == devices.LinkUp && (!f.reconnect || st.Reconnects > plc0)
 			}
 			var n uint64
-			for _, st := range bl.src.Status() {
+			// The scanner faults hit the emulator's scanner 0; a scanner
+			// whose port the soak holds is watched by its own fault.
+			for _, st := range bl.src.watched() {
 				if st.State != devices.LinkUp {
 					return false
 				}
@@ -154,14 +219,7 @@ func (c *chaos) inject(ctx context.Context, start time.Time, bl *benchLine, f fa
 		}
 		err := waitUntilFine(ctx, from.Add(15*time.Second), up)
 		r := FaultRun{At: at.Sub(start), Line: bl.name, Fault: f.name, Recovery: max(time.Since(from), 0)}
-		switch {
-		case err != nil:
-			r.Note = "not back: " + err.Error()
-		case r.Recovery > reconnectGoal:
-			r.Note = "slower than " + reconnectGoal.String()
-		default:
-			r.OK = true
-		}
+		r.setBack(err)
 		c.mu.Lock()
 		c.runs = append(c.runs, r)
 		c.mu.Unlock()
@@ -211,8 +269,14 @@ func (r *ChaosReport) print(w io.Writer) {
 	for _, f := range r.Runs {
 		status := "ok"
 		if !f.OK {
-			status = "FAIL " + f.Note
+			status = strings.TrimSpace("FAIL " + f.Note)
+		}
+		if f.Broken != "" {
+			status += " BROKEN: " + f.Broken
 		}
 		fmt.Fprintf(w, "  %8s  %-4s %-28s back in %8s ms  %s\n", f.At.Round(time.Millisecond), f.Line, f.Fault, ms(f.Recovery), status)
+		if f.Figures != "" {
+			fmt.Fprintf(w, "            %s\n", f.Figures)
+		}
 	}
 }

@@ -45,6 +45,12 @@ type Config struct {
 	// ground truth at the end.
 	Chaos      bool
 	ChaosEvery time.Duration
+	// Abuse (with Chaos) adds the fault-and-abuse soak of issue 10 to the
+	// rotation (abuse.go): a server-mode scanner's port taken, a flood of
+	// status-stream clients, slow readers, and Modbus exception bursts.
+	// Each line's scanners then connect out to the gateway (server mode).
+	Abuse bool
+	Soak  SoakConfig
 
 	// Conveyor shape.
 	ContainerCapacity int           // items per container; -1 = never full (default -1, 40 with Chaos)
@@ -100,6 +106,9 @@ func (c *Config) Validate() error {
 		return errors.New("bench: negative duration")
 	}
 	c.chaosDefaults()
+	if err := c.Soak.defaults(c); err != nil {
+		return err
+	}
 	setDefault(&c.Chutes, 256)
 	setDefault(&c.PLCCycle, 5*time.Millisecond)
 	setDefault(&c.Poll, 10*time.Millisecond)

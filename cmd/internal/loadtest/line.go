@@ -45,6 +45,16 @@ func newBenchLine(cfg Config, i int, base time.Time, labels []sortplan.SampleLab
 		},
 	}
 	bl := &benchLine{name: name}
+	if cfg.Abuse {
+		// The scanners connect out to the gateway's server-mode scanners,
+		// one port each, so that one port can be taken (abuse.go).
+		addrs, err := freeAddrs(cfg.Scanners)
+		if err != nil {
+			return nil, fmt.Errorf("bench: scanner ports: %w", err)
+		}
+		scfg.Scanners.DialOut = addrs
+		scfg.Scanners.BackoffMin, scfg.Scanners.BackoffMax = 50*time.Millisecond, 500*time.Millisecond
+	}
 	if cfg.Feed == FeedDirect {
 		var err error
 		if bl.feed, err = newFeeder(labels, cfg.Seed+int64(i)); err != nil {
@@ -126,13 +136,25 @@ func (bl *benchLine) wire(cfg Config, plan *sortplan.Plan, j gateway.Journal, m 
 	}
 	var scs []scanner.Config
 	for k, a := range bl.scannerAddrs() {
-		scs = append(scs, scanner.Config{Name: bl.name + "-S" + strconv.Itoa(k+1), Addr: a, BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond})
+		sc := scanner.Config{Name: bl.name + "-S" + strconv.Itoa(k+1), Addr: a, BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond}
+		if cfg.Abuse {
+			sc.Mode, sc.Peer = scanner.ModeServer, "127.0.0.1"
+		}
+		scs = append(scs, sc)
 	}
-	src, err := scanner.New(scs, llog.With().Str("part", "scanners").Logger())
+	slog := llog.With().Str("part", "scanners").Logger()
+	bl.src = &measuredSource{p: bl.probe}
+	if cfg.Abuse {
+		// The last scanner is the one whose port the soak takes; the
+		// scanner faults hit the emulator's scanner 0, so the two do not
+		// mask each other's recovery.
+		bl.src.port, err = newPortScanner(scs, slog)
+	} else {
+		bl.src.inner, err = scanner.New(scs, slog)
+	}
 	if err != nil {
 		return err
 	}
-	bl.src = &measuredSource{inner: src, p: bl.probe}
 	bl.link = newMeasuredLink(plc, bl.probe, 4*q)
 	line, err := gateway.NewLine(gateway.LineConfig{Name: bl.name, Chutes: cfg.Chutes, Budget: cfg.Budget,
 		ConfirmTimeout: cfg.travel() + 5*time.Second, Remember: 2 * time.Minute, ReadQueue: 4 * q, Capacity: cfg.Capacity},

@@ -54,19 +54,40 @@ func (p *probe) add(l *latencies, tid uint32, at time.Time) {
 }
 
 // measuredSource wraps a scanner source to note each read's arrival.
+// With the abuse soak the source is a restartable one (port).
 type measuredSource struct {
 	inner *scanner.Source
+	port  *portScanner // instead of inner, with Config.Abuse
 	p     *probe
 }
 
 func (m *measuredSource) Run(ctx context.Context, sink func(devices.Read)) error {
-	return m.inner.Run(ctx, func(r devices.Read) {
+	measured := func(r devices.Read) {
 		m.p.read(r)
 		sink(r)
-	})
+	}
+	if m.port != nil {
+		return m.port.run(ctx, measured)
+	}
+	return m.inner.Run(ctx, measured)
 }
 
-func (m *measuredSource) Status() []devices.ScannerStatus { return m.inner.Status() }
+func (m *measuredSource) Status() []devices.ScannerStatus {
+	if m.port != nil {
+		return m.port.status()
+	}
+	return m.inner.Status()
+}
+
+// watched are the scanners the scanner faults hit (the emulator's scanner
+// 0 among them): all but one whose port the soak may hold, which its own
+// fault watches.
+func (m *measuredSource) watched() []devices.ScannerStatus {
+	if m.port != nil {
+		return m.port.others()
+	}
+	return m.inner.Status()
+}
 
 // measuredLink wraps a PLC link: Send notes the decision time, and a
 // forwarder notes written, taken and confirmed times (the link's own event

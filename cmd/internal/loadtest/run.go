@@ -89,6 +89,8 @@ type scenario struct {
 	tmp     string // the journal's temporary directory, if the run made one
 	tally   *tallyJournal
 	metrics *gateway.Metrics
+	journal *journal.Journal
+	gwAddr  string // the status page's address
 	// stopGateway stops the gateway (lines drain, then HTTP, then the
 	// journal) and returns Run's error; later calls return the same.
 	stopGateway func() error
@@ -192,14 +194,25 @@ func (s *scenario) startGateway(ctx context.Context) error {
 		}
 		glines = append(glines, bl.line)
 	}
-	gw, err := gateway.New(gateway.Config{Listen: "127.0.0.1:0", DrainGrace: cfg.travel() + 3*time.Second,
-		Version: cfg.Version + "-bench", Journal: j}, glines, j, s.metrics, s.log.With().Str("part", "http").Logger())
+	s.journal = j
+	gcfg := gateway.Config{Listen: "127.0.0.1:0", DrainGrace: cfg.travel() + 3*time.Second,
+		Version: cfg.Version + "-bench", Journal: tallyRunner{j, s.tally}}
+	if cfg.Abuse {
+		cfg.Soak.gatewayConfig(&gcfg)
+	}
+	gw, err := gateway.New(gcfg, glines, j, s.metrics, s.log.With().Str("part", "http").Logger())
 	if err != nil {
 		return errors.Join(err, j.Close())
 	}
 	gwCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- gw.Run(gwCtx) }()
+	select {
+	case <-gw.Started():
+		s.gwAddr = gw.Addr()
+	case err := <-done:
+		done <- err
+	}
 	var once sync.Once
 	var gwErr error
 	s.stopGateway = func() error {

@@ -87,3 +87,20 @@ func (t *tallyJournal) Append(rec journal.Record) (uint64, error) {
 	}
 	return seq, err
 }
+
+// lateMissed: host-late outcomes and missed confirmations so far.
+func (t *tallyJournal) lateMissed() (late, missed uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.byOutcome[journal.OutcomeHostLate], t.missed
+}
+
+// tallyRunner is the journal as the gateway runs it, its own start and
+// stop records counted with the lines' (so that every record the journal
+// was handed is in the tally).
+type tallyRunner struct {
+	*journal.Journal
+	t *tallyJournal
+}
+
+func (r tallyRunner) Append(rec journal.Record) (uint64, error) { return r.t.Append(rec) }

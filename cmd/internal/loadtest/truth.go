@@ -22,13 +22,50 @@ type TruthCheck struct {
 	Unreported       int // PLC results the gateway has no result for ...
 	Absorbed         int // ... of which covered by a lost, missed or timeout outcome of the TID
 	Evicted          int // records the sims dropped to bound memory (not checked)
-	Examples         []string
+	// NeverRead: sim passes of a TID beyond the gateway's passes of it:
+	// scans that never reached the gateway (a scanner down or its port
+	// taken), which the PLC recirculated uncommanded. Not an error.
+	NeverRead int
+	Records   RecordCheck
+	Examples  []string
+}
+
+// RecordCheck: every record the lines handed the journal is kept, or
+// counted as not kept.
+type RecordCheck struct {
+	Appended  uint64 // records the lines and the gateway appended (Append calls)
+	Refused   uint64 // ... that the journal refused
+	LineErrs  uint64 // the lines' count of refused records (snapshot Totals.JournalErrs)
+	Journal   uint64 // records the journal accepted (Stats.Appended)
+	Committed uint64 // ... and committed (Stats.Committed, after Close)
+	Full      uint64 // refusals the journal counted as full (Stats.Full)
+	NotKept   uint64 // records neither kept nor counted: must be 0
+}
+
+func (c *RecordCheck) check(tally *tallyJournal, lines []*benchLine, st journal.Stats) {
+	c.Appended, c.Refused = tally.records, tally.refused
+	for _, bl := range lines {
+		c.LineErrs += bl.line.Snapshot().Totals.JournalErrs
+	}
+	c.Journal, c.Committed, c.Full = st.Appended, st.Committed, st.Full
+	if c.Journal > c.Committed {
+		c.NotKept += c.Journal - c.Committed
+	}
+	if c.Refused > c.LineErrs {
+		c.NotKept += c.Refused - c.LineErrs
+	}
+	if accepted := c.Appended - c.Refused; accepted != c.Journal {
+		// Handed over and accepted, yet not in the journal's count (or
+		// the other way round): the tally and the journal disagree.
+		c.NotKept += max(accepted, c.Journal) - min(accepted, c.Journal)
+	}
 }
 
 // OK: exactly one outcome per pass, no duplicate command, no phantom and
 // no unexplained result.
 func (t *TruthCheck) OK() bool {
-	return t.MissingOutcome == 0 && t.DuplicateOutcome == 0 && t.DuplicateCommand == 0 && t.Phantom == 0 && t.Unreported == t.Absorbed
+	return t.MissingOutcome == 0 && t.DuplicateOutcome == 0 && t.DuplicateCommand == 0 && t.Phantom == 0 && t.Unreported == t.Absorbed &&
+		t.Records.NotKept == 0
 }
 
 func (t *TruthCheck) example(s string) {
@@ -46,6 +83,9 @@ func (t *TruthCheck) print(w io.Writer) {
 		"sim passes %d, commands taken %d, duplicate command %d; results matched %d, phantom %d, unreported %d (absorbed by lost/missed/timeout %d)\n",
 		verdict, t.Passes, t.Decided, t.MissingOutcome, t.DuplicateOutcome, t.SimPasses, t.SimCommands, t.DuplicateCommand,
 		t.Confirmed-t.Phantom, t.Phantom, t.Unreported, t.Absorbed)
+	r := &t.Records
+	fmt.Fprintf(w, "journal records: appended %d, refused %d (lines counted %d, journal full %d); journal accepted %d, committed %d; not kept and not counted %d; sim passes never read by the gateway %d\n",
+		r.Appended, r.Refused, r.LineErrs, r.Full, r.Journal, r.Committed, r.NotKept, t.NeverRead)
 	for _, e := range t.Examples {
 		fmt.Fprintf(w, "  %s\n", e)
 	}
@@ -66,13 +106,16 @@ func absorbs(o journal.Outcome) bool {
 type gwItem struct {
 	results  []uint16 // PLC results recorded, one per pass that had one
 	absorber int      // outcomes that stand for a result the gateway could not see
+	passes   int
 }
 
-// checkTruth runs after the gateway stopped (every pass closed).
-func checkTruth(lines []*benchLine, tally *tallyJournal) *TruthCheck {
+// checkTruth runs after the gateway stopped (every pass closed, the
+// journal closed).
+func checkTruth(lines []*benchLine, tally *tallyJournal, st journal.Stats) *TruthCheck {
 	t := &TruthCheck{}
 	tally.mu.Lock()
 	defer tally.mu.Unlock()
+	t.Records.check(tally, lines, st)
 	gw := t.passes(lines, tally)
 	for i, bl := range lines {
 		t.line(bl, gw[i])
@@ -105,6 +148,7 @@ func (t *TruthCheck) passes(lines []*benchLine, tally *tallyJournal) []map[uint3
 			g = &gwItem{}
 			gw[k.line][k.tid] = g
 		}
+		g.passes++
 		if ps.result != 0 {
 			g.results = append(g.results, ps.result)
 			t.Confirmed++
@@ -141,6 +185,11 @@ func (t *TruthCheck) line(bl *benchLine, gw map[uint32]*gwItem) {
 					simRes = append(simRes, c.Result)
 				}
 			}
+		}
+		if g := gw[it.TID]; g == nil {
+			t.NeverRead += len(it.Passes)
+		} else if len(it.Passes) > g.passes {
+			t.NeverRead += len(it.Passes) - g.passes
 		}
 		t.results(bl.name, it.TID, simRes, gw[it.TID])
 	}

@@ -52,7 +52,7 @@ func (s *scenario) window(ctx context.Context, rep *Report) (*chaos, error) {
 	var ch *chaos
 	var err error
 	if s.cfg.Chaos {
-		ch = newChaos(s.cfg, s.lines, s.log)
+		ch = newChaos(s)
 		err = ch.run(ctx, s.cfg.Duration)
 	} else {
 		err = sleepCtx(ctx, s.cfg.Duration)
@@ -115,7 +115,7 @@ func (s *scenario) finish(rep *Report, ch *chaos) error {
 		pg := ml.PollInterval()
 		rep.PollGap = &pg
 	}
-	rep.Check = checkTruth(s.lines, s.tally)
+	rep.Check = checkTruth(s.lines, s.tally, s.journal.Stats())
 	if ch != nil {
 		rep.Chaos = ch.report()
 	}
