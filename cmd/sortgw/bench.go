@@ -44,6 +44,7 @@ func benchFlagSet(stderr io.Writer) (*flag.FlagSet, *loadtest.Config, *benchFlag
 	fs.IntVar(&c.Soak.SSEClients, "sse-clients", 500, "with -abuse: status-stream clients opened at once (the gateway serves 64)")
 	fs.IntVar(&c.Soak.SlowReaders, "slow-readers", 32, "with -abuse: unread status streams, and as many unread /status.json pipelines (at most 64)")
 	fs.DurationVar(&c.Soak.PortHold, "port-hold", 10*time.Second, "with -abuse: how long a scanner's listen port stays taken")
+	fs.DurationVar(&c.Soak.JournalFull, "journal-full", 30*time.Second, "with -abuse: how long the journal's commits fail as on a full disk")
 	fs.IntVar(&c.Soak.ExceptionsPerCode, "exceptions", 18, "with -abuse: Modbus exception replies per code (1,2,3,4,6,11) in a burst")
 	fs.IntVar(&c.ContainerCapacity, "container-capacity", 0, "items per container before the chute is full (default: never full; 40 with -chaos)")
 	fs.Int64Var(&c.Seed, "seed", 1, "random seed")

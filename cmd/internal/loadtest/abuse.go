@@ -23,6 +23,7 @@ import (
 
 	"sortgw/devices"
 	"sortgw/gateway"
+	"sortgw/gateway/journal"
 )
 
 // SoakConfig sizes the abuse faults. Zero fields take the defaults noted.
@@ -31,6 +32,7 @@ type SoakConfig struct {
 	SlowReaders       int           // clients of /events, and as many of /status.json, that never read (default 32)
 	PortHold          time.Duration // how long a scanner's port stays taken (default 10s)
 	ExceptionsPerCode int           // Modbus exception replies per code in a burst (default 18: 108 in all, as in issue 10)
+	JournalFull       time.Duration // how long the journal's commits fail as on a full disk (default 30s)
 	// The gateway's settings under the soak: the per-response write
 	// deadline (default 2s) and the status-stream period (default 50ms, so that an unread stream fills its buffers soon).
 	WriteTimeout, SSEInterval time.Duration
@@ -54,6 +56,7 @@ func (s *SoakConfig) defaults(c *Config) error {
 	setDefault(&s.SlowReaders, 32)
 	setDefault(&s.PortHold, 10*time.Second)
 	setDefault(&s.ExceptionsPerCode, 18)
+	setDefault(&s.JournalFull, 30*time.Second)
 	setDefault(&s.WriteTimeout, 2*time.Second)
 	setDefault(&s.SSEInterval, 50*time.Millisecond)
 	setDefault(&c.Scanners, 2)
@@ -73,16 +76,13 @@ func (s *SoakConfig) gatewayConfig(g *gateway.Config) {
 }
 
 // abuseFaults are the soak's faults of the protocol, in rotation order.
-//
-// The journal's disk full for 30 s (issue 10, item 2) belongs here too:
-// "JournalDiskFull 30s" — left for the journal-health work, which
-// provides the means to make commits fail.
 func abuseFaults(protocol string) []fault {
 	var fs []fault
 	if protocol == "modbus" {
 		fs = append(fs, fault{name: "ModbusExceptionBurst", plc: true, soak: exceptionBurst})
 	}
 	return append(fs,
+		fault{name: "JournalDiskFull", soak: journalDiskFull},
 		fault{name: "ScannerPortTaken", soak: portTaken},
 		fault{name: "SSEFlood", soak: sseFlood},
 		fault{name: "SlowReaders", soak: slowReaders},
@@ -349,7 +349,7 @@ func exceptionBurst(ctx context.Context, c *chaos, bl *benchLine) FaultRun {
 		// a redial; the next code waits for the last code's answers.
 		_ = waitUntilFine(ctx, time.Now().Add(2*time.Second), func() bool {
 			s := bl.link.Status()
-			return s.Errors+s.Busy >= st.Errors+st.Busy+uint64(per) || s.Reconnects >= st.Reconnects+uint64(per)
+			return s.Exceptions >= st.Exceptions+uint64(per) || s.Reconnects >= st.Reconnects+uint64(per)
 		})
 	}
 	from := time.Now()
@@ -359,8 +359,8 @@ func exceptionBurst(ctx context.Context, c *chaos, bl *benchLine) FaultRun {
 	_ = sleepCtx(ctx, c.cfg.travel()+2*time.Second)
 	st1 := bl.link.Status()
 	late1, missed1 := c.tally.lateMissed()
-	r.Figures = fmt.Sprintf("%d replies (codes 1,2,3,4,6,11 x%d): %d reconnects, %d errors, %d busy retried; %d host-late, %d missed confirmations after",
-		per*len(exceptionCodes), per, st1.Reconnects-st0.Reconnects, st1.Errors-st0.Errors, st1.Busy-st0.Busy, late1-late0, missed1-missed0)
+	r.Figures = fmt.Sprintf("%d replies (codes 1,2,3,4,6,11 x%d): %d exception replies counted, %d reconnects, %d errors, %d busy retried; %d host-late, %d missed confirmations after",
+		per*len(exceptionCodes), per, st1.Exceptions-st0.Exceptions, st1.Reconnects-st0.Reconnects, st1.Errors-st0.Errors, st1.Busy-st0.Busy, late1-late0, missed1-missed0)
 	return r
 }
 
@@ -410,4 +410,64 @@ func metricValue(m *gateway.Metrics, name string, label ...string) float64 {
 		}
 	}
 	return v
+}
+
+// errDiskFull is what the soak's failing commits return: the journal
+// rolls the batch back and keeps the records queued, as on ENOSPC.
+var errDiskFull = fmt.Errorf("soak: journal disk full: %w", syscall.ENOSPC)
+
+// diskFull makes the bench journal's commits fail while it is on. The
+// fault goes in at the journal's commit (journal.Config.CommitFault, after
+// the batch is written into the transaction, which is rolled back), not by
+// filling a real filesystem: that would need root and a mount of its own,
+// or would fill the machine's disk.
+type diskFull struct{ on atomic.Bool }
+
+func (d *diskFull) fault() error {
+	if d.on.Load() {
+		return errDiskFull
+	}
+	return nil
+}
+
+// journalDiskFull fails every journal commit for JournalFull: the journal
+// must say so (health failing, the gateway not ready after its grace),
+// keep sorting on its queue, lose no record it can hold or count each one
+// it cannot, and catch up once commits succeed. Recovery is timed from the
+// disk's return to the journal's health back to ok with its queue drained.
+func journalDiskFull(ctx context.Context, c *chaos, _ *benchLine) FaultRun {
+	var r FaultRun
+	if c.journal == nil || c.disk == nil {
+		r.Note = "no journal to fail"
+		return r
+	}
+	h0 := c.journal.Health()
+	c.disk.on.Store(true)
+	failing := waitUntilFine(ctx, time.Now().Add(10*time.Second), func() bool { return c.journal.Health().State != journal.StateOK })
+	peak := 0
+	deadline := time.Now().Add(c.cfg.Soak.JournalFull)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		peak = max(peak, c.journal.Health().QueueLen)
+		_ = sleepCtx(ctx, 50*time.Millisecond)
+	}
+	during := c.journal.Health()
+	c.disk.on.Store(false)
+	from := time.Now()
+	err := waitUntilFine(ctx, from.Add(15*time.Second), func() bool {
+		h := c.journal.Health()
+		return h.State == journal.StateOK && h.QueueLen == 0
+	})
+	r.Recovery = time.Since(from)
+	r.setBack(err)
+	if failing != nil {
+		r.Broken = "the journal's commits failed and its health never said so"
+	}
+	h1 := c.journal.Health()
+	if during.State == journal.StateOK {
+		r.Broken = "the journal showed ok while every commit failed"
+	}
+	r.Figures = fmt.Sprintf("commits failing %v: health %s, queue peak %d of %d records, records not kept %d (before %d); caught up %v after the disk came back",
+		c.cfg.Soak.JournalFull, during.State, peak, h1.QueueCap, h1.NotKeptTotal(), h0.NotKeptTotal(), r.Recovery.Round(time.Millisecond))
+
+	return r
 }

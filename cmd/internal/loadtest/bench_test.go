@@ -78,7 +78,7 @@ func TestChaosShort(t *testing.T) {
 		every    time.Duration
 	}{
 		{"modbus", "modbus", 30 * time.Second, 5 * time.Second},
-		{"opcua", "opcua", 16 * time.Second, 4 * time.Second},
+		{"opcua", "opcua", 20 * time.Second, 4 * time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// Mostly waiting on the belt: the two protocols share the
@@ -90,7 +90,7 @@ func TestChaosShort(t *testing.T) {
 				Protocol: tc.protocol, Rate: 25, Duration: tc.window, Warmup: time.Second, Chutes: 64,
 				Chaos: true, ChaosEvery: tc.every, ContainerCapacity: 15, EmptyAfter: 3 * time.Second,
 				LostRate: 0.002, GarbageRate: 0.01, Baselines: 100, SkipDecide: true, Dir: t.TempDir(),
-				Abuse: true, Soak: SoakConfig{SSEClients: 100, SlowReaders: 4, PortHold: 2 * time.Second, ExceptionsPerCode: 3},
+				Abuse: true, Soak: SoakConfig{SSEClients: 100, SlowReaders: 4, PortHold: 2 * time.Second, ExceptionsPerCode: 3, JournalFull: 3 * time.Second},
 			}
 			rep, err := Run(ctx, cfg, testLog(t))
 			if err != nil {

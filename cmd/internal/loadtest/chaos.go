@@ -18,6 +18,7 @@ import (
 
 	"sortgw/devices"
 	"sortgw/gateway"
+	"sortgw/gateway/journal"
 )
 
 // reconnectGoal is how fast every link and scanner must be back.
@@ -107,6 +108,8 @@ type chaos struct {
 	gwAddr  string
 	metrics *gateway.Metrics
 	tally   *tallyJournal
+	journal *journal.Journal
+	disk    *diskFull // the journal's commits fail while it is on
 	// httpMu keeps the HTTP abuse faults apart: each counts the gateway's
 	// streams and refusals as its own.
 	httpMu sync.Mutex
@@ -118,7 +121,7 @@ type chaos struct {
 
 func newChaos(s *scenario) *chaos {
 	c := &chaos{cfg: s.cfg, lines: s.lines, log: s.log.With().Str("part", "chaos").Logger(), plc: plcFaults(s.cfg.Protocol),
-		gwAddr: s.gwAddr, metrics: s.metrics, tally: s.tally}
+		gwAddr: s.gwAddr, metrics: s.metrics, tally: s.tally, journal: s.journal, disk: s.disk}
 	if s.cfg.Abuse {
 		c.abuse = abuseFaults(s.cfg.Protocol)
 	}

@@ -90,7 +90,8 @@ type scenario struct {
 	tally   *tallyJournal
 	metrics *gateway.Metrics
 	journal *journal.Journal
-	gwAddr  string // the status page's address
+	disk    *diskFull // the soak's journal-disk-full fault
+	gwAddr  string    // the status page's address
 	// stopGateway stops the gateway (lines drain, then HTTP, then the
 	// journal) and returns Run's error; later calls return the same.
 	stopGateway func() error
@@ -176,7 +177,8 @@ func (s *scenario) startGateway(ctx context.Context) error {
 		}
 		dir = s.tmp
 	}
-	j, err := journal.Open(journal.Config{Path: filepath.Join(dir, "journal.db"), QueueSize: cfg.JournalQueue},
+	s.disk = &diskFull{}
+	j, err := journal.Open(journal.Config{Path: filepath.Join(dir, "journal.db"), QueueSize: cfg.JournalQueue, CommitFault: s.disk.fault},
 		s.log.With().Str("part", "journal").Logger())
 	if err != nil {
 		return fmt.Errorf("bench: journal: %w", err)
