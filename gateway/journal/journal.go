@@ -48,6 +48,10 @@ import (
 )
 
 // Errors callers branch on.
+// commitRetryMax caps the wait between attempts to commit while commits
+// fail (a full or failing disk).
+const commitRetryMax = time.Second
+
 var (
 	// ErrFull: Append found the queue full; the record was not taken.
 	ErrFull = errors.New("journal queue full")
@@ -566,7 +570,10 @@ func (j *Journal) Run(ctx context.Context) error {
 			wait := j.cfg.FlushInterval - time.Duration(mono()-oldest)
 			if n == 0 || n >= j.cfg.MaxBatch || wait <= 0 || j.flushReq.Load() {
 				if err := j.commitNext(); err != nil {
-					retry = min(max(2*retry, 50*time.Millisecond), 2*time.Second)
+					// A failing commit is cheap; try again at least once a
+					// second so that the audit trail catches up within a
+					// second of the disk's return.
+					retry = min(max(2*retry, 50*time.Millisecond), commitRetryMax)
 					continue
 				}
 				retry = 0
