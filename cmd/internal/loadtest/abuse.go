@@ -23,7 +23,6 @@ import (
 
 	"sortgw/devices"
 	"sortgw/gateway"
-	"sortgw/gateway/journal"
 )
 
 // SoakConfig sizes the abuse faults. Zero fields take the defaults noted.
@@ -333,37 +332,6 @@ func droppedEarly(cn net.Conn, want int) bool {
 	return false
 }
 
-// exceptionBurst answers ExceptionsPerCode Modbus requests with each code
-// of exceptionCodes in turn. Figures: the reconnects, host-late outcomes
-// and missed confirmations that followed (until the items decided around
-// the burst passed their chutes); recovery is the link up after it.
-func exceptionBurst(ctx context.Context, c *chaos, bl *benchLine) FaultRun {
-	var r FaultRun
-	st0 := bl.link.Status()
-	late0, missed0 := c.tally.lateMissed()
-	per := c.cfg.Soak.ExceptionsPerCode
-	for _, code := range exceptionCodes {
-		st := bl.link.Status()
-		bl.sim.InjectModbusException(code, per)
-		// Paced by the link: each answer is an error, a retried busy, or
-		// a redial; the next code waits for the last code's answers.
-		_ = waitUntilFine(ctx, time.Now().Add(2*time.Second), func() bool {
-			s := bl.link.Status()
-			return s.Exceptions >= st.Exceptions+uint64(per) || s.Reconnects >= st.Reconnects+uint64(per)
-		})
-	}
-	from := time.Now()
-	err := waitUntilFine(ctx, from.Add(15*time.Second), func() bool { return bl.link.Status().State == devices.LinkUp })
-	r.Recovery = time.Since(from)
-	r.setBack(err)
-	_ = sleepCtx(ctx, c.cfg.travel()+2*time.Second)
-	st1 := bl.link.Status()
-	late1, missed1 := c.tally.lateMissed()
-	r.Figures = fmt.Sprintf("%d replies (codes 1,2,3,4,6,11 x%d): %d exception replies counted, %d reconnects, %d errors, %d busy retried; %d host-late, %d missed confirmations after",
-		per*len(exceptionCodes), per, st1.Exceptions-st0.Exceptions, st1.Reconnects-st0.Reconnects, st1.Errors-st0.Errors, st1.Busy-st0.Busy, late1-late0, missed1-missed0)
-	return r
-}
-
 func httpGet(ctx context.Context, cl *http.Client, url string) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
@@ -410,69 +378,4 @@ func metricValue(m *gateway.Metrics, name string, label ...string) float64 {
 		}
 	}
 	return v
-}
-
-// errDiskFull is what the soak's failing commits return: the journal
-// rolls the batch back and keeps the records queued, as on ENOSPC.
-var errDiskFull = fmt.Errorf("soak: journal disk full: %w", syscall.ENOSPC)
-
-// diskFull makes the bench journal's commits fail while it is on. The
-// fault goes in at the journal's commit (journal.Config.CommitFault, after
-// the batch is written into the transaction, which is rolled back), not by
-// filling a real filesystem: that would need root and a mount of its own,
-// or would fill the machine's disk.
-type diskFull struct{ on atomic.Bool }
-
-func (d *diskFull) fault() error {
-	if d.on.Load() {
-		return errDiskFull
-	}
-	return nil
-}
-
-// journalDiskFull fails every journal commit for JournalFull: the journal
-// must say so (health failing, the gateway not ready after its grace),
-// keep sorting on its queue, lose no record it can hold or count each one
-// it cannot, and catch up once commits succeed. Recovery is timed from the
-// disk's return to the journal's health back to ok with its queue drained.
-func journalDiskFull(ctx context.Context, c *chaos, _ *benchLine) FaultRun {
-	var r FaultRun
-	if c.journal == nil || c.disk == nil {
-		r.Note = "no journal to fail"
-		return r
-	}
-	h0 := c.journal.Health()
-	c.disk.on.Store(true)
-	failing := waitUntilFine(ctx, time.Now().Add(10*time.Second), func() bool { return c.journal.Health().State != journal.StateOK })
-	peak := 0
-	deadline := time.Now().Add(c.cfg.Soak.JournalFull)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		peak = max(peak, c.journal.Health().QueueLen)
-		_ = sleepCtx(ctx, 50*time.Millisecond)
-	}
-	during := c.journal.Health()
-	c.disk.on.Store(false)
-	// Recovery is the first good commit after the disk's return (the
-	// journal's health leaves "failing" with it), like a reconnect; the
-	// backlog's drain after it grows with the outage and is a figure.
-	from := time.Now()
-	err := waitUntilFine(ctx, from.Add(15*time.Second), func() bool { return c.journal.Health().State == journal.StateOK })
-	r.Recovery = time.Since(from)
-	r.setBack(err)
-	drainErr := waitUntilFine(ctx, time.Now().Add(30*time.Second), func() bool { return c.journal.Health().QueueLen == 0 })
-	drained := time.Since(from)
-	if failing != nil {
-		r.Broken = "the journal's commits failed and its health never said so"
-	}
-	if drainErr != nil {
-		r.Broken = "the journal's backlog did not drain after the disk came back"
-	}
-	h1 := c.journal.Health()
-	if during.State == journal.StateOK {
-		r.Broken = "the journal showed ok while every commit failed"
-	}
-	r.Figures = fmt.Sprintf("commits failing %v: health %s, queue peak %d of %d records, records not kept %d (before %d); first commit %v and backlog drained %v after the disk came back",
-		c.cfg.Soak.JournalFull, during.State, peak, h1.QueueCap, h1.NotKeptTotal(), h0.NotKeptTotal(), r.Recovery.Round(time.Millisecond), drained.Round(time.Millisecond))
-
-	return r
 }
