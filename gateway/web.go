@@ -70,6 +70,8 @@ func (g *Gateway) Handler() http.Handler {
 	mux.HandleFunc("POST /api/lines/{line}/chutes/{chute}/{action}", g.auth(g.handleChute))
 	mux.HandleFunc("POST /api/lines/{line}/reload", g.auth(g.handleReload))
 	mux.HandleFunc("POST /api/reload", g.auth(g.handleReload))
+	mux.HandleFunc("GET /api/alarms", g.handleAlarms)
+	mux.HandleFunc("POST /api/alarms/{path...}", g.auth(g.handleAlarmAction))
 	return g.common(mux)
 }
 
