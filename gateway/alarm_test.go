@@ -184,7 +184,9 @@ func TestAlarmCauses(t *testing.T) {
 		{"heartbeat stalled", nil, nil, nil, now.Add(-6 * time.Second), []string{"plc-heartbeat"}},
 		{"e-stop", func(in *ConditionInput) { in.SorterState = 2 }, nil, nil, now, []string{"estop"}},
 		{"fault", func(in *ConditionInput) { in.SorterState, in.FaultCode = 3, 200 }, nil, nil, now, []string{"sorter-fault"}},
-		{"scanner offline", nil, func(s *LineSnapshot) { s.Scanners = []ScannerView{{Name: "S1", State: "down"}, {Name: "S2", Online: true}} }, nil, now, []string{"scanner/S1"}},
+		{"scanner offline", nil, func(s *LineSnapshot) {
+			s.Scanners = []ScannerView{{Name: "S1", State: "down"}, {Name: "S2", Online: true}}
+		}, nil, now, []string{"scanner/S1"}},
 		{"rates", nil, func(s *LineSnapshot) {
 			s.PerMinute = Rates{Reads: 100, Outcomes: 100, NoReadPct: 11, UnknownPct: 12, SortedPct: 40}
 		}, nil, now, []string{"noread-rate", "unknown-rate", "sorted-rate"}},
