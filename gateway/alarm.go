@@ -425,7 +425,7 @@ func (b *alarmBook) causes(now time.Time, s *LineSnapshot, in ConditionInput, j 
 	var out []alarmCause
 	if in.PLCHeard || in.LinkError != "" {
 		if !in.LinkUp {
-			t := "PLC link " + in.LinkState
+			t := linkDownText(in.LinkState)
 			if in.LinkError != "" {
 				t += ": " + in.LinkError
 			}

@@ -56,7 +56,7 @@ func Condition(in ConditionInput) (string, []string) {
 		return CondNoData, reasons
 	}
 	if !in.LinkUp {
-		r := "PLC link " + in.LinkState
+		r := linkDownText(in.LinkState)
 		if in.LinkError != "" {
 			r += ": " + in.LinkError
 		}
@@ -107,4 +107,13 @@ func faultText(code uint16) string {
 		return "sorter fault (no fault code)"
 	}
 	return "sorter fault " + strconv.Itoa(int(code)) + " (" + FaultName(code) + ")"
+}
+
+// linkDownText says the link is down, and in which state when it is
+// trying again (connecting, syncing).
+func linkDownText(state string) string {
+	if state == "" || state == "down" {
+		return "PLC link down"
+	}
+	return "PLC link down (" + state + ")"
 }
