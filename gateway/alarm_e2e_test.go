@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"encoding/json"
+	"html"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -40,6 +42,21 @@ func getStatus(t *testing.T, gw *Gateway) Snapshot {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// getPage reads the status page.
+func getPage(t *testing.T, gw *Gateway) string {
+	t.Helper()
+	resp, err := http.Get("http://" + gw.Addr() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 func findAlarm(as []Alarm, id string) *Alarm {
@@ -103,6 +120,12 @@ func TestAlarmsAgainstEmulator(t *testing.T) {
 			a := findAlarm(getStatus(t, e.gw).Lines[0].Alarms, tc.alarm)
 			if a == nil || !strings.Contains(a.Text, tc.text) || a.Action == "" || a.Cleared != nil {
 				t.Fatalf("status.json alarm %+v, want %s with %q, an action, not cleared", a, tc.alarm, tc.text)
+			}
+			// The page: the condition on the line badge, the alarm on top,
+			// its count in the tab title.
+			if page := getPage(t, e.gw); !strings.Contains(page, ">"+tc.cond+"</span>") || !strings.Contains(page, "<title>(") ||
+				!strings.Contains(page, html.EscapeString(a.Action)) {
+				t.Errorf("page without the condition %q, the alarm's action or the count in the title", tc.cond)
 			}
 			list := getAlarms(t, e.gw)
 			if a := findAlarm(list.Active, tc.alarm); a == nil || a.Severity != SevCritical || a.Action == "" || a.State != "unacked" {

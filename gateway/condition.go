@@ -117,3 +117,42 @@ func linkDownText(state string) string {
 	}
 	return "PLC link down (" + state + ")"
 }
+
+// condClass is the badge colour of a condition: none (grey) for sorting,
+// warn for degraded, bad otherwise (ISA-101: colour only when abnormal).
+func condClass(c string) string {
+	switch c {
+	case CondSorting:
+		return ""
+	case CondDegraded:
+		return "warn"
+	}
+	return "bad"
+}
+
+// worstCondition is the gateway's condition for the page header: the
+// worst of its lines'.
+func worstCondition(ls []LineSnapshot) string {
+	rank := map[string]int{CondSorting: 0, CondDegraded: 1, CondStopped: 2, CondNoData: 3, CondFault: 4, CondDown: 5}
+	w := CondSorting
+	for i := range ls {
+		c := ls[i].Condition
+		if c == "" {
+			c = CondNoData
+		}
+		if rank[c] > rank[w] {
+			w = c
+		}
+	}
+	return w
+}
+
+// alarmCount counts the active alarms of every line (the page header and
+// tab title).
+func alarmCount(ls []LineSnapshot) int {
+	n := 0
+	for i := range ls {
+		n += len(ls[i].Alarms)
+	}
+	return n
+}
