@@ -145,6 +145,9 @@ type alarmBook struct {
 	cfg   AlarmConfig
 	j     Journal
 	gauge *prometheus.GaugeVec
+	// refused counts a record the journal refused (the line's journal
+	// errors: nothing is lost silently).
+	refused func()
 
 	mu      sync.Mutex
 	live    map[string]*Alarm // raised and not yet cleared, or cleared but not acknowledged
@@ -167,8 +170,10 @@ func (b *alarmBook) record(a *Alarm, transition, by string, minutes int, at time
 	if b.j == nil {
 		return
 	}
-	_, _ = b.j.Append(journal.Record{Time: at, Line: b.line, Kind: journal.KindAlarm, Alarm: a.ID,
-		Severity: a.Severity, Detail: clip(a.Text), Cause: transition, By: by, Count: uint32(max(minutes, 0))})
+	if _, err := b.j.Append(journal.Record{Time: at, Line: b.line, Kind: journal.KindAlarm, Alarm: a.ID,
+		Severity: a.Severity, Detail: clip(a.Text), Cause: transition, By: by, Count: uint32(max(minutes, 0))}); err != nil && b.refused != nil {
+		b.refused()
+	}
 }
 
 func (b *alarmBook) setGauge(a *Alarm, on bool) {

@@ -196,6 +196,25 @@ func TestAlarmsAgainstEmulator(t *testing.T) {
 		if a.Action == "" || !strings.Contains(a.Text, "sorted in the last minute") {
 			t.Errorf("sorted-rate alarm %+v", a)
 		}
+		// Shelved for a while: off the active list, on the shelved one.
+		req, _ := http.NewRequest(http.MethodPost, "http://"+e.gw.Addr()+"/api/alarms/L1/sorted-rate/shelve",
+			strings.NewReader(`{"by":"bo","minutes":100000}`))
+		req.Header.Set("Authorization", "Bearer tok")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("shelve: %d", resp.StatusCode)
+		}
+		list := getAlarms(t, e.gw)
+		if findAlarm(list.Active, "L1/sorted-rate") != nil {
+			t.Errorf("shelved alarm still active: %+v", list.Active)
+		}
+		if sh := findAlarm(list.Shelved, "L1/sorted-rate"); sh == nil || sh.ShelvedBy != "bo" || sh.ShelvedUntil.After(time.Now().Add(8*time.Hour+time.Minute)) {
+			t.Errorf("shelved %+v, want by bo, at most 8h", list.Shelved)
+		}
 		// The plan's routes have no usable chute left either.
 		if !slices.ContainsFunc(getAlarms(t, e.gw).Active, func(a Alarm) bool { return strings.HasPrefix(a.ID, "L1/route-blocked/") }) {
 			t.Errorf("no route-blocked alarm with every chute full: %+v", getAlarms(t, e.gw).Active)

@@ -271,6 +271,7 @@ func (l *Line) initAlarms(j Journal, m *Metrics, now time.Time) {
 		l.journalHealth = h.Health
 	}
 	l.alarms = newAlarmBook(l.cfg.Name, l.cfg.Alarms, j, m.alarmActive, now)
+	l.alarms.refused = func() { l.journalErrs.Add(1) }
 	if q, ok := j.(alarmHistorian); ok {
 		recs, err := q.ByKind(journal.KindAlarm, 0, alarmReplayScan)
 		if err != nil {

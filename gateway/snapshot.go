@@ -452,6 +452,8 @@ func (l *Line) publish(now time.Time) {
 		s.Recent = append(s.Recent, ItemViewOf(r))
 	}
 	l.evaluate(now, s, &st)
+	// Alarm transitions the journal refused count too.
+	s.Totals.JournalErrs = l.journalErrs.Load()
 	l.snap.Store(s)
 }
 
