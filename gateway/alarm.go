@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -155,6 +156,7 @@ type alarmBook struct {
 	// Evaluation state (loop only, under mu for simplicity).
 	fullSince map[uint16]time.Time
 	start     time.Time
+	unjudged  []string // alarm keys (or key prefixes) whose cause is unknown now: set by causes
 }
 
 func newAlarmBook(line string, cfg AlarmConfig, j Journal, gauge *prometheus.GaugeVec, now time.Time) *alarmBook {
@@ -230,7 +232,7 @@ func (b *alarmBook) evaluate(now time.Time, causes []alarmCause) {
 		}
 	}
 	for id, a := range b.live {
-		if _, ok := present[id]; ok || a.Cleared != nil {
+		if _, ok := present[id]; ok || a.Cleared != nil || b.unknown(id) {
 			continue
 		}
 		a.Cleared = tptr(now)
@@ -242,6 +244,20 @@ func (b *alarmBook) evaluate(now time.Time, causes []alarmCause) {
 			b.end(a)
 		}
 	}
+}
+
+// unknown reports whether the alarm's cause cannot be judged now, so the
+// alarm must neither clear nor be raised: the sorter's own alarms before
+// the PLC was read (after a restart, an e-stop from before stays active
+// until the PLC says otherwise), and scanners in their start grace.
+func (b *alarmBook) unknown(id string) bool {
+	key := id[min(len(b.line)+1, len(id)):]
+	for _, p := range b.unjudged {
+		if key == p || strings.HasPrefix(key, p+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // Ack acknowledges the alarm id for by.
@@ -428,6 +444,13 @@ func cause(key, sev, text string) alarmCause {
 func (b *alarmBook) causes(now time.Time, s *LineSnapshot, in ConditionInput, j *JournalHealthView, plcHB time.Time, scannersHeard map[string]bool) []alarmCause {
 	cfg := &b.cfg
 	var out []alarmCause
+	b.unjudged = b.unjudged[:0]
+	if !in.PLCHeard {
+		b.unjudged = append(b.unjudged, "estop", "sorter-fault", "plc-heartbeat")
+	}
+	if now.Sub(b.start) <= 2*cfg.HeartbeatStall {
+		b.unjudged = append(b.unjudged, "scanner")
+	}
 	if in.PLCHeard || in.LinkError != "" {
 		if !in.LinkUp {
 			t := linkDownText(in.LinkState)
@@ -449,7 +472,7 @@ func (b *alarmBook) causes(now time.Time, s *LineSnapshot, in ConditionInput, j 
 		}
 	}
 	for _, sc := range s.Scanners {
-		if !sc.Online && (scannersHeard[sc.Name] || now.Sub(b.start) > 2*cfg.HeartbeatStall) {
+		if !sc.Online && scannersHeard[sc.Name] || !sc.Online && now.Sub(b.start) > 2*cfg.HeartbeatStall {
 			t := "scanner " + sc.Name + " offline (" + sc.State + ")"
 			if sc.LastError != "" {
 				t += ": " + sc.LastError

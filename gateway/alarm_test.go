@@ -314,3 +314,22 @@ func TestAlarmHistorySurvivesRestart(t *testing.T) {
 		t.Errorf("sortgw_alarm_active after restart = %v, want 1", v)
 	}
 }
+
+// TestAlarmHeldWhileUnknown: an e-stop active before a restart is not
+// cleared while the PLC has not been read yet; it clears once the PLC
+// says the sorter runs.
+func TestAlarmHeldWhileUnknown(t *testing.T) {
+	b, _ := newTestBook(t, &recJournal{})
+	t0 := time.Unix(7000, 0)
+	b.evaluate(t0, []alarmCause{cause("estop", SevCritical, "emergency stop")})
+	s := &LineSnapshot{}
+	b.evaluate(t0.Add(time.Second), b.causes(t0.Add(time.Second), s, ConditionInput{}, nil, time.Time{}, nil))
+	if act, _, _ := b.lists(); len(act) != 1 || act[0].Cleared != nil {
+		t.Fatalf("PLC not read: %v, want the e-stop still active", ids(act))
+	}
+	up := ConditionInput{PLCHeard: true, LinkUp: true, SorterState: 1}
+	b.evaluate(t0.Add(2*time.Second), b.causes(t0.Add(2*time.Second), s, up, nil, t0.Add(2*time.Second), nil))
+	if act, _, _ := b.lists(); len(act) != 1 || act[0].Cleared == nil {
+		t.Fatalf("PLC read, running: %v, want the e-stop cleared", ids(act))
+	}
+}

@@ -250,7 +250,7 @@ func NewLine(cfg LineConfig, plc devices.PLCLink, scanners devices.ScannerSource
 		l.stopReads = sr.StopReads
 	}
 	l.initAlarms(journal, m, now)
-	l.snap.Store(&LineSnapshot{Name: cfg.Name})
+	l.snap.Store(&LineSnapshot{Name: cfg.Name, Condition: CondNoData, Reasons: []string{"not started"}, Alarms: []Alarm{}})
 	m.devices.add(l)
 	return l, nil
 }
