@@ -57,6 +57,8 @@ type LineConfig struct {
 	// times its size in memory while it loads beside the one in use; a
 	// larger file is refused like a bad plan, and the old one stays.
 	MaxManifestBytes int64 `yaml:"max_manifest_bytes"`
+	// Alarms are the thresholds of the line's alarms and condition.
+	Alarms AlarmConfig `yaml:"alarms"`
 }
 
 // Validate fills defaults and checks the values.
@@ -108,6 +110,9 @@ func (c *LineConfig) Validate() error {
 	}
 	if c.MaxManifestBytes < -1 {
 		return fmt.Errorf("line %s: max manifest bytes %d: want a size, or -1 for no cap", c.Name, c.MaxManifestBytes)
+	}
+	if err := c.Alarms.Validate(); err != nil {
+		return fmt.Errorf("line %s: %w", c.Name, err)
 	}
 	return nil
 }
@@ -197,6 +202,9 @@ type Line struct {
 	plcStatus    devices.PLCStatus
 	scanStatus   []devices.ScannerStatus
 	states       *stateJournal // link and chute state as journaled
+
+	alarms        *alarmBook
+	journalHealth func() journal.Health // nil: the journal has none
 }
 
 const recentN = 40
@@ -241,9 +249,36 @@ func NewLine(cfg LineConfig, plc devices.PLCLink, scanners devices.ScannerSource
 	if sr, ok := journal.(interface{ StopReads() bool }); ok {
 		l.stopReads = sr.StopReads
 	}
-	l.snap.Store(&LineSnapshot{Name: cfg.Name})
+	l.initAlarms(journal, m, now)
+	l.snap.Store(&LineSnapshot{Name: cfg.Name, Condition: CondNoData, Reasons: []string{"not started"}, Alarms: []Alarm{}})
 	m.devices.add(l)
 	return l, nil
+}
+
+// alarmHistorian is the journal's query for the alarm history
+// (*journal.Journal has it).
+type alarmHistorian interface {
+	ByKind(k journal.Kind, n, scan int) ([]journal.Record, error)
+}
+
+// alarmReplayScan bounds the journal records walked at start for the
+// alarm history (only their kind byte is read).
+const alarmReplayScan = 5_000_000
+
+// initAlarms makes the alarm book and replays the history in j.
+func (l *Line) initAlarms(j Journal, m *Metrics, now time.Time) {
+	if h, ok := j.(interface{ Health() journal.Health }); ok {
+		l.journalHealth = h.Health
+	}
+	l.alarms = newAlarmBook(l.cfg.Name, l.cfg.Alarms, j, m.alarmActive, now)
+	l.alarms.refused = func() { l.journalErrs.Add(1) }
+	if q, ok := j.(alarmHistorian); ok {
+		recs, err := q.ByKind(journal.KindAlarm, 0, alarmReplayScan)
+		if err != nil {
+			l.log.Warn().Err(err).Msg("alarm history not read from the journal")
+		}
+		l.alarms.rebuild(recs)
+	}
 }
 
 // Name is the line's configured name.

@@ -46,6 +46,7 @@ type Metrics struct {
 	devices     *deviceCounters
 	journal     *journalCollector
 	plcExc      *prometheus.CounterVec
+	alarmActive *prometheus.GaugeVec
 
 	// Sorter, plan and build state (monitoring pack).
 	state *stateMetrics
@@ -194,6 +195,9 @@ func NewMetrics() *Metrics {
 		plcExc: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sortgw_plc_exceptions_total", Help: "Modbus exception replies from the PLC by exception code (the connection is kept; 16 and above: other).",
 		}, []string{"line", "code"}),
+		alarmActive: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sortgw_alarm_active", Help: "1 while the alarm's cause is present (acknowledged or shelved included); the series goes when it clears. Alarm ids and what to do: docs/operations.md, Alarms.",
+		}, []string{"line", "alarm", "severity"}),
 	}
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
@@ -202,6 +206,7 @@ func NewMetrics() *Metrics {
 		m.decisionDur, m.toWritten, m.toTaken, m.toConfirmed,
 		m.linkUp, m.linkState, m.ringOut, m.queued, m.tracked, m.planVersion, m.containers,
 		m.httpRefused, m.sseClients, m.planReloads, m.planLastOK, m.devices, m.journal, m.plcExc,
+		m.alarmActive,
 	)
 
 	// Sorter, plan and build state (monitoring pack), from the snapshots.

@@ -65,6 +65,7 @@ func registeredNames(t *testing.T) map[string]bool {
 	m.unmatched.WithLabelValues("L1", "confirm")
 	m.containers.WithLabelValues("L1", "technician")
 	m.httpRefused.WithLabelValues("unauthorized")
+	m.alarmActive.WithLabelValues("L1", "L1/estop", SevCritical) // only while an alarm is active
 
 	mfs, err := m.Registry.Gather()
 	if err != nil {

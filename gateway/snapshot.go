@@ -129,6 +129,13 @@ type LineSnapshot struct {
 	Open         int           `json:"open"`
 	Chutes       []ChuteView   `json:"chutes"`
 	Recent       []ItemView    `json:"recent"`
+	// Condition is the line's condition in one word (sorting, degraded,
+	// stopped, fault, down, no-data) and Reasons why it is not sorting.
+	Condition string   `json:"condition"`
+	Reasons   []string `json:"reasons"`
+	// Alarms are the line's active alarms (cleared but unacknowledged
+	// included; shelved ones left out), most severe first.
+	Alarms []Alarm `json:"alarms"`
 }
 
 // PLCView is the PLC link as the status page shows it.
@@ -207,6 +214,7 @@ type Totals struct {
 // Rates are the last minute's counts and shares (percent).
 type Rates struct {
 	Reads        uint64  `json:"reads"`
+	Outcomes     uint64  `json:"outcomes"`
 	NoReadPct    float64 `json:"noread_pct"`
 	UnknownPct   float64 `json:"unknown_pct"`
 	MultiReadPct float64 `json:"multiread_pct"`
@@ -354,6 +362,7 @@ func (r *rateRing) rates(now time.Time, c *counters) Rates {
 	reads := c.Reads - base.reads
 	return Rates{
 		Reads:        reads,
+		Outcomes:     c.Outcomes - base.outcomes,
 		NoReadPct:    pct(c.NoReads-base.noreads, reads),
 		UnknownPct:   pct(c.Unknown-base.unknown, c.Decided-base.decided),
 		MultiReadPct: pct(c.MultiRead-base.multi, c.Decided-base.decided),
@@ -442,5 +451,51 @@ func (l *Line) publish(now time.Time) {
 		r := &l.recent[(l.recentPos-1-i)%recentN]
 		s.Recent = append(s.Recent, ItemViewOf(r))
 	}
+	l.evaluate(now, s, &st)
+	// Alarm transitions the journal refused count too.
+	s.Totals.JournalErrs = l.journalErrs.Load()
 	l.snap.Store(s)
+}
+
+// evaluate sets the line's condition and evaluates its alarms, from the
+// snapshot being built (on the loop).
+func (l *Line) evaluate(now time.Time, s *LineSnapshot, st *devices.PLCStatus) {
+	in := ConditionInput{PLCHeard: plcHeard(st), LinkUp: st.State == devices.LinkUp, LinkState: st.State.String(),
+		LinkError: st.LastError, SorterState: st.SorterState, FaultCode: st.FaultCode,
+		Scanners: len(s.Scanners), PlanLoaded: l.plans.Load() != nil,
+		Outcomes: s.PerMinute.Outcomes, SortedPct: s.PerMinute.SortedPct,
+		MinSortedPct: l.cfg.Alarms.MinSortedPct, MinOutcomes: uint64(l.cfg.Alarms.MinOutcomes)}
+	heard := make(map[string]bool, len(l.scanStatus))
+	for _, sc := range l.scanStatus {
+		if sc.Online {
+			in.ScannersOnline++
+		}
+		heard[sc.Name] = !sc.LastHeard.IsZero()
+	}
+	var jv *JournalHealthView
+	if l.journalHealth != nil {
+		v := journalViewOf(l.journalHealth(), now)
+		jv = &v
+		in.JournalState = v.State
+		in.JournalDiskLow = v.Disk.State == "low" || v.Disk.State == "critical"
+	}
+	s.Condition, s.Reasons = Condition(in)
+	var hb time.Time
+	if in.PLCHeard {
+		hb = st.LastHeartbeat
+	}
+	l.alarms.evaluate(now, l.alarms.causes(now, s, in, jv, hb, heard))
+	s.Alarms, _, _ = l.alarms.lists()
+}
+
+// Alarms lists the line's alarms: active (cleared but unacknowledged
+// included), shelved, and the history (cleared, newest first).
+func (l *Line) Alarms() (active, shelved, history []Alarm) { return l.alarms.lists() }
+
+// AckAlarm acknowledges the line's alarm id for the technician by.
+func (l *Line) AckAlarm(id, by string) (Alarm, error) { return l.alarms.Ack(id, by, time.Now()) }
+
+// ShelveAlarm shelves the line's alarm id for d (capped).
+func (l *Line) ShelveAlarm(id, by string, d time.Duration) (Alarm, error) {
+	return l.alarms.Shelve(id, by, d, time.Now())
 }

@@ -28,6 +28,9 @@ var webFS embed.FS
 var pageTmpl = template.Must(template.New("index.html").Funcs(template.FuncMap{
 	"chuteClass": chuteClass,
 	"stateClass": stateClass,
+	"condClass":  condClass,
+	"alarmCount": alarmCount,
+	"worstCond":  worstCondition,
 	"pct":        func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) + "%" },
 	"fillPct":    func(f float64) string { return strconv.Itoa(int(min(f, 1)*100)) + "%" },
 	"hhmmss":     func(t time.Time) string { return t.Local().Format("15:04:05") },
@@ -70,6 +73,8 @@ func (g *Gateway) Handler() http.Handler {
 	mux.HandleFunc("POST /api/lines/{line}/chutes/{chute}/{action}", g.auth(g.handleChute))
 	mux.HandleFunc("POST /api/lines/{line}/reload", g.auth(g.handleReload))
 	mux.HandleFunc("POST /api/reload", g.auth(g.handleReload))
+	mux.HandleFunc("GET /api/alarms", g.handleAlarms)
+	mux.HandleFunc("POST /api/alarms/{path...}", g.auth(g.handleAlarmAction))
 	return g.common(mux)
 }
 

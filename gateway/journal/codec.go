@@ -26,6 +26,9 @@ import (
 //	                                     16 Detail (string)
 //	                                     17 NoRead (no payload)
 //	                                     18 Cause (string)
+//	                                     19 Alarm (string)
+//	                                     20 Severity (string)
+//	                                     21 By (string)
 //
 // A field at its zero value is left out, so a typical item record is 20
 // to 60 bytes. A new field takes the next bit; a decoder refuses bits it
@@ -53,8 +56,11 @@ const (
 	fDetail
 	fNoRead
 	fCause
+	fAlarm
+	fSeverity
+	fBy
 
-	fAll = fCause<<1 - 1
+	fAll = fBy<<1 - 1
 )
 
 // ErrCorrupt is wrapped by every decoding error.
@@ -103,6 +109,9 @@ func (r *Record) mask() uint64 {
 	set(fDetail, r.Detail != "")
 	set(fNoRead, r.NoRead)
 	set(fCause, r.Cause != "")
+	set(fAlarm, r.Alarm != "")
+	set(fSeverity, r.Severity != "")
+	set(fBy, r.By != "")
 	return m
 }
 
@@ -173,6 +182,15 @@ func appendRecord(b []byte, r *Record) []byte {
 	}
 	if m&fCause != 0 {
 		b = appendString(b, r.Cause)
+	}
+	if m&fAlarm != 0 {
+		b = appendString(b, r.Alarm)
+	}
+	if m&fSeverity != 0 {
+		b = appendString(b, r.Severity)
+	}
+	if m&fBy != 0 {
+		b = appendString(b, r.By)
 	}
 	return b
 }
@@ -330,6 +348,15 @@ func decodeRecord(data []byte, r *Record) error {
 	r.NoRead = m&fNoRead != 0
 	if m&fCause != 0 {
 		r.Cause = d.str("cause")
+	}
+	if m&fAlarm != 0 {
+		r.Alarm = d.str("alarm")
+	}
+	if m&fSeverity != 0 {
+		r.Severity = d.str("severity")
+	}
+	if m&fBy != 0 {
+		r.By = d.str("by")
 	}
 	if d.err == nil && d.off != len(d.b) {
 		d.fail("end", fmt.Sprintf("%d trailing bytes", len(d.b)-d.off))

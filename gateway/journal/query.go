@@ -198,3 +198,49 @@ func (j *Journal) OpenItems() ([]OpenItem, error) {
 	}
 	return out, nil
 }
+
+// ByKind returns the newest records of kind k (at most n, and at most
+// QueryLimit), oldest first, looking at no more than the newest scan
+// records (scan <= 0: all of them). Only the kind byte of the records
+// passed over is read, so a walk over a large journal stays cheap; it is
+// meant for rare kinds read once at start (alarm history).
+func (j *Journal) ByKind(k Kind, n, scan int) ([]Record, error) {
+	if n <= 0 || n > j.cfg.QueryLimit {
+		n = j.cfg.QueryLimit
+	}
+	var out []Record
+	err := j.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketRecords).Cursor()
+		seen := 0
+		for key, v := c.Last(); key != nil && len(out) < n && (scan <= 0 || seen < scan); key, v = c.Prev() {
+			seen++
+			if kindOf(v) != k {
+				continue
+			}
+			var r Record
+			if err := decodeRecord(v, &r); err != nil {
+				return fmt.Errorf("record %d: %w", seqFromIndexKey(key), err)
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("journal records of kind %s: %w", k, err)
+	}
+	slices.Reverse(out)
+	return out, nil
+}
+
+// kindOf reads an encoded record's kind without decoding the rest
+// (KindUnknown if the bytes are too short to say).
+func kindOf(v []byte) Kind {
+	if len(v) < 2 {
+		return KindUnknown
+	}
+	_, n := binary.Uvarint(v[1:])
+	if n <= 0 || 1+n >= len(v) {
+		return KindUnknown
+	}
+	return Kind(v[1+n])
+}

@@ -146,3 +146,35 @@ func TestQuerySkipsDanglingIndex(t *testing.T) {
 		}
 	}
 }
+
+// TestByKind: the newest records of one kind, oldest first, bounded by n
+// and by the records scanned; the alarm fields round-trip.
+func TestByKind(t *testing.T) {
+	j := startJournal(t, testConfig(t))
+	for i := 0; i < 5; i++ {
+		for _, r := range itemRecords("A", uint32(i+1), 1, "4209", t0.Add(time.Duration(i)*time.Minute)) {
+			mustAppend(t, j, r)
+		}
+		mustAppend(t, j, Record{Time: t0.Add(time.Duration(i) * time.Minute), Line: "A", Kind: KindAlarm,
+			Alarm: "A/estop", Severity: "critical", Cause: "acked", By: "ana", Detail: "emergency stop", Count: uint32(i)})
+	}
+	flush(t, j)
+	all, err := j.ByKind(KindAlarm, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 5 || all[0].Count != 0 || all[4].Count != 4 {
+		t.Fatalf("ByKind: %d records, want 5 oldest first: %+v", len(all), all)
+	}
+	if r := all[4]; r.Alarm != "A/estop" || r.Severity != "critical" || r.By != "ana" || r.Cause != "acked" {
+		t.Errorf("alarm fields after the round trip: %+v", r)
+	}
+	if two, _ := j.ByKind(KindAlarm, 2, 0); len(two) != 2 || two[1].Count != 4 {
+		t.Errorf("n=2: %+v, want the newest two", two)
+	}
+	// Scanning only the newest records finds only the alarms among them.
+	per := len(itemRecords("A", 1, 1, "4209", t0)) + 1
+	if some, _ := j.ByKind(KindAlarm, 0, per); len(some) != 1 || some[0].Count != 4 {
+		t.Errorf("scan %d: %+v, want the newest alarm only", per, some)
+	}
+}

@@ -71,8 +71,13 @@ const (
 	// KindStop: the gateway stopped (Cause why, Detail the failure if
 	// any, Count items recorded lost at the stop).
 	KindStop Kind = 19
+	// KindAlarm: an alarm changed state (Alarm its id, Severity, Detail
+	// its text, Cause the transition: raised, acked, cleared, shelved,
+	// unshelved; By the technician for acked and shelved; Count the
+	// minutes for shelved).
+	KindAlarm Kind = 20
 
-	kindMax = KindStop
+	kindMax = KindAlarm
 )
 
 var kindNames = [...]string{
@@ -96,6 +101,7 @@ var kindNames = [...]string{
 	KindPlanRefused:         "plan-refused",
 	KindStart:               "start",
 	KindStop:                "stop",
+	KindAlarm:               "alarm",
 }
 
 // String names the kind as the status page and the JSON show it.
@@ -315,4 +321,9 @@ type Record struct {
 	// who changed a chute (plc, technician), a link's last error, why the
 	// gateway stopped.
 	Cause string `json:"cause,omitempty"`
+	// Alarm, Severity and By describe an alarm transition (KindAlarm):
+	// the alarm's id, its severity, and who acknowledged or shelved it.
+	Alarm    string `json:"alarm,omitempty"`
+	Severity string `json:"severity,omitempty"`
+	By       string `json:"by,omitempty"`
 }

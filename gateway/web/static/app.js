@@ -152,6 +152,28 @@
       ["When full", j.when_full + (j.holding_reads ? ": new reads stopped" : "")]]));
   }
 
+  // Grey for normal, colour only when abnormal (ISA-101).
+  const condClass = (c) => c === "sorting" ? "" : c === "degraded" ? "warn" : "bad";
+  const condRank = { "sorting": 0, "degraded": 1, "stopped": 2, "no-data": 3, "fault": 4, "down": 5 };
+
+  function renderAlarms(lines) {
+    const all = lines.flatMap((l) => l.alarms || []);
+    let worst = "sorting";
+    for (const l of lines) { const c = l.condition || "no-data"; if (condRank[c] > condRank[worst]) worst = c; }
+    const gc = $("#gw-cond");
+    if (gc) { gc.className = "badge " + condClass(worst); gc.textContent = worst; }
+    const ac = $("#alarm-count");
+    ac.className = "badge " + (all.length ? "bad" : "");
+    ac.textContent = all.length + " alarms";
+    document.title = (all.length ? "(" + all.length + ") " : "") + "sortgw status";
+    $("#alarms").hidden = all.length === 0;
+    $("#alarm-list").replaceChildren(...all.map((a) => h("li", {},
+      h("span", { className: "badge " + (a.severity === "critical" ? "bad" : a.severity === "warning" ? "warn" : "") }, a.severity), " ",
+      h("b", {}, a.text), " ",
+      h("small", {}, a.id + " since " + hhmmss(a.since) + (a.cleared ? ", cleared" : "") + (a.acked_by ? ", acked by " + a.acked_by : "")),
+      h("br", {}), a.action)));
+  }
+
   function render(s) {
     snapshot = s;
     renderJournal(s.journal);
@@ -159,13 +181,17 @@
     gs.className = "badge " + (s.ready ? "ok" : s.draining ? "warn" : "bad");
     gs.textContent = s.ready ? "ready" : s.draining ? "draining" : "not ready";
     $("#gw-at").textContent = hhmmss(s.at);
+    renderAlarms(s.lines || []);
     for (const l of s.lines || []) {
       const sec = $('section.line[data-line="' + CSS.escape(l.name) + '"]');
       if (!sec) continue;
       const f = (name) => $('[data-f="' + name + '"]', sec);
       const rd = f("ready");
-      rd.className = "badge " + (l.ready ? "ok" : "bad");
-      rd.textContent = l.draining ? "draining" : l.ready ? "sorting" : "not ready";
+      const cond = l.condition || "no-data";
+      rd.className = "badge " + condClass(cond);
+      rd.textContent = l.draining ? "draining" : cond;
+      rd.title = (l.reasons || []).join("; ");
+      f("reasons").textContent = (l.reasons || []).join("; ");
       f("links").replaceChildren(...renderLinks(l));
       f("sorter").replaceChildren(...kv([["State", l.plc.sorter_state], ["Fault", l.plc.fault_code + " " + l.plc.fault],
         ["Plan", (l.plan.name || "none") + " v" + l.plan.version], ["Open items", l.open],
