@@ -18,7 +18,7 @@ import (
 
 // simSite starts fieldbus-sim and builds a site against it; the site is
 // not running. The returned config path is the site's file.
-func simSite(t *testing.T, log zerolog.Logger) (*Site, string) {
+func simSite(t *testing.T, log zerolog.Logger, drainGrace string) (*Site, string) {
 	t.Helper()
 	sim, err := fieldbussim.New(fieldbussim.Config{
 		Chutes: 32, PLCCycle: 2 * time.Millisecond, Seed: 11,
@@ -44,7 +44,7 @@ func simSite(t *testing.T, log zerolog.Logger) (*Site, string) {
 gateway:
   listen: 127.0.0.1:0
   token_file: token
-  drain_grace: 2s
+  drain_grace: %s
 journal:
   path: journal.db
 lines:
@@ -60,7 +60,7 @@ lines:
     scanners:
       - name: S1
         addr: %s
-`, sim.ModbusAddr(), sim.ScannerAddrs()[0])
+`, drainGrace, sim.ModbusAddr(), sim.ScannerAddrs()[0])
 	cfgPath := filepath.Join(dir, "site.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o644); err != nil {
 		t.Fatal(err)
@@ -95,7 +95,7 @@ func TestSiteNotifiesSystemd(t *testing.T) {
 	}
 	defer n.Close()
 
-	s, _ := simSite(t, log)
+	s, _ := simSite(t, log, "2s")
 	s.SetNotifier(n, 20*time.Millisecond)
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
@@ -175,7 +175,7 @@ func TestSiteNotifiesSystemd(t *testing.T) {
 // snapshotStale is a wedged line, named.
 func TestWatchdogHealth(t *testing.T) {
 	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
-	s, _ := simSite(t, log)
+	s, _ := simSite(t, log, "2s")
 	start := time.Now()
 	if ok, line := s.alive(start); ok || line != "L1" {
 		t.Fatalf("alive before Run: %v %q", ok, line)

@@ -2,7 +2,6 @@ package site
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -10,7 +9,6 @@ import (
 
 	"github.com/rs/zerolog"
 
-	fieldbussim "sortgw/fieldbus-sim"
 	"sortgw/gateway/journal"
 	"sortgw/sortplan"
 )
@@ -44,57 +42,8 @@ func writePlan(t *testing.T, path string, version uint64) {
 // one kept, and stopping drains so that no item is left open.
 func TestSiteReloadAndDrain(t *testing.T) {
 	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
-	sim, err := fieldbussim.New(fieldbussim.Config{
-		Chutes: 32, PLCCycle: 2 * time.Millisecond, Seed: 11,
-		Modbus:   fieldbussim.ModbusConfig{Addr: "127.0.0.1:0"},
-		Scanners: fieldbussim.ScannerConfig{Count: 1},
-		Conveyor: fieldbussim.ConveyorConfig{Rate: 50, BeltSpeed: 10, ScannerToFirstChute: 4, ChutePitch: 0.5},
-	}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	simCtx, stopSim := context.WithCancel(context.Background())
-	simDone := make(chan error, 1)
-	go func() { simDone <- sim.Run(simCtx) }()
-	defer func() { stopSim(); <-simDone }()
-	<-sim.Ready()
-
-	dir := t.TempDir()
-	plan := filepath.Join(dir, "plan.csv")
-	writePlan(t, plan, 1)
-	cfgText := fmt.Sprintf(`
-gateway:
-  listen: 127.0.0.1:0
-  token: a-long-enough-test-token
-  drain_grace: 5s
-journal:
-  path: journal.db
-lines:
-  - name: L1
-    plan: plan.csv
-    chutes: 32
-    decision_budget: 360ms
-    confirm_timeout: 5s
-    plc:
-      protocol: modbus
-      modbus:
-        addr: %s
-    scanners:
-      - name: S1
-        addr: %s
-`, sim.ModbusAddr(), sim.ScannerAddrs()[0])
-	cfgPath := filepath.Join(dir, "site.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := Build(cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, cfgPath := simSite(t, log, "5s")
+	plan := filepath.Join(filepath.Dir(cfgPath), "plan.csv")
 	ctx, stop := context.WithCancel(context.Background())
 	reload := make(chan struct{})
 	done := make(chan error, 1)
@@ -124,7 +73,7 @@ lines:
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	j, err := journal.Open(journal.Config{Path: cfg.Journal.Path}, log)
+	j, err := journal.Open(journal.Config{Path: filepath.Join(filepath.Dir(cfgPath), "journal.db")}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
