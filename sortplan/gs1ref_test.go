@@ -73,8 +73,10 @@ func refCheckValue(sp aiSpec, v string) (gs1Fail, int) {
 	if sp.check > 0 && !gs1CheckOK(v[:sp.check]) {
 		return gs1BadCheck, int(sp.check) - 1
 	}
-	if sp.date && !validDate(v) {
-		return gs1BadDate, 0
+	if sp.lint != lintNone {
+		if f, off := lintValue(sp.lint, v); f != gs1OK {
+			return f, off
+		}
 	}
 	return gs1OK, 0
 }

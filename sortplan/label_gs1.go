@@ -10,6 +10,7 @@ const (
 	csN  uint8 = 1 << iota // digits
 	cs82                   // GS1 AI encodable character set 82
 	cs39                   // GS1 AI encodable character set 39
+	cs64                   // GS1 AI encodable character set 64 (base64url, "=" padding checked by lint64)
 )
 
 // csetOf classifies every byte; a value byte b is allowed for an AI with
@@ -30,18 +31,26 @@ var csetOf = func() (t [256]uint8) {
 	t['#'] |= cs39
 	t['-'] |= cs39
 	t['/'] |= cs39
+	for c := 0; c < 256; c++ {
+		if t[c]&cs82 != 0 && (c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z') {
+			t[c] |= cs64
+		}
+	}
+	t['-'] |= cs64
+	t['_'] |= cs64
+	t['='] |= cs64
 	return t
 }()
 
 // aiSpec describes one application identifier.
 type aiSpec struct {
 	valid     bool
-	fixed     bool  // predefined length: never followed by a separator
-	date      bool  // YYMMDD
+	fixed     bool  // predefined length ("*" in the dictionary): never followed by a separator
 	min, max  uint8 // value length
 	cs        uint8 // charset of the value after numPrefix
 	numPrefix uint8 // leading value chars that must be digits (421: country)
 	check     uint8 // if > 0: the first check digits carry a GS1 mod-10 check digit in the last of them
+	lint      aiLint
 	role      aiRole
 }
 
@@ -72,148 +81,39 @@ var gs1AIs = buildAITable()
 
 func buildAITable() *aiTab {
 	t := &aiTab{}
-	add := func(ai int, digits int, s aiSpec) {
-		s.valid = true
-		if s.cs == 0 {
-			s.cs = csN
+	for i := range gs1AIRows {
+		r := &gs1AIRows[i]
+		lo, hi, digits := r.span()
+		s := aiSpec{valid: true, fixed: r.fixed, min: r.min, max: r.max, cs: r.cs, numPrefix: r.numPrefix,
+			check: r.check, lint: r.lint}
+		if s.cs == 0 || s.min == 0 || s.max < s.min || s.numPrefix > s.max || s.check > s.max ||
+			lo > hi || digits < 2 || digits > 4 || (s.fixed && s.min != s.max) {
+			panic("gs1 ai table: malformed row " + r.ais) // a build defect, caught by every test
 		}
-		p := ai
-		for d := digits; d > 2; d-- {
-			p /= 10
-		}
-		if t.aiLen[p] != 0 && int(t.aiLen[p]) != digits {
-			panic("gs1 ai table: inconsistent AI length") // a build defect, caught by the tests
-		}
-		t.aiLen[p] = uint8(digits)
-		switch digits {
-		case 2:
-			t.s2[ai] = s
-		case 3:
-			t.s3[ai] = s
-		case 4:
-			t.s4[ai] = s
-		}
-	}
-	n := func(l int) aiSpec { return aiSpec{min: uint8(l), max: uint8(l), cs: csN} }
-	nv := func(max int) aiSpec { return aiSpec{min: 1, max: uint8(max), cs: csN} }
-	xv := func(max int) aiSpec { return aiSpec{min: 1, max: uint8(max), cs: cs82} }
-	fixedN := func(l int, check bool) aiSpec {
-		s := n(l)
-		s.fixed = true
-		if check {
-			s.check = uint8(l)
-		}
-		return s
-	}
-	date := func() aiSpec { s := fixedN(6, false); s.date = true; return s }
-	withCheck := func(s aiSpec, c int) aiSpec { s.check = uint8(c); return s }
-	prefixed := func(np, min, max int, cs uint8) aiSpec {
-		return aiSpec{min: uint8(min), max: uint8(max), cs: cs, numPrefix: uint8(np)}
-	}
-
-	add(0, 2, fixedN(18, true)) // SSCC
-	add(1, 2, fixedN(14, true)) // GTIN
-	add(2, 2, fixedN(14, true)) // GTIN of contained items
-	add(3, 2, fixedN(14, true)) // GTIN of a made-to-order item
-	add(10, 2, xv(20))          // batch/lot
-	for _, ai := range []int{11, 12, 13, 15, 16, 17} {
-		add(ai, 2, date())
-	}
-	add(20, 2, fixedN(2, false)) // variant
-	add(21, 2, xv(20))           // serial
-	add(22, 2, xv(20))           // CPV
-	add(30, 2, nv(8))            // variable count
-	add(37, 2, nv(8))            // count of trade items
-	add(90, 2, xv(30))           // mutually agreed
-	for ai := 91; ai <= 99; ai++ {
-		add(ai, 2, xv(90)) // company internal (the IMpb tracking part reads as 92..95)
-	}
-
-	add(235, 3, xv(28))
-	add(240, 3, xv(30))
-	add(241, 3, xv(30))
-	add(242, 3, nv(6))
-	add(243, 3, xv(20))
-	add(250, 3, xv(30))
-	add(251, 3, xv(30))
-	add(253, 3, withCheck(prefixed(13, 13, 30, cs82), 13))
-	add(254, 3, xv(20))
-	add(255, 3, withCheck(prefixed(13, 13, 25, csN), 13))
-	add(400, 3, xv(30))               // customer's purchase order
-	add(401, 3, xv(30))               // GINC consignment
-	add(402, 3, withCheck(n(17), 17)) // GSIN shipment
-	add(403, 3, xv(30))               // routing code
-	for ai := 410; ai <= 417; ai++ {  // GLNs
-		add(ai, 3, fixedN(13, true))
-	}
-	add(420, 3, xv(20))                   // ship-to postal code
-	add(421, 3, prefixed(3, 4, 12, cs82)) // ISO country + postal code
-	add(422, 3, n(3))
-	add(423, 3, prefixed(3, 3, 15, csN))
-	add(424, 3, n(3))
-	add(425, 3, prefixed(3, 3, 15, csN))
-	add(426, 3, n(3))
-	add(427, 3, xv(3))
-	for ai := 710; ai <= 716; ai++ {
-		add(ai, 3, xv(20))
-	}
-
-	// Measures: 31nn..36nn (4th digit = decimal point position), predefined length.
-	for fam := 310; fam <= 369; fam++ {
-		if fam >= 317 && fam <= 319 || fam >= 338 && fam <= 339 || fam >= 358 && fam <= 359 {
-			continue
-		}
-		for d := 0; d <= 9; d++ {
-			add(fam*10+d, 4, fixedN(6, false))
+		for ai := lo; ai <= hi; ai++ {
+			p := ai
+			for d := digits; d > 2; d-- {
+				p /= 10
+			}
+			if t.aiLen[p] != 0 && int(t.aiLen[p]) != digits {
+				panic("gs1 ai table: inconsistent AI length at " + r.ais)
+			}
+			t.aiLen[p] = uint8(digits)
+			var slot *aiSpec
+			switch digits {
+			case 2:
+				slot = &t.s2[ai]
+			case 3:
+				slot = &t.s3[ai]
+			default:
+				slot = &t.s4[ai]
+			}
+			if slot.valid {
+				panic("gs1 ai table: AI listed twice at " + r.ais)
+			}
+			*slot = s
 		}
 	}
-	for d := 0; d <= 9; d++ {
-		add(3900+d, 4, nv(15))
-		add(3910+d, 4, prefixed(3, 4, 18, csN))
-		add(3920+d, 4, nv(15))
-		add(3930+d, 4, prefixed(3, 4, 18, csN))
-		add(3940+d, 4, n(4))
-		add(3950+d, 4, n(6))
-	}
-	add(7001, 4, n(13))
-	add(7002, 4, xv(30))
-	add(7003, 4, n(10))
-	add(7004, 4, nv(4))
-	add(7005, 4, xv(12))
-	add(7006, 4, func() aiSpec { s := n(6); s.date = true; return s }())
-	add(7007, 4, aiSpec{min: 6, max: 12, cs: csN})
-	add(7008, 4, xv(3))
-	add(7009, 4, xv(10))
-	add(7010, 4, xv(2))
-	for ai := 7020; ai <= 7023; ai++ {
-		add(ai, 4, xv(20))
-	}
-	add(7040, 4, aiSpec{min: 4, max: 4, cs: cs82})
-	for ai := 7230; ai <= 7239; ai++ {
-		add(ai, 4, aiSpec{min: 3, max: 30, cs: cs82})
-	}
-	add(8001, 4, n(14))
-	add(8002, 4, xv(20))
-	add(8003, 4, withCheck(prefixed(14, 14, 30, cs82), 14))
-	add(8004, 4, xv(30))
-	add(8005, 4, n(6))
-	add(8006, 4, withCheck(n(18), 14))
-	add(8007, 4, xv(34))
-	add(8008, 4, aiSpec{min: 8, max: 12, cs: csN})
-	add(8009, 4, xv(50))
-	add(8010, 4, aiSpec{min: 1, max: 30, cs: cs39})
-	add(8011, 4, nv(12))
-	add(8012, 4, xv(20))
-	add(8013, 4, xv(25))
-	add(8017, 4, withCheck(n(18), 18))
-	add(8018, 4, withCheck(n(18), 18))
-	add(8019, 4, nv(10))
-	add(8020, 4, xv(25))
-	add(8026, 4, withCheck(n(18), 14))
-	add(8110, 4, xv(70))
-	add(8111, 4, n(4))
-	add(8112, 4, xv(70))
-	add(8200, 4, xv(70))
 	for ai, role := range map[int]aiRole{420: role420, 421: role421, 403: role403} {
 		t.s3[ai].role = role
 	}
@@ -242,6 +142,7 @@ const (
 	gs1BadHRI
 	gs1BadPostal
 	gs1BadIMpb
+	gs1BadValue
 )
 
 func (f gs1Fail) String() string {
@@ -263,7 +164,7 @@ func (f gs1Fail) String() string {
 	case gs1BadCheck:
 		return "bad check digit"
 	case gs1BadDate:
-		return "bad date"
+		return "bad date or time"
 	case gs1EmptyField:
 		return "empty field (two separators)"
 	case gs1Repeated:
@@ -274,6 +175,8 @@ func (f gs1Fail) String() string {
 		return "not a US postal code (5 or 9 digits)"
 	case gs1BadIMpb:
 		return "bad IMpb tracking number"
+	case gs1BadValue:
+		return "value outside the AI's format"
 	}
 	return "gs1 failure"
 }
@@ -387,12 +290,6 @@ func gs1CheckDigit(body string) byte {
 // e.g. for building SSCCs and GTINs in tests and label generators.
 func GS1CheckDigit(body string) byte { return gs1CheckDigit(body) }
 
-func validDate(v string) bool {
-	mm := int(v[2]-'0')*10 + int(v[3]-'0')
-	dd := int(v[4]-'0')*10 + int(v[5]-'0')
-	return mm >= 1 && mm <= 12 && dd <= 31
-}
-
 // checkValue validates one AI value against its spec: length, character
 // set (digits for the numPrefix first characters), check digit, date.
 func checkValue(sp *aiSpec, v string) (gs1Fail, int) {
@@ -420,13 +317,14 @@ func checkValue(sp *aiSpec, v string) (gs1Fail, int) {
 	return checkDigitsDate(sp, v)
 }
 
-// checkDigitsDate is the last part of checkValue: check digit, date.
+// checkDigitsDate is the last part of checkValue: check digit, then the
+// AI's content rule (dates, times, flags; see aiLint).
 func checkDigitsDate(sp *aiSpec, v string) (gs1Fail, int) {
 	if sp.check > 0 && !gs1CheckOK(v[:sp.check]) {
 		return gs1BadCheck, int(sp.check) - 1
 	}
-	if sp.date && !validDate(v) {
-		return gs1BadDate, 0
+	if sp.lint != lintNone {
+		return lintValue(sp.lint, v)
 	}
 	return gs1OK, 0
 }
@@ -545,7 +443,7 @@ func parseGS1(s string, r *gs1Result) {
 			f, off = gs1TooLong, int(sp.max)
 		case bad >= 0:
 			f, off = gs1BadChar, bad-vs
-		case sp.check > 0 || sp.date:
+		case sp.check > 0 || sp.lint != lintNone:
 			f, off = checkDigitsDate(sp, s[vs:ve])
 		}
 		if f != gs1OK {
