@@ -99,6 +99,10 @@ func (t *Table) problem(r resolution) string {
 		return "UPS 1Z number with a bad check digit"
 	case failIMpbCheck:
 		return "USPS IMpb number with a bad check digit"
+	case failUPSFormat:
+		return fmt.Sprintf("UPS 1Z number of %d characters: must be 18 (1Z, 15 characters, check digit)", len(r.id))
+	case failTBAFormat:
+		return fmt.Sprintf("TBA id with %d digits: must be TBA and 12 digits", len(r.id)-3)
 	case failNoManifest:
 		return fmt.Sprintf("%s needs a manifest and none is loaded", r.src)
 	case failNotInManifest:

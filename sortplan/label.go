@@ -60,6 +60,8 @@ const (
 	failGS1                // GS1 syntax; see gs1Fail
 	failUPSCheck           // UPS 1Z check digit
 	failIMpbCheck          // IMpb check digit
+	failUPSFormat          // "1Z..." not 18 characters
+	failTBAFormat          // "TBA..." not TBA + 12 digits
 	failNoManifest
 	failNotInManifest
 	failNothing // read fine, nothing in it names a destination
@@ -120,12 +122,15 @@ func (t *Table) resolveInto(code string, r *resolution) {
 		t.fromGS1(&g, code, 0, r)
 		return
 	}
-	if sh, ok := isUPS(data); sh {
-		if !ok {
+	if claim, ok, badLen := isUPS(data); claim {
+		switch {
+		case badLen:
+			*r = resolution{fail: failUPSFormat, id: data}
+		case !ok:
 			*r = resolution{fail: failUPSCheck, id: data}
-			return
+		default:
+			t.viaManifest(data, srcUPS, data, r)
 		}
-		t.viaManifest(data, srcUPS, data, r)
 		return
 	}
 	if zip, trk, sh, ok := impbRouted(data); sh {
@@ -144,7 +149,11 @@ func (t *Table) resolveInto(code string, r *resolution) {
 		t.viaManifest(data, srcIMpb, data, r)
 		return
 	}
-	if isTBA(data) {
+	if claim, ok := isTBA(data); claim {
+		if !ok {
+			*r = resolution{fail: failTBAFormat, id: data}
+			return
+		}
 		t.viaManifest(data, srcTBA, data, r)
 		return
 	}
@@ -184,8 +193,8 @@ func (t *Table) fromGS1(g *gs1Result, data string, symOffset int, r *resolution)
 		}
 	}
 	if g.kept[role420] != 0 {
-		v := g.kept[role420].in(data)
-		if !t.postalOK(v) {
+		v, ok := t.postal(g.kept[role420].in(data))
+		if !ok {
 			r.fail, r.gs1, r.ai = failGS1, gs1BadPostal, "420"
 			return
 		}
@@ -196,11 +205,12 @@ func (t *Table) fromGS1(g *gs1Result, data string, symOffset int, r *resolution)
 		v := g.kept[role421].in(data)
 		cc, postal := v[:3], v[3:]
 		if cc == t.country {
-			if !t.postalOK(postal) {
+			v, ok := t.postal(postal)
+			if !ok {
 				r.fail, r.gs1, r.ai = failGS1, gs1BadPostal, "421"
 				return
 			}
-			r.ok, r.dest.key, r.src = true, postal, src421
+			r.ok, r.dest.key, r.src = true, v, src421
 			return
 		}
 		r.ok, r.dest, r.src = true, dest{cc: cc, key: postal}, src421
@@ -231,13 +241,22 @@ func (t *Table) fromGS1(g *gs1Result, data string, symOffset int, r *resolution)
 	}
 }
 
-// postalOK checks a domestic postal code: for the US (840) a ZIP5 or a
-// ZIP+4 written as nine digits.
-func (t *Table) postalOK(v string) bool {
+// postal checks a domestic postal code and gives its routing key: for the
+// US (840) a ZIP5, a ZIP+4 written as nine digits, or a ZIP+4+2 (eleven
+// digits, with the delivery point) read as its ZIP+4, which the plan
+// lookup takes to the ZIP5 row when there is no ZIP+4 row.
+func (t *Table) postal(v string) (string, bool) {
 	if t.country == "840" {
-		return (len(v) == 5 || len(v) == 9) && allDigits(v)
+		switch len(v) {
+		case 5, 9:
+		case 11:
+			v = v[:9]
+		default:
+			return "", false
+		}
+		return v, allDigits(v)
 	}
-	return v != ""
+	return v, v != ""
 }
 
 // viaManifest looks a package id up in the manifest into r (set whole).

@@ -31,22 +31,34 @@ func upsCheckDigit(body string) byte {
 // of a UPS tracking number (for label generators and tests).
 func UPSCheckDigit(body string) byte { return upsCheckDigit(body) }
 
-// isUPS reports whether s has the shape of a UPS 1Z number (18 chars); ok
-// says whether its check digit is right.
-func isUPS(s string) (shape, ok bool) {
-	if len(s) != 18 || s[0] != '1' || s[1] != 'Z' {
-		return false, false
+// Every carrier id follows one rule: a code that claims a carrier (by its
+// prefix and alphabet) must match that carrier's format exactly, or it is
+// refused with a reason; it is never looked up in the manifest as a plain
+// package id. The claims:
+//
+//	UPS   "1Z" and capitals/digits  -> 18 chars, check digit (upsCheckDigit)
+//	TBA   "TBA" and digits          -> TBA + 12 digits (no check digit exists)
+//	IMpb  digits, 92..95 first, 22/26/30/34 long -> GS1 mod-10 check digit
+//	IMpb  "420" + ZIP5/ZIP9/ZIP11 + an IMpb as above
+//	SSCC  GS1 AI 00 -> 18 digits, GS1 mod-10 (the AI table)
+
+// isUPS reports whether s claims to be a UPS 1Z number ("1Z" followed by
+// capitals and digits only); ok says whether it is one: 18 characters and
+// the right check digit. short is true when it failed on its length.
+func isUPS(s string) (claim, ok, badLen bool) {
+	if len(s) < 3 || s[0] != '1' || s[1] != 'Z' {
+		return false, false, false
 	}
-	for i := 2; i < 18; i++ {
+	for i := 2; i < len(s); i++ {
 		c := s[i]
 		if !isDigit(c) && (c < 'A' || c > 'Z') {
-			return false, false
+			return false, false, false
 		}
 	}
-	if !isDigit(s[17]) {
-		return true, false
+	if len(s) != 18 {
+		return true, false, true
 	}
-	return true, upsCheckDigit(s[2:17]) == s[17]
+	return true, upsCheckDigit(s[2:17]) == s[17], false
 }
 
 // impbLen reports whether n is a length of a USPS IMpb tracking number
@@ -63,15 +75,20 @@ func isIMpbTracking(s string) (shape, ok bool) {
 	return true, gs1CheckOK(s)
 }
 
-// impbRouted reads a raw IMpb barcode with its routing prefix, "420" + ZIP5
-// or ZIP9 + tracking. shape says the string has that form; zip is the
-// destination when exactly one reading has a valid check digit.
+// impbRouted reads a raw IMpb barcode with its routing prefix, "420" +
+// ZIP5, ZIP9 or ZIP11 (ZIP+4+2, the delivery point) + tracking. shape says
+// the string has that form; zip is the destination when exactly one
+// reading has a valid check digit: the ZIP5 or ZIP+4 (a delivery point is
+// dropped: the plan routes to ZIP+4 at the finest).
 func impbRouted(s string) (zip, tracking string, shape, ok bool) {
 	if len(s) < 3+5+22 || s[0] != '4' || s[1] != '2' || s[2] != '0' || !allDigits(s) {
 		return "", "", false, false
 	}
 	found := 0
-	for _, zl := range [2]int{5, 9} {
+	for _, zl := range [3]int{5, 9, 11} {
+		if 3+zl+22 > len(s) {
+			break
+		}
 		t := s[3+zl:]
 		sh, good := isIMpbTracking(t)
 		if sh {
@@ -79,7 +96,7 @@ func impbRouted(s string) (zip, tracking string, shape, ok bool) {
 		}
 		if good {
 			found++
-			zip, tracking = s[3:3+zl], t
+			zip, tracking = s[3:3+min(zl, 9)], t
 		}
 	}
 	if found != 1 { // none valid, or ambiguous between ZIP5+long and ZIP9+short
@@ -88,7 +105,11 @@ func impbRouted(s string) (zip, tracking string, shape, ok bool) {
 	return zip, tracking, true, true
 }
 
-// isTBA reports whether s is an Amazon-style TBA id: "TBA" and 12 digits.
-func isTBA(s string) bool {
-	return len(s) == 15 && s[0] == 'T' && s[1] == 'B' && s[2] == 'A' && allDigits(s[3:])
+// isTBA reports whether s claims to be an Amazon-style TBA id ("TBA" and
+// digits only); ok says whether it is one: exactly 12 digits.
+func isTBA(s string) (claim, ok bool) {
+	if len(s) < 4 || s[0] != 'T' || s[1] != 'B' || s[2] != 'A' || !allDigits(s[3:]) {
+		return false, false
+	}
+	return true, len(s) == 15
 }

@@ -172,7 +172,7 @@ func (f gs1Fail) String() string {
 	case gs1BadHRI:
 		return "malformed human-readable form"
 	case gs1BadPostal:
-		return "not a US postal code (5 or 9 digits)"
+		return "not a US postal code (ZIP5, ZIP+4 or ZIP+4+2: 5, 9 or 11 digits)"
 	case gs1BadIMpb:
 		return "bad IMpb tracking number"
 	case gs1BadValue:

@@ -139,6 +139,26 @@ func labelCases() []labelCase {
 		{"symbology id only", []string{"]C1"}, 61, u, "", "EXC", true},
 		{"gs1 with bad IMpb part", []string{"]C142090210" + GS + wrong(impb)}, 61, u, "", "EXC", true},
 		{"non-GS1 symbology (EAN-8) is not a 420", []string{"]E442090210"}, 61, u, "", "EXC", false},
+		// Ship-to and return-to AIs (4300 series), variable length, ended by GS.
+		{"420 with ship-to name and address", []string{"]C14301J.%20Smith" + GS + "4302MAIN%20ST%201" + GS + "4307US" + GS + "42090210"}, 1, 0, "90210", "R1", true},
+		{"4307 country then 420 (FNC1 after a 2-char AI)", []string{"]C14307US" + GS + "42090210"}, 1, 0, "90210", "R1", true},
+		{"4307 without FNC1 swallows the 420", []string{"]C14307US42090210"}, 61, u, "", "EXC", true},
+		{"420 then 4300-series to the end", []string{"]C142090210" + GS + "4308+15551234567" + GS + "4321" + "1" + GS + "4309" + "0123456789" + "0123456789"}, 1, 0, "90210", "R1", true},
+		{"ship-to block with SSCC and 420", []string{"]C100" + sscc + "4300ACME%20INC" + GS + "4305BEVERLY%20HILLS" + GS + "4306CA" + GS + "420902101234"}, 3, 0, "902101234", "R2", true},
+		{"return-to block before 420", []string{"]C14310RETURNS" + GS + "4318" + "30301" + GS + "4317US" + GS + "42090211"}, 4, 0, "90211", "R3", true},
+		{"4324 delivery window and temperature", []string{"]C14324261130" + "0800" + GS + "4330000250-" + GS + "42090210"}, 1, 0, "90210", "R1", true},
+		{"4321 dangerous goods flag not 0/1", []string{"]C14321" + "2" + GS + "42090210"}, 61, u, "", "EXC", true},
+		{"4307 of 3 chars", []string{"]C14307USA" + GS + "42090210"}, 61, u, "", "EXC", true},
+		{"4327 is no AI", []string{"]C14327X" + GS + "42090210"}, 61, u, "", "EXC", true},
+		{"human readable ship-to", []string{"(4301)J.%20Smith(4307)US(420)90211"}, 4, 0, "90211", "R3", true},
+		// ZIP+4+2 (delivery point) reads as its ZIP+4, and so its ZIP5 row.
+		{"zip+4+2 to its zip5 row", []string{"]C142090210567801"}, 1, 0, "902105678", "R1", true},
+		{"zip+4+2 to its zip+4 row", []string{"]C142090210123401"}, 3, 0, "902101234", "R2", true},
+		{"zip+4+2 does not fit AI 421 (9 chars)", []string{"]C142184090210567801"}, 61, u, "", "EXC", true},
+		{"human readable zip+4+2", []string{"(420)90210567801"}, 1, 0, "902105678", "R1", true},
+		{"zip+4+2 agrees with its zip5", []string{"]C142090210567801", "]C142090210"}, 1, 0, "902105678", "R1", true},
+		{"10-digit postal code", []string{"]C14209021012345"}, 61, u, "", "EXC", true},
+		{"12-digit postal code", []string{"]C1420902101234567"}, 61, u, "", "EXC", true},
 		// USPS IMpb.
 		{"impb raw zip5", []string{"42090211" + impb2}, 4, 0, "90211", "R3", true},
 		{"impb raw zip9", []string{"420902101234" + impb2}, 3, 0, "902101234", "R2", true},
@@ -146,6 +166,9 @@ func labelCases() []labelCase {
 		{"impb bad check digit", []string{"42090211" + wrong(impb2)}, 61, u, "", "EXC", true},
 		{"impb without routing via manifest", []string{impb}, 4, 0, "90211", "R3", true},
 		{"impb without routing not in manifest", []string{impb2}, 61, u, "", "EXC", true},
+		{"impb raw zip+4+2", []string{"42090210567801" + impb2}, 1, 0, "902105678", "R1", true},
+		{"impb raw zip+4+2 bad check digit", []string{"42090210567801" + wrong(impb2)}, 61, u, "", "EXC", true},
+		{"AI 92 not shaped like an IMpb is company-internal data", []string{"]C1" + "92" + impb2[2:] + "1" + GS + "42090210"}, 1, 0, "90210", "R1", true},
 		// Package ids through the manifest.
 		{"sscc via manifest", []string{"]C100" + sscc}, 10, 0, "10001", "NYC", true},
 		{"raw sscc via manifest", []string{"00" + sscc}, 10, 0, "10001", "NYC", false},
@@ -154,6 +177,11 @@ func labelCases() []labelCase {
 		{"ups 1Z bad check digit", []string{wrong(upsGood)}, 61, u, "", "EXC", true},
 		{"ups 1Z not in manifest", []string{"1Z999AA1" + "012345679" + string(UPSCheckDigit("999AA1012345679"))}, 61, u, "", "EXC", true},
 		{"tba via manifest", []string{"TBA123456789012"}, 1, 0, "90210", "R1", true},
+		{"tba with 11 digits", []string{"TBA12345678901"}, 61, u, "", "EXC", true},
+		{"tba with 13 digits", []string{"TBA1234567890123"}, 61, u, "", "EXC", true},
+		{"ups 1Z of 17 chars", []string{upsGood[:17]}, 61, u, "", "EXC", true},
+		{"ups 1Z of 19 chars", []string{upsGood + "0"}, 61, u, "", "EXC", true},
+
 		{"tba not in manifest", []string{"TBA000000000000"}, 61, u, "", "EXC", true},
 		{"package id via manifest, foreign dest", []string{"PKG-42"}, 8, 0, "276:10115", "BERLIN", true},
 		// Configured pattern, tried last.
