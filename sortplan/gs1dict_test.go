@@ -490,9 +490,9 @@ func dictValue(e *dictAI, v string) bool {
 
 // dictResult is what the reader keeps: the values the sort decision uses.
 type dictResult struct {
-	ok                 bool
+	ok                  bool
 	ai420, ai421, ai403 string
-	ai00, impb         string
+	ai00, impb          string
 }
 
 // dictParse reads an element string (symbology identifier removed): AIs
