@@ -320,6 +320,9 @@ func checkValue(sp *aiSpec, v string) (gs1Fail, int) {
 // checkDigitsDate is the last part of checkValue: check digit, then the
 // AI's content rule (dates, times, flags; see aiLint).
 func checkDigitsDate(sp *aiSpec, v string) (gs1Fail, int) {
+	if sp.lint == lintZero && v[0] != '0' { // GRAI: the zero comes before the checked digits
+		return gs1BadValue, 0
+	}
 	if sp.check > 0 && !gs1CheckOK(v[:sp.check]) {
 		return gs1BadCheck, int(sp.check) - 1
 	}
