@@ -31,14 +31,9 @@ var csetOf = func() (t [256]uint8) {
 	t['#'] |= cs39
 	t['-'] |= cs39
 	t['/'] |= cs39
-	for c := 0; c < 256; c++ {
-		if t[c]&cs82 != 0 && (c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z') {
-			t[c] |= cs64
-		}
+	for _, c := range "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=" {
+		t[c] |= cs64
 	}
-	t['-'] |= cs64
-	t['_'] |= cs64
-	t['='] |= cs64
 	return t
 }()
 
