@@ -54,7 +54,7 @@ func (t *Table) Explain(codes []string, avail *Availability) Explanation {
 			}
 			found = append(found, ce.Dest)
 		} else {
-			ce.Problem = t.problem(r)
+			ce.Problem = t.problem(r, c)
 		}
 		e.Codes = append(e.Codes, ce)
 	}
@@ -87,12 +87,21 @@ func (t *Table) Explain(codes []string, avail *Availability) Explanation {
 	return e
 }
 
-func (t *Table) problem(r resolution) string {
+func (t *Table) problem(r resolution, code string) string {
 	switch r.fail {
 	case failGS1:
 		ai := ""
 		if r.ai != "" {
 			ai = " in AI " + r.ai
+		}
+		if r.gs1 == gs1UnknownAI && r.pos < len(code) {
+			// Quote what stands where an AI should: the 2 to 4 digits that
+			// match no AI of the GS1 table (docs/labels.md).
+			e := r.pos
+			for e < len(code) && e < r.pos+4 && code[e] != ')' && code[e] != gs {
+				e++
+			}
+			ai = fmt.Sprintf(" %q", code[r.pos:e])
 		}
 		return fmt.Sprintf("GS1 syntax: %s%s at byte %d: strict reading gives no destination", r.gs1, ai, r.pos)
 	case failUPSCheck:

@@ -44,7 +44,7 @@ func UPSCheckDigit(body string) byte { return upsCheckDigit(body) }
 
 // isUPS reports whether s claims to be a UPS 1Z number ("1Z" followed by
 // capitals and digits only); ok says whether it is one: 18 characters and
-// the right check digit. short is true when it failed on its length.
+// the right check digit. badLen is true when it failed on its length.
 func isUPS(s string) (claim, ok, badLen bool) {
 	if len(s) < 3 || s[0] != '1' || s[1] != 'Z' {
 		return false, false, false

@@ -169,6 +169,7 @@ func TestCarrierIDs(t *testing.T) {
 		{"SSCC", "]C100" + sscc, true, ""},
 		{"SSCC bad check digit", "]C100" + wrong(sscc), false, "bad check digit in AI 00"},
 		{"SSCC 17 digits", "]C100" + sscc[:17], false, "cut short in AI 00"},
+		{"unknown AI quoted", "]C142090210" + GS + "4327X", false, `unknown application identifier "4327" at byte 12`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
