@@ -466,8 +466,13 @@ func TestLoginAndAckInBrowser(t *testing.T) {
 		if err := chromedp.Do(ctx,
 			chromedp.Click(chromedp.CSS(`#login-btn`)),
 			chromedp.WaitVisible(chromedp.CSS(`#login-dialog`)),
-			chromedp.SetValue(chromedp.CSS(`#login-name`), ""),
-			chromedp.SetValue(chromedp.CSS(`#login-pin`), ""),
+		); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector("#login-name").value = ""; document.querySelector("#login-pin").value = ""; true`)); err != nil {
+			t.Fatal(err)
+		}
+		if err := chromedp.Do(ctx,
 			chromedp.SendKeys(chromedp.CSS(`#login-name`), "alice"),
 			chromedp.SendKeys(chromedp.CSS(`#login-pin`), pin),
 			chromedp.Click(chromedp.CSS(`#login-dialog button[type="submit"]`)),
