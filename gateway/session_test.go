@@ -312,6 +312,12 @@ func containsPrefix(list []string, prefix string) bool {
 // served by httptest: for the refusals that never reach the sorter.
 func lightGateway(t *testing.T, cfg Config) (*Gateway, string) {
 	t.Helper()
+	gw, srv := lightGatewayServer(t, cfg, httptest.NewServer)
+	return gw, srv.URL
+}
+
+func lightGatewayServer(t *testing.T, cfg Config, serve func(http.Handler) *httptest.Server) (*Gateway, *httptest.Server) {
+	t.Helper()
 	link := newFakeLink()
 	sc := &fixedScanners{st: []devices.ScannerStatus{{Name: "S1", State: devices.LinkUp, Online: true}}}
 	m := NewMetrics()
@@ -325,9 +331,20 @@ func lightGateway(t *testing.T, cfg Config) (*Gateway, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(gw.Handler())
+	srv := serve(gw.Handler())
 	t.Cleanup(srv.Close)
-	return gw, srv.URL
+	return gw, srv
+}
+
+// TestSessionCookieSecureOverTLS: over TLS the session cookie is Secure.
+func TestSessionCookieSecureOverTLS(t *testing.T) {
+	_, srv := lightGatewayServer(t, Config{OperatorsFile: writeOperators(t)}, httptest.NewTLSServer)
+	c := newAuthClient(t, srv.URL, "")
+	c.hc.Transport = srv.Client().Transport
+	code, _, res := c.do("POST", "/api/login", LoginRequest{Name: "alice", PIN: "1234"})
+	if sc := res.Header.Get("Set-Cookie"); code != 200 || !strings.Contains(sc, "; Secure") || !strings.Contains(sc, "HttpOnly") {
+		t.Fatalf("login over TLS: %d, Set-Cookie %q", code, sc)
+	}
 }
 
 // TestReadOnlyMode: read_only refuses every action, session and token
