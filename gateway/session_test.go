@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -517,4 +518,50 @@ func TestLoginAndAckInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	evalUntil(t, ctx, "logged out", `document.querySelector("#auth-state").textContent === "not logged in"`)
+}
+
+// TestOperatorsFileReload: an account added while the gateway runs can
+// log in; a role taken away applies to the open session; a file broken
+// while running leaves the accounts loaded before in force.
+func TestOperatorsFileReload(t *testing.T) {
+	ops := writeOperators(t)
+	gw, base := lightGateway(t, Config{OperatorsFile: ops})
+	alice := newAuthClient(t, base, "")
+	if code, _ := alice.login("alice", "1234"); code != 200 {
+		t.Fatal("alice login")
+	}
+	if _, err := operators.Add(ops, "bob", operators.Technician, "2468", operators.MinIterations, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := operators.Add(ops, "alice", operators.Viewer, "1234", operators.MinIterations, nil); err != nil {
+		t.Fatal(err)
+	}
+	// Polled through alice's session: failed logins would lock bob out.
+	waitForLong(t, "the changed file to be read", 5*time.Second, func() bool {
+		_, body, _ := alice.do("GET", "/api/session", nil)
+		return body["role"] == "viewer"
+	})
+	if code, _ := newAuthClient(t, base, "").login("bob", "2468"); code != 200 {
+		t.Fatalf("bob's login: %d", code)
+	}
+	if code, _, _ := alice.do("POST", "/api/lines/L1/chutes/1/disable", nil); code != 403 {
+		t.Fatalf("alice acts as a viewer: %d", code)
+	}
+	b, err := os.ReadFile(ops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ops, append(b, "broken line\n"...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The broken file is noticed and ignored: bob stays.
+	waitForLong(t, "the broken file to be noticed", 5*time.Second, func() bool {
+		alice.do("GET", "/api/session", nil)
+		gw.authn.ops.mu.Lock()
+		defer gw.authn.ops.mu.Unlock()
+		return strings.Contains(gw.authn.ops.lastError, ":6: line: want name:role:hash")
+	})
+	if code, _ := newAuthClient(t, base, "").login("bob", "2468"); code != 200 {
+		t.Fatalf("bob refused after the file broke: %d", code)
+	}
 }
