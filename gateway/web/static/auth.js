@@ -52,7 +52,7 @@
     } else if (session.readOnly) {
       el.textContent = "read-only";
     } else {
-      el.textContent = "not logged in";
+      el.textContent = session.loginEnabled ? "not logged in" : "";
     }
     if (session.readOnly && session.auth !== "none" && state !== "token-rejected") el.textContent += " · read-only";
     btn.textContent = session.auth === "session" ? "Log out" : "Log in";
