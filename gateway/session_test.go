@@ -477,7 +477,10 @@ func TestLoginAndAckInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	evalUntil(t, ctx, "not logged in", `document.querySelector("#auth-state").textContent === "not logged in"`)
-	evalUntil(t, ctx, "action buttons off", `document.querySelector("#login-btn").textContent === "Log in"`)
+	evalUntil(t, ctx, "login offered", `document.querySelector("#login-btn").textContent === "Log in"`)
+	// A data-action button, as the page renders them, is off while nobody is logged in.
+	probe := `(document.querySelector("#probe") || (() => { const b = document.createElement("button"); b.id = "probe"; b.dataset.action = "disable"; document.body.append(b); return b; })())`
+	evalUntil(t, ctx, "action button off", probe+`.disabled === true`)
 	// A wrong PIN is said in the dialog.
 	login := func(pin string) {
 		t.Helper()
@@ -507,6 +510,7 @@ func TestLoginAndAckInBrowser(t *testing.T) {
 	evalUntil(t, ctx, "logged in", `document.querySelector("#auth-state").textContent === "alice (technician)"`)
 	evalUntil(t, ctx, "session exposed", `window.sortgwSession && window.sortgwSession.name === "alice" && window.sortgwSession.csrf.length > 20`)
 	evalUntil(t, ctx, "cookie not readable by scripts", `!document.cookie.includes("sortgw_session")`)
+	evalUntil(t, ctx, "action button on", probe+`.disabled === false`)
 	// The page's helper acknowledges with the session's headers.
 	evalUntil(t, ctx, "ack sent", `(window.ackStarted || (window.ackStarted = true, window.sortgwFetch("/api/alarms/L1/estop/ack", {method: "POST", body: "{}"}).then(r => window.ackStatus = r.status)), window.ackStatus === 200)`)
 	a := findAlarm(getAlarms(t, e.gw).Active, "L1/estop")
@@ -518,6 +522,18 @@ func TestLoginAndAckInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	evalUntil(t, ctx, "logged out", `document.querySelector("#auth-state").textContent === "not logged in"`)
+	evalUntil(t, ctx, "action button off again", probe+`.disabled === true`)
+	// A token is checked as soon as it is entered.
+	enter := func(tok string) {
+		t.Helper()
+		if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector("#token").value = `+jsString(tok)+`; document.querySelector("#token").dispatchEvent(new Event("change")); true`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	enter("not-the-token")
+	evalUntil(t, ctx, "token rejected", `document.querySelector("#auth-state").textContent === "token rejected"`)
+	enter(testToken)
+	evalUntil(t, ctx, "token accepted", `document.querySelector("#auth-state").textContent === "token" && `+probe+`.disabled === false`)
 }
 
 // TestOperatorsFileReload: an account added while the gateway runs can
