@@ -35,6 +35,8 @@ type e2eConfig struct {
 	Modbus   func(*modbus.Config)
 	OPCUA    func(*opcua.Config)
 	Endpoint func(string) string
+	// Gateway sets gateway options (logins, read-only) before New.
+	Gateway func(*Config)
 }
 
 // e2e is a running sim + line + journal.
@@ -169,8 +171,11 @@ func startE2E(t *testing.T, c e2eConfig, token string) *e2e {
 	if _, err := line.InstallPlan(plan, man); err != nil {
 		t.Fatal(err)
 	}
-	gw, err := New(Config{Listen: "127.0.0.1:0", Token: token, DrainGrace: 5 * time.Second, SSEInterval: 200 * time.Millisecond},
-		[]*Line{line}, j, m, log)
+	gcfg := Config{Listen: "127.0.0.1:0", Token: token, DrainGrace: 5 * time.Second, SSEInterval: 200 * time.Millisecond}
+	if c.Gateway != nil {
+		c.Gateway(&gcfg)
+	}
+	gw, err := New(gcfg, []*Line{line}, j, m, log)
 	if err != nil {
 		t.Fatal(err)
 	}

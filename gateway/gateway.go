@@ -22,6 +22,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"sortgw/gateway/journal"
+	"sortgw/gateway/operators"
 )
 
 // Config configures the gateway's HTTP side and its shutdown.
@@ -46,6 +47,23 @@ type Config struct {
 	// MaxSSEClients caps the live status streams served at once (default
 	// 64); more are refused with 503 and counted.
 	MaxSSEClients int `yaml:"max_sse_clients"`
+	// OperatorsFile names the technicians' accounts (package operators;
+	// `sortgw operator add`). Empty: no logins, actions by token only.
+	// The file is read again when it changes.
+	OperatorsFile string `yaml:"operators_file"`
+	// Operators are the accounts when the caller has read them already
+	// (the site does, to point at the bad line); nil: New reads
+	// OperatorsFile.
+	Operators *operators.Set `yaml:"-"`
+	// SessionIdle ends a technician's session after this long without a
+	// request (default 12h, a shift).
+	SessionIdle time.Duration `yaml:"session_idle"`
+	// ReadOnly refuses every action, from sessions and the token alike.
+	ReadOnly bool `yaml:"read_only"`
+	// LoginFailures failed logins of one name, or from one address, lock
+	// it for LoginLockout (defaults 5 and 1m).
+	LoginFailures int           `yaml:"login_failures"`
+	LoginLockout  time.Duration `yaml:"login_lockout"`
 	// Journal, when set, is run by Gateway.Run and stopped and closed
 	// last, after the lines and the HTTP server (*journal.Journal).
 	Journal JournalRunner `yaml:"-"`
@@ -87,7 +105,7 @@ func (c *Config) Validate() error {
 	if c.Version == "" {
 		c.Version = "dev"
 	}
-	return nil
+	return c.validateAuth()
 }
 
 // Searcher is the journal's query side used by the item search and the
@@ -116,6 +134,7 @@ type Gateway struct {
 	stopping chan struct{} // closed when the HTTP side must let go (SSE)
 	addr     atomic.Value  // string
 	reloadMu sync.Mutex
+	authn    *authState // logins and sessions (session.go)
 }
 
 // New makes a gateway over lines. search may be nil (no item search).
@@ -139,6 +158,10 @@ func New(cfg Config, lines []*Line, search Searcher, m *Metrics, log zerolog.Log
 		g.byName[l.Name()] = l
 	}
 	g.addr.Store("")
+	var err error
+	if g.authn, err = newAuthState(cfg, m, log); err != nil {
+		return nil, err
+	}
 	if cfg.Journal != nil {
 		m.watchJournal(cfg.Journal.Health)
 	}

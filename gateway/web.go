@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"crypto/subtle"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -75,6 +74,7 @@ func (g *Gateway) Handler() http.Handler {
 	mux.HandleFunc("POST /api/reload", g.auth(g.handleReload))
 	mux.HandleFunc("GET /api/alarms", g.handleAlarms)
 	mux.HandleFunc("POST /api/alarms/{path...}", g.auth(g.handleAlarmAction))
+	g.authRoutes(mux) // POST /api/login, POST /api/logout, GET /api/session (session.go)
 	return g.common(mux)
 }
 
@@ -204,24 +204,6 @@ func (g *Gateway) handleEvents(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
-	}
-}
-
-// auth lets a request through only with the configured bearer token.
-func (g *Gateway) auth(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if g.cfg.Token == "" {
-			writeJSON(w, http.StatusForbidden, apiError{"actions are disabled: no token configured"})
-			return
-		}
-		if subtle.ConstantTimeCompare([]byte(bearer(r)), []byte(g.cfg.Token)) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="sortgw"`)
-			writeJSON(w, http.StatusUnauthorized, apiError{"a valid bearer token is required"})
-			g.met.httpRefused.WithLabelValues("unauthorized").Inc()
-			g.refusals.Log(func(e *zerolog.Event) { e.Str("remote", r.RemoteAddr).Str("path", r.URL.Path) }, "action refused: bad or missing token")
-			return
-		}
-		h(w, r)
 	}
 }
 

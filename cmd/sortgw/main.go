@@ -32,6 +32,7 @@ func commands() []command {
 		{"bench", "bench [-protocol p] [-rate n|max] [-duration d] [-lines n] [-chaos]  end-to-end benchmark, soak and chaos", cmdBench},
 		{"reload", "reload -config site.yaml                 reload the running gateway's plans; fails when a plan is refused", cmdReload},
 		{"version", "version                                  version, Go version and VCS revision", cmdVersion},
+		{"operator", "operator add -file F -name N -role R     add or replace a technician account (PIN on stdin)", cmdOperator},
 	}
 }
 

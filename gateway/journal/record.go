@@ -76,8 +76,17 @@ const (
 	// unshelved; By the technician for acked and shelved; Count the
 	// minutes for shelved).
 	KindAlarm Kind = 20
+	// KindOperatorAction: a person or machine asked for an action over
+	// HTTP (Detail "action=… target=… result=… who=…", By who: the
+	// technician's name or "token", Cause the result: ok, failed,
+	// refused; Line, Chute, Alarm the target when it has them).
+	KindOperatorAction Kind = 21
+	// KindLogin: a technician logged in or out, or a login failed (Cause
+	// login, logout, failed, locked; By the name given; Detail the role
+	// or why, and the client address).
+	KindLogin Kind = 22
 
-	kindMax = KindAlarm
+	kindMax = KindLogin
 )
 
 var kindNames = [...]string{
@@ -102,6 +111,8 @@ var kindNames = [...]string{
 	KindStart:               "start",
 	KindStop:                "stop",
 	KindAlarm:               "alarm",
+	KindOperatorAction:      "operator-action",
+	KindLogin:               "login",
 }
 
 // String names the kind as the status page and the JSON show it.

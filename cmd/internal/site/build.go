@@ -75,6 +75,7 @@ func (c *Config) build(log zerolog.Logger, j *journal.Journal) (*Site, error) {
 	}
 	gcfg := c.Gateway.Config
 	gcfg.Token = c.token
+	gcfg.Operators = c.ops
 	var search gateway.Searcher
 	if j != nil {
 		gcfg.Journal, search = j, j
@@ -156,9 +157,10 @@ func (c *Config) checkGateway(add func(*Error)) {
 	if c.token != "" && len(c.token) < tokenMin {
 		add(c.at("gateway.token", "token too short (%d characters): use at least %d", len(c.token), tokenMin))
 	}
-	if g.Token == "" && g.TokenFile == "" {
+	if g.Token == "" && g.TokenFile == "" && g.OperatorsFile == "" {
 		c.Notes = append(c.Notes, c.file+": warning: no gateway token: the status page is read-only")
 	}
+	c.checkOperators(add)
 	if err := g.Validate(); err != nil {
 		for _, e := range c.deviceErr("gateway", reflect.TypeFor[Gateway](), err, errors.New("gateway")) {
 			add(e)

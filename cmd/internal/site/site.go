@@ -37,6 +37,7 @@ import (
 	"sortgw/devices/scanner"
 	"sortgw/gateway"
 	"sortgw/gateway/journal"
+	"sortgw/gateway/operators"
 )
 
 // Config is a site file, decoded. Zero values take the owning package's
@@ -52,7 +53,8 @@ type Config struct {
 	Notes []string `yaml:"-"`
 
 	file  string
-	token string // from Gateway.Token or Gateway.TokenFile
+	token string         // from Gateway.Token or Gateway.TokenFile
+	ops   *operators.Set // from Gateway.OperatorsFile
 	root  *yaml.Node
 	keys  map[string]*yaml.Node
 	vals  map[*yaml.Node]*yaml.Node
@@ -143,6 +145,7 @@ func (c *Config) rel(p *string) {
 // to the working directory, once, at load.
 func (c *Config) resolvePaths() {
 	c.rel(&c.Gateway.TokenFile)
+	c.rel(&c.Gateway.OperatorsFile)
 	c.rel(&c.Journal.Path)
 	for i := range c.Lines {
 		l := &c.Lines[i]

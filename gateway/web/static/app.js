@@ -43,14 +43,14 @@
     if (token()) headers["Authorization"] = "Bearer " + token();
     let res;
     try {
-      res = await fetch(url, { method: "POST", headers });
+      res = await (window.sortgwFetch || fetch)(url, { method: "POST", headers }); // auth.js adds the session's CSRF header
     } catch (e) {
       message("request failed: " + e, true);
       return null;
     }
     let body = {};
     try { body = await res.json(); } catch (e) { /* empty */ }
-    if (res.status === 401) { message("refused: enter the bearer token first", true); return null; }
+    if (res.status === 401) { message("refused: log in or enter the bearer token first", true); return null; }
     if (!res.ok) { message("refused (" + res.status + "): " + (body.error || res.statusText), true); return null; }
     return body;
   }
