@@ -77,7 +77,16 @@ const (
 	// minutes for shelved).
 	KindAlarm Kind = 20
 
-	kindMax = KindAlarm
+	// KindContainerLoad: a closed container was loaded onto a van
+	// (Container, Chute, Route, Detail the van id, By who, Cause the
+	// source: api, page, dock-scan). Kinds 23..29 are consolidation's.
+	KindContainerLoad Kind = 23
+	// KindVanDepart: a van left with the containers loaded onto it
+	// (Route, Detail the van id, Count its containers, By who, Cause
+	// the source).
+	KindVanDepart Kind = 24
+
+	kindMax = KindVanDepart
 )
 
 var kindNames = [...]string{
@@ -102,11 +111,13 @@ var kindNames = [...]string{
 	KindStart:               "start",
 	KindStop:                "stop",
 	KindAlarm:               "alarm",
+	KindContainerLoad:       "container-load",
+	KindVanDepart:           "van-depart",
 }
 
 // String names the kind as the status page and the JSON show it.
 func (k Kind) String() string {
-	if k <= kindMax {
+	if k <= kindMax && kindNames[k] != "" {
 		return kindNames[k]
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
@@ -133,7 +144,7 @@ func (k Kind) opens() bool {
 // ParseKind is the inverse of Kind.String.
 func ParseKind(s string) (Kind, error) {
 	for k, n := range kindNames {
-		if n == s && k != int(KindUnknown) {
+		if n == s && n != "" && k != int(KindUnknown) {
 			return Kind(k), nil
 		}
 	}
