@@ -90,7 +90,11 @@ func (l *Line) dueFor(route string, t time.Time) time.Time {
 	if sp == nil {
 		return time.Time{}
 	}
-	d, _ := sp.NextDeparture(t.Add(l.cfg.CloseBefore))
+	d, ok := sp.NextDeparture(t.Add(l.cfg.CloseBefore))
+	if ok && l.cfg.CloseBefore > 0 && !t.Before(d.Add(-l.cfg.CloseBefore)) {
+		// At the close itself: it would close at once.
+		d, _ = sp.NextDeparture(d.Add(time.Second))
+	}
 	return d
 }
 

@@ -745,6 +745,13 @@ func (l *Line) record(r devices.Read, at time.Time, o journal.Outcome, detail st
 // book puts a confirmed divert into the container of the chute entered.
 func (l *Line) book(it *item, chute, result uint16, at time.Time) string {
 	c := &l.conts[chute]
+	if c.route == "" && l.lastRoute[chute] == "" {
+		// An alternate chute's first parcel: the plan says which route
+		// the chute feeds.
+		if rp := l.chuteRoutes.Load(); rp != nil && int(chute) < len(*rp) {
+			c.route = (*rp)[chute]
+		}
+	}
 	if c.route == "" || chute == it.decision.Chute {
 		if it.decision.Route != "" && chute == it.decision.Chute {
 			c.route = it.decision.Route
