@@ -64,7 +64,7 @@ func code128Modules(syms []int) []int {
 // code128Decode reads element widths (bar first) back to text, checking
 // the start, the check symbol and the stop.
 func code128Decode(widths []int) (string, error) {
-	if len(widths) < 6*3+7 || (len(widths)-7)%6 != 0 {
+	if len(widths) < 6*2+7 || (len(widths)-7)%6 != 0 {
 		return "", errors.New("code 128: wrong element count")
 	}
 	var vals []int

@@ -36,7 +36,7 @@ END
 
 type dockClock struct{ ns atomic.Int64 }
 
-func (c *dockClock) now() time.Time   { return time.Unix(0, c.ns.Load()).UTC() }
+func (c *dockClock) now() time.Time  { return time.Unix(0, c.ns.Load()).UTC() }
 func (c *dockClock) set(t time.Time) { c.ns.Store(t.UnixNano()) }
 
 // consolLine is a line over a real journal, with the route plan.
