@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"sortgw/devices"
 	"sortgw/gateway/journal"
 	"sortgw/sortplan"
 )
@@ -438,7 +439,8 @@ type consolScanner interface {
 }
 
 // consolKinds are the records the consolidation state is rebuilt from.
-var consolKinds = []journal.Kind{journal.KindOutcome, journal.KindContainerClose, journal.KindContainerLoad, journal.KindVanDepart}
+var consolKinds = []journal.Kind{journal.KindOutcome, journal.KindContainerClose, journal.KindContainerLoad, journal.KindVanDepart,
+	journal.KindContainerBook}
 
 // RebuildStats says what the start-up rebuild found.
 type RebuildStats struct {
@@ -457,7 +459,7 @@ func (l *Line) rebuildContainers(j consolScanner, now time.Time) (RebuildStats, 
 			return nil
 		}
 		switch r.Kind {
-		case journal.KindOutcome:
+		case journal.KindOutcome, journal.KindContainerBook:
 			if r.Container == "" || r.Chute < 1 || int(r.Chute) > l.cfg.Chutes {
 				return nil
 			}
@@ -548,4 +550,31 @@ func (l *Line) CloseContainerID(ctx context.Context, id string) (Manifest, error
 		return m, err
 	}
 	return m, cerr
+}
+
+// lateBook books a divert the PLC confirmed for an item this gateway
+// holds no pass of (a command from before a crash): the parcel is in the
+// chute, so it goes into the chute's container, on a record of its own
+// (its pass already has its lost-at-restart outcome).
+func (l *Line) lateBook(ev devices.Event) {
+	if (ev.Result != ResultDiverted && ev.Result != ResultOverride) || ev.Chute < 1 || int(ev.Chute) > l.cfg.Chutes {
+		return
+	}
+	at := ev.At
+	if at.IsZero() {
+		at = time.Now()
+	}
+	c := &l.conts[ev.Chute]
+	if c.route == "" {
+		if rp := l.chuteRoutes.Load(); rp != nil && int(ev.Chute) < len(*rp) {
+			c.route = (*rp)[ev.Chute]
+		}
+	}
+	c.items = append(c.items, ManifestItem{TID: ev.TID, Result: ev.Result, At: at})
+	l.chuteCount[ev.Chute]++
+	l.c.Booked++
+	id := containerID(l.cfg.Name, ev.Chute, c.n)
+	l.append(journal.Record{Time: at, Line: l.cfg.Name, Kind: journal.KindContainerBook, TID: ev.TID, Chute: ev.Chute,
+		Result: ev.Result, Container: id, Detail: "confirmation for no open item"})
+	l.afterBook(ev.Chute, at)
 }

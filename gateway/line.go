@@ -626,6 +626,9 @@ func (l *Line) handleEvent(ev devices.Event) {
 		l.met.m.unmatched.WithLabelValues(l.cfg.Name, ev.Kind.String()).Inc()
 		if ev.Kind == devices.EventConfirmed {
 			l.log.Debug().Uint32("tid", ev.TID).Uint16("result", ev.Result).Msg("confirmation for no open item")
+			if idx < 0 {
+				l.lateBook(ev)
+			}
 		}
 		return
 	}

@@ -85,8 +85,12 @@ const (
 	// (Route, Detail the van id, Count its containers, By who, Cause
 	// the source).
 	KindVanDepart Kind = 24
+	// KindContainerBook: a divert the PLC confirmed for an item the
+	// gateway had no open pass for (its pass was closed lost-at-restart
+	// by a crash): TID, Chute entered, Result, Container it is booked to.
+	KindContainerBook Kind = 25
 
-	kindMax = KindVanDepart
+	kindMax = KindContainerBook
 )
 
 var kindNames = [...]string{
@@ -113,6 +117,7 @@ var kindNames = [...]string{
 	KindAlarm:               "alarm",
 	KindContainerLoad:       "container-load",
 	KindVanDepart:           "van-depart",
+	KindContainerBook:       "container-book",
 }
 
 // String names the kind as the status page and the JSON show it.
