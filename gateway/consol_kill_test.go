@@ -123,9 +123,11 @@ func TestConsolGatewayChild(t *testing.T) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
+	tick := time.NewTicker(5 * time.Millisecond)
 	for !l.Ready() {
-		time.Sleep(5 * time.Millisecond) //nolint:forbidigo // a child process polling, not a test's synchronisation
+		<-tick.C
 	}
+	tick.Stop()
 	fmt.Println("ready")
 	select {}
 }
