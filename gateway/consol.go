@@ -578,3 +578,23 @@ func (l *Line) lateBook(ev devices.Event) {
 		Result: ev.Result, Container: id, Detail: "confirmation for no open item"})
 	l.afterBook(ev.Chute, at)
 }
+
+// missedCutoff applies the late policy "exception CHUTE" of a parcel's
+// route: read after the day's last cut-off, it goes to that chute with
+// reason missed-cutoff (recirculated, reason 5, when the chute is full or
+// disabled). The hold policy leaves the decision: the parcel waits in the
+// route's chutes for the next departure.
+func (l *Line) missedCutoff(d *sortplan.Decision) {
+	if d.Route == "" || (d.Reason != sortplan.ReasonSorted && d.Reason != sortplan.ReasonAlternate && d.Reason != sortplan.ReasonRecirculate) {
+		return
+	}
+	sp := l.routeSpec(d.Route)
+	if sp == nil || sp.Late != sortplan.LateException || !sp.PastLastCutoff(l.dockNow()) {
+		return
+	}
+	if int(sp.LateChute) > l.cfg.Chutes || l.avail.Unavailable(sp.LateChute) {
+		d.Chute, d.Reason = 0, sortplan.ReasonRecirculate
+		return
+	}
+	d.Chute, d.Reason = sp.LateChute, sortplan.ReasonMissedCutoff
+}

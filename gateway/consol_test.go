@@ -295,3 +295,31 @@ func TestCutoffCloseAndDepartureAlarm(t *testing.T) {
 		t.Fatalf("open %+v", open)
 	}
 }
+
+func TestMissedCutoffPolicy(t *testing.T) {
+	j, _ := openJournal(t, filepath.Join(t.TempDir(), "j.db"))
+	clock := &dockClock{}
+	c := newConsolLine(t, j, clock, nil)
+	cases := []struct {
+		name   string
+		at     string
+		zip    string
+		chute  uint16
+		reason uint16
+	}{
+		{"R2 before its cut-off", "12:00", "90210", 3, uint16(sortplan.ReasonSorted)},
+		{"R2 after its last cut-off: exception chute", "12:31", "90210", 14, uint16(sortplan.ReasonMissedCutoff)},
+		{"R1 holds: same chutes after the last cut-off", "18:30", "10115", 1, uint16(sortplan.ReasonSorted)},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			at, _ := time.Parse("15:04", tc.at)
+			clock.set(time.Date(2026, 12, 4, at.Hour(), at.Minute(), 0, 0, time.UTC))
+			c.read(uint32(100+i), zip420(tc.zip))
+			cmd := c.cmd()
+			if cmd.Chute != tc.chute || cmd.Reason != tc.reason {
+				t.Fatalf("command chute %d reason %d, want %d %d", cmd.Chute, cmd.Reason, tc.chute, tc.reason)
+			}
+		})
+	}
+}

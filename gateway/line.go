@@ -556,6 +556,7 @@ func (l *Line) handleRead(ctx context.Context, r devices.Read) {
 		l.c.Exceptions++
 	default:
 		it.decision = tbl.Decide(r.Codes, &l.avail)
+		l.missedCutoff(&it.decision)
 	}
 	d := it.decision
 	if int(d.Reason) < len(l.c.Reasons) {
