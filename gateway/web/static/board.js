@@ -72,8 +72,8 @@
     try {
       const res = await fetch("/api/routes", { cache: "no-store" });
       const routes = await res.json();
-      const focus = document.activeElement && document.activeElement.closest && document.activeElement.closest("section.route");
-      if (focus) return; // do not rebuild under someone typing a van id
+      const f = document.activeElement;
+      if (f && f.tagName === "INPUT" && f.value && f.closest("section.route")) return; // someone is typing a van id
       board.replaceChildren(...(routes.length ? routes.map(card) : [el("p", {}, "No routes with departures in the plan.")]));
     } catch (e) {
       message("board: " + e, true);
