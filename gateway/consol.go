@@ -121,6 +121,10 @@ func (l *Line) cutoffClose(now time.Time) {
 	dock := l.dockNow()
 	for n := 1; n <= l.cfg.Chutes; n++ {
 		c := &l.conts[n]
+		if len(c.items) > 0 && c.due.IsZero() {
+			// Rebuilt before the plan (and its routes) was installed.
+			c.due = l.dueFor(c.route, c.items[0].At)
+		}
 		if len(c.items) == 0 || c.due.IsZero() || dock.Before(c.due.Add(-l.cfg.CloseBefore)) {
 			continue
 		}
