@@ -55,21 +55,28 @@ type VanManifest struct {
 	Parcels    int        `json:"parcel_count"`
 }
 
-// routeSpecs indexes a plan's route rows by name.
-func routeSpecs(p *sortplan.Plan) *map[string]*sortplan.RouteSpec {
+// routeIndex is the active plan's route rows by name and the chutes each
+// route's rule rows use, built once per plan install.
+type routeIndex struct {
+	specs  map[string]*sortplan.RouteSpec
+	chutes map[string][]uint16
+}
+
+// routeSpecs indexes a plan's route rows.
+func routeSpecs(p *sortplan.Plan) *routeIndex {
 	m := make(map[string]*sortplan.RouteSpec, len(p.Routes))
 	for i := range p.Routes {
 		m[p.Routes[i].Name] = &p.Routes[i]
 	}
-	return &m
+	return &routeIndex{specs: m, chutes: p.RouteChutes()}
 }
 
 func (l *Line) routeSpec(route string) *sortplan.RouteSpec {
 	if route == "" {
 		return nil
 	}
-	if m := l.routes.Load(); m != nil {
-		return (*m)[route]
+	if ix := l.routes.Load(); ix != nil {
+		return ix.specs[route]
 	}
 	return nil
 }
@@ -345,20 +352,14 @@ type ContainerView struct {
 // board builds the departures board from the plan's routes and the
 // containers (on the loop).
 func (l *Line) board(dock time.Time) []RouteBoard {
-	m := l.routes.Load()
-	if m == nil || len(*m) == 0 {
+	ix := l.routes.Load()
+	if ix == nil || len(ix.specs) == 0 {
 		return nil
 	}
-	var chutes map[string][]uint16
-	l.planMu.Lock()
-	if l.plan != nil {
-		chutes = l.plan.RouteChutes()
-	}
-	l.planMu.Unlock()
-	out := make([]RouteBoard, 0, len(*m))
+	out := make([]RouteBoard, 0, len(ix.specs))
 	idx := map[string]int{}
-	for name, sp := range *m {
-		b := RouteBoard{Line: l.cfg.Name, Route: name, Chutes: chutes[name], VanCap: sp.VanCap, ContCap: sp.ContCap, Late: sp.Late.String(),
+	for name, sp := range ix.specs {
+		b := RouteBoard{Line: l.cfg.Name, Route: name, Chutes: ix.chutes[name], VanCap: sp.VanCap, ContCap: sp.ContCap, Late: sp.Late.String(),
 			Open: []ContainerView{}, Closed: []ContainerView{}, Loaded: []ContainerView{}}
 		if b.Chutes == nil {
 			b.Chutes = []uint16{}

@@ -187,8 +187,8 @@ type Line struct {
 	stopReads func() bool
 	held      atomic.Bool
 
-	chuteRoutes atomic.Pointer[[]string]                       // route per chute from the active plan
-	routes      atomic.Pointer[map[string]*sortplan.RouteSpec] // route rows of the active plan
+	chuteRoutes atomic.Pointer[[]string]   // route per chute from the active plan
+	routes      atomic.Pointer[routeIndex] // route rows of the active plan
 
 	planMu   sync.Mutex // guards plan, lastPlan* (reloads are rare and off the item path)
 	plan     *sortplan.Plan
