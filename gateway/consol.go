@@ -122,6 +122,16 @@ func (l *Line) afterBook(chute uint16, at time.Time) {
 // cutoffClose closes the containers whose departure is within the
 // configured lead (CloseBefore > 0).
 func (l *Line) cutoffClose(now time.Time) {
+	if l.dueFix && l.routes.Load() != nil {
+		// Closed containers rebuilt before the plan was installed get
+		// their departure (the board and the label show it).
+		l.dueFix = false
+		for i := range l.manifests {
+			if m := &l.manifests[i]; m.Due.IsZero() && len(m.Items) > 0 {
+				m.Due = l.dueFor(m.Route, m.Items[0].At)
+			}
+		}
+	}
 	if l.cfg.CloseBefore <= 0 {
 		return
 	}
@@ -458,6 +468,7 @@ type RebuildStats struct {
 // closed ones and the vans. It runs in NewLine, before the loop.
 func (l *Line) rebuildContainers(j consolScanner, now time.Time) (RebuildStats, error) {
 	var st RebuildStats
+	l.dueFix = true
 	name := l.cfg.Name
 	err := j.Scan(0, consolKinds, func(r *journal.Record) error {
 		if r.Line != name {

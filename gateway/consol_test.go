@@ -235,6 +235,11 @@ func TestContainerLifecycle(t *testing.T) {
 	if err != nil || len(vans) != 1 || vans[0].Count != 2 || vans[0].Parcels != 4 {
 		t.Fatalf("vans after restart %+v %v", vans, err)
 	}
+	// The rebuilt closed containers learn their departure from the routes.
+	waitFor(t, "rebuilt due", func() bool {
+		cl := c2.containers(StateDeparted)
+		return len(cl) == 2 && cl[0].Due.Equal(time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC))
+	})
 	if c2.l.rebuilt.Stray != 0 {
 		t.Errorf("%d stray bookings", c2.l.rebuilt.Stray)
 	}

@@ -213,6 +213,7 @@ type Line struct {
 	manifests    []Manifest    // closed, oldest first, bounded
 	vans         []VanManifest // departed, oldest first, bounded
 	rebuilt      RebuildStats
+	dueFix       bool // rebuilt containers wait for the routes to know their departure
 	recent       [recentN]journal.Record
 	rec          journal.Record // scratch record, reused
 	recentPos    int
