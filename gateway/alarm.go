@@ -395,6 +395,7 @@ func (b *alarmBook) rebuild(recs []journal.Record) {
 // Alarm causes: the key (after "<line>/"), its severity and what to do.
 // docs/operations.md ("Alarms") lists the same.
 var alarmActions = map[string]string{
+	"departure":     "Close the route's open containers (status page or dock board), load them onto the van, then depart it; or hold them for the next departure.",
 	"estop":         "Find and clear the cause of the emergency stop, release the e-stop button, then restart the sorter at its control panel.",
 	"sorter-fault":  "Read the fault on the sorter's control panel, fix it, reset the fault, then restart the sorter.",
 	"plc-down":      "Check the PLC is powered and its network cable and switch; the gateway reconnects by itself once the PLC answers.",

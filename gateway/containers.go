@@ -21,14 +21,22 @@ type ManifestItem struct {
 // Manifest is the content of one container: what went into one chute
 // between two closes.
 type Manifest struct {
-	Line      string         `json:"line"`
-	Container string         `json:"container"`
-	Chute     uint16         `json:"chute"`
-	Route     string         `json:"route,omitempty"`
-	Opened    time.Time      `json:"opened"`
-	Closed    time.Time      `json:"closed,omitzero"`
-	Cause     string         `json:"cause,omitempty"` // technician, emptied, shutdown; empty while open
-	Items     []ManifestItem `json:"items"`
+	Line      string    `json:"line"`
+	Container string    `json:"container"`
+	Chute     uint16    `json:"chute"`
+	Route     string    `json:"route,omitempty"`
+	Opened    time.Time `json:"opened"`
+	Closed    time.Time `json:"closed,omitzero"`
+	Cause     string    `json:"cause,omitempty"` // technician, emptied, capacity, cut-off; empty while open
+	// State is open, closed, loaded or departed; Van the van it was
+	// loaded onto, by LoadedBy at Loaded; Departed when the van left.
+	State    string         `json:"state"`
+	Due      time.Time      `json:"due,omitzero"` // the departure it is for (routes with departures)
+	Van      string         `json:"van,omitempty"`
+	Loaded   time.Time      `json:"loaded,omitzero"`
+	LoadedBy string         `json:"loaded_by,omitempty"`
+	Departed time.Time      `json:"departed,omitzero"`
+	Items    []ManifestItem `json:"items"`
 }
 
 // container is the open container of one chute.
@@ -37,6 +45,7 @@ type container struct {
 	opened time.Time
 	route  string
 	items  []ManifestItem
+	due    time.Time // departure, fixed by the first parcel
 }
 
 // containerID names the n-th container of a chute.
@@ -49,7 +58,7 @@ func (c *container) manifest(line string, chute uint16) Manifest {
 	copy(items, c.items)
 	return Manifest{
 		Line: line, Container: containerID(line, chute, c.n), Chute: chute, Route: c.route,
-		Opened: c.opened, Items: items,
+		Opened: c.opened, Items: items, State: StateOpen, Due: c.due,
 	}
 }
 

@@ -67,6 +67,9 @@ type Config struct {
 	// Journal, when set, is run by Gateway.Run and stopped and closed
 	// last, after the lines and the HTTP server (*journal.Journal).
 	Journal JournalRunner `yaml:"-"`
+	// LabelPrinter is the host:port of a Zebra printer's raw port (TCP
+	// 9100) for container labels; empty: labels are not sent.
+	LabelPrinter string `yaml:"label_printer"`
 }
 
 // JournalRunner is the journal's life cycle as the gateway drives it; the

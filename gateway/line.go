@@ -59,6 +59,16 @@ type LineConfig struct {
 	MaxManifestBytes int64 `yaml:"max_manifest_bytes"`
 	// Alarms are the thresholds of the line's alarms and condition.
 	Alarms AlarmConfig `yaml:"alarms"`
+	// CloseBefore closes a route's open containers this long before its
+	// departure (0: no automatic close; the departure alarm still rises
+	// 10 minutes before).
+	CloseBefore time.Duration `yaml:"close_before_departure"`
+	// KeepVans is how many departed van manifests stay in memory.
+	// Default 500.
+	KeepVans int `yaml:"keep_vans"`
+	// DockClock, when set, is the clock departures are judged by (the
+	// demo's virtual day); nil: the wall clock.
+	DockClock func() time.Time `yaml:"-"`
 }
 
 // Validate fills defaults and checks the values.
@@ -104,6 +114,12 @@ func (c *LineConfig) Validate() error {
 	}
 	if c.KeepManifests == 0 {
 		c.KeepManifests = 5000
+	}
+	if c.KeepVans == 0 {
+		c.KeepVans = 500
+	}
+	if c.CloseBefore < 0 || c.KeepVans < 0 {
+		return fmt.Errorf("line %s: close_before_departure %v or keep_vans %d is negative", c.Name, c.CloseBefore, c.KeepVans)
 	}
 	if c.MaxManifestBytes == 0 {
 		c.MaxManifestBytes = 64 << 20
@@ -171,7 +187,8 @@ type Line struct {
 	stopReads func() bool
 	held      atomic.Bool
 
-	chuteRoutes atomic.Pointer[[]string] // route per chute from the active plan
+	chuteRoutes atomic.Pointer[[]string]   // route per chute from the active plan
+	routes      atomic.Pointer[routeIndex] // route rows of the active plan
 
 	planMu   sync.Mutex // guards plan, lastPlan* (reloads are rare and off the item path)
 	plan     *sortplan.Plan
@@ -193,7 +210,10 @@ type Line struct {
 	chuteCount   []uint64 // confirmed diverts per chute since start
 	lastRoute    []string
 	conts        []container
-	manifests    []Manifest // closed, oldest first, bounded
+	manifests    []Manifest    // closed, oldest first, bounded
+	vans         []VanManifest // departed, oldest first, bounded
+	rebuilt      RebuildStats
+	dueFix       bool // rebuilt containers wait for the routes to know their departure
 	recent       [recentN]journal.Record
 	rec          journal.Record // scratch record, reused
 	recentPos    int
@@ -250,6 +270,14 @@ func NewLine(cfg LineConfig, plc devices.PLCLink, scanners devices.ScannerSource
 		l.stopReads = sr.StopReads
 	}
 	l.initAlarms(journal, m, now)
+	if sc, ok := journal.(consolScanner); ok {
+		st, err := l.rebuildContainers(sc, now)
+		if err != nil {
+			return nil, fmt.Errorf("line %s: rebuild containers from the journal: %w", cfg.Name, err)
+		}
+		l.rebuilt = st
+		l.log.Info().Int("records", st.Records).Int("parcels", st.Booked).Int("stray", st.Stray).Msg("containers rebuilt from the journal")
+	}
 	l.snap.Store(&LineSnapshot{Name: cfg.Name, Condition: CondNoData, Reasons: []string{"not started"}, Alarms: []Alarm{}})
 	m.devices.add(l)
 	return l, nil
@@ -529,6 +557,7 @@ func (l *Line) handleRead(ctx context.Context, r devices.Read) {
 		l.c.Exceptions++
 	default:
 		it.decision = tbl.Decide(r.Codes, &l.avail)
+		l.missedCutoff(&it.decision)
 	}
 	d := it.decision
 	if int(d.Reason) < len(l.c.Reasons) {
@@ -599,6 +628,9 @@ func (l *Line) handleEvent(ev devices.Event) {
 		l.met.m.unmatched.WithLabelValues(l.cfg.Name, ev.Kind.String()).Inc()
 		if ev.Kind == devices.EventConfirmed {
 			l.log.Debug().Uint32("tid", ev.TID).Uint16("result", ev.Result).Msg("confirmation for no open item")
+			if idx < 0 {
+				l.lateBook(ev)
+			}
 		}
 		return
 	}
@@ -660,6 +692,11 @@ func (l *Line) finish(idx int32, at time.Time, o journal.Outcome, result, entere
 		Scanner: it.scanner, Codes: it.codes, NoRead: it.noRead, Dest: d.Dest, Chute: chute, Reason: uint16(d.Reason),
 		Result: result, Route: d.Route, PlanVersion: d.Version, Outcome: o, Container: cont, Detail: detail}
 	l.append(l.rec)
+	if cont != "" {
+		// After the outcome: a capacity close must follow the booking in
+		// the journal, or the rebuild would book it to the next container.
+		l.afterBook(entered, at)
+	}
 	l.recent[l.recentPos%recentN] = l.rec
 	l.recentPos++
 	if dropped, ok := l.closed.push(ref{idx: idx, gen: it.gen}); ok {
@@ -713,6 +750,13 @@ func (l *Line) record(r devices.Read, at time.Time, o journal.Outcome, detail st
 // book puts a confirmed divert into the container of the chute entered.
 func (l *Line) book(it *item, chute, result uint16, at time.Time) string {
 	c := &l.conts[chute]
+	if c.route == "" && l.lastRoute[chute] == "" {
+		// An alternate chute's first parcel: the plan says which route
+		// the chute feeds.
+		if rp := l.chuteRoutes.Load(); rp != nil && int(chute) < len(*rp) {
+			c.route = (*rp)[chute]
+		}
+	}
 	if c.route == "" || chute == it.decision.Chute {
 		if it.decision.Route != "" && chute == it.decision.Chute {
 			c.route = it.decision.Route
@@ -731,13 +775,9 @@ func (l *Line) book(it *item, chute, result uint16, at time.Time) string {
 func (l *Line) closeContainer(chute uint16, cause string, at time.Time) Manifest {
 	c := &l.conts[chute]
 	m := c.manifest(l.cfg.Name, chute)
-	m.Closed, m.Cause = at, cause
+	m.Closed, m.Cause, m.State = at, cause, StateClosed
 	l.manifests = append(l.manifests, m)
-	if len(l.manifests) > l.cfg.KeepManifests {
-		n := copy(l.manifests, l.manifests[len(l.manifests)-l.cfg.KeepManifests:])
-		clear(l.manifests[n:])
-		l.manifests = l.manifests[:n]
-	}
+	l.trimManifests()
 	*c = container{n: c.n + 1, opened: at, route: l.lastRoute[chute]}
 	l.met.m.containers.WithLabelValues(l.cfg.Name, cause).Inc()
 	l.append(journal.Record{Time: at, Line: l.cfg.Name, Kind: journal.KindContainerClose, Chute: chute,
@@ -797,6 +837,7 @@ func (l *Line) sweep(now time.Time) {
 		l.closed.pop()
 		l.evict(r)
 	}
+	l.cutoffClose(now)
 	l.met.tracked.Set(float64(l.openCount.Load()))
 	if tbl := l.plans.Load(); tbl != nil {
 		l.met.planVersion.Set(float64(tbl.Version()))

@@ -105,6 +105,7 @@ func (l *Line) installPlan(p *sortplan.Plan, m *sortplan.Manifest, by PlanCause)
 	}
 	l.plan, l.planAt = p, time.Now()
 	l.chuteRoutes.Store(chuteRoutes(p, l.cfg.Chutes))
+	l.routes.Store(routeSpecs(p))
 	l.lastDiff, l.lastErr, l.lastAt = diff, "", l.planAt
 	l.plc.SetPlanVersion(uint16(t.Version()))
 	if !l.draining.Load() && !l.held.Load() {

@@ -136,6 +136,9 @@ type LineSnapshot struct {
 	// Alarms are the line's active alarms (cleared but unacknowledged
 	// included; shelved ones left out), most severe first.
 	Alarms []Alarm `json:"alarms"`
+	// Routes is the departures board: the plan's routes with departures,
+	// soonest first (empty when the plan has no route rows).
+	Routes []RouteBoard `json:"routes"`
 }
 
 // PLCView is the PLC link as the status page shows it.
@@ -451,6 +454,7 @@ func (l *Line) publish(now time.Time) {
 		r := &l.recent[(l.recentPos-1-i)%recentN]
 		s.Recent = append(s.Recent, ItemViewOf(r))
 	}
+	s.Routes = l.board(l.dockNow())
 	l.evaluate(now, s, &st)
 	// Alarm transitions the journal refused count too.
 	s.Totals.JournalErrs = l.journalErrs.Load()
@@ -484,7 +488,7 @@ func (l *Line) evaluate(now time.Time, s *LineSnapshot, st *devices.PLCStatus) {
 	if in.PLCHeard {
 		hb = st.LastHeartbeat
 	}
-	l.alarms.evaluate(now, l.alarms.causes(now, s, in, jv, hb, heard))
+	l.alarms.evaluate(now, append(l.alarms.causes(now, s, in, jv, hb, heard), departureCauses(s.Routes)...))
 	s.Alarms, _, _ = l.alarms.lists()
 }
 

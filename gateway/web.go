@@ -75,6 +75,14 @@ func (g *Gateway) Handler() http.Handler {
 	mux.HandleFunc("GET /api/alarms", g.handleAlarms)
 	mux.HandleFunc("POST /api/alarms/{path...}", g.auth(g.handleAlarmAction))
 	g.authRoutes(mux) // POST /api/login, POST /api/logout, GET /api/session (session.go)
+	mux.HandleFunc("GET /api/routes", g.handleRoutes)
+	mux.HandleFunc("GET /api/lines/{line}/containers", g.handleContainers)
+	mux.HandleFunc("POST /api/containers/{id}/{action}", g.auth(g.handleContainerAction))
+	mux.HandleFunc("POST /api/routes/{route}/depart", g.auth(g.handleDepart))
+	mux.HandleFunc("GET /api/vans", g.handleVans)
+	mux.HandleFunc("GET /api/containers/{id}/label.zpl", g.handleLabelZPL)
+	mux.HandleFunc("GET /containers/{id}/label", g.handleLabelHTML)
+	mux.HandleFunc("GET /board", g.handleBoard)
 	return g.common(mux)
 }
 

@@ -29,6 +29,10 @@ const (
 	ReasonRecirculate Reason = 5 // every planned chute full or disabled
 	ReasonRecircLimit Reason = 6 // recirculation limit reached: exception chute
 	ReasonDegraded    Reason = 7 // host degraded, no plan loaded
+	// ReasonMissedCutoff: read after its route's last cut-off of the day,
+	// sent to the route's late exception chute (route rows, late policy
+	// "exception CHUTE"). The contract lets the host send any reason.
+	ReasonMissedCutoff Reason = 8
 )
 
 // String returns the reason's short name as shown in logs and on the status page.
@@ -50,6 +54,8 @@ func (r Reason) String() string {
 		return "recirc-limit"
 	case ReasonDegraded:
 		return "degraded"
+	case ReasonMissedCutoff:
+		return "missed-cutoff"
 	}
 	return fmt.Sprintf("reason(%d)", uint16(r))
 }

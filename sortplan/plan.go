@@ -77,6 +77,9 @@ type Plan struct {
 	File       string
 	ChuteCount int
 	Rules      []Rule // file order, exception rows included
+	// Routes are the route rows (departures, capacities, late policy),
+	// file order; empty for a plan without them.
+	Routes []RouteSpec
 }
 
 // Exception returns the exception row of kind k (RuleNoRead … RuleRecircLimit).
@@ -145,6 +148,8 @@ type planParser struct {
 	// with it, so that a file cut off mid-copy is refused instead of
 	// installing its first rules, or a last row cut to a wrong chute.
 	endLine int
+	// routeLine: route row name -> line.
+	routeLine map[string]int
 }
 
 // readEnd reads the END row: END alone, or END,<n> where n is the number
@@ -178,6 +183,8 @@ func parsePlan(name string, data []byte, chuteCount int) (*Plan, []Diagnostic, e
 		seen:   map[string]int{},
 		meta:   map[string]int{},
 		excRow: map[RuleKind]bool{},
+
+		routeLine: map[string]int{},
 	}
 	cr := csv.NewReader(bytes.NewReader(data))
 	cr.FieldsPerRecord = -1
@@ -214,6 +221,14 @@ func parsePlan(name string, data []byte, chuteCount int) (*Plan, []Diagnostic, e
 				pp.resolveCount(chuteCount, line)
 				continue
 			}
+			if strings.EqualFold(first, "route") {
+				cols := make([]int, len(rec))
+				for i := range rec {
+					_, cols[i] = cr.FieldPos(i)
+				}
+				pp.readRoute(rec, cols, line)
+				continue
+			}
 			pp.readMeta(cr, rec, line)
 			continue
 		}
@@ -225,7 +240,7 @@ func parsePlan(name string, data []byte, chuteCount int) (*Plan, []Diagnostic, e
 			pp.readEnd(rec, line, rows)
 			continue
 		}
-		if _, ok := metaKeys[strings.ToLower(first)]; ok {
+		if _, ok := metaKeys[strings.ToLower(first)]; ok || first == "route" {
 			pp.errorf(line, 1, "metadata row %q after the header row: move it above line %d", first, headerLine)
 			continue
 		}
@@ -578,6 +593,7 @@ func (pp *planParser) finish(chuteCount, headerLine int) {
 	}
 	pp.checkShared()
 	pp.checkShadowed()
+	pp.checkRoutes(chuteCount)
 }
 
 func routeLabel(r string) string {

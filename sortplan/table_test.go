@@ -132,7 +132,7 @@ func TestCompileErrors(t *testing.T) {
 }
 
 func TestReasonString(t *testing.T) {
-	want := []string{"sorted", "no-read", "unknown", "multi-read", "alternate", "recirculate", "recirc-limit", "degraded", "reason(8)"}
+	want := []string{"sorted", "no-read", "unknown", "multi-read", "alternate", "recirculate", "recirc-limit", "degraded", "missed-cutoff", "reason(9)"}
 	for i, w := range want {
 		if got := Reason(i).String(); got != w {
 			t.Errorf("Reason(%d) = %q, want %q", i, got, w)

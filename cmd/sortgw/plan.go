@@ -126,6 +126,7 @@ func planCheck(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "  rules:            %d (%d exact, %d prefixes, %d exception rows)\n", s.Rules, s.Exact, s.Prefixes, len(s.Exceptions))
 	fmt.Fprintf(stdout, "  chutes used:      %d of %d\n", s.ChutesUsed, s.ChuteCount)
 	fmt.Fprintf(stdout, "  routes:           %d\n", s.Routes)
+	printRoutes(stdout, p)
 	fmt.Fprintf(stdout, "  exception chutes:")
 	for _, name := range []string{"NOREAD", "UNKNOWN", "MULTIREAD", "RECIRC_LIMIT"} {
 		fmt.Fprintf(stdout, " %s %s;", name, joinChutes(s.Exceptions[name]))
@@ -190,6 +191,7 @@ func planDiff(args []string, stdout, stderr io.Writer) int {
 			joinChutes(c.NewChutes), routeOrDash(c.NewRoute))
 	}
 	fmt.Fprintf(stdout, "%d destination(s) change\n", len(changes))
+	printRouteDiff(stdout, old, nw)
 	return 0
 }
 

@@ -127,6 +127,11 @@ type Config struct {
 	DiskCriticalPercent float64 `yaml:"disk_critical_percent"`
 	// Now is the clock for record times and retention (nil: time.Now).
 	Now func() time.Time `yaml:"-"` // a test clock, not a site setting
+	// ExportDir, when set, receives the consolidation records (parcels
+	// booked to containers, closes, loads, departures) as CSV, one file
+	// per day (consolidation-2026-12-05.csv), before retention deletes
+	// them: the van manifests outlive the journal's retention.
+	ExportDir string `yaml:"manifest_export_dir"`
 	// CommitFault, when set, is asked before each commit and an error it
 	// returns fails that commit (the transaction is rolled back, the
 	// records stay queued), as a full or failing disk does. A test seam

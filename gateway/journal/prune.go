@@ -90,6 +90,13 @@ func (j *Journal) deleteOldest(bucket []byte, due func(k []byte) bool) (int, err
 		for k, _ := c.First(); k != nil && len(keys) < j.cfg.PruneBatch && due(k); k, _ = c.Next() {
 			keys = append(keys, append([]byte(nil), k...))
 		}
+		if j.cfg.ExportDir != "" {
+			// Exported before the delete commits: a failed export keeps
+			// the records (retention retries), none is lost unexported.
+			if err := j.exportConsolidation(tx, keys); err != nil {
+				return err
+			}
+		}
 		for _, k := range keys {
 			if err := deleteRecord(tx, seqFromIndexKey(k)); err != nil {
 				return err

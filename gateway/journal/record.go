@@ -85,8 +85,20 @@ const (
 	// login, logout, failed, locked; By the name given; Detail the role
 	// or why, and the client address).
 	KindLogin Kind = 22
+	// KindContainerLoad: a closed container was loaded onto a van
+	// (Container, Chute, Route, Detail the van id, By who, Cause the
+	// source: api, page, dock-scan). Kinds 23..29 are consolidation's.
+	KindContainerLoad Kind = 23
+	// KindVanDepart: a van left with the containers loaded onto it
+	// (Route, Detail the van id, Count its containers, By who, Cause
+	// the source).
+	KindVanDepart Kind = 24
+	// KindContainerBook: a divert the PLC confirmed for an item the
+	// gateway had no open pass for (its pass was closed lost-at-restart
+	// by a crash): TID, Chute entered, Result, Container it is booked to.
+	KindContainerBook Kind = 25
 
-	kindMax = KindLogin
+	kindMax = KindContainerBook
 )
 
 var kindNames = [...]string{
@@ -113,11 +125,14 @@ var kindNames = [...]string{
 	KindAlarm:               "alarm",
 	KindOperatorAction:      "operator-action",
 	KindLogin:               "login",
+	KindContainerLoad:       "container-load",
+	KindVanDepart:           "van-depart",
+	KindContainerBook:       "container-book",
 }
 
 // String names the kind as the status page and the JSON show it.
 func (k Kind) String() string {
-	if k <= kindMax {
+	if k <= kindMax && kindNames[k] != "" {
 		return kindNames[k]
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
@@ -144,7 +159,7 @@ func (k Kind) opens() bool {
 // ParseKind is the inverse of Kind.String.
 func ParseKind(s string) (Kind, error) {
 	for k, n := range kindNames {
-		if n == s && k != int(KindUnknown) {
+		if n == s && n != "" && k != int(KindUnknown) {
 			return Kind(k), nil
 		}
 	}

@@ -38,6 +38,11 @@ type Config struct {
 	NoReadRate        float64       // default 0.02
 	MultiReadRate     float64       // default 0.01
 	ConfirmTimeout    time.Duration
+	// DaySpeed is how much faster than the wall clock the demo's day runs
+	// for the routes' departures (default 120: a day in 12 minutes).
+	DaySpeed float64
+	// ParcelsPerContainer is the routes' container capacity (default 30).
+	ParcelsPerContainer int
 }
 
 // Validate fills in the defaults and checks the config.
@@ -60,6 +65,11 @@ func (c *Config) Validate() error {
 	setDefault(&c.EmptyAfter, 15*time.Second)
 	setDefault(&c.NoReadRate, 0.02)
 	setDefault(&c.MultiReadRate, 0.01)
+	setDefault(&c.DaySpeed, 120)
+	setDefault(&c.ParcelsPerContainer, 30)
+	if c.DaySpeed < 0 || c.ParcelsPerContainer < 0 {
+		return fmt.Errorf("demo: day speed %v and parcels per container %d: want positive numbers", c.DaySpeed, c.ParcelsPerContainer)
+	}
 	if c.Token == "" {
 		b := make([]byte, 12)
 		if _, err := rand.Read(b); err != nil {
@@ -85,6 +95,7 @@ type Demo struct {
 	plan *sortplan.Plan
 	log  zerolog.Logger
 	line *gateway.Line // set once Run has wired the gateway
+	day  *dayClock
 }
 
 // New builds (but does not start) the emulated sorter; Run binds it.
@@ -108,7 +119,7 @@ func New(cfg Config, log zerolog.Logger) (*Demo, error) {
 	} else {
 		scfg.OPCUA.Addr = "127.0.0.1:0"
 	}
-	plan, dests, err := demoPlan(cfg.Chutes, cfg.Seed)
+	plan, dests, err := demoPlan(cfg.Chutes, cfg.Seed, cfg.ParcelsPerContainer)
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +128,7 @@ func New(cfg Config, log zerolog.Logger) (*Demo, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Demo{cfg: cfg, sim: sim, plan: plan, log: log}, nil
+	return &Demo{cfg: cfg, sim: sim, plan: plan, log: log, day: newDayClock(cfg.DaySpeed)}, nil
 }
 
 // Config is the demo's configuration with its defaults filled in (the

@@ -59,7 +59,16 @@ func (d *Demo) runGateway(ctx context.Context, ready func(url string)) error {
 		case <-ctx.Done():
 		}
 	}()
-	return gw.Run(ctx)
+	dockCtx, stopDock := context.WithCancel(ctx)
+	dockDone := make(chan struct{})
+	go func() {
+		defer close(dockDone)
+		d.runDock(dockCtx, gw, line)
+	}()
+	err = gw.Run(ctx)
+	stopDock()
+	<-dockDone
+	return err
 }
 
 // newLine makes the PLC link and the scanners against the sim, and the line
@@ -95,7 +104,7 @@ func (d *Demo) newLine(j gateway.Journal, m *gateway.Metrics) (*gateway.Line, er
 		return nil, err
 	}
 	line, err := gateway.NewLine(gateway.LineConfig{Name: "L1", Chutes: cfg.Chutes, ContainerCapacity: cfg.ContainerCapacity,
-		Capacity: demoCapacity(cfg.Rate), ConfirmTimeout: cfg.ConfirmTimeout}, plc, src, j, m, d.log)
+		Capacity: demoCapacity(cfg.Rate), ConfirmTimeout: cfg.ConfirmTimeout, DockClock: d.day.Now}, plc, src, j, m, d.log)
 	if err != nil {
 		return nil, err
 	}

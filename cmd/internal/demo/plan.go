@@ -25,10 +25,15 @@ func demoCapacity(rate float64) int {
 // the destinations its parcels carry: half of them for the sort center's
 // own delivery routes (the plan's exact ZIP rules), half from anywhere in
 // the country (linehaul), so both kinds of chute fill on the page.
-func demoPlan(chutes int, seed int64) (*sortplan.Plan, []string, error) {
+func demoPlan(chutes int, seed int64, containerParcels int) (*sortplan.Plan, []string, error) {
 	planCSV, err := sortplan.Generate(sortplan.GenerateOptions{Chutes: chutes, Seed: seed + 1, Name: "DEMO-" + strconv.Itoa(chutes)})
 	if err != nil {
 		return nil, nil, fmt.Errorf("demo: generate plan: %w", err)
+	}
+	// The day: every route gets departures (routes, vans, containers).
+	planCSV, err = addRoutes(planCSV, chutes, containerParcels)
+	if err != nil {
+		return nil, nil, fmt.Errorf("demo: routes: %w", err)
 	}
 	plan, _, err := sortplan.ParsePlan("demo-plan.csv", bytes.NewReader(planCSV), chutes)
 	if err != nil {
