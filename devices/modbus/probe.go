@@ -25,7 +25,7 @@ type Map struct {
 	// CHUTE_DISABLED); OffDisabled, OffConfirm and OffBootID are offsets
 	// from PLCBase (the fixed registers are 0..5: heartbeat, state,
 	// ACK_SEQ, CONFIRM_COUNT, FAULT_CODE, CHUTE_COUNT; CHUTE_FULL at 6).
-	BitWords                          int
+	BitWords                           int
 	OffDisabled, OffConfirm, OffBootID int
 	// LowFirst: TID_LO comes before TID_HI.
 	LowFirst bool
