@@ -123,22 +123,7 @@ func (p *mbProbe) run(ctx context.Context) {
 		r.pass(CheckBlockBase, "the PLC block starts at plc_base", fmt.Sprintf("CHUTE_COUNT %d at %d", chutes, int(m.PLCBase)+oChutes))
 		r.pass(CheckChuteCount, "CHUTE_COUNT matches the line", fmt.Sprint(chutes))
 	}
-	if boot == 0 {
-		r.fail(CheckBootID, "BOOT_ID is non-zero", fmt.Sprintf("0 at %d", int(m.PLCBase)+m.OffBootID),
-			"the PLC must set a new non-zero BOOT_ID at every cold start; without it the gateway cannot tell a restart from a link drop")
-	} else {
-		r.pass(CheckBootID, "BOOT_ID is non-zero", fmt.Sprint(boot))
-	}
-	if st := blk[oState]; st <= 4 {
-		r.pass(CheckSorterState, "SORTER_STATE has a defined value", fmt.Sprintf("%d (%s)", st, stateName(st)))
-	} else {
-		r.fail(CheckSorterState, "SORTER_STATE has a defined value", fmt.Sprint(st), "defined: 0 stopped, 1 running, 2 emergency stop, 3 fault, 4 maintenance")
-	}
-	if f := blk[oFault]; f <= 1 || f >= 100 {
-		r.pass(CheckFaultCode, "FAULT_CODE has a defined value", fmt.Sprint(f))
-	} else {
-		r.fail(CheckFaultCode, "FAULT_CODE has a defined value", fmt.Sprint(f), "2..99 are reserved: PLC-specific faults start at 100")
-	}
+	judgeBlock(r, blk[oState], blk[oFault], boot, fmt.Sprint(int(m.PLCBase)+m.OffBootID))
 	p.chuteBits(blk, chutes)
 	p.wordOrder(blk)
 
@@ -160,15 +145,7 @@ func (p *mbProbe) run(ctx context.Context) {
 		r.fail(CheckFaultNoHost, "FAULT_CODE 1 while no host heartbeat runs", err.Error(), "the link dropped")
 		return
 	}
-	switch f := blk[oFault]; {
-	case f == 1:
-		r.pass(CheckFaultNoHost, "FAULT_CODE 1 while no host heartbeat runs", fmt.Sprintf("FAULT_CODE 1 after %v without a host heartbeat", p.opt.Sample))
-	case f == 0:
-		r.fail(CheckFaultNoHost, "FAULT_CODE 1 while no host heartbeat runs", fmt.Sprintf("FAULT_CODE 0 after %v without a host heartbeat", p.opt.Sample),
-			"the PLC must power on with FAULT_CODE 1 and set it again after 1 s without a HOST_HEARTBEAT change; with 0 it acts on stale commands while no host runs")
-	default:
-		r.notRun(CheckFaultNoHost, "FAULT_CODE 1 while no host heartbeat runs", fmt.Sprintf("FAULT_CODE %d (PLC-specific) hides it", f))
-	}
+	judgeFaultNoHost(r, blk[oFault], p.opt.Sample)
 
 	hbw := startHeartbeat(ctx, p.cfg, p.m.HostBase)
 	defer hbw.stop()
@@ -315,21 +292,58 @@ func (p *mbProbe) sample(ctx context.Context) (beats []uint16, hostMoved bool, e
 	return beats, hostMoved, nil
 }
 
-func (p *mbProbe) heartbeat(beats []uint16) {
+func (p *mbProbe) heartbeat(beats []uint16) { judgeHeartbeat(p.r, beats, p.opt.Sample) }
+
+// judgeHeartbeat checks PLC_HEARTBEAT samples taken over d.
+func judgeHeartbeat(r *Report, beats []uint16, d time.Duration) {
 	changes := 0
 	for i := 1; i < len(beats); i++ {
 		changes += int(beats[i] - beats[i-1])
 	}
-	secs := p.opt.Sample.Seconds()
-	ev := fmt.Sprintf("+%d in %v (%.1f/s; contract 10/s)", changes, p.opt.Sample, float64(changes)/secs)
+	secs := d.Seconds()
+	ev := fmt.Sprintf("+%d in %v (%.1f/s; contract 10/s)", changes, d, float64(changes)/secs)
 	switch rate := float64(changes) / secs; {
 	case changes == 0:
-		p.r.fail(CheckPLCHeartbeat, "PLC_HEARTBEAT moves every 100 ms", ev,
+		r.fail(CheckPLCHeartbeat, "PLC_HEARTBEAT moves every 100 ms", ev,
 			"heartbeat not moving: the PLC program does not increment PLC_HEARTBEAT (or increments an unmapped copy); the gateway declares the PLC lost after 1 s")
 	case rate < 5 || rate > 20:
-		p.r.fail(CheckPLCHeartbeat, "PLC_HEARTBEAT moves every 100 ms", ev, "the heartbeat moves at the wrong rate: +1 every 100 ms")
+		r.fail(CheckPLCHeartbeat, "PLC_HEARTBEAT moves every 100 ms", ev, "the heartbeat moves at the wrong rate: +1 every 100 ms")
 	default:
-		p.r.pass(CheckPLCHeartbeat, "PLC_HEARTBEAT moves every 100 ms", ev)
+		r.pass(CheckPLCHeartbeat, "PLC_HEARTBEAT moves every 100 ms", ev)
+	}
+}
+
+// judgeFaultNoHost checks FAULT_CODE after d without a host heartbeat.
+func judgeFaultNoHost(r *Report, f uint16, d time.Duration) {
+	const title = "FAULT_CODE 1 while no host heartbeat runs"
+	switch {
+	case f == 1:
+		r.pass(CheckFaultNoHost, title, fmt.Sprintf("FAULT_CODE 1 after %v without a host heartbeat", d))
+	case f == 0:
+		r.fail(CheckFaultNoHost, title, fmt.Sprintf("FAULT_CODE 0 after %v without a host heartbeat", d),
+			"the PLC must power on with FAULT_CODE 1 and set it again after 1 s without a HOST_HEARTBEAT change; with 0 it acts on stale commands while no host runs")
+	default:
+		r.notRun(CheckFaultNoHost, title, fmt.Sprintf("FAULT_CODE %d (PLC-specific) hides it", f))
+	}
+}
+
+// judgeBlock checks the values every protocol reads alike.
+func judgeBlock(r *Report, state, fault, boot uint16, bootWhere string) {
+	if boot == 0 {
+		r.fail(CheckBootID, "BOOT_ID is non-zero", "0 at "+bootWhere,
+			"the PLC must set a new non-zero BOOT_ID at every cold start; without it the gateway cannot tell a restart from a link drop")
+	} else {
+		r.pass(CheckBootID, "BOOT_ID is non-zero", fmt.Sprint(boot))
+	}
+	if state <= 4 {
+		r.pass(CheckSorterState, "SORTER_STATE has a defined value", fmt.Sprintf("%d (%s)", state, stateName(state)))
+	} else {
+		r.fail(CheckSorterState, "SORTER_STATE has a defined value", fmt.Sprint(state), "defined: 0 stopped, 1 running, 2 emergency stop, 3 fault, 4 maintenance")
+	}
+	if fault <= 1 || fault >= 100 {
+		r.pass(CheckFaultCode, "FAULT_CODE has a defined value", fmt.Sprint(fault))
+	} else {
+		r.fail(CheckFaultCode, "FAULT_CODE has a defined value", fmt.Sprint(fault), "2..99 are reserved: PLC-specific faults start at 100")
 	}
 }
 

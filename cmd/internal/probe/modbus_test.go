@@ -2,6 +2,8 @@ package probe
 
 import (
 	"context"
+	"io"
+	"log"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +18,7 @@ import (
 
 // TestMain checks that no test of the package leaks a goroutine.
 func TestMain(m *testing.M) {
+	log.SetOutput(io.Discard) // the OPC UA server library prints through the global logger
 	goleak.VerifyTestMain(m)
 }
 
