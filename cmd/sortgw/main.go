@@ -31,6 +31,7 @@ func commands() []command {
 		{"plan", "plan check|diff|explain|gen|labels ...  work with sort plan files", planCmd},
 		{"bench", "bench [-protocol p] [-rate n|max] [-duration d] [-lines n] [-chaos]  end-to-end benchmark, soak and chaos", cmdBench},
 		{"reload", "reload -config site.yaml                 reload the running gateway's plans; fails when a plan is refused", cmdReload},
+		{"probe", "probe -config site.yaml -line A [-json] [-divert-test CHUTE]  check a line's PLC against the interface (commissioning)", cmdProbe},
 		{"version", "version                                  version, Go version and VCS revision", cmdVersion},
 	}
 }
