@@ -192,3 +192,36 @@ func TestReplayBadJournal(t *testing.T) {
 		t.Error("junk journal: no error")
 	}
 }
+
+// TestReplayReports: text names the change, HTML is self-contained (inline
+// SVG, no script, no URL to fetch) and JSON carries the counts.
+func TestReplayReports(t *testing.T) {
+	res, _ := replayFile(t, writeJournal(t), "new.csv", nil)
+	var txt, html, js strings.Builder
+	if err := res.WriteText(&txt, 10); err != nil {
+		t.Fatal(err)
+	}
+	if err := res.WriteHTML(&html); err != nil {
+		t.Fatal(err)
+	}
+	if err := res.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"changed chute: 10", "1 -> 3    10", "R009"} {
+		if !strings.Contains(txt.String(), want) {
+			t.Errorf("text lacks %q:\n%s", want, txt.String())
+		}
+	}
+	h := html.String()
+	if n := strings.Count(h, "<svg"); n != 3 {
+		t.Errorf("%d SVG charts, want 3", n)
+	}
+	for _, bad := range []string{"<script", "src=", "href=", "@import", "url("} {
+		if strings.Contains(h, bad) {
+			t.Errorf("HTML holds %q: it must need nothing from outside", bad)
+		}
+	}
+	if !strings.Contains(js.String(), `"changed": 10`) {
+		t.Errorf("JSON lacks the change count:\n%s", js.String())
+	}
+}
