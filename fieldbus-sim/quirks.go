@@ -14,6 +14,8 @@ package fieldbussim
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -96,3 +98,61 @@ func (q Quirks) quirkResult(r Result) Result {
 
 // neverAgain is a stall end no run reaches: FrozenHeartbeat.
 var neverAgain = time.Unix(1<<40, 0)
+
+// Quirk names for ParseQuirks and the -quirks flag of cmd/fieldbus-sim.
+const (
+	QuirkNumFromZero        = "num-from-zero"
+	QuirkOldResults         = "old-results"
+	QuirkFaultZeroAtPowerOn = "fault-zero-at-power-on"
+	QuirkFrozenHeartbeat    = "frozen-heartbeat"
+	QuirkShiftPLCBlock      = "shift-plc-block"  // =N, default 1
+	QuirkExtraNamespaces    = "extra-namespaces" // =N, default 2
+)
+
+// ParseQuirks reads a comma-separated list of quirk names, the last two
+// with an optional =N ("num-from-zero,shift-plc-block=1"). An unknown
+// name or a bad number is an error naming it.
+func ParseQuirks(s string) (Quirks, error) {
+	var q Quirks
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		name, val, hasVal := strings.Cut(f, "=")
+		num := func(def int) (int, error) {
+			if !hasVal {
+				return def, nil
+			}
+			n, err := strconv.Atoi(val)
+			if err != nil || n < 0 || n > 16 {
+				return 0, fmt.Errorf("quirk %q: want a number 0..16", f)
+			}
+			return n, nil
+		}
+		var err error
+		switch {
+		case name == QuirkShiftPLCBlock:
+			q.ShiftPLCBlock, err = num(1)
+		case name == QuirkExtraNamespaces:
+			q.ExtraNamespaces, err = num(2)
+		case hasVal:
+			err = fmt.Errorf("quirk %q takes no value", f)
+		case name == QuirkNumFromZero:
+			q.NumFromZero = true
+		case name == QuirkOldResults:
+			q.OldResults = true
+		case name == QuirkFaultZeroAtPowerOn:
+			q.FaultZeroAtPowerOn = true
+		case name == QuirkFrozenHeartbeat:
+			q.FrozenHeartbeat = true
+		default:
+			err = fmt.Errorf("unknown quirk %q: want %s, %s, %s, %s, %s[=N] or %s[=N]", name, QuirkNumFromZero, QuirkOldResults,
+				QuirkFaultZeroAtPowerOn, QuirkFrozenHeartbeat, QuirkShiftPLCBlock, QuirkExtraNamespaces)
+		}
+		if err != nil {
+			return Quirks{}, err
+		}
+	}
+	return q, nil
+}

@@ -1,6 +1,7 @@
 package fieldbussim
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -144,4 +145,47 @@ func TestQuirkExtraNamespaces(t *testing.T) {
 	if v := readValues(t, c, sorterNode(ns0, "Plc.ChuteCount"))[0]; v.Status == 0 {
 		t.Errorf("ChuteCount also at ns=%d", ns0)
 	}
+}
+
+func TestParseQuirks(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want Quirks
+		err  string
+	}{
+		{"", Quirks{}, ""},
+		{"num-from-zero, old-results", Quirks{NumFromZero: true, OldResults: true}, ""},
+		{"fault-zero-at-power-on,frozen-heartbeat", Quirks{FaultZeroAtPowerOn: true, FrozenHeartbeat: true}, ""},
+		{"shift-plc-block,extra-namespaces", Quirks{ShiftPLCBlock: 1, ExtraNamespaces: 2}, ""},
+		{"shift-plc-block=3,extra-namespaces=0", Quirks{ShiftPLCBlock: 3}, ""},
+		{"shift-plc-block=x", Quirks{}, `quirk "shift-plc-block=x": want a number`},
+		{"old-results=1", Quirks{}, "takes no value"},
+		{"numfromzero", Quirks{}, `unknown quirk "numfromzero"`},
+	} {
+		got, err := ParseQuirks(tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: error %v, want %q", tc.in, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%q: %+v, %v; want %+v", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+func FuzzParseQuirks(f *testing.F) {
+	for _, s := range []string{"", "num-from-zero", "shift-plc-block=1,extra-namespaces=16", "a=b=c", ",,", "old-results=", "shift-plc-block=-1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		q, err := ParseQuirks(s)
+		if err != nil {
+			return
+		}
+		if q.ShiftPLCBlock < 0 || q.ShiftPLCBlock > 16 || q.ExtraNamespaces < 0 || q.ExtraNamespaces > 16 {
+			t.Fatalf("%q parsed to out-of-range %+v", s, q)
+		}
+	})
 }

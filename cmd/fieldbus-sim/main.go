@@ -113,6 +113,7 @@ func parse(args []string) (*options, error) {
 	fs.IntVar(&o.modbusExcN, "modbus-exception-n", 1, "how many requests -modbus-exception answers")
 	fs.DurationVar(&o.delayReply, "delay-reply", 0, "delay the first Modbus reply by this much")
 	fs.DurationVar(&o.stallHB, "stall-heartbeat", 0, "keep PLC_HEARTBEAT still for this long at start")
+	quirks := fs.String("quirks", "", "commission against a PLC's mistakes, comma-separated: num-from-zero, old-results, fault-zero-at-power-on, frozen-heartbeat, shift-plc-block[=N], extra-namespaces[=N]")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -128,6 +129,10 @@ func parse(args []string) (*options, error) {
 		}
 	}
 	c.StrictTIDs = !*commissioning
+	var err error
+	if c.Quirks, err = fieldbussim.ParseQuirks(*quirks); err != nil {
+		return nil, fmt.Errorf("-quirks: %w", err)
+	}
 	c.Modbus.UnitID = byte(*unit)
 	c.Modbus.HostBase, c.Modbus.DivertBase, c.Modbus.PLCBase = uint16(*hostBase), uint16(*divertBase), uint16(*plcBase)
 	if *dialOut != "" {
