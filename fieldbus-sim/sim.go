@@ -139,6 +139,9 @@ func New(cfg Config, log zerolog.Logger) (*Sim, error) {
 		return nil, err
 	}
 	s := &Sim{cfg: cfg, log: log, clk: cfg.Clock, ready: make(chan struct{}), done: make(chan struct{})}
+	if cfg.Quirks.On() {
+		log.Warn().Str("quirks", cfg.Quirks.String()).Msg("the emulated PLC breaks the interface on purpose (quirks)")
+	}
 	s.sched = newScheduler(s.clk)
 	s.truth = newTruth(s.clk.Now())
 	s.plc = newPLC(plcConfig{
