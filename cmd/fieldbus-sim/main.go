@@ -75,6 +75,7 @@ func parse(args []string) (*options, error) {
 	fs.StringVar(&c.OPCUA.CertFile, "cert", "", "OPC UA server certificate (empty: self-signed)")
 	fs.StringVar(&c.OPCUA.KeyFile, "key", "", "OPC UA server key")
 	fs.StringVar(&c.OPCUA.CertDir, "cert-dir", "", "write a generated OPC UA certificate here")
+	fs.StringVar(&c.OPCUA.Namespace, "namespace", "urn:sortgw:sorter", "OPC UA namespace URI of the sorter's nodes")
 	scanner := fs.String("scanner", "127.0.0.1:2001", "scanner listen address(es), comma-separated; scanner i+1 takes the next port when only one is given")
 	dialOut := fs.String("scanner-dial", "", "scanners dial these gateway addresses instead of listening (comma-separated)")
 	fs.IntVar(&c.Scanners.Count, "scanners", 1, "number of scanners")
