@@ -225,3 +225,21 @@ func TestReplayReports(t *testing.T) {
 		t.Errorf("JSON lacks the change count:\n%s", js.String())
 	}
 }
+
+// TestReplayPeakPerMinute: the peak is the busiest minute, not the total.
+func TestReplayPeakPerMinute(t *testing.T) {
+	tab := loadTable(t, "old.csv")
+	r := New(tab, nil)
+	at := time.Date(2026, 12, 1, 6, 0, 0, 0, time.UTC)
+	d := tab.DecideKey("90210", nil)
+	for m, n := range []int{3, 5, 2} {
+		for i := range n {
+			p := Pass{Time: at.Add(time.Duration(m)*time.Minute + time.Duration(i)*time.Second), Dest: "90210", Chute: d.Chute, Route: d.Route}
+			r.Add(&p)
+		}
+	}
+	res := r.Result(1)
+	if len(res.Chutes) != 1 || res.Chutes[0].PeakOld != 5 || res.Chutes[0].PeakNew != 5 || res.Chutes[0].Old != 10 {
+		t.Errorf("chutes %+v, want chute 1: 10 parcels, peak 5 a minute", res.Chutes)
+	}
+}
