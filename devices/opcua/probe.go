@@ -187,3 +187,18 @@ func (p *ProbeClient) ProbeSubscribe(ctx context.Context, ns uint16, name string
 func IsBadNodeID(err error) bool {
 	return errors.Is(err, ua.StatusBadNodeIDUnknown) || errors.Is(err, ua.StatusBadNodeIDInvalid)
 }
+
+// WriteDivert writes one divert command as the link does: one
+// WriteRequest of the slot's four nodes, Seq last. A per-node status
+// other than Good is an error.
+func (p *ProbeClient) WriteDivert(ctx context.Context, ns uint16, seq uint16, tid uint32, chute, reason uint16) error {
+	req := newNodeSet(ns, p.cfg.NodePrefix, p.cfg.Ring).divertRequest(seq, tid, chute, reason)
+	res, err := p.c.Write(ctx, req)
+	if err != nil {
+		return fmt.Errorf("write divert seq %d: %w", seq, err)
+	}
+	if err := writeStatus(req, res); err != nil {
+		return fmt.Errorf("write divert seq %d: %w", seq, err)
+	}
+	return nil
+}

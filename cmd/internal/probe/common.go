@@ -78,8 +78,8 @@ func stateName(s uint16) string {
 	return [...]string{"stopped", "running", "emergency stop", "fault", "maintenance"}[s]
 }
 
-// hbWriter writes HOST_HEARTBEAT every 100 ms on a connection of its own
-// until paused or stopped.
+// hbWriter writes HOST_HEARTBEAT every 100 ms through write until
+// paused or stopped.
 type hbWriter struct {
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -88,17 +88,18 @@ type hbWriter struct {
 	err    error
 }
 
-func startHeartbeat(ctx context.Context, cfg modbus.Config, addr uint16) *hbWriter {
+// startHeartbeat runs write with a new value every 100 ms; closeFn, if
+// set, runs when it stops.
+func startHeartbeat(ctx context.Context, write func(context.Context, uint16) error, closeFn func()) *hbWriter {
 	ctx, cancel := context.WithCancel(ctx)
 	w := &hbWriter{cancel: cancel, done: make(chan struct{})}
 	go func() {
-		defer close(w.done)
-		c, err := modbus.DialProbe(ctx, cfg, 0)
-		if err != nil {
-			w.setErr(err)
-			return
-		}
-		defer c.Close()
+		defer func() {
+			if closeFn != nil {
+				closeFn()
+			}
+			close(w.done)
+		}()
 		tk := time.NewTicker(100 * time.Millisecond)
 		defer tk.Stop()
 		v := uint16(time.Now().UnixNano()) | 1
@@ -108,7 +109,7 @@ func startHeartbeat(ctx context.Context, cfg modbus.Config, addr uint16) *hbWrit
 			w.mu.Unlock()
 			if !paused {
 				v++
-				if err := c.Write(ctx, addr, []uint16{v}); err != nil && !errors.Is(err, context.Canceled) {
+				if err := write(ctx, v); err != nil && !errors.Is(err, context.Canceled) {
 					w.setErr(err)
 				}
 			}
@@ -120,6 +121,17 @@ func startHeartbeat(ctx context.Context, cfg modbus.Config, addr uint16) *hbWrit
 		}
 	}()
 	return w
+}
+
+// modbusHeartbeat writes HOST_HEARTBEAT on a connection of its own, so
+// that it never waits behind the probe's reads.
+func modbusHeartbeat(ctx context.Context, cfg modbus.Config, addr uint16) (*hbWriter, error) {
+	c, err := modbus.DialProbe(ctx, cfg, 0)
+	if err != nil {
+		return nil, err
+	}
+	return startHeartbeat(ctx, func(ctx context.Context, v uint16) error { return c.Write(ctx, addr, []uint16{v}) },
+		func() { _ = c.Close() }), nil
 }
 
 func (w *hbWriter) setErr(err error) {
@@ -146,4 +158,28 @@ func (w *hbWriter) pause(on bool) {
 func (w *hbWriter) stop() {
 	w.cancel()
 	<-w.done
+}
+
+// faultReader reads FAULT_CODE.
+type faultReader interface {
+	fault(ctx context.Context) (uint16, error)
+}
+
+// waitFault polls FAULT_CODE until it is want or d passes.
+func waitFault(ctx context.Context, f faultReader, want uint16, d time.Duration) error {
+	t0 := time.Now()
+	var last uint16
+	for time.Since(t0) < d {
+		v, err := f.fault(ctx)
+		if err != nil {
+			return err
+		}
+		if last = v; last == want {
+			return nil
+		}
+		if err := pause(ctx, 20*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("FAULT_CODE still %d after %v", last, d)
 }

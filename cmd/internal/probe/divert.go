@@ -26,81 +26,93 @@ type confSlot struct {
 	tid                uint32
 }
 
+// ringView is one read of what the divert test follows.
+type ringView struct {
+	state, ack, count, chutes uint16
+	slots                     []confSlot // the confirmation ring, by slot
+}
+
+// divertIO is a protocol's side of the divert test.
+type divertIO interface {
+	faultReader
+	view(ctx context.Context) (ringView, error)
+	// writeDivert writes one command into slot seq mod ring, SEQ last.
+	writeDivert(ctx context.Context, seq uint16, tid uint32, chute, reason uint16) error
+	pauseHeartbeat(on bool)
+	// ringHint says where the divert ring is configured, for a hint.
+	ringHint() string
+}
+
 // divertTest writes the test commands in one go and follows ACK_SEQ and
 // the confirmations, then stops the heartbeat once. Only in maintenance.
-func (p *mbProbe) divertTest(ctx context.Context, hb *hbWriter) {
-	r, m := p.r, p.m
+func divertTest(ctx context.Context, r *Report, opt Options, io divertIO) {
 	ids := []string{CheckAckInOrder, CheckConfirmNum, CheckRefusal, CheckChute0, CheckDivert, CheckHostWatchdog}
 	skip := func(why string) {
 		for _, id := range ids {
 			r.notRun(id, "divert test", why)
 		}
 	}
-	blk, err := p.readBlock(ctx)
+	v, err := io.view(ctx)
 	if err != nil {
 		skip(err.Error())
 		return
 	}
-	if st := blk[oState]; st != 4 {
+	if st := v.state; st != 4 {
 		skip(fmt.Sprintf("SORTER_STATE %d (%s): the divert test runs only in maintenance (4)", st, stateName(st)))
 		return
 	}
-	chutes := blk[oChutes]
-	if p.opt.DivertChute > chutes {
-		skip(fmt.Sprintf("chute %d is above CHUTE_COUNT %d", p.opt.DivertChute, chutes))
+	chutes := v.chutes
+	if opt.DivertChute > chutes {
+		skip(fmt.Sprintf("chute %d is above CHUTE_COUNT %d", opt.DivertChute, chutes))
 		return
 	}
-	ack, count0 := blk[oAck], blk[oCount]
+	ack, count0 := v.ack, v.count
 	cmds := []*testCmd{
-		{tid: 0, chute: p.opt.DivertChute, want: 7, id: CheckRefusal, title: "TID 0 is refused with result 7"},
+		{tid: 0, chute: opt.DivertChute, want: 7, id: CheckRefusal, title: "TID 0 is refused with result 7"},
 		{tid: testTID, chute: chutes + 1, want: 7, id: CheckRefusal, title: "a chute above CHUTE_COUNT is refused with result 7"},
 		{tid: testTID + 1, chute: 0, want: 8, id: CheckChute0, title: "chute 0 comes back result 8"},
-		{tid: testTID + 2, chute: p.opt.DivertChute, want: 1, id: CheckDivert, title: fmt.Sprintf("a divert into chute %d is confirmed 1", p.opt.DivertChute)},
+		{tid: testTID + 2, chute: opt.DivertChute, want: 1, id: CheckDivert, title: fmt.Sprintf("a divert into chute %d is confirmed 1", opt.DivertChute)},
 	}
 	for i, c := range cmds {
 		c.seq = ack + uint16(i) + 1
-		hi, lo := m.TIDWords(c.tid)
-		addr := m.DivertBase + uint16(5*(int(c.seq)%m.Ring))
-		if err := p.c.Write(ctx, addr, []uint16{c.seq, hi, lo, c.chute, 0}); err != nil {
+		if err := io.writeDivert(ctx, c.seq, c.tid, c.chute, 0); err != nil {
 			skip(fmt.Sprintf("write divert seq %d: %v", c.seq, err))
 			return
 		}
 	}
 	last := cmds[len(cmds)-1].seq
-	p.opt.Progress(fmt.Sprintf("divert test: %d commands written (SEQ %d..%d); waiting for their confirmations (up to %v: the belt must carry the items)", len(cmds), cmds[0].seq, last, p.opt.ConfirmWait))
+	opt.Progress(fmt.Sprintf("divert test: %d commands written (SEQ %d..%d); waiting for their confirmations (up to %v: the belt must carry the items)", len(cmds), cmds[0].seq, last, opt.ConfirmWait))
 
 	// Follow ACK_SEQ (never past last, never backwards) and the ring.
-	deadline := time.Now().Add(p.opt.ConfirmWait)
-	seen := map[uint16]confSlot{} // by slot NUM
+	deadline := time.Now().Add(opt.ConfirmWait)
+	seen := map[uint16]confSlot{} // by CONFIRM_COUNT value
 	acks := []uint16{ack}
 	var numErr string
 	prevCount := count0
 	for time.Now().Before(deadline) {
-		blk, err = p.readBlock(ctx)
+		v, err = io.view(ctx)
 		if err != nil {
 			skip(err.Error())
 			return
 		}
-		if a := blk[oAck]; a != acks[len(acks)-1] {
+		if a := v.ack; a != acks[len(acks)-1] {
 			acks = append(acks, a)
 		}
-		cnt := blk[oCount]
-		for c := prevCount + 1; c != cnt+1; c++ {
-			o := m.OffConfirm + 5*(int(c)%m.ConfirmRing)
-			s := confSlot{num: blk[o], tid: m.TID(blk[o+1], blk[o+2]), chute: blk[o+3], result: blk[o+4]}
+		n := uint16(len(v.slots))
+		for c := prevCount + 1; c != v.count+1; c++ {
+			s := v.slots[c%n]
 			if s.num != c {
-				prev := m.OffConfirm + 5*(int(c-1)%m.ConfirmRing)
+				prev := v.slots[(c-1)%n]
 				if numErr == "" {
-					numErr = fmt.Sprintf("CONFIRM_COUNT %d, but slot %d holds NUM %d (slot %d holds NUM %d)", c, int(c)%m.ConfirmRing, s.num, int(c-1)%m.ConfirmRing, blk[prev])
+					numErr = fmt.Sprintf("CONFIRM_COUNT %d, but slot %d holds NUM %d (slot %d holds NUM %d)", c, c%n, s.num, (c-1)%n, prev.num)
 				}
-				if blk[prev] == c-1 {
-					// numbered from 0: the confirmation c sits at NUM c-1
-					s = confSlot{num: blk[prev], tid: m.TID(blk[prev+1], blk[prev+2]), chute: blk[prev+3], result: blk[prev+4]}
+				if prev.num == c-1 {
+					s = prev // numbered from 0: confirmation c sits at NUM c-1
 				}
 			}
 			seen[c] = s
 		}
-		prevCount = cnt
+		prevCount = v.count
 		done := true
 		for _, tc := range cmds {
 			if tc.got == nil {
@@ -135,7 +147,7 @@ func (p *mbProbe) divertTest(ctx context.Context, hb *hbWriter) {
 	case !inOrder:
 		r.fail(CheckAckInOrder, "commands are acknowledged in order", ev, "ACK_SEQ must take SEQ = ACK_SEQ+1 only, one by one")
 	case acks[len(acks)-1] != last:
-		r.fail(CheckAckInOrder, "commands are acknowledged in order", ev, fmt.Sprintf("the PLC did not take every command: check divert_base (%d) and the ring depth (%d)", m.DivertBase, m.Ring))
+		r.fail(CheckAckInOrder, "commands are acknowledged in order", ev, "the PLC did not take every command: check "+io.ringHint())
 	default:
 		r.pass(CheckAckInOrder, "commands are acknowledged in order", ev)
 	}
@@ -162,7 +174,7 @@ func (p *mbProbe) divertTest(ctx context.Context, hb *hbWriter) {
 			order = append(order, tc.id)
 		}
 		if tc.got == nil {
-			results[tc.id] = append(results[tc.id], fmt.Sprintf("SEQ %d TID %d chute %d: no confirmation within %v", tc.seq, tc.tid, tc.chute, p.opt.ConfirmWait))
+			results[tc.id] = append(results[tc.id], fmt.Sprintf("SEQ %d TID %d chute %d: no confirmation within %v", tc.seq, tc.tid, tc.chute, opt.ConfirmWait))
 			failed[tc.id] = "no confirmation: is the belt running (jog it in maintenance)?"
 			continue
 		}
@@ -171,7 +183,7 @@ func (p *mbProbe) divertTest(ctx context.Context, hb *hbWriter) {
 			failed[tc.id] = resultHint(tc.want, tc.got.result)
 		}
 	}
-	titles := map[string]string{CheckRefusal: "TID 0 and a chute above CHUTE_COUNT come back 7", CheckChute0: "a chute-0 command comes back 8", CheckDivert: fmt.Sprintf("a divert into chute %d comes back 1", p.opt.DivertChute)}
+	titles := map[string]string{CheckRefusal: "TID 0 and a chute above CHUTE_COUNT come back 7", CheckChute0: "a chute-0 command comes back 8", CheckDivert: fmt.Sprintf("a divert into chute %d comes back 1", opt.DivertChute)}
 	for _, id := range order {
 		ev := fmt.Sprint(results[id])
 		if h, bad := failed[id]; bad {
@@ -180,7 +192,7 @@ func (p *mbProbe) divertTest(ctx context.Context, hb *hbWriter) {
 			r.pass(id, titles[id], ev)
 		}
 	}
-	p.watchdog(ctx, hb)
+	watchdog(ctx, r, opt, io)
 }
 
 // resultHint names the likely cause of a wrong result code.
@@ -199,21 +211,53 @@ func resultHint(want, got uint16) string {
 }
 
 // watchdog stops the host heartbeat until FAULT_CODE 1, then resumes it.
-func (p *mbProbe) watchdog(ctx context.Context, hb *hbWriter) {
+func watchdog(ctx context.Context, r *Report, opt Options, io divertIO) {
 	const title = "FAULT_CODE 1 within its timeout after the host heartbeat stops, 0 again after"
-	hb.pause(true)
+	io.pauseHeartbeat(true)
 	t0 := time.Now()
-	err := p.waitFault(ctx, 1, p.opt.Watchdog)
+	err := waitFault(ctx, io, 1, opt.Watchdog)
 	raised := time.Since(t0)
-	hb.pause(false)
+	io.pauseHeartbeat(false)
 	if err != nil {
-		p.r.fail(CheckHostWatchdog, title, err.Error(), "the PLC's host watchdog does not fire: it must set FAULT_CODE 1 after 1 s without a HOST_HEARTBEAT change")
+		r.fail(CheckHostWatchdog, title, err.Error(), "the PLC's host watchdog does not fire: it must set FAULT_CODE 1 after 1 s without a HOST_HEARTBEAT change")
 		return
 	}
 	t1 := time.Now()
-	if err := p.waitFault(ctx, 0, p.opt.Watchdog); err != nil {
-		p.r.fail(CheckHostWatchdog, title, err.Error(), "FAULT_CODE 1 must clear at the next heartbeat change")
+	if err := waitFault(ctx, io, 0, opt.Watchdog); err != nil {
+		r.fail(CheckHostWatchdog, title, err.Error(), "FAULT_CODE 1 must clear at the next heartbeat change")
 		return
 	}
-	p.r.pass(CheckHostWatchdog, title, fmt.Sprintf("raised after %v, cleared after %v", raised.Round(10*time.Millisecond), time.Since(t1).Round(10*time.Millisecond)))
+	r.pass(CheckHostWatchdog, title, fmt.Sprintf("raised after %v, cleared after %v", raised.Round(10*time.Millisecond), time.Since(t1).Round(10*time.Millisecond)))
+}
+
+// mbDivert is the divert test's Modbus side.
+type mbDivert struct {
+	p  *mbProbe
+	hb *hbWriter
+}
+
+func (d *mbDivert) fault(ctx context.Context) (uint16, error) { return d.p.fault(ctx) }
+func (d *mbDivert) pauseHeartbeat(on bool)                    { d.hb.pause(on) }
+func (d *mbDivert) ringHint() string {
+	return fmt.Sprintf("divert_base (%d), the ring depth (%d) and word_order", d.p.m.DivertBase, d.p.m.Ring)
+}
+
+func (d *mbDivert) view(ctx context.Context) (ringView, error) {
+	blk, err := d.p.readBlock(ctx)
+	if err != nil {
+		return ringView{}, err
+	}
+	m := d.p.m
+	v := ringView{state: blk[oState], ack: blk[oAck], count: blk[oCount], chutes: blk[oChutes], slots: make([]confSlot, m.ConfirmRing)}
+	for j := range v.slots {
+		o := m.OffConfirm + 5*j
+		v.slots[j] = confSlot{num: blk[o], tid: m.TID(blk[o+1], blk[o+2]), chute: blk[o+3], result: blk[o+4]}
+	}
+	return v, nil
+}
+
+func (d *mbDivert) writeDivert(ctx context.Context, seq uint16, tid uint32, chute, reason uint16) error {
+	m := d.p.m
+	hi, lo := m.TIDWords(tid)
+	return d.p.c.Write(ctx, m.DivertBase+uint16(5*(int(seq)%m.Ring)), []uint16{seq, hi, lo, chute, reason})
 }

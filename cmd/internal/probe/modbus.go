@@ -145,16 +145,20 @@ func (p *mbProbe) run(ctx context.Context) {
 	}
 	judgeFaultNoHost(r, blk[oFault], p.opt.Sample)
 
-	hbw := startHeartbeat(ctx, p.cfg, p.m.HostBase)
+	hbw, err := modbusHeartbeat(ctx, p.cfg, p.m.HostBase)
+	if err != nil {
+		r.fail(CheckFaultClears, "FAULT_CODE 1 clears once the host heartbeat runs", err.Error(), "a second connection for the heartbeat was refused: allow two Modbus clients")
+		return
+	}
 	defer hbw.stop()
-	if err := p.waitFault(ctx, 0, p.opt.Watchdog); err != nil {
+	if err := waitFault(ctx, p, 0, p.opt.Watchdog); err != nil {
 		r.fail(CheckFaultClears, "FAULT_CODE 1 clears once the host heartbeat runs", err.Error()+hbw.errText(),
 			fmt.Sprintf("the PLC does not see the heartbeat written at %d (host_base): check the PLC's host block address and unit id", p.m.HostBase))
 		return
 	}
 	r.pass(CheckFaultClears, "FAULT_CODE 1 clears once the host heartbeat runs", "FAULT_CODE 0")
 	if p.opt.DivertChute != 0 {
-		p.divertTest(ctx, hbw)
+		divertTest(ctx, r, p.opt, &mbDivert{p: p, hb: hbw})
 	}
 }
 
@@ -292,21 +296,11 @@ func (p *mbProbe) sample(ctx context.Context) (beats []uint16, hostMoved bool, e
 
 func (p *mbProbe) heartbeat(beats []uint16) { judgeHeartbeat(p.r, beats, p.opt.Sample) }
 
-// waitFault polls FAULT_CODE until it is want or d passes.
-func (p *mbProbe) waitFault(ctx context.Context, want uint16, d time.Duration) error {
-	t0 := time.Now()
-	var last uint16
-	for time.Since(t0) < d {
-		v, err := p.c.Read(ctx, p.m.PLCBase+oFault, 1)
-		if err != nil {
-			return err
-		}
-		if last = v[0]; last == want {
-			return nil
-		}
-		if err := pause(ctx, 20*time.Millisecond); err != nil {
-			return err
-		}
+// fault reads FAULT_CODE.
+func (p *mbProbe) fault(ctx context.Context) (uint16, error) {
+	v, err := p.c.Read(ctx, p.m.PLCBase+oFault, 1)
+	if err != nil {
+		return 0, err
 	}
-	return fmt.Errorf("FAULT_CODE still %d after %v", last, d)
+	return v[0], nil
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
-	"sync"
 	"time"
 
 	"sortgw/devices/opcua"
@@ -39,7 +38,7 @@ func contractNodes(ring int) []uaNode {
 }
 
 // OPCUA probes a PLC over OPC UA with a line's link settings (cfg with
-// the line's chutes set). The divert test is Modbus only in this version.
+// the line's chutes set).
 func OPCUA(ctx context.Context, cfg opcua.Config, opt Options) *Report {
 	opt.defaults()
 	r := &Report{Line: opt.Line, Protocol: "opcua", Addr: cfg.Endpoint, Started: time.Now()}
@@ -176,18 +175,16 @@ func (p *uaProbe) run(ctx context.Context) {
 		return
 	}
 	judgeFaultNoHost(r, f, p.opt.Sample)
-	stop := p.heartbeat(ctx)
-	defer stop()
-	if err := p.waitFault(ctx, 0); err != nil {
-		r.fail(CheckFaultClears, "FAULT_CODE 1 clears once the host heartbeat runs", err.Error(),
+	hb := startHeartbeat(ctx, func(ctx context.Context, v uint16) error { return p.c.WriteUint16(ctx, p.ns, "Host.Heartbeat", v) }, nil)
+	defer hb.stop()
+	if err := waitFault(ctx, p, 0, p.opt.Watchdog); err != nil {
+		r.fail(CheckFaultClears, "FAULT_CODE 1 clears once the host heartbeat runs", err.Error()+hb.errText(),
 			"the PLC does not see the heartbeat written to "+p.c.NodeID(p.ns, "Host.Heartbeat"))
-	} else {
-		r.pass(CheckFaultClears, "FAULT_CODE 1 clears once the host heartbeat runs", "FAULT_CODE 0")
+		return
 	}
+	r.pass(CheckFaultClears, "FAULT_CODE 1 clears once the host heartbeat runs", "FAULT_CODE 0")
 	if p.opt.DivertChute != 0 {
-		for _, id := range []string{CheckAckInOrder, CheckConfirmNum, CheckRefusal, CheckChute0, CheckDivert, CheckHostWatchdog} {
-			r.notRun(id, "divert test", "the divert test runs over Modbus only in this version")
-		}
+		divertTest(ctx, r, p.opt, &uaDivert{p: p, hb: hb})
 	}
 }
 
@@ -262,46 +259,55 @@ func (p *uaProbe) sample(ctx context.Context) (beats []uint16, hostMoved bool, e
 	return beats, err == nil && h1 != h0, err
 }
 
-func (p *uaProbe) waitFault(ctx context.Context, want uint16) error {
-	t0 := time.Now()
-	var last uint16
-	for time.Since(t0) < p.opt.Watchdog {
-		v, err := p.read(ctx, "Plc.FaultCode")
-		if err != nil {
-			return err
-		}
-		if last = v; v == want {
-			return nil
-		}
-		if err := pause(ctx, 20*time.Millisecond); err != nil {
-			return err
-		}
-	}
-	return fmt.Errorf("FAULT_CODE still %d after %v", last, p.opt.Watchdog)
+func (p *uaProbe) fault(ctx context.Context) (uint16, error) { return p.read(ctx, "Plc.FaultCode") }
+
+// uaDivert is the divert test's OPC UA side.
+type uaDivert struct {
+	p     *uaProbe
+	hb    *hbWriter
+	names []string
 }
 
-// heartbeat writes Host.Heartbeat every 100 ms on the probe's session
-// until the returned func is called.
-func (p *uaProbe) heartbeat(ctx context.Context) func() {
-	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tk := time.NewTicker(100 * time.Millisecond)
-		defer tk.Stop()
-		v := uint16(time.Now().UnixNano()) | 1
-		for {
-			v++
-			_ = p.c.WriteUint16(ctx, p.ns, "Host.Heartbeat", v) // a failure shows as FAULT_CODE not clearing
-			select {
-			case <-ctx.Done():
-				return
-			case <-tk.C:
-			}
+func (d *uaDivert) fault(ctx context.Context) (uint16, error) { return d.p.fault(ctx) }
+func (d *uaDivert) pauseHeartbeat(on bool)                    { d.hb.pause(on) }
+func (d *uaDivert) ringHint() string {
+	return fmt.Sprintf("the Divert.<k> nodes (ring %d, Seq written last)", d.p.cfg.Ring)
+}
+
+func (d *uaDivert) writeDivert(ctx context.Context, seq uint16, tid uint32, chute, reason uint16) error {
+	return d.p.c.WriteDivert(ctx, d.p.ns, seq, tid, chute, reason)
+}
+
+// view reads the state, the counters and the whole confirmation ring in
+// one ReadRequest.
+func (d *uaDivert) view(ctx context.Context) (ringView, error) {
+	ring := d.p.cfg.Ring
+	if d.names == nil {
+		d.names = []string{"Plc.State", "Plc.AckSeq", "Confirm.Count", "Plc.ChuteCount"}
+		for j := 0; j < ring; j++ {
+			pre := fmt.Sprintf("Confirm.%d.", j)
+			d.names = append(d.names, pre+"Num", pre+"TrackingId", pre+"Chute", pre+"Result")
 		}
-	}()
-	return func() { cancel(); wg.Wait() }
+	}
+	in, err := d.p.c.ReadNodes(ctx, d.p.ns, d.names)
+	if err != nil {
+		return ringView{}, err
+	}
+	var bad error
+	u16 := func(i int) uint16 {
+		v, ok := in[i].Value.(uint16)
+		if !ok && bad == nil {
+			bad = fmt.Errorf("%s: %v (%T)", in[i].Name, in[i].Err, in[i].Value)
+		}
+		return v
+	}
+	v := ringView{state: u16(0), ack: u16(1), count: u16(2), chutes: u16(3), slots: make([]confSlot, ring)}
+	for j := range v.slots {
+		o := 4 + 4*j
+		tid, _ := in[o+1].Value.(uint32)
+		v.slots[j] = confSlot{num: u16(o), tid: tid, chute: u16(o + 2), result: u16(o + 3)}
+	}
+	return v, bad
 }
 
 func first(s []string, n int) []string {

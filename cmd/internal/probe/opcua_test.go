@@ -2,6 +2,7 @@ package probe
 
 import (
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,11 +23,15 @@ func TestOPCUAProbe(t *testing.T) {
 		quirks     fieldbussim.Quirks
 		fail, hint string
 		evidence   string // for a passing namespace check
+		divert     bool
 	}{
 		{name: "contract PLC", evidence: "at ns="},
 		{name: "namespace after the vendor's", quirks: fieldbussim.Quirks{ExtraNamespaces: 2}, evidence: "not 1: the gateway looks it up by URI"},
 		{name: "namespace URI differs", ua: fieldbussim.OPCUAConfig{Namespace: "urn:vendor:plc1"}, quirks: fieldbussim.Quirks{ExtraNamespaces: 2},
 			fail: CheckNamespace, hint: `namespace index wrong: the nodes are in ns=3, whose URI is "urn:vendor:plc1": set namespace: "urn:vendor:plc1"`},
+		{name: "contract PLC, divert test", evidence: "at ns=", divert: true},
+		{name: "NUM from 0", quirks: fieldbussim.Quirks{NumFromZero: true}, divert: true, fail: CheckConfirmNum, hint: "numbered from 0"},
+		{name: "old result codes", quirks: fieldbussim.Quirks{OldResults: true}, divert: true, fail: CheckChute0, hint: "older contract version"},
 		{name: "frozen heartbeat", quirks: fieldbussim.Quirks{FrozenHeartbeat: true}, fail: CheckPLCHeartbeat, hint: "heartbeat not moving"},
 		{name: "FAULT_CODE 0 at power-on", quirks: fieldbussim.Quirks{FaultZeroAtPowerOn: true}, fail: CheckFaultNoHost, hint: "power on with FAULT_CODE 1"},
 	}
@@ -34,8 +39,14 @@ func TestOPCUAProbe(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			c.ua.Addr = "127.0.0.1:0"
 			s := startSim(t, fieldbussim.Config{OPCUA: c.ua, Quirks: c.quirks})
-			rep := OPCUA(testCtx(t), opcua.Config{Endpoint: s.OPCUAEndpoint(), Chutes: testChutes, Timeout: 5 * time.Second},
-				Options{Line: "A", Sample: 700 * time.Millisecond})
+			opt := Options{Line: "A", Sample: 700 * time.Millisecond, ConfirmWait: 5 * time.Second}
+			if c.divert {
+				opt.DivertChute = 3
+				s.PLC().SetSorterState(fieldbussim.StateMaintenance)
+				var once sync.Once
+				opt.Progress = func(string) { once.Do(func() { s.PLC().SetSorterState(fieldbussim.StateRunning) }) }
+			}
+			rep := OPCUA(testCtx(t), opcua.Config{Endpoint: s.OPCUAEndpoint(), Chutes: testChutes, Timeout: 5 * time.Second}, opt)
 			var text strings.Builder
 			_ = rep.WriteText(&text)
 			t.Log(text.String())
@@ -44,6 +55,9 @@ func TestOPCUAProbe(t *testing.T) {
 					if ch.Status != Pass {
 						t.Errorf("%s: %s (%s; %s)", ch.ID, ch.Status, ch.Evidence, ch.Hint)
 					}
+				}
+				if c.divert && rep.Get(CheckHostWatchdog).Status != Pass {
+					t.Error("the divert test did not run")
 				}
 				if ev := rep.Get(CheckNamespace).Evidence; !strings.Contains(ev, c.evidence) {
 					t.Errorf("namespace evidence %q, want %q", ev, c.evidence)
