@@ -51,7 +51,7 @@ func startSim(t *testing.T, cfg fieldbussim.Config) *fieldbussim.Sim {
 	case <-s.Ready():
 	case err := <-done:
 		t.Fatalf("sim: %v", err)
-	case <-time.After(10 * time.Second):
+	case <-time.After(2 * time.Minute): // building an OPC UA server takes seconds, more under -race
 		t.Fatal("sim not ready")
 	}
 	return s
