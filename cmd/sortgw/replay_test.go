@@ -84,3 +84,20 @@ func TestReplayCommand(t *testing.T) {
 }
 
 func itoa(n uint16) string { return strconv.Itoa(int(n)) }
+
+func FuzzParseChutes(f *testing.F) {
+	for _, s := range []string{"", "12,13", " 1 , 2048 ", "0", "2049", "x", ",,", "65536", "-1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		cs, err := parseChutes(s)
+		if err != nil {
+			return
+		}
+		for _, c := range cs {
+			if c == 0 || c > 2048 {
+				t.Fatalf("%q gave chute %d", s, c)
+			}
+		}
+	})
+}

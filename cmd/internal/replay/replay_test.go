@@ -243,3 +243,19 @@ func TestReplayPeakPerMinute(t *testing.T) {
 		t.Errorf("chutes %+v, want chute 1: 10 parcels, peak 5 a minute", res.Chutes)
 	}
 }
+
+// TestReplayLockedJournal: a journal a gateway holds open is refused
+// with a clear error, not read half-way or changed.
+func TestReplayLockedJournal(t *testing.T) {
+	path := writeJournal(t)
+	j, err := journal.Open(journal.Config{Path: path}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	r := New(loadTable(t, "old.csv"), nil)
+	_, err = FromJournal(context.Background(), path, "", time.Time{}, time.Time{}, r)
+	if err == nil || !strings.Contains(err.Error(), "locked by a running gateway") {
+		t.Errorf("locked journal: %v, want the lock named", err)
+	}
+}
