@@ -109,7 +109,7 @@ func svgBars(title string, bars []bar) template.HTML {
 var page = template.Must(template.New("replay").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>sortgw replay: {{.R.Plan}} v{{.R.Version}}</title>
 <style>body{font:14px sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse}td,th{padding:2px 8px;text-align:right;border-bottom:1px solid #ddd}
-th:first-child,td:first-child{text-align:left}.key span{display:inline-block;width:12px;height:12px;margin:0 4px 0 12px}</style></head><body>
+th:first-child,td:first-child{text-align:left}.chart{overflow-x:auto}.key span{display:inline-block;width:12px;height:12px;margin:0 4px 0 12px}</style></head><body>
 <h1>Replay against plan {{.R.Plan}} version {{.R.Version}}</h1>
 <p>{{.R.Passes}} passes from {{.R.From.Format "2006-01-02 15:04:05"}} to {{.R.To.Format "2006-01-02 15:04:05"}} UTC.
 {{.R.Changed}} would change chute; {{.R.NotCompared}} recirculated for chute state or want of a plan and are not compared.</p>
@@ -117,9 +117,9 @@ th:first-child,td:first-child{text-align:left}.key span{display:inline-block;wid
 <table><tr><th></th><th>recorded</th><th>new plan</th></tr>
 <tr><td>exception rate</td><td>{{printf "%.2f" .ExcOld}}% ({{.R.ExceptionsOld}})</td><td>{{printf "%.2f" .ExcNew}}% ({{.R.ExceptionsNew}})</td></tr>
 <tr><td>recirculated (chute 0)</td><td>{{.R.RecircOld}}</td><td>{{.R.RecircNew}}</td></tr></table>
-<h2>Parcels per chute</h2>{{.ChuteChart}}
-<h2>Peak per minute per chute</h2>{{.PeakChart}}
-<h2>Parcels per route</h2>{{.RouteChart}}
+<h2>Parcels per chute</h2><div class="chart">{{.ChuteChart}}</div>
+<h2>Peak per minute per chute</h2><div class="chart">{{.PeakChart}}</div>
+<h2>Parcels per route</h2><div class="chart">{{.RouteChart}}</div>
 <h2>Routes</h2><table><tr><th>route</th><th>parcels recorded</th><th>new</th><th>containers of {{.R.ContainerSize}} recorded</th><th>new</th></tr>
 {{range .R.Routes}}<tr><td>{{if .Route}}{{.Route}}{{else}}(none){{end}}</td><td>{{.Old}}</td><td>{{.New}}</td><td>{{.ContainersOld}}</td><td>{{.ContainersNew}}</td></tr>
 {{end}}</table>
