@@ -15,12 +15,15 @@ import (
 
 const benchPasses = 1_000_000
 
+// benchPlan is the committed 256-chute plan (`sortgw plan gen -seed 1`).
+const benchPlan = "../../../sortplan/testdata/plan-256.csv"
+
 // benchTraffic is n passes as the 256-chute plan decided them: 90% to a
 // planned destination, 4% no-read, 6% a destination without a rule, one
 // pass every 3.6 ms (a million an hour).
 func benchTraffic(b *testing.B, n int) []Pass {
 	b.Helper()
-	tab := loadTable(b, "plan-256.csv")
+	tab := loadTable(b, benchPlan)
 	var keys []string
 	for _, r := range tab.Plan().Rules {
 		if r.Kind == sortplan.RuleExact {
@@ -56,7 +59,7 @@ func benchTraffic(b *testing.B, n int) []Pass {
 // they were decided with (one op = 1M passes).
 func BenchmarkReplay1M(b *testing.B) {
 	passes := benchTraffic(b, benchPasses)
-	tab := loadTable(b, "plan-256.csv")
+	tab := loadTable(b, benchPlan)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
@@ -89,7 +92,7 @@ func BenchmarkReplayJournal1M(b *testing.B) {
 	if err := j.Close(); err != nil {
 		b.Fatal(err)
 	}
-	tab := loadTable(b, "plan-256.csv")
+	tab := loadTable(b, benchPlan)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {

@@ -22,7 +22,10 @@ func TestMain(m *testing.M) {
 
 func loadTable(t testing.TB, file string) *sortplan.Table {
 	t.Helper()
-	p, _, err := sortplan.LoadPlan(filepath.Join("testdata", file), 0)
+	if !strings.Contains(file, "/") {
+		file = filepath.Join("testdata", file)
+	}
+	p, _, err := sortplan.LoadPlan(file, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
