@@ -79,9 +79,22 @@ type mbProbe struct {
 	opt Options
 }
 
-// readBlock reads the whole PLC block in one request.
+// maxRead is the most registers one function-3 request carries.
+const maxRead = 125
+
+// readBlock reads the whole PLC block: in one request up to 125
+// registers (every map of up to 256 chutes), split at 125 above, as the
+// link does for larger sorters.
 func (p *mbProbe) readBlock(ctx context.Context) ([]uint16, error) {
-	return p.c.Read(ctx, p.m.PLCBase, p.m.PLCLen)
+	out := make([]uint16, 0, p.m.PLCLen)
+	for off := 0; off < p.m.PLCLen; off += maxRead {
+		v, err := p.c.Read(ctx, p.m.PLCBase+uint16(off), min(maxRead, p.m.PLCLen-off))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v...)
+	}
+	return out, nil
 }
 
 func (p *mbProbe) run(ctx context.Context) {
@@ -95,14 +108,15 @@ func (p *mbProbe) run(ctx context.Context) {
 		}
 		r.pass(CheckUnitID, "the PLC answers unit id "+fmt.Sprint(p.cfg.UnitID), fmt.Sprintf("exception %02X is an answer", code))
 		hint := fmt.Sprintf("the PLC refused %d registers at %d in one request: its block is shorter or elsewhere; check plc_base (%d) and the line's chutes (%d), and that the PLC serves the block as one area", m.PLCLen, m.PLCBase, m.PLCBase, p.cfg.Chutes)
-		if m.PLCLen > 125 {
-			hint = fmt.Sprintf("the block is %d registers, more than one function-3 request carries (125)", m.PLCLen)
-		}
 		r.fail(CheckBlockRead, "the PLC block reads in one request", err.Error(), hint)
 		return
 	}
 	r.pass(CheckUnitID, "the PLC answers unit id "+fmt.Sprint(p.cfg.UnitID), "")
-	r.pass(CheckBlockRead, "the PLC block reads in one request", fmt.Sprintf("%d registers at %d", m.PLCLen, m.PLCBase))
+	ev := fmt.Sprintf("%d registers at %d", m.PLCLen, m.PLCBase)
+	if n := (m.PLCLen + maxRead - 1) / maxRead; n > 1 {
+		ev += fmt.Sprintf(" in %d requests of at most %d (more than 256 chutes)", n, maxRead)
+	}
+	r.pass(CheckBlockRead, "the PLC block reads in one request", ev)
 
 	chutes := int(blk[oChutes])
 	boot := blk[m.OffBootID]

@@ -152,3 +152,27 @@ func TestDivertTestNeedsMaintenance(t *testing.T) {
 		t.Errorf("%d commands taken outside maintenance", n)
 	}
 }
+
+// TestModbusProbeLargeSorter: above 256 chutes the block is read in
+// requests of 125, as the link reads it, and the probe passes.
+func TestModbusProbeLargeSorter(t *testing.T) {
+	s, err := fieldbussim.New(fieldbussim.Config{Chutes: 600, PLCCycle: time.Millisecond, DisableScanners: true,
+		Modbus: fieldbussim.ModbusConfig{Addr: "127.0.0.1:0", PLCBase: 1000}}, zerolog.New(zerolog.NewTestWriter(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	<-s.Ready()
+	rep := Modbus(testCtx(t), modbus.Config{Addr: s.ModbusAddr(), Chutes: 600, PLCBase: 1000}, Options{Sample: 500 * time.Millisecond})
+	for _, ch := range rep.Checks {
+		if ch.Status != Pass && ch.ID != CheckWordOrder {
+			t.Errorf("%s: %s (%s; %s)", ch.ID, ch.Status, ch.Evidence, ch.Hint)
+		}
+	}
+	if ev := rep.Get(CheckBlockRead).Evidence; !strings.Contains(ev, "163 registers at 1000 in 2 requests") {
+		t.Errorf("block read evidence %q, want 163 registers in 2 requests", ev)
+	}
+}
