@@ -57,6 +57,15 @@
 //     (the Go API's default, which device tests that send invented TIDs
 //     rely on), rate 0 is commissioning mode.
 //
+// # Quirks: a PLC that breaks the contract
+//
+// Config.Quirks (quirks.go; cmd/fieldbus-sim -quirks) make the emulated PLC
+// commit the mistakes found at commissioning, for `sortgw probe` to name:
+// confirmations numbered from 0, the draft contract's result codes,
+// FAULT_CODE 0 at power-on, a heartbeat that never moves, the PLC block
+// shifted by a register, and (not a violation) the sorter's OPC UA
+// namespace behind others so that its index is not 1.
+//
 // Requests left unanswered by SilentWrongUnit or Mute are held until the
 // option is switched off, ModbusConfig.IdleTimeout passes or the sim stops;
 // the connection is then closed without a reply (Sim.ModbusHeld counts them).

@@ -58,6 +58,9 @@ type ModbusConfig struct {
 	// place is taken by the sim itself and never accepted, so Linux drops
 	// every client SYN and a dial hangs until the client's timeout. Linux only.
 	NeverAccept bool
+
+	// plcShift moves the PLC block off PLCBase (Quirks.ShiftPLCBlock).
+	plcShift uint16
 }
 
 // Word orders of 32-bit values (ModbusConfig.WordOrder).
@@ -120,7 +123,7 @@ func newRegMap(c ModbusConfig, chutes int) regMap {
 	if w < 16 {
 		w = 16 // the default map keeps 256 chutes' worth, so BOOT_ID stays at 218
 	}
-	return regMap{hostBase: c.HostBase, divertBase: c.DivertBase, plcBase: c.PLCBase, chuteWords: w,
+	return regMap{hostBase: c.HostBase, divertBase: c.DivertBase, plcBase: c.PLCBase + c.plcShift, chuteWords: w,
 		lowFirst: c.WordOrder == WordOrderLowFirst}
 }
 

@@ -128,6 +128,9 @@ type OPCUAConfig struct {
 	// MinPublishingInterval is the shortest publishing interval granted
 	// (default 10ms, what the contract promises).
 	MinPublishingInterval time.Duration
+
+	// extraNamespaces come before the sorter's (Quirks.ExtraNamespaces).
+	extraNamespaces int
 }
 
 // ErrOPCUAConfig wraps OPC UA configuration errors.
@@ -833,6 +836,9 @@ func (o *opcuaServer) build() (*uaInstance, error) {
 		retry:    map[*uaVar]bool{},
 		conns:    map[net.Conn]struct{}{},
 		handlers: map[uint16]server.Handler{},
+	}
+	for i := range o.cfg.extraNamespaces {
+		server.NewNodeNameSpace(srv, fmt.Sprintf("urn:fieldbus-sim:vendor:%d", i+1))
 	}
 	inst.ns = &sorterNS{o: o, name: o.cfg.Namespace}
 	idx := srv.AddNamespace(inst.ns)

@@ -144,6 +144,7 @@ type plcConfig struct {
 	CommissioningTravel time.Duration
 	HeartbeatPeriod     time.Duration
 	HostWatchdog        time.Duration
+	Quirks              Quirks
 }
 
 // command is a divert command the PLC took off the ring.
@@ -195,6 +196,7 @@ type PLC struct {
 	containerFull                                      []bool
 	// internals
 	hostHBChanged  bool
+	hostSeen       bool // a host heartbeat changed since power-on (Quirks.FaultZeroAtPowerOn)
 	lastHostChange time.Time
 	nextBeat       time.Time
 	stallUntil     time.Time
@@ -245,8 +247,15 @@ func (p *PLC) powerOnLocked(prev uint16) {
 	p.confirm = [RingSize]ConfirmSlot{}
 	p.heartbeat, p.ackSeq, p.confirmCount = 0, 0, 0
 	p.faultCode = faultHostLost
+	if p.cfg.Quirks.FaultZeroAtPowerOn {
+		p.faultCode = faultNone
+	}
 	p.state = StateRunning
 	p.hostHBChanged = false
+	p.hostSeen = false
+	if p.cfg.Quirks.FrozenHeartbeat {
+		p.stallUntil = neverAgain
+	}
 	p.commissioning = nil
 	for {
 		id := uint16(p.bootRand())
@@ -328,13 +337,15 @@ func (p *PLC) scanLocked() {
 	}
 	if p.hostHBChanged {
 		p.hostHBChanged = false
+		p.hostSeen = true
 		p.lastHostChange = now
 		if p.faultCode == faultHostLost {
 			p.faultCode = faultNone
 			p.dirty = true
 			p.log.Info().Msg("host heartbeat seen: host fault cleared")
 		}
-	} else if p.faultCode == faultNone && now.Sub(p.lastHostChange) >= p.cfg.HostWatchdog {
+	} else if p.faultCode == faultNone && now.Sub(p.lastHostChange) >= p.cfg.HostWatchdog &&
+		(p.hostSeen || !p.cfg.Quirks.FaultZeroAtPowerOn) {
 		p.faultCode = faultHostLost
 		p.dirty = true
 		p.log.Warn().Dur("silent_ms", now.Sub(p.lastHostChange)).Msg("host heartbeat lost: FAULT_CODE 1")
@@ -415,7 +426,11 @@ func (p *PLC) decideLocked(chute uint16) (Result, uint16) {
 // before the slot).
 func (p *PLC) confirmLocked(tid uint32, chute uint16, r Result) {
 	c := p.confirmCount + 1
-	p.confirm[int(c)%RingSize] = ConfirmSlot{Num: c, TID: tid, Chute: chute, Result: uint16(r)}
+	num := c
+	if p.cfg.Quirks.NumFromZero {
+		num = c - 1
+	}
+	p.confirm[int(num)%RingSize] = ConfirmSlot{Num: num, TID: tid, Chute: chute, Result: uint16(p.cfg.Quirks.quirkResult(r))}
 	p.confirmCount = c
 	if int(r) < resultCount {
 		p.resultCounts[r]++

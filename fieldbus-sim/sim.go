@@ -46,6 +46,9 @@ type Config struct {
 	DisableScanners bool
 	Labels          LabelConfig
 	Conveyor        ConveyorConfig
+	// Quirks are contract violations to commission a host against
+	// (quirks.go); none by default.
+	Quirks Quirks
 
 	// Clock is the sim's time; nil = real time.
 	Clock Clock
@@ -56,6 +59,9 @@ var ErrConfig = errors.New("fieldbus-sim config")
 
 // Validate fills defaults and checks the configuration.
 func (c *Config) Validate() error {
+	if err := c.applyQuirks(); err != nil {
+		return err
+	}
 	if c.Chutes == 0 {
 		c.Chutes = 256
 	}
@@ -133,6 +139,9 @@ func New(cfg Config, log zerolog.Logger) (*Sim, error) {
 		return nil, err
 	}
 	s := &Sim{cfg: cfg, log: log, clk: cfg.Clock, ready: make(chan struct{}), done: make(chan struct{})}
+	if cfg.Quirks.On() {
+		log.Warn().Str("quirks", cfg.Quirks.String()).Msg("the emulated PLC breaks the interface on purpose (quirks)")
+	}
 	s.sched = newScheduler(s.clk)
 	s.truth = newTruth(s.clk.Now())
 	s.plc = newPLC(plcConfig{
@@ -143,6 +152,7 @@ func New(cfg Config, log zerolog.Logger) (*Sim, error) {
 		CommissioningTravel: cfg.Conveyor.CommissioningTravel,
 		HeartbeatPeriod:     defaultHeartbeatPeriod,
 		HostWatchdog:        cfg.HostWatchdog,
+		Quirks:              cfg.Quirks,
 	}, s.clk, s.sched, s.truth, log.With().Str("sim", "plc").Logger())
 	s.conv = newConveyor(cfg.Conveyor, cfg.Chutes, cfg.Seed, s.plc, s.truth, s.sched, log.With().Str("sim", "conveyor").Logger())
 	if cfg.Modbus.Addr != "" {

@@ -75,6 +75,7 @@ func parse(args []string) (*options, error) {
 	fs.StringVar(&c.OPCUA.CertFile, "cert", "", "OPC UA server certificate (empty: self-signed)")
 	fs.StringVar(&c.OPCUA.KeyFile, "key", "", "OPC UA server key")
 	fs.StringVar(&c.OPCUA.CertDir, "cert-dir", "", "write a generated OPC UA certificate here")
+	fs.StringVar(&c.OPCUA.Namespace, "namespace", "urn:sortgw:sorter", "OPC UA namespace URI of the sorter's nodes")
 	scanner := fs.String("scanner", "127.0.0.1:2001", "scanner listen address(es), comma-separated; scanner i+1 takes the next port when only one is given")
 	dialOut := fs.String("scanner-dial", "", "scanners dial these gateway addresses instead of listening (comma-separated)")
 	fs.IntVar(&c.Scanners.Count, "scanners", 1, "number of scanners")
@@ -113,6 +114,7 @@ func parse(args []string) (*options, error) {
 	fs.IntVar(&o.modbusExcN, "modbus-exception-n", 1, "how many requests -modbus-exception answers")
 	fs.DurationVar(&o.delayReply, "delay-reply", 0, "delay the first Modbus reply by this much")
 	fs.DurationVar(&o.stallHB, "stall-heartbeat", 0, "keep PLC_HEARTBEAT still for this long at start")
+	quirks := fs.String("quirks", "", "commission against a PLC's mistakes, comma-separated: num-from-zero, old-results, fault-zero-at-power-on, frozen-heartbeat, shift-plc-block[=N], extra-namespaces[=N]")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -128,6 +130,10 @@ func parse(args []string) (*options, error) {
 		}
 	}
 	c.StrictTIDs = !*commissioning
+	var err error
+	if c.Quirks, err = fieldbussim.ParseQuirks(*quirks); err != nil {
+		return nil, fmt.Errorf("-quirks: %w", err)
+	}
 	c.Modbus.UnitID = byte(*unit)
 	c.Modbus.HostBase, c.Modbus.DivertBase, c.Modbus.PLCBase = uint16(*hostBase), uint16(*divertBase), uint16(*plcBase)
 	if *dialOut != "" {

@@ -25,6 +25,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.Chutes, "chutes", 256, "chute count")
 	fs.Int64Var(&cfg.Seed, "seed", 1, "random seed for the sorter and the plan")
 	fs.StringVar(&cfg.Token, "token", "", "bearer token for actions (default: a random one, printed)")
+	fs.StringVar(&cfg.Dir, "dir", "", "keep the journal in this folder (for sortgw replay; default a temporary one, removed at exit)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
