@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,6 +50,9 @@ type Config struct {
 	// Journal, when set, is run by Gateway.Run and stopped and closed
 	// last, after the lines and the HTTP server (*journal.Journal).
 	Journal JournalRunner `yaml:"-"`
+	// Shifts are the site's shifts; the status page counts the current
+	// one's parcels since it started. Empty: no shift counters.
+	Shifts []Shift `yaml:"shifts"`
 }
 
 // JournalRunner is the journal's life cycle as the gateway drives it; the
@@ -87,7 +91,7 @@ func (c *Config) Validate() error {
 	if c.Version == "" {
 		c.Version = "dev"
 	}
-	return nil
+	return validateShifts(c.Shifts)
 }
 
 // Searcher is the journal's query side used by the item search and the
@@ -137,6 +141,8 @@ func New(cfg Config, lines []*Line, search Searcher, m *Metrics, log zerolog.Log
 			return nil, fmt.Errorf("gateway: duplicate line %q", l.Name())
 		}
 		g.byName[l.Name()] = l
+		// Before the lines run: their loops read it from then on.
+		l.shifts = slices.Clone(cfg.Shifts)
 	}
 	g.addr.Store("")
 	if cfg.Journal != nil {

@@ -262,10 +262,11 @@ func (g *Gateway) handleChute(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	chute, action := uint16(n), r.PathValue("action")
+	by := actorOf(r)
 	res := ChuteActionResult{Line: l.Name(), Chute: chute, Action: action}
 	switch action {
 	case "disable", "enable":
-		err = l.SetChuteDisabled(r.Context(), chute, action == "disable")
+		err = l.SetChuteDisabledBy(r.Context(), chute, action == "disable", by)
 	case "close":
 		var m Manifest
 		m, err = l.CloseContainer(r.Context(), chute)
@@ -274,12 +275,36 @@ func (g *Gateway) handleChute(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, apiError{"unknown action " + strconv.Quote(action)})
 		return
 	}
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrChuteAtPLC):
+		// Answering "done" would change nothing: say where it is done.
+		writeJSON(w, http.StatusConflict, apiError{fmt.Sprintf("chute %d is disabled at the PLC: the gateway cannot enable it; enable it at the sorter's control panel", chute)})
+		return
+	case errors.Is(err, ErrNotDisabled):
+		writeJSON(w, http.StatusConflict, apiError{fmt.Sprintf("chute %d is not disabled by a technician: nothing to enable", chute)})
+		return
+	case err != nil:
 		writeJSON(w, http.StatusServiceUnavailable, apiError{err.Error()})
 		return
 	}
-	g.log.Info().Str("line", l.Name()).Uint16("chute", chute).Str("action", action).Str("remote", r.RemoteAddr).Msg("technician action")
+	g.log.Info().Str("line", l.Name()).Uint16("chute", chute).Str("action", action).Str("by", by).Str("remote", r.RemoteAddr).Msg("technician action")
 	writeJSON(w, http.StatusOK, res)
+}
+
+// actorOf is who asks for an action: the optional name the page sends in
+// X-Sortgw-By (the session's technician), else "" (journaled as
+// "technician").
+func actorOf(r *http.Request) string {
+	by := strings.TrimSpace(r.Header.Get("X-Sortgw-By"))
+	if len(by) > 64 {
+		by = by[:64]
+	}
+	return strings.Map(func(c rune) rune {
+		if c < ' ' || c == 0x7f {
+			return -1
+		}
+		return c
+	}, by)
 }
 
 // ReloadResult answers a plan reload.
