@@ -31,6 +31,8 @@ var pageTmpl = template.Must(template.New("index.html").Funcs(template.FuncMap{
 	"condClass":  condClass,
 	"alarmCount": alarmCount,
 	"worstCond":  worstCondition,
+	"sevClass":   sevClass,
+	"tilePct":    tilePct,
 	"pct":        func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) + "%" },
 	"fillPct":    func(f float64) string { return strconv.Itoa(int(min(f, 1)*100)) + "%" },
 	"hhmmss":     func(t time.Time) string { return t.Local().Format("15:04:05") },
@@ -47,6 +49,26 @@ func chuteClass(c ChuteView) string {
 		return "chute full"
 	}
 	return "chute"
+}
+
+// sevClass is an alarm severity's colour: bad for critical, warn for
+// warning, none (grey) otherwise.
+func sevClass(sev string) string {
+	switch sev {
+	case SevCritical:
+		return "bad"
+	case SevWarning:
+		return "warn"
+	}
+	return ""
+}
+
+// tilePct is a tile's share, or "–" when the window had no outcomes.
+func tilePct(t OutcomeTile, total uint64) string {
+	if total == 0 {
+		return "–"
+	}
+	return strconv.FormatFloat(t.Pct, 'f', 1, 64) + "%"
 }
 
 // Handler returns the gateway's HTTP handler: the status page and its
