@@ -37,6 +37,12 @@ func startPageE2E(t *testing.T) *e2e {
 	}, Modbus: func(c *modbus.Config) {
 		c.Timeout, c.BackoffMin, c.BackoffMax = 300*time.Millisecond, 20*time.Millisecond, 100*time.Millisecond
 	}}, testToken)
+	// The site's shifts, set on the line's loop as Gateway.New would.
+	if err := e.line.do(context.Background(), func() {
+		e.line.shifts = []Shift{{"early", "06:00"}, {"late", "14:00"}, {"night", "22:00"}}
+	}); err != nil {
+		t.Fatal(err)
+	}
 	e.sim.SetRate(20)
 	return e
 }
@@ -57,6 +63,7 @@ func TestBrowserEStop(t *testing.T) {
 	ctx := browser(t)
 	e := startPageE2E(t)
 	openPage(t, ctx, e.gw.Addr(), 1280, 800)
+	evalUntil(t, ctx, "shift counters", `/(early|late|night) from \d\d:\d\d/.test(document.querySelector('[data-f="shift"]').textContent)`)
 	evalUntil(t, ctx, "sorting, grey", `document.querySelector("#gw-cond").textContent === "sorting" && document.querySelector("#gw-cond").className === "badge big "`)
 	e.sim.EmergencyStop(true)
 	evalUntil(t, ctx, "header stopped in red", `(() => { const c = document.querySelector("#gw-cond"); return c.textContent === "stopped" && c.classList.contains("bad"); })()`)

@@ -30,10 +30,10 @@
   function links(l) {
     const p = l.plc;
     const rows = [h("tr", {}, h("td", {}, "PLC " + p.name, h("small", {}, p.protocol + " " + p.addr)),
-      h("td", {}, badge(p.state === "up" ? "" : "bad", p.state)), h("td", {}, p.heartbeat_age), h("td", {}, p.reconnects))];
+      h("td", {}, badge(p.state === "up" ? "" : "bad", p.state)), h("td", {}, p.heartbeat_age, h("small", {}, p.reconnects + " reconn.")))];
     for (const s of l.scanners || []) {
       rows.push(h("tr", {}, h("td", {}, "Scanner " + s.name, h("small", {}, s.addr)),
-        h("td", {}, badge(s.online ? "" : "bad", s.online ? "online" : s.state)), h("td", {}, s.heard_age), h("td", {}, s.reconnects)));
+        h("td", {}, badge(s.online ? "" : "bad", s.online ? "online" : s.state)), h("td", {}, s.heard_age, h("small", {}, s.reconnects + " reconn."))));
     }
     return rows;
   }
