@@ -30,13 +30,21 @@ var pageSizes = []struct {
 // startPageE2E is the emulator e2e with a link that notices a dead PLC
 // quickly, chutes that stay full only when the test says so, and items
 // flowing.
-func startPageE2E(t *testing.T) *e2e {
+func startPageE2E(t *testing.T) *e2e { return startPageE2EWith(t, true) }
+
+// startPageE2EWith: fastLink false keeps the link's default timeouts (a
+// busy machine does not flap it: for the screenshots).
+func startPageE2EWith(t *testing.T, fastLink bool) *e2e {
 	t.Helper()
-	e := startE2E(t, e2eConfig{Protocol: "modbus", Chutes: 48, Sim: func(c *fieldbussim.Config) {
+	c := e2eConfig{Protocol: "modbus", Chutes: 48, Sim: func(c *fieldbussim.Config) {
 		c.Conveyor.EmptyAfter = 0
-	}, Modbus: func(c *modbus.Config) {
-		c.Timeout, c.BackoffMin, c.BackoffMax = 300*time.Millisecond, 20*time.Millisecond, 100*time.Millisecond
-	}}, testToken)
+	}}
+	if fastLink {
+		c.Modbus = func(c *modbus.Config) {
+			c.Timeout, c.BackoffMin, c.BackoffMax = 300*time.Millisecond, 20*time.Millisecond, 100*time.Millisecond
+		}
+	}
+	e := startE2E(t, c, testToken)
 	// The site's shifts, set on the line's loop as Gateway.New would.
 	if err := e.line.do(context.Background(), func() {
 		e.line.shifts = []Shift{{"early", "06:00"}, {"late", "14:00"}, {"night", "22:00"}}
@@ -220,6 +228,22 @@ func TestBrowserRefusedAction(t *testing.T) {
 	if before != after {
 		t.Errorf("the message moved the layout: chute 1 from y=%v to y=%v", before, after)
 	}
+	// A wrong token: refused, and the header never says actions enabled.
+	if err := chromedp.Do(ctx,
+		chromedp.Evaluate[chromedp.Void](`(() => { const i = document.querySelector("#token"); i.value = "wrong-token-0123456789"; i.dispatchEvent(new Event("change")); })()`),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector("#msg").hidden = true`),
+		chromedp.Click(chromedp.CSS(`[data-f="chutes"] [data-chute="1"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#chute-dialog`)),
+		chromedp.Click(chromedp.CSS(`#chute-dialog button[value="disable"]`)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	evalUntil(t, ctx, "wrong token refused, header not claiming actions", `(() => {
+		const m = document.querySelector("#msg");
+		return !m.hidden && m.textContent.includes("refused") && !document.querySelector("#who").textContent.includes("actions enabled"); })()`)
+	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`(() => { const i = document.querySelector("#token"); i.value = ""; i.dispatchEvent(new Event("change")); })()`)); err != nil {
+		t.Fatal(err)
+	}
 
 	// Chute 5, disabled at the PLC: the dialog says so, offers no Enable.
 	if err := chromedp.Do(ctx,
@@ -329,7 +353,7 @@ func TestPageScreenshots(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := browser(t)
-	e := startPageE2E(t)
+	e := startPageE2EWith(t, false)
 	e.sim.SetChuteFull(3, true)
 	e.sim.SetChuteDisabled(9, true)
 	if code, _ := postAction(t, e.gw.Addr(), "/api/lines/L1/chutes/12/disable"); code != http.StatusOK {
