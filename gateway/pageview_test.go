@@ -138,6 +138,11 @@ func TestSnapshotTrendRing(t *testing.T) {
 	if got := p[len(p)-1]; got.Sorted != 5 || !got.At.Equal(t0.Add(93*time.Minute)) || p[len(p)-2].Outcomes != 0 {
 		t.Fatalf("after a gap: %+v, %+v", got, p[len(p)-2])
 	}
+	for i := 1; i < len(p); i++ {
+		if !p[i].At.Equal(p[i-1].At.Add(time.Minute)) {
+			t.Fatalf("minute %d at %v after %v: want one minute apart", i, p[i].At, p[i-1].At)
+		}
+	}
 }
 
 func TestSnapshotShifts(t *testing.T) {
