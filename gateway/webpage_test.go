@@ -84,6 +84,20 @@ func TestBrowserEStop(t *testing.T) {
 		return !a.hidden && a.textContent.includes("emergency stop") && a.textContent.includes("release the e-stop") &&
 			a.getBoundingClientRect().top < document.querySelector("#lines").getBoundingClientRect().top; })()`)
 	evalUntil(t, ctx, "alarm count in the title and header", `document.title.startsWith("(") && document.querySelector("#alarm-count").classList.contains("bad")`)
+	// Acknowledge from the page: with the token, in the name typed in.
+	if err := chromedp.Do(ctx,
+		chromedp.Evaluate[chromedp.Void](`sessionStorage.setItem("sortgw-token", `+jsString(testToken)+`)`),
+		chromedp.Click(chromedp.CSS(`#alarm-list [data-ack="L1/estop"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#ack-dialog`)),
+		chromedp.SendKeys(chromedp.CSS(`#ack-by`), "ana"),
+		chromedp.Click(chromedp.CSS(`#ack-dialog button[value="ok"]`)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	evalUntil(t, ctx, "acked by ana on the page", `document.querySelector("#alarm-list").textContent.includes("acked by ana") && !document.querySelector('[data-ack="L1/estop"]')`)
+	if a := findAlarm(getAlarms(t, e.gw).Active, "L1/estop"); a == nil || a.AckedBy != "ana" || a.State != "acked" {
+		t.Errorf("/api/alarms: %+v, want L1/estop acked by ana", a)
+	}
 	e.sim.EmergencyStop(false)
 	evalUntil(t, ctx, "sorting again", `document.querySelector("#gw-cond").textContent === "sorting"`)
 }

@@ -56,7 +56,32 @@
     $("#alarm-list").replaceChildren(...all.map((a) => h("li", { class: "alarm " + sevClass(a.severity) },
       badge(sevClass(a.severity), a.severity), " ", h("b", {}, a.text), " ",
       h("small", {}, a.id + " · " + a.state + " · since " + hhmmss(a.since) + (a.acked_by ? " · acked by " + a.acked_by : "")),
-      h("div", { class: "todo" }, a.action))));
+      h("div", { class: "todo" }, a.action),
+      a.state === "unacked" || a.state === "cleared-unacked" ? h("button", { type: "button", class: "action ack", "data-ack": a.id }, "Acknowledge") : "")));
+  }
+
+  // ack acknowledges an alarm in the technician's name: the session's, or
+  // the one typed into the dialog (kept for the tab's next ack).
+  async function ack(id) {
+    const a = snapshot && snapshot.lines.flatMap((l) => l.alarms || []).find((x) => x.id === id);
+    const sess = S.session();
+    let by = sess && sess.name;
+    if (!by) {
+      const d = $("#ack-dialog");
+      $("#ack-text").textContent = a ? a.text : id;
+      $("#ack-by").value = sessionStorage.getItem("sortgw-name") || "";
+      d.returnValue = "";
+      const ok = await new Promise((resolve) => {
+        d.addEventListener("close", () => resolve(d.returnValue === "ok"), { once: true });
+        d.showModal();
+      });
+      by = $("#ack-by").value.trim();
+      if (!ok) return;
+      if (!by) { toast("refused: acknowledging needs your name", true); return; }
+      sessionStorage.setItem("sortgw-name", by);
+    }
+    const r = await action("/api/alarms/" + id.split("/").map(encodeURIComponent).join("/") + "/ack", { by });
+    if (r) toast("alarm " + id + " acknowledged by " + by);
   }
 
   const showCode = (c) => c.replace(/\x1d/g, "\u241d");
@@ -184,6 +209,10 @@
       $('[data-f="reload"]', sec).addEventListener("click", () => reload(sec.dataset.line));
     }
     $("#chute-dialog").addEventListener("close", () => chuteAction($("#chute-dialog").returnValue));
+    $("#alarm-list").addEventListener("click", (e) => {
+      const b = e.target.closest("[data-ack]");
+      if (b) ack(b.dataset.ack);
+    });
 
     const form = $("#item-search");
     if (form) {
