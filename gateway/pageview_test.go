@@ -228,3 +228,40 @@ func TestSnapshotLinkLog(t *testing.T) {
 		t.Error("next step does not name the address")
 	}
 }
+
+// TestPageTemplate: the page as served, before any script runs, shows a
+// link that is down with its cause and next step and the PLC's values as
+// unknown, and "–" for tiles without data.
+func TestPageTemplate(t *testing.T) {
+	cfg := AlarmConfig{}
+	_ = cfg.Validate()
+	down := LineSnapshot{Name: "L1", Condition: CondDown, Reasons: []string{"PLC link down: connection refused"},
+		PLC: PLCView{State: "down", SorterState: "running"},
+		Link: LinkBanner{Cause: "dial tcp 10.0.0.9:502: connect: connection refused", Since: time.Now().Add(-time.Minute), For: "1m0s",
+			Next: linkNext("connection refused", "10.0.0.9:502")},
+		Tiles:  outcomeTiles(&[nBuckets]uint64{}, "0s", &cfg),
+		Chutes: []ChuteView{{N: 1, Full: true}, {N: 2, TechDisabled: true}},
+		Alarms: []Alarm{{ID: "L1/plc-down", Severity: SevCritical, Text: "PLC link down", Action: "Check the PLC", State: "unacked"}}}
+	var b strings.Builder
+	if err := pageTmpl.Execute(&b, pageData{Snapshot: Snapshot{Lines: []LineSnapshot{down}}}); err != nil {
+		t.Fatal(err)
+	}
+	page := b.String()
+	for _, want := range []string{
+		"<title>(1) sortgw status</title>",
+		`class="badge big bad" data-f="cond">down</span>`,
+		"connect: connection refused",
+		"Next step: Nothing accepts connections at 10.0.0.9:502",
+		`<dt>State</dt><dd><span class="unknown">unknown</span>`,
+		`class="chute unknown" data-chute="1"`,
+		`class="chute disabled" data-chute="2"`,
+		`<b>–</b><span>sorted</span>`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+	if strings.Contains(page, ">running<") {
+		t.Error("page shows the sorter's last state as if live")
+	}
+}

@@ -32,10 +32,16 @@ var pageTmpl = template.Must(template.New("index.html").Funcs(template.FuncMap{
 	"alarmCount": alarmCount,
 	"worstCond":  worstCondition,
 	"sevClass":   sevClass,
-	"tilePct":    tilePct,
-	"pct":        func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) + "%" },
-	"fillPct":    func(f float64) string { return strconv.Itoa(int(min(f, 1)*100)) + "%" },
-	"hhmmss":     func(t time.Time) string { return t.Local().Format("15:04:05") },
+	"chuteClassUp": func(c ChuteView, up bool) string {
+		if !up && !c.TechDisabled {
+			return "chute unknown" // the PLC's bits are not known while its link is down
+		}
+		return chuteClass(c)
+	},
+	"tilePct": tilePct,
+	"pct":     func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) + "%" },
+	"fillPct": func(f float64) string { return strconv.Itoa(int(min(f, 1)*100)) + "%" },
+	"hhmmss":  func(t time.Time) string { return t.Local().Format("15:04:05") },
 	"codes": func(cs []string) string {
 		return strings.ReplaceAll(strings.Join(cs, " "), "\x1d", "\u241d")
 	},
