@@ -178,6 +178,16 @@ func TestBrowserGatewayGone(t *testing.T) {
 func TestBrowserNoOverflow(t *testing.T) {
 	ctx := browser(t)
 	e := startPageE2E(t)
+	// The tiles of the real line cover every outcome of their window.
+	waitForLong(t, "outcomes", 20*time.Second, func() bool { return e.line.Snapshot().Tiles.Total > 50 })
+	s := e.line.Snapshot()
+	var sum uint64
+	for _, ti := range s.Tiles.Tiles {
+		sum += ti.Count
+	}
+	if sum != s.Tiles.Total || s.Tiles.Total != s.PerMinute.Outcomes {
+		t.Errorf("tiles %d, total %d, outcomes in the window %d: want all equal", sum, s.Tiles.Total, s.PerMinute.Outcomes)
+	}
 	for _, sz := range pageSizes {
 		t.Run(sz.name, func(t *testing.T) {
 			openPage(t, ctx, e.gw.Addr(), sz.w, sz.h)
