@@ -179,7 +179,7 @@ func TestBrowserNoOverflow(t *testing.T) {
 	ctx := browser(t)
 	e := startPageE2E(t)
 	// The tiles of the real line cover every outcome of their window.
-	waitForLong(t, "outcomes", 20*time.Second, func() bool { return e.line.Snapshot().Tiles.Total > 50 })
+	waitForLong(t, "outcomes", 20*time.Second, func() bool { return e.line.Snapshot().PerMinute.Outcomes > 50 })
 	s := e.line.Snapshot()
 	var sum uint64
 	for _, ti := range s.Tiles.Tiles {
