@@ -1,10 +1,13 @@
 package gateway
 
 import (
+	"errors"
 	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"sortgw/devices"
 	"sortgw/gateway/journal"
@@ -263,5 +266,30 @@ func TestPageTemplate(t *testing.T) {
 	}
 	if strings.Contains(page, ">running<") {
 		t.Error("page shows the sorter's last state as if live")
+	}
+}
+
+// TestSnapshotShiftConfig: the gateway's shifts reach its lines, and a
+// bad shift is refused by New.
+func TestSnapshotShiftConfig(t *testing.T) {
+	mk := func() *Line {
+		l, err := NewLine(LineConfig{Name: "L1", Chutes: 4}, newFakeLink(), nil, nil, nil, zerolog.Nop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	l := mk()
+	ss := []Shift{{"early", "06:00"}, {"late", "14:00"}}
+	if _, err := New(Config{Listen: "127.0.0.1:0", Shifts: ss}, []*Line{l}, nil, nil, zerolog.Nop()); err != nil {
+		t.Fatal(err)
+	}
+	if len(l.shifts) != 2 || l.shifts[1] != ss[1] {
+		t.Errorf("line shifts %+v", l.shifts)
+	}
+	_, err := New(Config{Listen: "127.0.0.1:0", Shifts: []Shift{{"x", "7"}}}, []*Line{mk()}, nil, nil, zerolog.Nop())
+	var se *ShiftError
+	if !errors.As(err, &se) || se.Index != 0 || se.Field != "start" {
+		t.Errorf("bad shift: %v", err)
 	}
 }
