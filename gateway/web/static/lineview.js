@@ -11,7 +11,7 @@
   const sorterClass = (s) => s === "running" ? "" : (s === "emergency stop" || s === "fault") ? "bad" : s === "unknown" ? "" : "warn";
 
   function banner(l) {
-    if (l.link.up) return [];
+    if (l.link.up || !l.link.cause) return []; // up, or not started yet
     const out = [h("b", {}, "PLC link " + l.plc.state)];
     if (l.link.since) out.push(" since " + hhmmss(l.link.since) + " (" + l.link.for + ")");
     out.push(": " + (l.link.cause || "no answer"), h("br", {}), h("span", { class: "next" }, "Next step: " + l.link.next));
@@ -140,7 +140,9 @@
   // renderLine draws one line's snapshot into its section.
   function renderLine(sec, l) {
     const f = (name) => $('[data-f="' + name + '"]', sec);
-    const up = !!(l.link && l.link.up);
+    l.link = l.link || {};
+    l.outcome_tiles = l.outcome_tiles || { window: "0s", total: 0, tiles: [] };
+    const up = !!l.link.up;
     sec.classList.toggle("plc-unknown", !up);
     const cond = l.condition || "no-data";
     const cb = f("cond");
@@ -148,7 +150,7 @@
     cb.textContent = l.draining ? "draining" : cond;
     f("reasons").textContent = (l.reasons || []).join("; ");
     const bn = f("banner");
-    bn.hidden = up;
+    bn.hidden = up || !l.link.cause;
     bn.replaceChildren(...banner(l));
     f("sorter").replaceChildren(...sorter(l, up));
     f("links").replaceChildren(...links(l));
