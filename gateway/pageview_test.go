@@ -293,3 +293,17 @@ func TestSnapshotShiftConfig(t *testing.T) {
 		t.Errorf("bad shift: %v", err)
 	}
 }
+
+func TestSnapshotBlockedRoutes(t *testing.T) {
+	cs := []ChuteView{
+		{N: 1, Route: "R1", Full: true}, {N: 2, Route: "R1", PLCDisabled: true},
+		{N: 3, Route: "R2", Full: true}, {N: 4, Route: "R2"},
+		{N: 5, Route: "R3", TechDisabled: true}, {N: 6},
+	}
+	if got := blockedRoutes(cs, true); len(got) != 2 || got[0] != "R1" || got[1] != "R3" {
+		t.Errorf("blocked %v, want [R1 R3]", got)
+	}
+	if got := blockedRoutes(cs, false); len(got) != 0 {
+		t.Errorf("without a plan: %v", got)
+	}
+}
