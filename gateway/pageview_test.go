@@ -307,3 +307,27 @@ func TestSnapshotBlockedRoutes(t *testing.T) {
 		t.Errorf("without a plan: %v", got)
 	}
 }
+
+// FuzzShiftStart: any start text is accepted as a valid HH:MM or refused
+// with an error, never a panic; an accepted one is the current shift at
+// its own start time.
+func FuzzShiftStart(f *testing.F) {
+	for _, s := range []string{"06:00", "23:59", "00:00", "24:00", "6:00", " 06:00", "06:00:00", "ab:cd", "", "٠٦:٠٠"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		ss := []Shift{{"a", s}}
+		if err := validateShifts(ss); err != nil {
+			return
+		}
+		m, err := parseHHMM(s)
+		if err != nil || m < 0 || m >= 24*60 {
+			t.Fatalf("%q accepted as minute %d (%v)", s, m, err)
+		}
+		at := time.Date(2026, 5, 1, m/60, m%60, 0, 0, time.UTC)
+		name, start, ok := currentShift(ss, at)
+		if !ok || name != "a" || !start.Equal(at) {
+			t.Fatalf("%q: current %q from %v, want a from %v", s, name, start, at)
+		}
+	})
+}
