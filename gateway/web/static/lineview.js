@@ -46,7 +46,7 @@
 
   function shift(s) {
     if (!s) return kv([["Shift", h("span", { class: "muted" }, "no shifts configured")]]);
-    return kv([["Shift", s.name + " from " + hhmmss(s.start)], ["Counting since", hhmmss(s.since) + (s.partial ? " (gateway start)" : "")],
+    return kv([["Shift", s.name + " from " + hhmmss(s.start).slice(0, 5)], ["Counting since", hhmmss(s.since) + (s.partial ? " (gateway start)" : "")],
       ["Sorted", s.sorted], ["Exceptions", s.exceptions], ["Total", s.total]]);
   }
 
