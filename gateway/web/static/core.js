@@ -84,9 +84,13 @@
       text = tokenWorked ? "token accepted: actions enabled" : "token entered (not checked yet)";
       cls = tokenWorked ? "who on" : "who";
     }
+    // No token configured and no login: nothing can act from this page.
+    const ti = $("#token");
+    const noAuth = ti && ti.disabled && (!session || session.auth === "none" || (session.read_only && !session.login_enabled));
+    if (noAuth) text = "read-only: actions disabled";
     who.textContent = text;
     who.className = cls;
-    document.body.classList.toggle("read-only", !!session && !!session.read_only);
+    document.body.classList.toggle("read-only", noAuth || (!!session && !!session.read_only));
   }
 
   function setToken(v) {
