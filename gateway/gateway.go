@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -70,6 +71,9 @@ type Config struct {
 	// LabelPrinter is the host:port of a Zebra printer's raw port (TCP
 	// 9100) for container labels; empty: labels are not sent.
 	LabelPrinter string `yaml:"label_printer"`
+	// Shifts are the site's shifts; the status page counts the current
+	// one's parcels since it started. Empty: no shift counters.
+	Shifts []Shift `yaml:"shifts"`
 }
 
 // JournalRunner is the journal's life cycle as the gateway drives it; the
@@ -107,6 +111,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Version == "" {
 		c.Version = "dev"
+	}
+	if err := validateShifts(c.Shifts); err != nil {
+		return err
 	}
 	return c.validateAuth()
 }
@@ -159,6 +166,8 @@ func New(cfg Config, lines []*Line, search Searcher, m *Metrics, log zerolog.Log
 			return nil, fmt.Errorf("gateway: duplicate line %q", l.Name())
 		}
 		g.byName[l.Name()] = l
+		// Before the lines run: their loops read it from then on.
+		l.shifts = slices.Clone(cfg.Shifts)
 	}
 	g.addr.Store("")
 	var err error

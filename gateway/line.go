@@ -140,6 +140,11 @@ func (c *LineConfig) manifestLimit() int64 { return max(c.MaxManifestBytes, 0) }
 var (
 	// ErrNoChute: the chute number is outside 1..Chutes.
 	ErrNoChute = errors.New("no such chute")
+	// ErrChuteAtPLC: the chute is disabled at the PLC, which the gateway
+	// cannot override; enabling it is done at the sorter.
+	ErrChuteAtPLC = errors.New("disabled at the PLC")
+	// ErrNotDisabled: an enable for a chute no technician disabled.
+	ErrNotDisabled = errors.New("not disabled by a technician")
 	// ErrStopped: the line is not running.
 	ErrStopped = errors.New("line stopped")
 	// ErrNoPlan: no plan is loaded.
@@ -156,6 +161,8 @@ type counters struct {
 	Reasons                                 [8]uint64
 	Results                                 [maxResult + 1]uint64
 	ByOutcome                               [maxOutcome]uint64
+	// Buckets: the outcomes by the status page's tiles (pageview.go).
+	Buckets [nBuckets]uint64
 }
 
 // Line is the item pipeline of one sorter line. One goroutine (the loop)
@@ -223,6 +230,15 @@ type Line struct {
 	scanStatus   []devices.ScannerStatus
 	states       *stateJournal // link and chute state as journaled
 
+	// chuteSince: when each chute's full, PLC-disabled and technician-
+	// disabled bit last changed; techBy who disabled it.
+	chuteSince [3][]time.Time
+	techBy     []string
+	trend      trendRing
+	shift      shiftCounter
+	shifts     []Shift
+	links      linkLog
+
 	alarms        *alarmBook
 	journalHealth func() journal.Health // nil: the journal has none
 }
@@ -261,6 +277,10 @@ func NewLine(cfg LineConfig, plc devices.PLCLink, scanners devices.ScannerSource
 		lastRoute:  make([]string, cfg.Chutes+1),
 		conts:      make([]container, cfg.Chutes+1),
 		states:     newStateJournal(cfg.Chutes),
+		techBy:     make([]string, cfg.Chutes+1),
+	}
+	for b := range l.chuteSince {
+		l.chuteSince[b] = make([]time.Time, cfg.Chutes+1)
 	}
 	now := time.Now()
 	for i := 1; i <= cfg.Chutes; i++ {
@@ -682,7 +702,7 @@ func (l *Line) finish(idx int32, at time.Time, o journal.Outcome, result, entere
 			cont = l.book(it, entered, result, at)
 		}
 	}
-	l.count(o)
+	l.count(o, it.decision.Reason)
 	d := &it.decision
 	chute := d.Chute
 	if result != 0 {
@@ -712,8 +732,9 @@ func (l *Line) append(rec journal.Record) {
 }
 
 // count adds one outcome to the counters.
-func (l *Line) count(o journal.Outcome) {
+func (l *Line) count(o journal.Outcome, reason sortplan.Reason) {
 	l.c.Outcomes++
+	l.c.Buckets[bucketOf(o, reason)]++
 	if int(o) < len(l.c.ByOutcome) {
 		l.c.ByOutcome[o]++
 		l.met.outcomes[o].Inc()
@@ -739,7 +760,7 @@ func (l *Line) count(o journal.Outcome) {
 
 // record journals an outcome for a read that never became a tracked pass.
 func (l *Line) record(r devices.Read, at time.Time, o journal.Outcome, detail string) {
-	l.count(o)
+	l.count(o, sortplan.ReasonSorted)
 	l.rec = journal.Record{Time: at, Line: l.cfg.Name, Kind: journal.KindOutcome, TID: r.TID, Scanner: r.Scanner,
 		Codes: r.Codes, NoRead: r.NoRead, Outcome: o, Detail: detail}
 	l.append(l.rec)
@@ -793,10 +814,19 @@ func (l *Line) refreshAvailability(now time.Time) {
 	l.plcStatus = l.plc.Status()
 	st := &l.plcStatus
 	l.observeStatus(st, now)
+	l.links.observe(st, now)
 	for n := 1; n <= l.cfg.Chutes; n++ {
 		ch := uint16(n)
 		wasFull := l.full.Has(ch)
 		isFull := st.Full.Has(ch)
+		if st.State == devices.LinkUp {
+			if wasFull != isFull {
+				l.chuteSince[bitFull][n] = now
+			}
+			if l.plcDisabled.Has(ch) != st.Disabled.Has(ch) {
+				l.chuteSince[bitDisabled][n] = now
+			}
+		}
 		if wasFull && !isFull && st.State == devices.LinkUp {
 			// The full bit cleared: the container was swapped.
 			l.closeContainer(ch, "emptied", now)
@@ -923,21 +953,56 @@ func (l *Line) closeAll(now time.Time) {
 // SetChuteDisabled disables (or enables) a chute for the gateway's
 // decisions, as a technician does from the status page.
 func (l *Line) SetChuteDisabled(ctx context.Context, chute uint16, disabled bool) error {
+	return l.SetChuteDisabledBy(ctx, chute, disabled, "")
+}
+
+// SetChuteDisabledBy is SetChuteDisabled on behalf of the named
+// technician (empty: "technician"). Enabling a chute no technician
+// disabled is refused (ErrChuteAtPLC when the PLC disabled it,
+// ErrNotDisabled otherwise): it would answer done and change nothing.
+func (l *Line) SetChuteDisabledBy(ctx context.Context, chute uint16, disabled bool, by string) error {
 	if chute < 1 || int(chute) > l.cfg.Chutes {
 		return fmt.Errorf("line %s chute %d: %w", l.cfg.Name, chute, ErrNoChute)
 	}
-	return l.do(ctx, func() {
+	if by == "" {
+		by = "technician"
+	}
+	var refused error
+	err := l.do(ctx, func() {
+		if !disabled && !l.techDisabled.Has(chute) {
+			refused = ErrNotDisabled
+			if l.plcDisabled.Has(chute) {
+				refused = ErrChuteAtPLC
+			}
+			return
+		}
+		now := time.Now()
+		if l.techDisabled.Has(chute) != disabled {
+			l.chuteSince[2][chute] = now
+		}
 		l.techDisabled.Set(chute, disabled)
+		l.techBy[chute] = by
 		l.avail.Set(chute, disabled || l.full.Has(chute) || l.plcDisabled.Has(chute))
-		l.log.Info().Uint16("chute", chute).Bool("disabled", disabled).Msg("chute set by technician")
+		l.log.Info().Uint16("chute", chute).Bool("disabled", disabled).Str("by", by).Msg("chute set by technician")
 		detail := "disabled off"
 		if disabled {
 			detail = "disabled on"
 		}
-		l.append(journal.Record{Time: time.Now(), Line: l.cfg.Name, Kind: journal.KindChuteState, Chute: chute,
-			Detail: detail, Cause: "technician"})
-		l.publish(time.Now())
+		cause := "technician"
+		if by != "technician" {
+			cause = "technician " + by
+		}
+		l.append(journal.Record{Time: now, Line: l.cfg.Name, Kind: journal.KindChuteState, Chute: chute,
+			Detail: detail, Cause: cause})
+		l.publish(now)
 	})
+	if err != nil {
+		return err
+	}
+	if refused != nil {
+		return fmt.Errorf("line %s chute %d: %w", l.cfg.Name, chute, refused)
+	}
+	return nil
 }
 
 // CloseContainer closes the container in a chute and returns its manifest.

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"slices"
 	"strconv"
 	"time"
 
@@ -139,6 +140,18 @@ type LineSnapshot struct {
 	// Routes is the departures board: the plan's routes with departures,
 	// soonest first (empty when the plan has no route rows).
 	Routes []RouteBoard `json:"routes"`
+	// Tiles are the last minute's outcomes, all of them, as the page's
+	// tiles; Trend the last hour per minute; Shift the current shift's
+	// counts (nil without shifts configured).
+	Tiles OutcomeTiles `json:"outcome_tiles"`
+	Trend []TrendPoint `json:"trend"`
+	Shift *ShiftView   `json:"shift,omitempty"`
+	// Link is the PLC link for the page's banner; LinkEvents its recent
+	// state changes, newest first (kept after it recovers).
+	Link       LinkBanner  `json:"link"`
+	LinkEvents []LinkEvent `json:"link_events"`
+	// BlockedRoutes are the plan's routes with no usable chute left.
+	BlockedRoutes []string `json:"blocked_routes"`
 }
 
 // PLCView is the PLC link as the status page shows it.
@@ -239,6 +252,11 @@ type ChuteView struct {
 	Container    string  `json:"container"`
 	Items        int     `json:"items"`
 	Fill         float64 `json:"fill"` // 0..1 of the nominal capacity, 0 if unknown
+	// FullSince and DisabledSince: when the bit last changed (zero: not
+	// seen change since start); DisabledBy is "PLC" or the technician.
+	FullSince     time.Time `json:"full_since,omitzero"`
+	DisabledSince time.Time `json:"disabled_since,omitzero"`
+	DisabledBy    string    `json:"disabled_by,omitempty"`
 }
 
 // ItemView is one recent outcome.
@@ -326,6 +344,7 @@ type rateSample struct {
 	at                                         time.Time
 	reads, noreads, unknown, multi, decided    uint64
 	outcomes, sorted, recirculated, late, lost uint64
+	buckets                                    [nBuckets]uint64
 }
 
 func (r *rateRing) add(now time.Time, c *counters) {
@@ -334,7 +353,8 @@ func (r *rateRing) add(now time.Time, c *counters) {
 	}
 	r.last = now
 	r.buf[r.n%len(r.buf)] = rateSample{at: now, reads: c.Reads, noreads: c.NoReads, unknown: c.Unknown, multi: c.MultiRead,
-		decided: c.Decided, outcomes: c.Outcomes, sorted: c.Sorted, recirculated: c.Recirculated, late: c.Late, lost: c.Lost}
+		decided: c.Decided, outcomes: c.Outcomes, sorted: c.Sorted, recirculated: c.Recirculated, late: c.Late, lost: c.Lost,
+		buckets: c.Buckets}
 	r.n++
 }
 
@@ -349,19 +369,7 @@ func (r *rateRing) rates(now time.Time, c *counters) Rates {
 	if r.n == 0 {
 		return Rates{Window: "0s"}
 	}
-	// The oldest sample at most 60 s old.
-	oldest := r.n - len(r.buf)
-	if oldest < 0 {
-		oldest = 0
-	}
-	var base rateSample
-	for i := oldest; i < r.n; i++ {
-		s := r.buf[i%len(r.buf)]
-		if now.Sub(s.at) <= 60*time.Second+500*time.Millisecond {
-			base = s
-			break
-		}
-	}
+	base := r.base(now)
 	reads := c.Reads - base.reads
 	return Rates{
 		Reads:        reads,
@@ -375,6 +383,36 @@ func (r *rateRing) rates(now time.Time, c *counters) Rates {
 		Lost:         c.Lost - base.lost,
 		Window:       now.Sub(base.at).Round(time.Second).String(),
 	}
+}
+
+// tiles are the outcome tiles of the same window as rates.
+func (r *rateRing) tiles(now time.Time, c *counters, cfg *AlarmConfig) OutcomeTiles {
+	if r.n == 0 {
+		return outcomeTiles(&[nBuckets]uint64{}, "0s", cfg)
+	}
+	base := r.base(now)
+	var b [nBuckets]uint64
+	for i := range b {
+		b[i] = c.Buckets[i] - base.buckets[i]
+	}
+	return outcomeTiles(&b, now.Sub(base.at).Round(time.Second).String(), cfg)
+}
+
+// base is the oldest sample at most a minute old.
+func (r *rateRing) base(now time.Time) rateSample {
+	oldest := r.n - len(r.buf)
+	if oldest < 0 {
+		oldest = 0
+	}
+	var base rateSample
+	for i := oldest; i < r.n; i++ {
+		s := r.buf[i%len(r.buf)]
+		if now.Sub(s.at) <= 60*time.Second+500*time.Millisecond {
+			base = s
+			break
+		}
+	}
+	return base
 }
 
 // publish builds the line snapshot (on the loop) and stores it for readers.
@@ -409,6 +447,22 @@ func (l *Line) publish(now time.Time) {
 			Results: map[string]uint64{},
 		},
 		PerMinute: l.rates.rates(now, &l.c),
+		Tiles:     l.rates.tiles(now, &l.c, &l.cfg.Alarms),
+	}
+	l.trend.add(now, l.c.Buckets[bucketSorted], l.c.Outcomes)
+	s.Trend = l.trend.points()
+	s.Shift = l.shift.view(l.shifts, now, &l.c)
+	s.LinkEvents = l.links.events()
+	s.Link = LinkBanner{Up: st.State == devices.LinkUp}
+	if !s.Link.Up {
+		s.Link.Cause, s.Link.Since = st.LastError, l.links.downSince
+		if s.Link.Cause == "" {
+			s.Link.Cause = "link " + st.State.String()
+		}
+		if !s.Link.Since.IsZero() {
+			s.Link.For = now.Sub(s.Link.Since).Round(time.Second).String()
+		}
+		s.Link.Next = linkNext(st.LastError, st.Addr)
 	}
 	if !plcHeard(&st) {
 		// Nothing read from the PLC yet: its zero registers are not a
@@ -447,6 +501,15 @@ func (l *Line) publish(now time.Time) {
 		if l.cfg.ContainerCapacity > 0 {
 			v.Fill = float64(len(c.items)) / float64(l.cfg.ContainerCapacity)
 		}
+		if v.Full {
+			v.FullSince = l.chuteSince[bitFull][n]
+		}
+		switch {
+		case v.TechDisabled:
+			v.DisabledSince, v.DisabledBy = l.chuteSince[2][n], l.techBy[n]
+		case v.PLCDisabled:
+			v.DisabledSince, v.DisabledBy = l.chuteSince[bitDisabled][n], "PLC"
+		}
 		s.Chutes[n-1] = v
 	}
 	s.Recent = make([]ItemView, 0, recentN)
@@ -455,6 +518,7 @@ func (l *Line) publish(now time.Time) {
 		s.Recent = append(s.Recent, ItemViewOf(r))
 	}
 	s.Routes = l.board(l.dockNow())
+	s.BlockedRoutes = blockedRoutes(s.Chutes, l.plans.Load() != nil)
 	l.evaluate(now, s, &st)
 	// Alarm transitions the journal refused count too.
 	s.Totals.JournalErrs = l.journalErrs.Load()
@@ -502,4 +566,28 @@ func (l *Line) AckAlarm(id, by string) (Alarm, error) { return l.alarms.Ack(id, 
 // ShelveAlarm shelves the line's alarm id for d (capped).
 func (l *Line) ShelveAlarm(id, by string, d time.Duration) (Alarm, error) {
 	return l.alarms.Shelve(id, by, d, time.Now())
+}
+
+// blockedRoutes lists the routes whose chutes are all full or disabled
+// (sorted by name), the same rule as the route-blocked alarm.
+func blockedRoutes(cs []ChuteView, planLoaded bool) []string {
+	out := []string{}
+	if !planLoaded {
+		return out
+	}
+	usable := map[string]bool{}
+	for i := range cs {
+		c := &cs[i]
+		if c.Route == "" {
+			continue
+		}
+		usable[c.Route] = usable[c.Route] || !c.Full && !c.PLCDisabled && !c.TechDisabled
+	}
+	for r, ok := range usable {
+		if !ok {
+			out = append(out, r)
+		}
+	}
+	slices.Sort(out)
+	return out
 }

@@ -30,9 +30,17 @@ var pageTmpl = template.Must(template.New("index.html").Funcs(template.FuncMap{
 	"condClass":  condClass,
 	"alarmCount": alarmCount,
 	"worstCond":  worstCondition,
-	"pct":        func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) + "%" },
-	"fillPct":    func(f float64) string { return strconv.Itoa(int(min(f, 1)*100)) + "%" },
-	"hhmmss":     func(t time.Time) string { return t.Local().Format("15:04:05") },
+	"sevClass":   sevClass,
+	"chuteClassUp": func(c ChuteView, up bool) string {
+		if !up && !c.TechDisabled {
+			return "chute unknown" // the PLC's bits are not known while its link is down
+		}
+		return chuteClass(c)
+	},
+	"tilePct": tilePct,
+	"pct":     func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) + "%" },
+	"fillPct": func(f float64) string { return strconv.Itoa(int(min(f, 1)*100)) + "%" },
+	"hhmmss":  func(t time.Time) string { return t.Local().Format("15:04:05") },
 	"codes": func(cs []string) string {
 		return strings.ReplaceAll(strings.Join(cs, " "), "\x1d", "\u241d")
 	},
@@ -46,6 +54,26 @@ func chuteClass(c ChuteView) string {
 		return "chute full"
 	}
 	return "chute"
+}
+
+// sevClass is an alarm severity's colour: bad for critical, warn for
+// warning, none (grey) otherwise.
+func sevClass(sev string) string {
+	switch sev {
+	case SevCritical:
+		return "bad"
+	case SevWarning:
+		return "warn"
+	}
+	return ""
+}
+
+// tilePct is a tile's share, or "–" when the window had no outcomes.
+func tilePct(t OutcomeTile, total uint64) string {
+	if total == 0 {
+		return "–"
+	}
+	return strconv.FormatFloat(t.Pct, 'f', 1, 64) + "%"
 }
 
 // Handler returns the gateway's HTTP handler: the status page and its
@@ -252,10 +280,11 @@ func (g *Gateway) handleChute(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	chute, action := uint16(n), r.PathValue("action")
+	by := actorOf(r)
 	res := ChuteActionResult{Line: l.Name(), Chute: chute, Action: action}
 	switch action {
 	case "disable", "enable":
-		err = l.SetChuteDisabled(r.Context(), chute, action == "disable")
+		err = l.SetChuteDisabledBy(r.Context(), chute, action == "disable", by)
 	case "close":
 		var m Manifest
 		m, err = l.CloseContainer(r.Context(), chute)
@@ -264,12 +293,40 @@ func (g *Gateway) handleChute(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, apiError{"unknown action " + strconv.Quote(action)})
 		return
 	}
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrChuteAtPLC):
+		// Answering "done" would change nothing: say where it is done.
+		writeJSON(w, http.StatusConflict, apiError{fmt.Sprintf("chute %d is disabled at the PLC: the gateway cannot enable it; enable it at the sorter's control panel", chute)})
+		return
+	case errors.Is(err, ErrNotDisabled):
+		writeJSON(w, http.StatusConflict, apiError{fmt.Sprintf("chute %d is not disabled by a technician: nothing to enable", chute)})
+		return
+	case err != nil:
 		writeJSON(w, http.StatusServiceUnavailable, apiError{err.Error()})
 		return
 	}
-	g.log.Info().Str("line", l.Name()).Uint16("chute", chute).Str("action", action).Str("remote", r.RemoteAddr).Msg("technician action")
+	g.log.Info().Str("line", l.Name()).Uint16("chute", chute).Str("action", action).Str("by", by).Str("remote", r.RemoteAddr).Msg("technician action")
 	writeJSON(w, http.StatusOK, res)
+}
+
+// actorOf is who asks for an action: a logged-in technician's name
+// (the session wins over anything the request claims); with the bearer
+// token, the optional name the caller sends in X-Sortgw-By (as alarm
+// acknowledgements take "by"), else "" (journaled as "technician").
+func actorOf(r *http.Request) string {
+	if id, ok := IdentityFrom(r.Context()); ok && id.Via == "session" {
+		return id.Name
+	}
+	by := strings.TrimSpace(r.Header.Get("X-Sortgw-By"))
+	if len(by) > 64 {
+		by = by[:64]
+	}
+	return strings.Map(func(c rune) rune {
+		if c < ' ' || c == 0x7f {
+			return -1
+		}
+		return c
+	}, by)
 }
 
 // ReloadResult answers a plan reload.

@@ -95,13 +95,13 @@ func TestStatusPageInBrowser(t *testing.T) {
 	// Live counters move: the reads tile changes under our eyes.
 	// Read through JS: the page replaces these nodes every second, so a
 	// DOM node id from a query may be stale by the time it is used.
-	first, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector("section.line .rates .tile b").textContent`))
+	first, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('section.line [data-f="window"]').textContent`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	evalUntil(t, ctx, "reads counter to move",
-		`document.querySelector("section.line .rates .tile b").textContent !== `+jsString(first))
-	evalUntil(t, ctx, "recent items", `document.querySelectorAll('[data-f="recent"] tr').length > 3`)
+		`document.querySelector('section.line [data-f="window"]').textContent !== `+jsString(first))
+	evalUntil(t, ctx, "recent items", `document.querySelectorAll('#recent tr').length > 3`)
 
 	// Without the token the action is refused.
 	disable := func() {

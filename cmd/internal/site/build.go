@@ -161,7 +161,11 @@ func (c *Config) checkGateway(add func(*Error)) {
 		c.Notes = append(c.Notes, c.file+": warning: no gateway token: the status page is read-only")
 	}
 	c.checkOperators(add)
-	if err := g.Validate(); err != nil {
+	var se *gateway.ShiftError
+	if err := g.Validate(); errors.As(err, &se) {
+		// A bad shift: at its own key, with the file's line.
+		add(c.at(fmt.Sprintf("gateway.shifts[%d].%s", se.Index, se.Field), "%s", se.Msg))
+	} else if err != nil {
 		for _, e := range c.deviceErr("gateway", reflect.TypeFor[Gateway](), err, errors.New("gateway")) {
 			add(e)
 		}

@@ -1,138 +1,18 @@
-// sortgw status page: live updates over Server-Sent Events, technician
-// actions with a bearer token kept in sessionStorage. No dependencies.
+// sortgw status page: the header, the alarms, the journal card, live
+// updates over Server-Sent Events (greyed out with "no data since" when
+// the gateway goes away), the chute dialog and the plan reload.
 "use strict";
 (function () {
-  const $ = (sel, root) => (root || document).querySelector(sel);
-  const $$ = (sel, root) => Array.from((root || document).querySelectorAll(sel));
-  const TOKEN_KEY = "sortgw-token";
+  const S = window.sortgw;
+  const { $, $$, h, badge, pct, hhmmss, condClass, sevClass, toast, action, confirmAction } = S;
   let snapshot = null;
-  let searching = {}; // line -> true while a search result is shown
+  let lastData = 0; // Date.now() of the last snapshot
+  let streamFailed = false;
+  let searching = false; // a search result is shown instead of the recent items
+  const condRank = { "sorting": 0, "degraded": 1, "stopped": 2, "no-data": 3, "fault": 4, "down": 5 };
 
-  function h(tag, attrs, ...kids) {
-    const e = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (k === "class") e.className = v;
-      else if (k.startsWith("data-")) e.setAttribute(k, v);
-      else e[k] = v;
-    }
-    for (const k of kids) e.append(k instanceof Node ? k : document.createTextNode(k == null ? "" : String(k)));
-    return e;
-  }
-  const badge = (cls, text) => h("span", { class: "badge " + cls }, text);
-  const pct = (f) => (Math.round(f * 10) / 10).toFixed(1) + "%";
-  const hhmmss = (t) => { const d = new Date(t); return isNaN(d) ? "" : d.toLocaleTimeString([], { hour12: false }); };
-  const fill = (root) => $$(".fill", root).forEach((e) => { e.style.width = e.dataset.fill || "0%"; });
+  const stateClass = (st) => st === "ok" ? "" : (st === "failing" || st === "low" || st === "unknown") ? "warn" : "bad";
 
-  function message(text, err) {
-    const m = $("#msg");
-    m.textContent = text;
-    m.className = "msg" + (err ? " err" : "");
-    m.hidden = !text;
-    clearTimeout(message.t);
-    if (text) message.t = setTimeout(() => { m.hidden = true; }, 6000);
-  }
-
-  function token() { return sessionStorage.getItem(TOKEN_KEY) || ""; }
-  function showToken() {
-    const t = token();
-    $("#token-state").textContent = t ? "actions enabled" : "read-only";
-  }
-
-  async function action(url) {
-    const headers = {};
-    if (token()) headers["Authorization"] = "Bearer " + token();
-    let res;
-    try {
-      res = await (window.sortgwFetch || fetch)(url, { method: "POST", headers }); // auth.js adds the session's CSRF header
-    } catch (e) {
-      message("request failed: " + e, true);
-      return null;
-    }
-    let body = {};
-    try { body = await res.json(); } catch (e) { /* empty */ }
-    if (res.status === 401) { message("refused: log in or enter the bearer token first", true); return null; }
-    if (!res.ok) { message("refused (" + res.status + "): " + (body.error || res.statusText), true); return null; }
-    return body;
-  }
-
-  function renderLinks(l) {
-    const rows = [];
-    const p = l.plc;
-    rows.push(h("tr", {},
-      h("td", {}, "PLC " + p.name + " ", h("small", {}, p.protocol + " " + p.addr)),
-      h("td", {}, badge(p.state === "up" ? "ok" : "bad", p.state)),
-      h("td", {}, p.heartbeat_age),
-      h("td", {}, p.round_trip_p50 + " / " + p.round_trip_p99),
-      h("td", {}, p.reconnects)));
-    for (const s of l.scanners || []) {
-      rows.push(h("tr", {},
-        h("td", {}, "Scanner " + s.name + " ", h("small", {}, s.addr)),
-        h("td", {}, badge(s.online ? "ok" : "bad", s.online ? "online" : s.state)),
-        h("td", {}, s.heard_age),
-        h("td", {}, "-"),
-        h("td", {}, s.reconnects)));
-    }
-    return rows;
-  }
-
-  function kv(pairs) {
-    const out = [];
-    for (const [k, v] of pairs) { out.push(h("dt", {}, k)); out.push(h("dd", {}, v)); }
-    return out;
-  }
-
-  function renderRates(r) {
-    const t = (v, label) => h("div", { class: "tile" }, h("b", {}, v), h("span", {}, label));
-    return [t(r.reads, "reads/min"), t(pct(r.noread_pct), "no-read"), t(pct(r.unknown_pct), "unknown"),
-      t(pct(r.multiread_pct), "multi-read"), t(pct(r.sorted_pct), "sorted"), t(r.recirculated, "recirculated"),
-      t(r.late, "host late"), t(r.lost, "lost")];
-  }
-
-  function chuteClass(c) {
-    if (c.tech_disabled || c.plc_disabled) return "chute disabled";
-    if (c.full) return "chute full";
-    return "chute";
-  }
-
-  function renderChutes(grid, chutes) {
-    // Update in place: a full rebuild of 2048 buttons every second is wasteful.
-    const btns = grid.children;
-    if (btns.length !== chutes.length) {
-      grid.replaceChildren(...chutes.map((c) => h("button", { type: "button", "data-chute": c.n },
-        h("b", {}, c.n), h("i", {}, ""), h("span", {}, ""), h("em", { class: "fill" }))));
-    }
-    chutes.forEach((c, i) => {
-      const b = btns[i];
-      b.className = chuteClass(c);
-      b.title = c.container + (c.tech_disabled ? " (disabled by technician)" : c.plc_disabled ? " (disabled at PLC)" : c.full ? " (full)" : "");
-      b.children[1].textContent = c.route || "";
-      b.children[2].textContent = c.items + " / " + c.count;
-      b.children[3].style.width = Math.round(Math.min(c.fill || 0, 1) * 100) + "%";
-    });
-  }
-
-  // GS (0x1D) separates GS1 fields; show it as a visible mark.
-  const showCode = (c) => c.replace(/\x1d/g, "\u241d");
-
-  function renderItems(items) {
-    return (items || []).map((it) => h("tr", {},
-      h("td", {}, hhmmss(it.at)), h("td", {}, it.tid), h("td", {}, it.pass),
-      h("td", { class: "codes" }, (it.codes || []).map(showCode).join(" ")), h("td", {}, it.dest),
-      h("td", {}, it.chute), h("td", {}, it.reason), h("td", {}, it.kind === "decision" ? "decided" : it.outcome + (it.detail ? " (" + it.detail + ")" : ""))));
-  }
-
-  function renderDiff(diff) {
-    if (!diff || !diff.length) return [h("p", { class: "muted" }, "no changes in the last reload")];
-    const rows = diff.slice(0, 200).map((c) => h("tr", {},
-      h("td", {}, c.dest), h("td", {}, (c.old_chutes || []).join(",") + " → " + (c.new_chutes || []).join(",")),
-      h("td", {}, (c.old_route || "") + (c.old_route !== c.new_route ? " → " + (c.new_route || "") : ""))));
-    const t = h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Dest"), h("th", {}, "Chutes"), h("th", {}, "Route"))), h("tbody", {}, ...rows));
-    return diff.length > 200 ? [t, h("p", { class: "muted" }, (diff.length - 200) + " more")] : [t];
-  }
-
-  const stateClass = (st) => st === "ok" ? "ok" : (st === "failing" || st === "low" || st === "unknown") ? "warn" : "bad";
-
-  // The journal card: state first, then the numbers (ISA-101).
   function renderJournal(j) {
     const sec = $("#journal");
     if (!sec || !j) return;
@@ -143,67 +23,112 @@
     f("disk").textContent = "disk " + j.disk.state;
     f("warning").textContent = j.warning || "";
     f("warning").hidden = !j.warning;
-    f("kv").replaceChildren(...kv([["Since", hhmmss(j.since) + " (" + j.for + ")"],
-      ["Queue", j.queued + " / " + j.capacity + " (" + Math.round(Math.min(j.fill, 1) * 100) + "%)"],
-      ["Not kept", j.not_kept_total],
+    f("kv").replaceChildren(...[["Queue", j.queued + " / " + j.capacity + " (" + Math.round(Math.min(j.fill, 1) * 100) + "%)"],
       ["Last commit", j.last_commit ? j.last_commit_age + " ago" : "none yet"],
       ["Commit errors", j.commit_errors + (j.last_error ? ": " + j.last_error : "")],
-      ["Disk free", j.disk.free + " (" + pct(j.disk.free_pct) + ")"],
-      ["When full", j.when_full + (j.holding_reads ? ": new reads stopped" : "")]]));
+      ["Not kept", j.not_kept_total], ["Disk free", j.disk.free + " (" + pct(j.disk.free_pct) + ")"]]
+      .flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
   }
 
-  // Grey for normal, colour only when abnormal (ISA-101).
-  const condClass = (c) => c === "sorting" ? "" : c === "degraded" ? "warn" : "bad";
-  const condRank = { "sorting": 0, "degraded": 1, "stopped": 2, "no-data": 3, "fault": 4, "down": 5 };
+  function title(n) {
+    if (isStale()) return "no data since " + hhmmss(lastData) + " · sortgw status";
+    return (n ? "(" + n + ") " : "") + "sortgw status";
+  }
 
-  function renderAlarms(lines) {
+  // The header: the worst line's condition first, the alarm count, and
+  // the active alarms on top, each with what to do.
+  function renderHeader(s) {
+    const lines = s.lines || [];
     const all = lines.flatMap((l) => l.alarms || []);
     let worst = "sorting";
     for (const l of lines) { const c = l.condition || "no-data"; if (condRank[c] > condRank[worst]) worst = c; }
     const gc = $("#gw-cond");
-    if (gc) { gc.className = "badge " + condClass(worst); gc.textContent = worst; }
+    if (gc) { gc.className = "badge big " + condClass(worst); gc.textContent = worst; }
     const ac = $("#alarm-count");
-    ac.className = "badge " + (all.length ? "bad" : "");
-    ac.textContent = all.length + " alarms";
-    document.title = (all.length ? "(" + all.length + ") " : "") + "sortgw status";
+    ac.className = "badge " + (all.some((a) => a.severity === "critical") ? "bad" : all.length ? "warn" : "");
+    ac.textContent = all.length + (all.length === 1 ? " alarm" : " alarms");
+    document.title = title(all.length);
+    const gs = $("#gw-state");
+    gs.className = "badge " + (s.ready ? "" : s.draining ? "warn" : "bad");
+    gs.textContent = s.ready ? "ready" : s.draining ? "draining" : "not ready";
+    $("#gw-at").textContent = hhmmss(s.at);
     $("#alarms").hidden = all.length === 0;
-    $("#alarm-list").replaceChildren(...all.map((a) => h("li", {},
-      h("span", { className: "badge " + (a.severity === "critical" ? "bad" : a.severity === "warning" ? "warn" : "") }, a.severity), " ",
-      h("b", {}, a.text), " ",
-      h("small", {}, a.id + " since " + hhmmss(a.since) + (a.cleared ? ", cleared" : "") + (a.acked_by ? ", acked by " + a.acked_by : "")),
-      h("br", {}), a.action)));
+    $("#alarm-list").replaceChildren(...all.map((a) => h("li", { class: "alarm " + sevClass(a.severity) },
+      badge(sevClass(a.severity), a.severity), " ", h("b", {}, a.text), " ",
+      h("small", {}, a.id + " · " + a.state + " · since " + hhmmss(a.since) + (a.acked_by ? " · acked by " + a.acked_by : "")),
+      h("div", { class: "todo" }, a.action),
+      a.state === "unacked" || a.state === "cleared-unacked" ? h("button", { type: "button", class: "action ack", "data-ack": a.id }, "Acknowledge") : "")));
+  }
+
+  // ack acknowledges an alarm in the technician's name: the session's, or
+  // the one typed into the dialog (kept for the tab's next ack).
+  async function ack(id) {
+    const a = snapshot && snapshot.lines.flatMap((l) => l.alarms || []).find((x) => x.id === id);
+    const sess = S.session();
+    let by = sess && sess.name;
+    if (!by) {
+      const d = $("#ack-dialog");
+      $("#ack-text").textContent = a ? a.text : id;
+      $("#ack-by").value = sessionStorage.getItem("sortgw-name") || "";
+      d.returnValue = "";
+      const ok = await new Promise((resolve) => {
+        d.addEventListener("close", () => resolve(d.returnValue === "ok"), { once: true });
+        d.showModal();
+      });
+      by = $("#ack-by").value.trim();
+      if (!ok) return;
+      if (!by) { toast("refused: acknowledging needs your name", true); return; }
+      sessionStorage.setItem("sortgw-name", by);
+    }
+    const r = await action("/api/alarms/" + id.split("/").map(encodeURIComponent).join("/") + "/ack", { by });
+    if (r) toast("alarm " + id + " acknowledged by " + by);
+  }
+
+  const showCode = (c) => c.replace(/\x1d/g, "\u241d");
+  function itemRows(items) {
+    return (items || []).map((it) => h("tr", {},
+      h("td", {}, hhmmss(it.at)), h("td", {}, it.line || ""), h("td", {}, it.tid), h("td", {}, it.pass),
+      h("td", { class: "codes" }, (it.codes || []).map(showCode).join(" ")), h("td", {}, it.dest),
+      h("td", {}, it.chute), h("td", {}, it.reason), h("td", {}, it.kind === "decision" ? "decided" : it.outcome + (it.detail ? " (" + it.detail + ")" : ""))));
+  }
+
+  function renderItems(s) {
+    const tb = $("#recent"); // gone once items.js has taken the section over
+    if (!tb || searching) return;
+    const items = (s.lines || []).flatMap((l) => (l.recent || []).map((it) => Object.assign({ line: l.name }, it)));
+    items.sort((a, b) => (a.at < b.at ? 1 : a.at > b.at ? -1 : 0));
+    tb.replaceChildren(...itemRows(items.slice(0, 50)));
   }
 
   function render(s) {
     snapshot = s;
+    lastData = Date.now();
+    streamFailed = false;
+    setStale(false);
     renderJournal(s.journal);
-    const gs = $("#gw-state");
-    gs.className = "badge " + (s.ready ? "ok" : s.draining ? "warn" : "bad");
-    gs.textContent = s.ready ? "ready" : s.draining ? "draining" : "not ready";
-    $("#gw-at").textContent = hhmmss(s.at);
-    renderAlarms(s.lines || []);
+    renderHeader(s);
     for (const l of s.lines || []) {
       const sec = $('section.line[data-line="' + CSS.escape(l.name) + '"]');
-      if (!sec) continue;
-      const f = (name) => $('[data-f="' + name + '"]', sec);
-      const rd = f("ready");
-      const cond = l.condition || "no-data";
-      rd.className = "badge " + condClass(cond);
-      rd.textContent = l.draining ? "draining" : cond;
-      rd.title = (l.reasons || []).join("; ");
-      f("reasons").textContent = (l.reasons || []).join("; ");
-      f("links").replaceChildren(...renderLinks(l));
-      f("sorter").replaceChildren(...kv([["State", l.plc.sorter_state], ["Fault", l.plc.fault_code + " " + l.plc.fault],
-        ["Plan", (l.plan.name || "none") + " v" + l.plan.version], ["Open items", l.open],
-        ["Ring", l.plc.outstanding + " outstanding, " + l.plc.queued + " queued"]]));
-      f("rates").replaceChildren(...renderRates(l.per_minute));
-      renderChutes(f("chutes"), l.chutes || []);
-      if (!searching[l.name]) f("recent").replaceChildren(...renderItems(l.recent));
-      const err = l.plan.last_reload_error;
-      f("plan").replaceChildren(...kv([["Name", l.plan.name || "none"], ["Version", l.plan.version],
-        ["Last reload", err ? h("span", { class: "bad-text" }, err) : (l.plan.last_reload_at ? "ok " + hhmmss(l.plan.last_reload_at) : "-")],
-        ["Changes", (l.plan.diff || []).length]]));
-      f("diff").replaceChildren(...renderDiff(l.plan.diff));
+      if (sec) S.renderLine(sec, l);
+    }
+    renderItems(s);
+  }
+
+  // Stale: no snapshot for 5 s, or the stream failed and none for 2.5 s.
+  function isStale() {
+    if (!lastData) return streamFailed;
+    const age = Date.now() - lastData;
+    return age > 5000 || (streamFailed && age > 2500);
+  }
+  function setStale(on) {
+    document.body.classList.toggle("stale", on);
+    $("#gone").hidden = !on;
+    if (on) {
+      $("#gone-at").textContent = lastData ? hhmmss(lastData) : "the page was loaded";
+      const live = $("#live");
+      live.className = "badge bad";
+      live.textContent = "no data since " + (lastData ? hhmmss(lastData) : "load");
+      document.title = title(0);
     }
   }
 
@@ -211,11 +136,15 @@
     const live = $("#live");
     const es = new EventSource("/events");
     es.addEventListener("snapshot", (ev) => {
-      live.className = "badge ok";
+      live.className = "badge";
       live.textContent = "live";
       try { render(JSON.parse(ev.data)); } catch (e) { console.error(e); }
     });
-    es.onerror = () => { live.className = "badge bad"; live.textContent = "reconnecting"; };
+    es.onerror = () => {
+      streamFailed = true;
+      if (!isStale()) { live.className = "badge warn"; live.textContent = "reconnecting"; }
+    };
+    setInterval(() => { if (isStale()) setStale(true); }, 1000);
   }
 
   let dialogChute = null;
@@ -223,10 +152,18 @@
     const line = sec.dataset.line;
     const l = snapshot && snapshot.lines.find((x) => x.name === line);
     const c = l && l.chutes[n - 1];
-    dialogChute = { line, n };
+    const up = !!(l && l.link && l.link.up);
+    dialogChute = { line, n, container: c ? c.container : "" };
     $("#cd-title").textContent = "Line " + line + " chute " + n;
-    $("#cd-info").textContent = c ? ("container " + c.container + ", " + c.items + " items; " + c.count + " since start" +
-      (c.route ? "; route " + c.route : "") + (c.tech_disabled ? "; disabled by technician" : "") + (c.plc_disabled ? "; disabled at PLC" : "") + (c.full ? "; full" : "")) : "";
+    $("#cd-info").textContent = c ? ("container " + c.container + ", " + c.items + " items; " + c.count + " diverted since start" +
+      (c.route ? "; route " + c.route : "") + (c.tech_disabled ? "; disabled by " + (c.disabled_by || "technician") : "") +
+      (!up ? "; full and PLC-disabled unknown (PLC link down)" : (c.full ? "; full" : ""))) : "";
+    // Only the actions that apply: a chute disabled at the PLC cannot be
+    // enabled from here, and one not disabled needs no enable.
+    const plcOnly = up && c && c.plc_disabled && !c.tech_disabled;
+    $("#cd-plc").hidden = !(up && c && c.plc_disabled);
+    $('#chute-dialog button[value="enable"]').hidden = !(c && c.tech_disabled);
+    $('#chute-dialog button[value="disable"]').hidden = !!(c && c.tech_disabled) || plcOnly;
     const base = "/api/lines/" + encodeURIComponent(line) + "/manifests?format=";
     $("#cd-csv").href = base + "csv&container=" + encodeURIComponent(c ? c.container : "");
     $("#cd-json").href = base + "json&download=1&container=" + encodeURIComponent(c ? c.container : "");
@@ -234,51 +171,71 @@
     $("#chute-dialog").showModal();
   }
 
+  async function chuteAction(v) {
+    if (!dialogChute || !["disable", "enable", "close"].includes(v)) return;
+    const { line, n, container } = dialogChute;
+    if (v === "close" && !(await confirmAction("Close container " + container + "?",
+      "Its manifest is ended and a new container starts at chute " + n + ". This cannot be undone.", "Close container"))) {
+      toast("chute " + n + ": close cancelled");
+      return;
+    }
+    const r = await action("/api/lines/" + encodeURIComponent(line) + "/chutes/" + n + "/" + v);
+    if (r) toast("chute " + n + ": " + v + (r.manifest ? " (" + r.manifest.container + ", " + r.manifest.items.length + " items)" : "") + " done");
+  }
+
+  async function reload(line) {
+    if (!(await confirmAction("Reload the plan of line " + line + "?",
+      "The plan file is read again and, if valid, replaces the active plan at once for every new decision.", "Reload plan"))) {
+      toast("reload cancelled");
+      return;
+    }
+    const r = await action("/api/lines/" + encodeURIComponent(line) + "/reload");
+    if (r) toast("plan reloaded: " + r.lines.map((p) => p.name + " v" + p.version).join(", "));
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
-    fill(document);
-    showToken();
     const ti = $("#token");
-    ti.value = token();
-    ti.addEventListener("change", () => {
-      if (ti.value) sessionStorage.setItem(TOKEN_KEY, ti.value.trim()); else sessionStorage.removeItem(TOKEN_KEY);
-      showToken();
-    });
-    $("#token-form").addEventListener("submit", (e) => { e.preventDefault(); ti.dispatchEvent(new Event("change")); });
+    ti.value = S.token();
+    ti.addEventListener("change", () => S.setToken(ti.value));
+    $("#token-form").addEventListener("submit", (e) => { e.preventDefault(); S.setToken(ti.value); });
+    S.loadSession();
+    document.addEventListener("sortgw-session", () => S.loadSession());
 
     for (const sec of $$("section.line")) {
-      const line = sec.dataset.line;
       $('[data-f="chutes"]', sec).addEventListener("click", (e) => {
         const b = e.target.closest("[data-chute]");
         if (b) openChute(sec, Number(b.dataset.chute));
       });
-      $('[data-f="reload"]', sec).addEventListener("click", async () => {
-        const r = await action("/api/lines/" + encodeURIComponent(line) + "/reload");
-        if (r) message("plan reloaded: " + r.lines.map((p) => p.name + " v" + p.version).join(", "));
-      });
-      $('[data-f="search-form"]', sec).addEventListener("submit", async (e) => {
+      $('[data-f="reload"]', sec).addEventListener("click", () => reload(sec.dataset.line));
+    }
+    $("#chute-dialog").addEventListener("close", () => chuteAction($("#chute-dialog").returnValue));
+    $("#alarm-list").addEventListener("click", (e) => {
+      const b = e.target.closest("[data-ack]");
+      if (b) ack(b.dataset.ack);
+    });
+
+    const form = $("#item-search");
+    if (form) {
+      form.addEventListener("submit", async (e) => {
         e.preventDefault();
-        const q = e.target.q.value.trim();
-        if (!q) { searching[line] = false; return; }
-        const res = await fetch("/api/items?q=" + encodeURIComponent(q));
-        const body = await res.json();
-        if (!res.ok) { message(body.error || res.statusText, true); return; }
-        searching[line] = true;
-        const rows = renderItems(body);
-        $('[data-f="recent"]', sec).replaceChildren(...(rows.length ? rows : [h("tr", {}, h("td", { colSpan: 8 }, "nothing found for " + q))]));
+        const q = form.q.value.trim();
+        if (!q) { searching = false; return; }
+        let res, body;
+        try {
+          res = await fetch("/api/items?q=" + encodeURIComponent(q));
+          body = await res.json();
+        } catch (err) { toast("search failed: " + err, true); return; }
+        if (!res.ok) { toast(body.error || res.statusText, true); return; }
+        searching = true;
+        const rows = itemRows(body);
+        $("#recent").replaceChildren(...(rows.length ? rows : [h("tr", {}, h("td", { colSpan: 9 }, "nothing found for " + q))]));
       });
-      $('[data-f="search-clear"]', sec).addEventListener("click", () => {
-        searching[line] = false;
-        $('[data-f="search-form"] input', sec).value = "";
-        if (snapshot) render(snapshot);
+      $("#item-recent").addEventListener("click", () => {
+        searching = false;
+        form.q.value = "";
+        if (snapshot) renderItems(snapshot);
       });
     }
-    $("#chute-dialog").addEventListener("close", async () => {
-      const v = $("#chute-dialog").returnValue;
-      if (!dialogChute || !["disable", "enable", "close"].includes(v)) return;
-      const { line, n } = dialogChute;
-      const r = await action("/api/lines/" + encodeURIComponent(line) + "/chutes/" + n + "/" + v);
-      if (r) message("chute " + n + ": " + v + (r.manifest ? " (" + r.manifest.container + ", " + r.manifest.items.length + " items)" : "") + " done");
-    });
     connect();
   });
 })();

@@ -59,6 +59,7 @@
     btn.hidden = !session.loginEnabled && session.auth !== "session";
     document.body.classList.toggle("read-only", !session.canAct);
     gate();
+    document.dispatchEvent(new Event("sortgw-session")); // core.js asks again
   }
 
   function apply(v) {
