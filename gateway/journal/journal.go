@@ -330,6 +330,10 @@ func Open(cfg Config, log zerolog.Logger) (*Journal, error) {
 		db.Close()
 		return nil, fmt.Errorf("open journal %s: %w", cfg.Path, err)
 	}
+	if err := j.ensureSearchIndex(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open journal %s: %w", cfg.Path, err)
+	}
 	last, n, err := j.recoverOpen(last)
 	if err != nil {
 		db.Close()
