@@ -449,3 +449,61 @@ func checkIndexes(t *testing.T, j *Journal) {
 		t.Fatal(err)
 	}
 }
+
+// TestItemJoinTIDReused: a TID handed out again (a PLC restart) starts a
+// new item; the old pass that never got an outcome does not take the new
+// one's.
+func TestItemJoinTIDReused(t *testing.T) {
+	j := startJournal(t, testConfig(t))
+	for _, r := range passRecords("L1", 500, 1, t0, OutcomeNone) {
+		mustAppend(t, j, r)
+	}
+	for _, r := range passRecords("L1", 500, 1, t0.Add(time.Minute), OutcomeRejected) {
+		mustAppend(t, j, r)
+	}
+	flush(t, j)
+	p := mustItems(t, j, ItemQuery{Q: "500"})
+	if len(p.Passes) != 2 || p.Passes[0].Outcome == nil || p.Passes[1].Outcome != nil {
+		t.Fatalf("rows %+v", p.Passes)
+	}
+	if got := tidsOf(mustItems(t, j, ItemQuery{Q: "500", Exceptions: true})); len(got) != 1 {
+		t.Fatalf("exceptions %v", got)
+	}
+}
+
+// TestItemPagingSourcesAgree: a query that walks several indexes (here
+// "30301" is a TID and a ZIP) pages without skipping rows when one index
+// stops at its scan bound far above the rows another one finds.
+func TestItemPagingSourcesAgree(t *testing.T) {
+	j := startJournal(t, Config{Path: testConfig(t).Path, QueryLimit: 100}) // scans of 1000 entries
+	zipPass := passRecords("L1", 7, 1, t0, OutcomeRejected)
+	for i := range zipPass {
+		zipPass[i].Dest = "30301"
+		mustAppend(t, j, zipPass[i])
+	}
+	for pass := uint16(1); pass <= 1500; pass++ {
+		o := OutcomeDiverted
+		if pass == 1 {
+			o = OutcomeRecirculatedFull
+		}
+		for _, r := range passRecords("L1", 30301, pass, t0, o) {
+			mustAppend(t, j, r)
+		}
+	}
+	flush(t, j)
+	var got []string
+	var before uint64
+	for {
+		p := mustItems(t, j, ItemQuery{Q: "30301", Exceptions: true, Before: before})
+		for _, r := range p.Passes {
+			got = append(got, fmt.Sprintf("%d/%d", r.First().TID, r.First().Pass))
+		}
+		if p.Next == 0 {
+			break
+		}
+		before = p.Next
+	}
+	if want := []string{"30301/1", "7/1"}; !slices.Equal(got, want) {
+		t.Fatalf("pages gave %v, want %v", got, want)
+	}
+}
