@@ -76,7 +76,7 @@ type source struct {
 // itemScanCap bounds the index entries (or records) one source walks for
 // one page, so that a rare filter over a large journal answers promptly
 // with a cursor instead of reading the whole file.
-func (j *Journal) itemScanCap() int { return max(j.cfg.QueryLimit, 1000) }
+func (j *Journal) itemScanCap() int { return min(max(j.cfg.QueryLimit, 1000), 50_000) }
 
 // Items returns a page of item passes matching q, newest first.
 func (j *Journal) Items(q ItemQuery) (ItemPage, error) {
