@@ -101,7 +101,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 	}
 	evalUntil(t, ctx, "reads counter to move",
 		`document.querySelector("section.line .rates .tile b").textContent !== `+jsString(first))
-	evalUntil(t, ctx, "recent items", `document.querySelectorAll('[data-f="recent"] tr').length > 3`)
+	evalUntil(t, ctx, "recent items", `document.querySelectorAll('[data-i="rows"] tr[data-seq]').length > 3`)
 
 	// Without the token the action is refused.
 	disable := func() {

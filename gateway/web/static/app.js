@@ -6,7 +6,6 @@
   const $$ = (sel, root) => Array.from((root || document).querySelectorAll(sel));
   const TOKEN_KEY = "sortgw-token";
   let snapshot = null;
-  let searching = {}; // line -> true while a search result is shown
 
   function h(tag, attrs, ...kids) {
     const e = document.createElement(tag);
@@ -111,16 +110,6 @@
     });
   }
 
-  // GS (0x1D) separates GS1 fields; show it as a visible mark.
-  const showCode = (c) => c.replace(/\x1d/g, "\u241d");
-
-  function renderItems(items) {
-    return (items || []).map((it) => h("tr", {},
-      h("td", {}, hhmmss(it.at)), h("td", {}, it.tid), h("td", {}, it.pass),
-      h("td", { class: "codes" }, (it.codes || []).map(showCode).join(" ")), h("td", {}, it.dest),
-      h("td", {}, it.chute), h("td", {}, it.reason), h("td", {}, it.kind === "decision" ? "decided" : it.outcome + (it.detail ? " (" + it.detail + ")" : ""))));
-  }
-
   function renderDiff(diff) {
     if (!diff || !diff.length) return [h("p", { class: "muted" }, "no changes in the last reload")];
     const rows = diff.slice(0, 200).map((c) => h("tr", {},
@@ -198,7 +187,6 @@
         ["Ring", l.plc.outstanding + " outstanding, " + l.plc.queued + " queued"]]));
       f("rates").replaceChildren(...renderRates(l.per_minute));
       renderChutes(f("chutes"), l.chutes || []);
-      if (!searching[l.name]) f("recent").replaceChildren(...renderItems(l.recent));
       const err = l.plan.last_reload_error;
       f("plan").replaceChildren(...kv([["Name", l.plan.name || "none"], ["Version", l.plan.version],
         ["Last reload", err ? h("span", { class: "bad-text" }, err) : (l.plan.last_reload_at ? "ok " + hhmmss(l.plan.last_reload_at) : "-")],
@@ -254,22 +242,6 @@
       $('[data-f="reload"]', sec).addEventListener("click", async () => {
         const r = await action("/api/lines/" + encodeURIComponent(line) + "/reload");
         if (r) message("plan reloaded: " + r.lines.map((p) => p.name + " v" + p.version).join(", "));
-      });
-      $('[data-f="search-form"]', sec).addEventListener("submit", async (e) => {
-        e.preventDefault();
-        const q = e.target.q.value.trim();
-        if (!q) { searching[line] = false; return; }
-        const res = await fetch("/api/items?q=" + encodeURIComponent(q));
-        const body = await res.json();
-        if (!res.ok) { message(body.error || res.statusText, true); return; }
-        searching[line] = true;
-        const rows = renderItems(body);
-        $('[data-f="recent"]', sec).replaceChildren(...(rows.length ? rows : [h("tr", {}, h("td", { colSpan: 8 }, "nothing found for " + q))]));
-      });
-      $('[data-f="search-clear"]', sec).addEventListener("click", () => {
-        searching[line] = false;
-        $('[data-f="search-form"] input', sec).value = "";
-        if (snapshot) render(snapshot);
       });
     }
     $("#chute-dialog").addEventListener("close", async () => {
