@@ -203,6 +203,12 @@ func (j *Journal) walkSource(tx *bolt.Tx, recs *bolt.Bucket, src source, q ItemQ
 		k, v = c.Prev()
 	}
 	found, scanned := 0, 0
+	// Walking the records themselves, an outcome comes before (below)
+	// its decision: keep it for the decision instead of seeking it again.
+	var outcomes map[passID]Record
+	if src.prefix == nil {
+		outcomes = map[passID]Record{}
+	}
 	for ; k != nil; k, v = c.Prev() {
 		if len(k) != want || !bytes.HasPrefix(k, src.prefix) {
 			if bytes.Compare(k, src.prefix) < 0 {
@@ -222,6 +228,10 @@ func (j *Journal) walkSource(tx *bolt.Tx, recs *bolt.Bucket, src source, q ItemQ
 			if err := decodeRecord(v, &r); err != nil {
 				return 0, fmt.Errorf("record %d: %w", seq, err)
 			}
+			if r.Kind == KindOutcome && r.Pass != 0 {
+				outcomes[passID{r.Line, r.TID, r.Pass}] = r
+				continue
+			}
 		} else {
 			var ok bool
 			var err error
@@ -238,9 +248,21 @@ func (j *Journal) walkSource(tx *bolt.Tx, recs *bolt.Bucket, src source, q ItemQ
 			found++
 			continue
 		}
-		p, err := joinPass(tx, recs, r)
-		if err != nil {
-			return 0, err
+		var p Pass
+		id := passID{r.Line, r.TID, r.Pass}
+		if o, ok := outcomes[id]; ok && r.Kind == KindDecision {
+			// A decision of the same pass below this one (a TID handed
+			// out again) must not take this outcome too.
+			delete(outcomes, id)
+			p = Pass{Seq: r.Seq, Decision: &r, Outcome: &o}
+		} else {
+			if outcomes != nil && r.Kind == KindDecision {
+				delete(outcomes, id)
+			}
+			var err error
+			if p, err = joinPass(tx, recs, r); err != nil {
+				return 0, err
+			}
 		}
 		if q.Exceptions && !p.Exception() {
 			continue
@@ -249,6 +271,13 @@ func (j *Journal) walkSource(tx *bolt.Tx, recs *bolt.Bucket, src source, q ItemQ
 		found++
 	}
 	return 0, nil
+}
+
+// passID names one pass of one item.
+type passID struct {
+	line string
+	tid  uint32
+	pass uint16
 }
 
 // maxJoinScan bounds the records of one TID looked at to find a

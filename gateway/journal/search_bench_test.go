@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -31,7 +32,13 @@ func BenchmarkItemSearch(b *testing.B) {
 			mustAppend(b, j, r)
 		}
 	}
-	flush(b, j)
+	// Writing a million records takes minutes on a busy machine: more
+	// than the tests' flush wait.
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	if err := j.Flush(ctx); err != nil {
+		b.Fatal(err)
+	}
 	st := j.Stats()
 	idx, err := j.searchIndexBytes()
 	if err != nil {

@@ -462,9 +462,11 @@ func TestItemJoinTIDReused(t *testing.T) {
 		mustAppend(t, j, r)
 	}
 	flush(t, j)
-	p := mustItems(t, j, ItemQuery{Q: "500"})
-	if len(p.Passes) != 2 || p.Passes[0].Outcome == nil || p.Passes[1].Outcome != nil {
-		t.Fatalf("rows %+v", p.Passes)
+	for _, q := range []string{"500", ""} { // through the TID index, and the recent list
+		p := mustItems(t, j, ItemQuery{Q: q})
+		if len(p.Passes) != 2 || p.Passes[0].Outcome == nil || p.Passes[1].Outcome != nil {
+			t.Fatalf("q %q: rows %+v", q, p.Passes)
+		}
 	}
 	if got := tidsOf(mustItems(t, j, ItemQuery{Q: "500", Exceptions: true})); len(got) != 1 {
 		t.Fatalf("exceptions %v", got)
