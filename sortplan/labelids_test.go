@@ -2,6 +2,7 @@ package sortplan
 
 import (
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -43,4 +44,21 @@ func TestReadLabel(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzReadLabel: any input reads without a panic, and every id and
+// postal code it names is a piece of the input (nothing invented).
+func FuzzReadLabel(f *testing.F) {
+	for _, s := range []string{upsGood, "]C0" + upsGood, impb, "420" + "90210" + impb, "]C1" + "42090210" + GS + impb,
+		"]C100" + sscc, "(00)" + sscc + "(420)90210", "00" + sscc, "TBA123456789012", "]C142127610115", "]d2", "(", GS} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		l := ReadLabel(s)
+		for _, v := range append([]string{l.Postal, l.Country}, l.PackageIDs...) {
+			if !strings.Contains(s, v) {
+				t.Fatalf("ReadLabel(%q) = %+v: %q is not in the input", s, l, v)
+			}
+		}
+	})
 }
