@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // BenchmarkItemSearch: item searches over a journal of 500,000 passes
@@ -74,4 +76,39 @@ func BenchmarkItemSearch(b *testing.B) {
 			b.ReportMetric(float64(idx)/passes, "index-bytes/pass")
 		})
 	}
+}
+
+// BenchmarkSearchIndexBuild: what Open spends building the search index
+// of a journal written before it existed, per pass (100,000 passes):
+//
+//	go test -run '^$' -bench SearchIndexBuild -benchtime 3x ./gateway/journal
+func BenchmarkSearchIndexBuild(b *testing.B) {
+	const passes = 100_000
+	cfg := testConfig(b)
+	cfg.MaxBatch = 4096
+	cfg.QueueSize = 1 << 17
+	cfg.MaxAge, cfg.MaxBytes = -1, -1
+	j := startJournal(b, cfg)
+	for i := range passes {
+		for _, r := range passRecords("L1", uint32(i+1), 1, t0, OutcomeDiverted) {
+			mustAppend(b, j, r)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	if err := j.Flush(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		if err := j.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Delete(keySearchPrint) }); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if err := j.ensureSearchIndex(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/passes, "ns/pass")
 }
