@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	bolt "go.etcd.io/bbolt"
 
 	"sortgw/sortplan"
@@ -367,8 +368,15 @@ func TestSearchIndexBuiltAtOpen(t *testing.T) {
 	}
 	check := func() {
 		t.Helper()
-		j := openJournal(t, cfg)
+		var logged bytes.Buffer
+		j, err := Open(cfg, zerolog.New(&logged))
+		if err != nil {
+			t.Fatal(err)
+		}
 		defer j.Close()
+		if l := logged.String(); !strings.Contains(l, `"message":"journal search index built"`) || !strings.Contains(l, `"records":60`) || !strings.Contains(l, `"took":`) {
+			t.Fatalf("open logged %s", l)
+		}
 		checkIndexes(t, j)
 		for tid := uint32(1); tid <= 30; tid++ {
 			if p := mustItems(t, j, ItemQuery{Q: labelFor(tid).id}); len(p.Passes) != 1 || p.Passes[0].Decision.TID != tid {
