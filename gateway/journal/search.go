@@ -97,8 +97,11 @@ func (j *Journal) Items(q ItemQuery) (ItemPage, error) {
 }
 
 // querySources turns what was typed into the indexes to walk.
-func querySources(q string) []source {
-	if q == "" {
+func querySources(q string, exceptions bool) []source {
+	switch {
+	case q == "" && exceptions:
+		return []source{{bucket: bucketSearch, prefix: exceptionKey(nil, 0)[:9]}}
+	case q == "":
 		return []source{{bucket: bucketRecords}}
 	}
 	var out []source
@@ -163,7 +166,7 @@ func (j *Journal) items(tx *bolt.Tx, q ItemQuery) (ItemPage, error) {
 	recs := tx.Bucket(bucketRecords)
 	rows := map[uint64]Pass{}
 	var cut uint64
-	for _, src := range querySources(q.Q) {
+	for _, src := range querySources(q.Q, q.Exceptions) {
 		floor, err := j.walkSource(tx, recs, src, q, rows)
 		if err != nil {
 			return ItemPage{}, err
@@ -344,6 +347,7 @@ func (j *Journal) ensureSearchIndex() error {
 	}
 	start := time.Now()
 	var entries [][searchKeyLen]byte
+	var exc exceptionTracker
 	var after []byte
 	records := 0
 	for done := false; !done; {
@@ -356,11 +360,16 @@ func (j *Journal) ensureSearchIndex() error {
 				}
 			}
 			var keys []searchKey
+			mark := func(seq uint64) {
+				var e [searchKeyLen]byte
+				exceptionKey(e[:0], seq)
+				entries = append(entries, e)
+			}
 			for n := 0; k != nil && n < 50_000; k, v = c.Next() {
 				n++
 				records++
 				after = append(after[:0], k...)
-				if kd := kindOf(v); kd != KindDecision && kd != KindOutcome {
+				if kd := kindOf(v); kd != KindOutcome && !kd.opens() {
 					continue
 				}
 				var r Record
@@ -373,6 +382,7 @@ func (j *Journal) ensureSearchIndex() error {
 					seqKey(searchPrefix(e[:0], sk.kind, sk.key), r.Seq)
 					entries = append(entries, e)
 				}
+				exc.observe(&r, mark)
 			}
 			done = k == nil
 			return nil
@@ -382,6 +392,7 @@ func (j *Journal) ensureSearchIndex() error {
 		}
 	}
 	slices.SortFunc(entries, func(a, b [searchKeyLen]byte) int { return bytes.Compare(a[:], b[:]) })
+	entries = slices.Compact(entries) // a decision marked by two outcomes
 	for i, first := 0, true; first || i < len(entries); first = false {
 		err := j.db.Update(func(tx *bolt.Tx) error {
 			if first {

@@ -48,7 +48,10 @@ func TestHelperSearchProcess(t *testing.T) {
 			for i := 0; ; i++ {
 				tid := uint32(w*10_000_000 + i + 1)
 				o := OutcomeDiverted
-				if i%3 == 2 {
+				switch i % 3 {
+				case 1:
+					o = OutcomeRecirculatedFull // an exception
+				case 2:
 					o = OutcomeNone // left open
 				}
 				rs := passRecords("L", tid, 1, time.Now(), o)

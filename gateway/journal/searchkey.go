@@ -33,6 +33,11 @@ const (
 	keyStripped byte = 's'
 	keyPackage  byte = 'p'
 	keyZIP      byte = 'z'
+	// keyException marks a row whose pass ended other than sorted, under
+	// its row's seq (the decision's, though the outcome writes it), so
+	// that "exceptions only" walks exceptions instead of every pass. It
+	// goes with the row's first record.
+	keyException byte = 'x'
 
 	searchKeyLen = 1 + 8 + 8
 )
@@ -40,7 +45,7 @@ const (
 var (
 	bucketSearch      = []byte("by-key")
 	keySearchPrint    = []byte("search-index")
-	searchIndexFormat = "sortgw search index 1"
+	searchIndexFormat = "sortgw search index 2"
 )
 
 // searchKey is one search key of a record, before hashing.
@@ -159,6 +164,49 @@ func hashKey(kind byte, key string) uint64 {
 func searchPrefix(b []byte, kind byte, key string) []byte {
 	b = append(b, kind)
 	return binary.BigEndian.AppendUint64(b, hashKey(kind, key))
+}
+
+// exceptionKey is the exception entry of the row starting at seq.
+func exceptionKey(b []byte, seq uint64) []byte {
+	return seqKey(searchPrefix(b, keyException, ""), seq)
+}
+
+// exceptionTracker finds the exception entries of records read in seq
+// order, as writeBatch does with the open bucket: an outcome other than
+// sorted marks the last decision of its (line, TID, pass), or itself
+// when it is a read that never became a pass.
+type exceptionTracker struct {
+	open map[passID]uint64 // seq of the last decision, 0 for an older opening kind
+}
+
+// observe takes the next record and calls mark for each entry it makes.
+func (x *exceptionTracker) observe(r *Record, mark func(seq uint64)) {
+	if x.open == nil {
+		x.open = map[passID]uint64{}
+	}
+	if r.Kind == KindOutcome && r.Pass == 0 && !r.Outcome.Sorted() {
+		mark(r.Seq)
+	}
+	if r.TID == 0 {
+		return
+	}
+	id := passID{r.Line, r.TID, r.Pass}
+	switch {
+	case r.Kind.opens():
+		x.open[id] = 0
+		if r.Kind == KindDecision {
+			x.open[id] = r.Seq
+		}
+	case r.Kind == KindOutcome:
+		dec, ok := x.open[id]
+		if !ok {
+			return
+		}
+		delete(x.open, id)
+		if dec != 0 && !r.Outcome.Sorted() {
+			mark(dec)
+		}
+	}
 }
 
 // searchFingerprint names the key derivation of this build: the index

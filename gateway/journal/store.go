@@ -176,6 +176,14 @@ func writeBatch(tx *bolt.Tx, batch []Record, arena []byte) ([]byte, batchResult,
 				return arena, res, fmt.Errorf("index record %d for search: %w", r.Seq, err)
 			}
 		}
+		if r.Kind == KindOutcome && r.Pass == 0 && !r.Outcome.Sorted() {
+			// A read that never became a pass: its own row, an exception.
+			s = len(arena)
+			arena = exceptionKey(arena, r.Seq)
+			if err := search.Put(cut(s), nil); err != nil {
+				return arena, res, fmt.Errorf("index record %d as an exception: %w", r.Seq, err)
+			}
+		}
 		if r.TID == 0 {
 			continue
 		}
@@ -200,11 +208,20 @@ func writeBatch(tx *bolt.Tx, batch []Record, arena []byte) ([]byte, batchResult,
 			s = len(arena)
 			arena = openKey(arena, r.Line, r.TID, r.Pass)
 			ok := cut(s)
-			if open.Get(ok) == nil {
+			ov := open.Get(ok)
+			if ov == nil {
 				if r.Pass != 0 { // pass 0: a read that never became a pass
 					res.unmatched++
 				}
 				continue
+			}
+			if dec := ov[:8]; len(ov) == 16 && !r.Outcome.Sorted() && kindOf(recs.Get(dec)) == KindDecision {
+				// The pass's row (its decision's seq) is an exception.
+				s = len(arena)
+				arena = exceptionKey(arena, binary.BigEndian.Uint64(dec))
+				if err := search.Put(cut(s), nil); err != nil {
+					return arena, res, fmt.Errorf("index record %d as an exception: %w", r.Seq, err)
+				}
 			}
 			res.closed++
 			if err := open.Delete(ok); err != nil {
@@ -254,6 +271,11 @@ func deleteRecord(tx *bolt.Tx, seq uint64) error {
 	var kb [searchKeyLen]byte
 	for _, sk := range appendSearchKeys(nil, &r) {
 		if err := tx.Bucket(bucketSearch).Delete(seqKey(searchPrefix(kb[:0], sk.kind, sk.key), seq)); err != nil {
+			return err
+		}
+	}
+	if rowStart(&r) { // its exception entry, if it has one
+		if err := tx.Bucket(bucketSearch).Delete(exceptionKey(kb[:0], seq)); err != nil {
 			return err
 		}
 	}
