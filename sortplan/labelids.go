@@ -44,7 +44,7 @@ func ReadLabel(code string) LabelIDs {
 		out.fromGS1(&g, data)
 		return out
 	}
-	if sh, _ := isUPS(data); sh {
+	if labelUPS(data) {
 		out.PackageIDs = []string{data}
 		return out
 	}
@@ -56,7 +56,7 @@ func ReadLabel(code string) LabelIDs {
 		out.PackageIDs = []string{data}
 		return out
 	}
-	if isTBA(data) {
+	if labelTBA(data) {
 		out.PackageIDs = []string{data}
 		return out
 	}
@@ -90,4 +90,25 @@ func (out *LabelIDs) fromGS1(g *gs1Result, data string) {
 			out.PackageIDs = append(out.PackageIDs, v)
 		}
 	}
+}
+
+// labelUPS reports whether s has a UPS 1Z number's shape: "1Z" and 16
+// capitals or digits. The check digit is not asked for: a misprinted
+// label is still the label a technician reads off the parcel.
+func labelUPS(s string) bool {
+	if len(s) != 18 || s[0] != '1' || s[1] != 'Z' {
+		return false
+	}
+	for i := 2; i < len(s); i++ {
+		if c := s[i]; !isDigit(c) && (c < 'A' || c > 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
+// labelTBA reports whether s is an Amazon-style TBA id: "TBA" and 12
+// digits.
+func labelTBA(s string) bool {
+	return len(s) == 15 && s[0] == 'T' && s[1] == 'B' && s[2] == 'A' && allDigits(s[3:])
 }
