@@ -124,6 +124,9 @@ type Searcher interface {
 	ByTID(tid uint32) ([]journal.Record, error)
 	ByBarcode(code string) ([]journal.Record, error)
 	Range(from, to time.Time, limit int) ([]journal.Record, error)
+	// Items lists item passes (decision and outcome joined) by search
+	// key, newest first, a page at a time (items.go).
+	Items(q journal.ItemQuery) (journal.ItemPage, error)
 	// QueryLimit is the most records one query returns.
 	QueryLimit() int
 }

@@ -8,7 +8,6 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -362,42 +361,6 @@ func (g *Gateway) handleReload(w http.ResponseWriter, r *http.Request) {
 		g.log.Error().Err(err).Msg("plan reload failed; old plan kept")
 	}
 	writeJSON(w, code, res)
-}
-
-// handleItems searches the journal by TID (all digits) or barcode.
-func (g *Gateway) handleItems(w http.ResponseWriter, r *http.Request) {
-	q := strings.TrimSpace(r.URL.Query().Get("q"))
-	if q == "" {
-		writeJSON(w, http.StatusBadRequest, apiError{"q is required: a TID or a barcode"})
-		return
-	}
-	if g.search == nil {
-		writeJSON(w, http.StatusServiceUnavailable, apiError{"no journal"})
-		return
-	}
-	var recs []journal.Record
-	var err error
-	if tid, perr := strconv.ParseUint(q, 10, 32); perr == nil && len(q) <= 10 {
-		recs, err = g.search.ByTID(uint32(tid))
-		if err == nil && len(recs) == 0 {
-			recs, err = g.search.ByBarcode(q)
-		}
-	} else {
-		recs, err = g.search.ByBarcode(q)
-	}
-	if err != nil {
-		writeJSON(w, http.StatusInternalServerError, apiError{err.Error()})
-		return
-	}
-	slices.Reverse(recs) // newest first
-	if len(recs) > 200 {
-		recs = recs[:200]
-	}
-	out := make([]ItemView, 0, len(recs))
-	for i := range recs {
-		out = append(out, ItemViewOf(&recs[i]))
-	}
-	writeJSON(w, http.StatusOK, out)
 }
 
 // JournalView answers GET /api/journal: the records in a time window,

@@ -101,7 +101,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 	}
 	evalUntil(t, ctx, "reads counter to move",
 		`document.querySelector('section.line [data-f="window"]').textContent !== `+jsString(first))
-	evalUntil(t, ctx, "recent items", `document.querySelectorAll('#recent tr').length > 3`)
+	evalUntil(t, ctx, "recent items", `document.querySelectorAll('[data-i="rows"] tr[data-seq]').length > 3`)
 
 	// Without the token the action is refused.
 	disable := func() {
@@ -208,7 +208,8 @@ func TestHTTPEndpoints(t *testing.T) {
 		{"no such line", func() int { return post("/api/lines/X/chutes/1/disable", testToken) }, 404},
 		{"reload without plan file", func() int { return post("/api/lines/L1/reload", testToken) }, 422},
 		{"manifests csv", func() int { c, _ := get("/api/lines/L1/manifests?format=csv&container=L1-C3-1"); return c }, 200},
-		{"search without q", func() int { c, _ := get("/api/items"); return c }, 400},
+		{"items without q: the recent list", func() int { c, _ := get("/api/items"); return c }, 200},
+		{"items with a bad cursor", func() int { c, _ := get("/api/items?before=x"); return c }, 400},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -230,8 +231,8 @@ func TestHTTPEndpoints(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, body = get("/api/items?q=" + strconvU(tid))
-	var items []ItemView
-	if err := json.Unmarshal([]byte(body), &items); err != nil || len(items) == 0 || items[0].TID != tid {
+	var items ItemsPage
+	if err := json.Unmarshal([]byte(body), &items); err != nil || len(items.Items) == 0 || items.Items[0].TID != tid {
 		t.Fatalf("search %d: %v %s", tid, err, body)
 	}
 	// Metrics are clean for promtool's linter.

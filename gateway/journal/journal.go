@@ -25,8 +25,9 @@
 // belt) get an outcome record "lost-at-restart", so every pass ends in
 // exactly one outcome even across a crash.
 //
-// Queries (by TID, by barcode, by time, most recent) read committed
-// records through secondary index buckets. Retention deletes records older
+// Queries (by TID, by barcode, by time, most recent, and item passes by
+// what is printed on the label: search.go) read committed records
+// through secondary index buckets. Retention deletes records older
 // than MaxAge and, while the live data exceeds MaxBytes, the oldest ones,
 // in bounded transactions. bbolt never shrinks its file: pages freed by
 // retention are reused by later records, so the file stays at its high
@@ -332,6 +333,10 @@ func Open(cfg Config, log zerolog.Logger) (*Journal, error) {
 		last, err = initBuckets(tx)
 		return err
 	}); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open journal %s: %w", cfg.Path, err)
+	}
+	if err := j.ensureSearchIndex(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open journal %s: %w", cfg.Path, err)
 	}

@@ -70,7 +70,7 @@ func TestRetentionByAge(t *testing.T) {
 	if recs, _ := j.ByTID(10); len(recs) != 7 {
 		t.Fatalf("tid 10 (on the cutoff) has %d records", len(recs))
 	}
-	want := map[string]int{"records": 31 * 7, "by-time": 31 * 7, "by-tid": 31 * 7, "by-code": 31, "open": 0, "meta": 2}
+	want := map[string]int{"records": 31 * 7, "by-time": 31 * 7, "by-tid": 31 * 7, "by-code": 31, "open": 0, "meta": 3, "by-key": 31}
 	if got := bucketCounts(t, j); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("bucket keys %v, want %v", got, want)
 	}

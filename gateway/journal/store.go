@@ -16,7 +16,9 @@ import (
 //	by-time  unix ns with the sign bit flipped (8) seq (8) -> empty
 //	open     uvarint len, line, tid (4), pass (2)     -> seq (8) of the last
 //	         opening record, unix ns (8) of the first
-//	meta     "last-seq" -> seq (8); "format" -> version (1)
+//	meta     "last-seq" -> seq (8); "format" -> version (1);
+//	         "search-index" -> the fingerprint of by-key's derivation
+//	by-key   kind (1) hash (8) seq (8) -> empty (searchkey.go)
 //
 // Big-endian keys keep bbolt's byte order equal to numeric order, so seq,
 // time and (tid, seq) ranges are cursor scans.
@@ -31,7 +33,7 @@ var (
 	keyLastSeq = []byte("last-seq")
 	keyFormat  = []byte("format")
 
-	allBuckets = [][]byte{bucketRecords, bucketTID, bucketCode, bucketTime, bucketOpen, bucketMeta}
+	allBuckets = [][]byte{bucketRecords, bucketTID, bucketCode, bucketTime, bucketOpen, bucketMeta, bucketSearch}
 )
 
 // maxIndexedCode bounds a barcode's index key (bbolt keys are limited to
@@ -126,6 +128,8 @@ func writeBatch(tx *bolt.Tx, batch []Record, arena []byte) ([]byte, batchResult,
 	codes := tx.Bucket(bucketCode)
 	times := tx.Bucket(bucketTime)
 	open := tx.Bucket(bucketOpen)
+	search := tx.Bucket(bucketSearch)
+	var keys []searchKey
 	// Seq and time keys arrive in order, and PLCs hand out TIDs in rising
 	// order: pack those pages full (157 -> 130 bytes a record in
 	// BenchmarkQuery's journal). Barcodes arrive in any order.
@@ -164,6 +168,22 @@ func writeBatch(tx *bolt.Tx, batch []Record, arena []byte) ([]byte, batchResult,
 				return arena, res, fmt.Errorf("index record %d by code: %w", r.Seq, err)
 			}
 		}
+		keys = appendSearchKeys(keys[:0], r)
+		for _, sk := range keys {
+			s = len(arena)
+			arena = seqKey(searchPrefix(arena, sk.kind, sk.key), r.Seq)
+			if err := search.Put(cut(s), nil); err != nil {
+				return arena, res, fmt.Errorf("index record %d for search: %w", r.Seq, err)
+			}
+		}
+		if r.Kind == KindOutcome && r.Pass == 0 && !r.Outcome.Sorted() {
+			// A read that never became a pass: its own row, an exception.
+			s = len(arena)
+			arena = exceptionKey(arena, r.Seq)
+			if err := search.Put(cut(s), nil); err != nil {
+				return arena, res, fmt.Errorf("index record %d as an exception: %w", r.Seq, err)
+			}
+		}
 		if r.TID == 0 {
 			continue
 		}
@@ -188,11 +208,20 @@ func writeBatch(tx *bolt.Tx, batch []Record, arena []byte) ([]byte, batchResult,
 			s = len(arena)
 			arena = openKey(arena, r.Line, r.TID, r.Pass)
 			ok := cut(s)
-			if open.Get(ok) == nil {
+			ov := open.Get(ok)
+			if ov == nil {
 				if r.Pass != 0 { // pass 0: a read that never became a pass
 					res.unmatched++
 				}
 				continue
+			}
+			if dec := ov[:8]; len(ov) == 16 && !r.Outcome.Sorted() && kindOf(recs.Get(dec)) == KindDecision {
+				// The pass's row (its decision's seq) is an exception.
+				s = len(arena)
+				arena = exceptionKey(arena, binary.BigEndian.Uint64(dec))
+				if err := search.Put(cut(s), nil); err != nil {
+					return arena, res, fmt.Errorf("index record %d as an exception: %w", r.Seq, err)
+				}
 			}
 			res.closed++
 			if err := open.Delete(ok); err != nil {
@@ -236,6 +265,17 @@ func deleteRecord(tx *bolt.Tx, seq uint64) error {
 	}
 	for _, c := range r.Codes {
 		if err := tx.Bucket(bucketCode).Delete(seqKey(codePrefix(nil, c), seq)); err != nil {
+			return err
+		}
+	}
+	var kb [searchKeyLen]byte
+	for _, sk := range appendSearchKeys(nil, &r) {
+		if err := tx.Bucket(bucketSearch).Delete(seqKey(searchPrefix(kb[:0], sk.kind, sk.key), seq)); err != nil {
+			return err
+		}
+	}
+	if rowStart(&r) { // its exception entry, if it has one
+		if err := tx.Bucket(bucketSearch).Delete(exceptionKey(kb[:0], seq)); err != nil {
 			return err
 		}
 	}

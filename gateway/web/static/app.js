@@ -8,7 +8,6 @@
   let snapshot = null;
   let lastData = 0; // Date.now() of the last snapshot
   let streamFailed = false;
-  let searching = false; // a search result is shown instead of the recent items
   const condRank = { "sorting": 0, "degraded": 1, "stopped": 2, "no-data": 3, "fault": 4, "down": 5 };
 
   const stateClass = (st) => st === "ok" ? "" : (st === "failing" || st === "low" || st === "unknown") ? "warn" : "bad";
@@ -84,22 +83,6 @@
     if (r) toast("alarm " + id + " acknowledged by " + by);
   }
 
-  const showCode = (c) => c.replace(/\x1d/g, "\u241d");
-  function itemRows(items) {
-    return (items || []).map((it) => h("tr", {},
-      h("td", {}, hhmmss(it.at)), h("td", {}, it.line || ""), h("td", {}, it.tid), h("td", {}, it.pass),
-      h("td", { class: "codes" }, (it.codes || []).map(showCode).join(" ")), h("td", {}, it.dest),
-      h("td", {}, it.chute), h("td", {}, it.reason), h("td", {}, it.kind === "decision" ? "decided" : it.outcome + (it.detail ? " (" + it.detail + ")" : ""))));
-  }
-
-  function renderItems(s) {
-    const tb = $("#recent"); // gone once items.js has taken the section over
-    if (!tb || searching) return;
-    const items = (s.lines || []).flatMap((l) => (l.recent || []).map((it) => Object.assign({ line: l.name }, it)));
-    items.sort((a, b) => (a.at < b.at ? 1 : a.at > b.at ? -1 : 0));
-    tb.replaceChildren(...itemRows(items.slice(0, 50)));
-  }
-
   function render(s) {
     snapshot = s;
     lastData = Date.now();
@@ -111,7 +94,6 @@
       const sec = $('section.line[data-line="' + CSS.escape(l.name) + '"]');
       if (sec) S.renderLine(sec, l);
     }
-    renderItems(s);
   }
 
   // Stale: no snapshot for 5 s, or the stream failed and none for 2.5 s.
@@ -214,28 +196,6 @@
       if (b) ack(b.dataset.ack);
     });
 
-    const form = $("#item-search");
-    if (form) {
-      form.addEventListener("submit", async (e) => {
-        e.preventDefault();
-        const q = form.q.value.trim();
-        if (!q) { searching = false; return; }
-        let res, body;
-        try {
-          res = await fetch("/api/items?q=" + encodeURIComponent(q));
-          body = await res.json();
-        } catch (err) { toast("search failed: " + err, true); return; }
-        if (!res.ok) { toast(body.error || res.statusText, true); return; }
-        searching = true;
-        const rows = itemRows(body);
-        $("#recent").replaceChildren(...(rows.length ? rows : [h("tr", {}, h("td", { colSpan: 9 }, "nothing found for " + q))]));
-      });
-      $("#item-recent").addEventListener("click", () => {
-        searching = false;
-        form.q.value = "";
-        if (snapshot) renderItems(snapshot);
-      });
-    }
     connect();
   });
 })();
