@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"sortgw/gateway/journal"
@@ -49,6 +50,10 @@ type Config struct {
 	// Journal, when set, is run by Gateway.Run and stopped and closed
 	// last, after the lines and the HTTP server (*journal.Journal).
 	Journal JournalRunner `yaml:"-"`
+	// Training, when set, offers the training panel over an emulated
+	// sorter (GET /api/training, POST /api/training/{id}). Only the demo
+	// sets it; nil in production.
+	Training Trainer `yaml:"-"`
 }
 
 // JournalRunner is the journal's life cycle as the gateway drives it; the
@@ -116,6 +121,9 @@ type Gateway struct {
 	stopping chan struct{} // closed when the HTTP side must let go (SSE)
 	addr     atomic.Value  // string
 	reloadMu sync.Mutex
+	// trainingActive is sortgw_training_faults_active (nil without
+	// Config.Training).
+	trainingActive prometheus.Gauge
 }
 
 // New makes a gateway over lines. search may be nil (no item search).
@@ -139,6 +147,13 @@ func New(cfg Config, lines []*Line, search Searcher, m *Metrics, log zerolog.Log
 		g.byName[l.Name()] = l
 	}
 	g.addr.Store("")
+	if cfg.Training != nil {
+		tg, err := newTrainingGauge(m.Registry)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: training metric: %w", err)
+		}
+		g.trainingActive = tg
+	}
 	if cfg.Journal != nil {
 		m.watchJournal(cfg.Journal.Health)
 	}

@@ -75,6 +75,8 @@ func (g *Gateway) Handler() http.Handler {
 	mux.HandleFunc("POST /api/reload", g.auth(g.handleReload))
 	mux.HandleFunc("GET /api/alarms", g.handleAlarms)
 	mux.HandleFunc("POST /api/alarms/{path...}", g.auth(g.handleAlarmAction))
+	mux.HandleFunc("GET /api/training", g.handleTraining)
+	mux.HandleFunc("POST /api/training/{id}", g.auth(g.handleTrainingSet))
 	return g.common(mux)
 }
 

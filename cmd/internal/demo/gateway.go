@@ -44,7 +44,7 @@ func (d *Demo) runGateway(ctx context.Context, ready func(url string)) error {
 		return errors.Join(err, j.Close())
 	}
 	gw, err := gateway.New(gateway.Config{Listen: d.cfg.HTTP, Token: d.cfg.Token, DrainGrace: 3 * time.Second,
-		Version: d.cfg.Version + "-demo", Journal: j}, []*gateway.Line{line}, j, m, d.log.With().Str("part", "http").Logger())
+		Version: d.cfg.Version + "-demo", Journal: j, Training: newTrainer(d.sim, d.cfg.Chutes)}, []*gateway.Line{line}, j, m, d.log.With().Str("part", "http").Logger())
 	if err != nil {
 		return errors.Join(err, j.Close())
 	}
