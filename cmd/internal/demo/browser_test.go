@@ -79,9 +79,13 @@ func TestTrainingPanelInBrowser(t *testing.T) {
 	if _, err := chromedp.Run(ctx, chromedp.Evaluate[any](sw+`.click(); true`)); err != nil {
 		t.Fatal(err)
 	}
-	evalUntil(t, ctx, "refusal shown in the panel", `(() => { const m = document.getElementById("training-msg");
-		const r = m.getBoundingClientRect();
-		return m.textContent.includes("token") && !`+sw+`.checked && r.top >= 0 && r.bottom <= innerHeight; })()`)
+	evalUntil(t, ctx, "refusal shown in the panel", `document.getElementById("training-msg").textContent.includes("token")`)
+	// Checked at once, not after the panel's next poll redraws it.
+	back, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => { const r = document.getElementById("training-msg").getBoundingClientRect();
+		return !`+sw+`.checked && r.top >= 0 && r.bottom <= innerHeight; })()`))
+	if err != nil || !back {
+		t.Fatalf("after a refusal the switch did not spring back, or the message is out of view (%v)", err)
+	}
 	if d.sim.ScannerStats()[0].Drops != 0 {
 		t.Fatal("refused switch took the scanner off")
 	}

@@ -31,6 +31,7 @@
       return; // the page shows the lost connection itself
     }
     const box = document.getElementById("training");
+    box.dataset.status = res.status; // what the last poll got (tests wait on it)
     if (res.status === 404) { box.hidden = true; return; }
     if (!res.ok) return;
     const body = await res.json();
