@@ -19,8 +19,14 @@ import (
 // and returns it with its status page URL.
 func startDemo(t *testing.T, token string) (*Demo, string) {
 	t.Helper()
+	return startDemoProto(t, token, "modbus")
+}
+
+// startDemoProto is startDemo with the PLC protocol named.
+func startDemoProto(t *testing.T, token, proto string) (*Demo, string) {
+	t.Helper()
 	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
-	d, err := New(Config{HTTP: "127.0.0.1:0", Rate: 20, Chutes: 16, Seed: 3, Token: token, Dir: t.TempDir()}, log)
+	d, err := New(Config{HTTP: "127.0.0.1:0", Protocol: proto, Rate: 20, Chutes: 16, Seed: 3, Token: token, Dir: t.TempDir()}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

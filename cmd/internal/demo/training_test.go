@@ -4,10 +4,12 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	fieldbussim "sortgw/fieldbus-sim"
 	"sortgw/gateway"
 	"sortgw/gateway/journal"
 )
@@ -114,6 +116,26 @@ func TestDemoTrainingScannerOff(t *testing.T) {
 	}
 }
 
+// TestDemoTrainingPLCDropOPCUA: plc-drop takes an OPC UA PLC off the
+// network too, and the link comes back when it is switched off.
+func TestDemoTrainingPLCDropOPCUA(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end demo: skipped with -short")
+	}
+	const tok = "demo-training-token"
+	d, url := startDemoProto(t, tok, "opcua")
+	up := func() bool { s := d.line.Snapshot(); return s.Condition != gateway.CondNoData && s.Condition != gateway.CondDown }
+	waitFor(t, "PLC link up", 30*time.Second, up)
+	if code := postJSON(t, url+"/api/training/plc-drop", tok, `{"on":true}`, nil); code != http.StatusOK {
+		t.Fatalf("plc-drop on: %d", code)
+	}
+	waitFor(t, "line down", 30*time.Second, func() bool { return d.line.Snapshot().Condition == gateway.CondDown })
+	if code := postJSON(t, url+"/api/training/plc-drop", tok, `{"on":false}`, nil); code != http.StatusOK {
+		t.Fatalf("plc-drop off: %d", code)
+	}
+	waitFor(t, "PLC link back", 60*time.Second, up)
+}
+
 // metric reads one unlabelled metric's value from /metrics.
 func metric(t *testing.T, url, name string) string {
 	t.Helper()
@@ -129,4 +151,51 @@ func metric(t *testing.T, url, name string) string {
 		}
 	}
 	return ""
+}
+
+// TestDemoTrainingFaults switches every fault of the panel on and off
+// through the API and checks the emulator and the line follow.
+func TestDemoTrainingFaults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end demo: skipped with -short")
+	}
+	const tok = "demo-training-token"
+	d, url := startDemo(t, tok)
+	waitFor(t, "line sorting", 20*time.Second, func() bool { return d.line.Snapshot().Condition != gateway.CondNoData })
+	active := func(id string) bool {
+		var l gateway.TrainingList
+		getJSON(t, url+"/api/training", &l)
+		i := slices.IndexFunc(l.Faults, func(f gateway.TrainingFault) bool { return f.ID == id })
+		return i >= 0 && l.Faults[i].Active
+	}
+	plc := d.sim.PLC()
+	for _, tc := range []struct {
+		id      string
+		chute   int
+		on, off func() bool
+	}{
+		{"estop", 0, func() bool { return plc.State() == fieldbussim.StateEmergencyStop },
+			func() bool { return plc.State() == fieldbussim.StateRunning }},
+		{"sorter-fault", 0, func() bool { return plc.State() == fieldbussim.StateFault && plc.Snapshot().FaultCode == trainingFaultCode },
+			func() bool { return plc.State() == fieldbussim.StateRunning && plc.Snapshot().FaultCode == 0 }},
+		{"plc-drop", 0, func() bool { return d.line.Snapshot().Condition == gateway.CondDown },
+			func() bool { return d.line.Snapshot().Condition != gateway.CondDown }},
+		{"chute-full", 3, func() bool { return plc.Snapshot().Full[2] }, func() bool { return !plc.Snapshot().Full[2] }},
+	} {
+		body := `{"on":true,"chute":` + strconv.Itoa(tc.chute) + `}`
+		if code := postJSON(t, url+"/api/training/"+tc.id, tok, body, nil); code != http.StatusOK {
+			t.Fatalf("%s on: %d", tc.id, code)
+		}
+		waitFor(t, tc.id+" on", 20*time.Second, tc.on)
+		if !active(tc.id) {
+			t.Errorf("%s on: not active in /api/training", tc.id)
+		}
+		if code := postJSON(t, url+"/api/training/"+tc.id, tok, `{"on":false}`, nil); code != http.StatusOK {
+			t.Fatalf("%s off: %d", tc.id, code)
+		}
+		waitFor(t, tc.id+" off", 20*time.Second, tc.off)
+		if active(tc.id) {
+			t.Errorf("%s off: still active in /api/training", tc.id)
+		}
+	}
 }
