@@ -124,7 +124,10 @@ func TestDemoTrainingPLCDropOPCUA(t *testing.T) {
 	}
 	const tok = "demo-training-token"
 	d, url := startDemoProto(t, tok, "opcua")
-	up := func() bool { s := d.line.Snapshot(); return s.Condition != gateway.CondNoData && s.Condition != gateway.CondDown }
+	up := func() bool {
+		s := d.line.Snapshot()
+		return s.Condition != gateway.CondNoData && s.Condition != gateway.CondDown
+	}
 	waitFor(t, "PLC link up", 30*time.Second, up)
 	if code := postJSON(t, url+"/api/training/plc-drop", tok, `{"on":true}`, nil); code != http.StatusOK {
 		t.Fatalf("plc-drop on: %d", code)
@@ -176,7 +179,9 @@ func TestDemoTrainingFaults(t *testing.T) {
 	}{
 		{"estop", 0, func() bool { return plc.State() == fieldbussim.StateEmergencyStop },
 			func() bool { return plc.State() == fieldbussim.StateRunning }},
-		{"sorter-fault", 0, func() bool { return plc.State() == fieldbussim.StateFault && plc.Snapshot().FaultCode == trainingFaultCode },
+		{"sorter-fault", 0, func() bool {
+			return plc.State() == fieldbussim.StateFault && plc.Snapshot().FaultCode == trainingFaultCode
+		},
 			func() bool { return plc.State() == fieldbussim.StateRunning && plc.Snapshot().FaultCode == 0 }},
 		{"plc-drop", 0, func() bool { return d.line.Snapshot().Condition == gateway.CondDown },
 			func() bool { return d.line.Snapshot().Condition != gateway.CondDown }},
