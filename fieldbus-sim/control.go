@@ -29,6 +29,9 @@ import (
 //	POST /fault/warm-restart
 //	POST /fault/cold-restart
 //	POST /fault/drop-scanner?i=0
+//	POST /fault/scanner-off?i=0&on=true|false  scanner i refuses connections and sends nothing
+//	POST /fault/plc-down?on=true|false      PLC off the network (Modbus and OPC UA)
+//	POST /fault/sorter-fault?code=101&on=true|false  SORTER_STATE 3 with FAULT_CODE code
 //	POST /fault/scanner-garbage?i=0&n=3
 //	POST /fault/scanner-oversize?i=0&n=1
 //	POST /rate?items=5.5                  induction rate, items/s
@@ -146,6 +149,35 @@ func (s *Sim) ControlHandler() http.Handler {
 		}
 	}
 	fault("drop-scanner", scannerFault(func(i, _ int) { s.DropScanner(i) }, false))
+	fault("scanner-off", func(q query) error {
+		i, err := q.intDefault("i", 0, 0, len(s.ScannerAddrs())-1)
+		if err != nil {
+			return err
+		}
+		on, err := q.bool("on")
+		if err != nil {
+			return err
+		}
+		return s.SetScannerOff(i, on)
+	})
+	fault("plc-down", func(q query) error {
+		on, err := q.bool("on")
+		if err != nil {
+			return err
+		}
+		return s.SetPLCDown(on)
+	})
+	fault("sorter-fault", func(q query) error {
+		code, err := q.intDefault("code", 100, 0, 65535)
+		if err != nil {
+			return err
+		}
+		on, err := q.bool("on")
+		if err != nil {
+			return err
+		}
+		return s.SorterFault(on, uint16(code))
+	})
 	fault("scanner-garbage", scannerFault(s.ScannerGarbage, true))
 	fault("scanner-oversize", scannerFault(s.ScannerOversize, true))
 	mux.HandleFunc("POST /rate", func(w http.ResponseWriter, r *http.Request) {
@@ -173,6 +205,7 @@ func (s *Sim) ControlHandler() http.Handler {
 			"POST /fault/never-accept?on=true", "POST /fault/restart-opcua", "POST /fault/estop?on=true",
 			"POST /fault/chute-full?chute=5&on=true", "POST /fault/chute-disabled?chute=5&on=true", "POST /fault/sorter-state?state=4",
 			"POST /fault/warm-restart", "POST /fault/cold-restart", "POST /fault/drop-scanner?i=0",
+			"POST /fault/scanner-off?i=0&on=true", "POST /fault/plc-down?on=true", "POST /fault/sorter-fault?code=101&on=true",
 			"POST /fault/scanner-garbage?i=0&n=3", "POST /fault/scanner-oversize?i=0&n=1", "POST /rate?items=5",
 			"GET /report", "GET /manifest", "GET /status"}
 		sort.Strings(routes)

@@ -125,6 +125,13 @@ package fieldbussim
 //     during the stop find no item (7) on a conveyor; in commissioning mode
 //     they wait for the belt. States 0, 3, 4 (SetSorterState) stop the belt:
 //     nothing is inducted or decided until it runs again.
+//   - Persistent faults (for a training panel and tests) hold until
+//     switched off: SorterFault sets SORTER_STATE 3 with a FAULT_CODE (host
+//     lost, 1, shows over it while it lasts; 1 itself is refused);
+//     SetPLCDown takes the PLC off the network (Modbus completes no
+//     connection, OPC UA closes every connection); SetScannerOff closes a
+//     scanner's listener (or stops its dialling) and drops its
+//     connections, and listens again on the same address when back on.
 //   - Cold restart: power-on state, new BOOT_ID (from a random source, not
 //     the seed, so two runs never share one); the chute bits are physical and
 //     stay; tracked items are forgotten without confirmation. Warm restart:

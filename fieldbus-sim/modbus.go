@@ -212,7 +212,7 @@ func (p *PLC) regLocked(m regMap, a int) uint16 {
 		case o == offConfirmCount:
 			return p.confirmCount
 		case o == offFaultCode:
-			return p.faultCode
+			return p.faultCodeLocked()
 		case o == offChuteCount:
 			return uint16(p.cfg.Chutes)
 		case o < offChuteBits+m.chuteWords:

@@ -292,6 +292,7 @@ type opcuaServer struct {
 	wg       sync.WaitGroup        // proxy goroutines
 	pending  map[net.Conn]struct{} // accepted, not yet routed (guarded by mu)
 	stopping bool                  // Run is returning (guarded by mu)
+	down     atomic.Bool           // SetDown: every new connection is closed at once
 	chanSeq  atomic.Uint32         // secure channel ids of our broker
 
 	updMu sync.Mutex // serialises refresh (publisher vs write handler)
@@ -541,6 +542,20 @@ func (o *opcuaServer) DropConnections() int {
 	inst.mu.Unlock()
 	o.log.Warn().Int("connections", n).Msg("fault: opcua connections dropped")
 	return n
+}
+
+// SetDown takes the PLC off the network (on) or back: while down every
+// client connection is cut and every new one closed at once, before its
+// Hello (a client sees its dial fail); sessions survive on the server as
+// they do behind a pulled cable.
+func (o *opcuaServer) SetDown(on bool) {
+	if o.down.Swap(on) == on {
+		return
+	}
+	if on {
+		o.DropConnections()
+	}
+	o.log.Warn().Bool("down", on).Msg("fault: opcua server off the network")
 }
 
 // Restart stops the server and starts a new one on the same port (a PLC
@@ -933,7 +948,7 @@ func (o *opcuaServer) stop(inst *uaInstance) {
 // relays the bytes to gopcua's listener (None) or ours (secured).
 func (o *opcuaServer) proxy(c net.Conn) {
 	o.mu.Lock()
-	if o.stopping {
+	if o.stopping || o.down.Load() {
 		o.mu.Unlock()
 		c.Close()
 		return

@@ -214,6 +214,9 @@ type PLC struct {
 	scans          uint64
 	bootRand       func() uint32
 	warmLosesRing  bool // SetWarmRestartLosesDivert
+	// plcFault is the PLC-specific FAULT_CODE set by SetFaultCode; the
+	// host-lost code 1 (faultCode) shows over it while it lasts.
+	plcFault uint16
 }
 
 func newPLC(cfg plcConfig, clk Clock, sched *scheduler, tr *truth, log zerolog.Logger) *PLC {
@@ -495,7 +498,7 @@ func (p *PLC) Snapshot() PLCSnapshot {
 	defer p.mu.Unlock()
 	return PLCSnapshot{
 		Heartbeat: p.heartbeat, SorterState: uint16(p.state), AckSeq: p.ackSeq,
-		ConfirmCount: p.confirmCount, FaultCode: p.faultCode, ChuteCount: uint16(p.cfg.Chutes),
+		ConfirmCount: p.confirmCount, FaultCode: p.faultCodeLocked(), ChuteCount: uint16(p.cfg.Chutes),
 		BootID: p.bootID, HostHeartbeat: p.hostHB, HostState: p.hostState, PlanVersion: p.planVersion,
 		Divert: p.divert, Confirm: p.confirm,
 		Full: append([]bool(nil), p.full...), Disabled: append([]bool(nil), p.disabled...),
@@ -656,6 +659,38 @@ func (p *PLC) SetSorterState(s SorterState) {
 		p.dirty = true
 	}
 	p.notifyLocked()
+}
+
+// faultCodeLocked is FAULT_CODE as the PLC publishes it: host lost (1)
+// while it lasts, else the fault SetFaultCode set (0 none).
+func (p *PLC) faultCodeLocked() uint16 {
+	if p.faultCode != faultNone {
+		return p.faultCode
+	}
+	return p.plcFault
+}
+
+// ErrBadFaultCode: SetFaultCode with 1, the PLC's own host-lost code.
+var ErrBadFaultCode = errors.New("fault code 1 is the PLC's own host-lost code")
+
+// SetFaultCode sets a persistent FAULT_CODE (0 clears it), as a PLC whose
+// program found a fault of its own: 2..99 are reserved by the contract
+// (the gateway holds its commands), 100 and above PLC-specific. It does
+// not change SORTER_STATE (SorterFault does both). Code 1 is refused: the
+// PLC raises and clears host lost itself.
+func (p *PLC) SetFaultCode(code uint16) error {
+	if code == faultHostLost {
+		return ErrBadFaultCode
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.plcFault != code {
+		p.plcFault = code
+		p.dirty = true
+		p.log.Warn().Uint16("fault_code", code).Msg("fault code set")
+	}
+	p.notifyLocked()
+	return nil
 }
 
 // SetWarmRestartLosesDivert makes every later warm restart lose the divert

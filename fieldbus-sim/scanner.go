@@ -160,6 +160,10 @@ type scanners struct {
 	mu      sync.Mutex
 	bound   bool
 	started bool
+	// runCtx and runWG are Run's, so that a scanner switched back on
+	// (SetOff) serves under the same life cycle.
+	runCtx context.Context
+	runWG  *sync.WaitGroup
 }
 
 type scanner struct {
@@ -175,6 +179,7 @@ type scanner struct {
 	addr   string
 	conns  map[*scanConn]struct{}
 	closed bool // Run is shutting down: no new connections
+	off    bool // SetOff: no listener, no dial, no connection
 
 	telegrams, noReads, noConn, heartbeats, garbage, oversize, queueDrops, accepted, drops atomic.Uint64
 }
@@ -281,9 +286,10 @@ func (s *scanners) Run(ctx context.Context) error {
 		return errors.New("scanners: Run called twice")
 	}
 	s.started = true
+	var wg sync.WaitGroup
+	s.runCtx, s.runWG = ctx, &wg
 	s.mu.Unlock()
 
-	var wg sync.WaitGroup
 	for _, sc := range s.list {
 		wg.Add(1)
 		if sc.dial != "" {
@@ -331,6 +337,9 @@ func (sc *scanner) acceptLoop(ctx context.Context, wg *sync.WaitGroup) {
 	sc.mu.Lock()
 	ln := sc.ln
 	sc.mu.Unlock()
+	if ln == nil { // switched off before Run: SetOff starts the loop
+		return
+	}
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -351,7 +360,14 @@ func (sc *scanner) dialLoop(ctx context.Context, wg *sync.WaitGroup) {
 	backoff := cfg.BackoffMin
 	d := net.Dialer{Timeout: 2 * time.Second}
 	for {
-		c, err := d.DialContext(ctx, "tcp", sc.dial)
+		sc.mu.Lock()
+		off := sc.off
+		sc.mu.Unlock()
+		var c net.Conn
+		err := errScannerOff
+		if !off {
+			c, err = d.DialContext(ctx, "tcp", sc.dial)
+		}
 		if err == nil {
 			sc.accepted.Add(1)
 			sc.log.Info().Str("gateway", sc.dial).Msg("connected to gateway")
@@ -380,7 +396,7 @@ func (sc *scanner) dialLoop(ctx context.Context, wg *sync.WaitGroup) {
 func (sc *scanner) serve(c net.Conn, wg *sync.WaitGroup) *scanConn {
 	conn := &scanConn{c: c, q: make(chan []byte, sc.set.cfg.QueueSize), done: make(chan struct{})}
 	sc.mu.Lock()
-	if sc.closed {
+	if sc.closed || sc.off {
 		sc.mu.Unlock()
 		conn.close()
 		return conn
@@ -510,6 +526,67 @@ func (s *scanners) Drop(i int) {
 		sc.drops.Add(uint64(n))
 		sc.log.Warn().Int("connections", n).Msg("fault: scanner connections dropped")
 	}
+}
+
+var errScannerOff = errors.New("scanner switched off")
+
+// SetOff switches scanner i off or back on. Off: its listener closes (a
+// gateway's dial is refused) or it stops dialling, and its connections
+// drop; it sends nothing. On: it listens again on the address it had, or
+// dials again. Switching to the state it is in does nothing.
+func (s *scanners) SetOff(i int, on bool) error {
+	if i < 0 || i >= len(s.list) {
+		return fmt.Errorf("scanner %d: no such scanner (%d configured)", i, len(s.list))
+	}
+	sc := s.list[i]
+	sc.mu.Lock()
+	if sc.off == on || sc.closed {
+		sc.mu.Unlock()
+		return nil
+	}
+	if on {
+		sc.off = true
+		ln := sc.ln
+		sc.ln = nil
+		sc.mu.Unlock()
+		if ln != nil {
+			ln.Close()
+		}
+		n := sc.closeAll()
+		sc.drops.Add(uint64(n))
+		sc.log.Warn().Int("connections", n).Msg("fault: scanner switched off")
+		return nil
+	}
+	defer sc.mu.Unlock()
+	if sc.dial == "" && sc.addr != "" {
+		// The old port may linger a moment after its listener closed.
+		var ln net.Listener
+		var err error
+		for attempt := 0; attempt < 50; attempt++ {
+			if attempt > 0 {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if ln, err = net.Listen("tcp", sc.addr); err == nil {
+				break
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("%s: listen again on %s: %w", sc.name, sc.addr, err)
+		}
+		sc.ln = ln
+		s.mu.Lock()
+		ctx, wg := s.runCtx, s.runWG
+		s.mu.Unlock()
+		// Run sets closed (checked above, under sc.mu) before it waits on
+		// wg, so this Add comes before that Wait.
+		if wg != nil {
+			wg.Add(1)
+			go func() { defer wg.Done(); sc.acceptLoop(ctx, wg) }()
+		}
+	}
+	sc.off = false
+	sc.log.Warn().Msg("fault cleared: scanner switched on")
+	return nil
 }
 
 // Garbage sends n frames of binary junk from scanner i (framed, so a

@@ -324,6 +324,53 @@ func (s *Sim) DropPLCConnections() {
 	}
 }
 
+// SetPLCDown takes the PLC off the network until called with false: the
+// Modbus server completes no connection (NeverAccept) and the OPC UA
+// server closes every connection at once; existing connections drop.
+// Off, both accept again on the same address.
+func (s *Sim) SetPLCDown(on bool) error {
+	if s.mb != nil {
+		if err := s.mb.setNeverAccept(on); err != nil {
+			return fmt.Errorf("plc down: %w", err)
+		}
+	}
+	if s.ua != nil {
+		s.ua.SetDown(on)
+	}
+	s.log.Warn().Bool("down", on).Msg("fault: plc off the network")
+	return nil
+}
+
+// SorterFault puts the sorter into SORTER_STATE 3 with FAULT_CODE code
+// (on), or clears the code and runs it again (off; a sorter in another
+// state than fault keeps it). Code 1 is the PLC's own host-lost code and
+// refused; 0 sets the state alone.
+func (s *Sim) SorterFault(on bool, code uint16) error {
+	if !on {
+		code = 0
+	}
+	if err := s.plc.SetFaultCode(code); err != nil {
+		return fmt.Errorf("sorter fault: %w", err)
+	}
+	if on {
+		s.plc.SetSorterState(StateFault)
+	} else if s.plc.State() == StateFault {
+		s.plc.SetSorterState(StateRunning)
+	}
+	return nil
+}
+
+// SetScannerOff switches scanner i off (on) or back: off, it sends
+// nothing, drops its connections and refuses new ones (a listening
+// scanner closes its listener, a dialling one stops dialling); back on, it
+// listens again on the same address or redials.
+func (s *Sim) SetScannerOff(i int, on bool) error {
+	if s.scan == nil {
+		return fmt.Errorf("scanner %d off: %w", i, errNotRunning)
+	}
+	return s.scan.SetOff(i, on)
+}
+
 // ModbusFault names a Modbus fault that SetModbusFault switches at run time.
 type ModbusFault string
 

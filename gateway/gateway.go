@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"sortgw/gateway/journal"
@@ -74,6 +75,10 @@ type Config struct {
 	// Shifts are the site's shifts; the status page counts the current
 	// one's parcels since it started. Empty: no shift counters.
 	Shifts []Shift `yaml:"shifts"`
+	// Training, when set, offers the training panel over an emulated
+	// sorter (GET /api/training, POST /api/training/{id}). Only the demo
+	// sets it; nil in production.
+	Training Trainer `yaml:"-"`
 }
 
 // JournalRunner is the journal's life cycle as the gateway drives it; the
@@ -148,6 +153,9 @@ type Gateway struct {
 	addr     atomic.Value  // string
 	reloadMu sync.Mutex
 	authn    *authState // logins and sessions (session.go)
+	// trainingActive is sortgw_training_faults_active (nil without
+	// Config.Training).
+	trainingActive prometheus.Gauge
 }
 
 // New makes a gateway over lines. search may be nil (no item search).
@@ -176,6 +184,13 @@ func New(cfg Config, lines []*Line, search Searcher, m *Metrics, log zerolog.Log
 	var err error
 	if g.authn, err = newAuthState(cfg, m, log); err != nil {
 		return nil, err
+	}
+	if cfg.Training != nil {
+		tg, err := newTrainingGauge(m.Registry)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: training metric: %w", err)
+		}
+		g.trainingActive = tg
 	}
 	if cfg.Journal != nil {
 		m.watchJournal(cfg.Journal.Health)

@@ -110,6 +110,8 @@ func (g *Gateway) Handler() http.Handler {
 	mux.HandleFunc("GET /api/containers/{id}/label.zpl", g.handleLabelZPL)
 	mux.HandleFunc("GET /containers/{id}/label", g.handleLabelHTML)
 	mux.HandleFunc("GET /board", g.handleBoard)
+	mux.HandleFunc("GET /api/training", g.handleTraining)
+	mux.HandleFunc("POST /api/training/{id}", g.auth(g.handleTrainingSet))
 	return g.common(mux)
 }
 

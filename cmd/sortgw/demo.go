@@ -39,6 +39,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		c := d.Config()
 		fmt.Fprintf(stdout, "sortgw demo: status page %s\n", url)
 		fmt.Fprintf(stdout, "sortgw demo: token for actions: %s\n", c.Token)
+		fmt.Fprintf(stdout, "sortgw demo: plan file (edit, raise plan_version, press Reload plan): %s\n", d.PlanFile())
 		fmt.Fprintf(stdout, "sortgw demo: %s PLC, %.0f items/s, %d chutes; Ctrl-C stops\n", c.Protocol, c.Rate, c.Chutes)
 	})
 	if err != nil {

@@ -26,8 +26,8 @@ func TestDemoDay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(d.plan.Routes) == 0 {
-		t.Fatal("the demo plan has no route rows")
+	if plan, _, err := sortplan.ParsePlan("demo-plan.csv", bytes.NewReader(d.planCSV), 16); err != nil || len(plan.Routes) == 0 {
+		t.Fatalf("the demo plan has no route rows (%v)", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

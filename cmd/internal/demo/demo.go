@@ -15,7 +15,6 @@ import (
 
 	fieldbussim "sortgw/fieldbus-sim"
 	"sortgw/gateway"
-	"sortgw/sortplan"
 )
 
 // Config is what the demo runs; a zero field takes the default beside it.
@@ -90,12 +89,15 @@ func setDefault[T comparable](v *T, def T) {
 // Demo is a demonstration: the emulated sorter, the gateway and its
 // journal in one process.
 type Demo struct {
-	cfg  Config
-	sim  *fieldbussim.Sim
-	plan *sortplan.Plan
-	log  zerolog.Logger
-	line *gateway.Line // set once Run has wired the gateway
-	day  *dayClock
+	cfg     Config
+	sim     *fieldbussim.Sim
+	planCSV []byte // written to the plan file in the state directory
+	log     zerolog.Logger
+	line    *gateway.Line // set once Run has wired the gateway
+	day     *dayClock
+	// planFile is the plan file the reload button reads, set by Run
+	// before the ready callback.
+	planFile string
 }
 
 // New builds (but does not start) the emulated sorter; Run binds it.
@@ -119,7 +121,7 @@ func New(cfg Config, log zerolog.Logger) (*Demo, error) {
 	} else {
 		scfg.OPCUA.Addr = "127.0.0.1:0"
 	}
-	plan, dests, err := demoPlan(cfg.Chutes, cfg.Seed, cfg.ParcelsPerContainer)
+	planCSV, dests, err := demoPlan(cfg.Chutes, cfg.Seed, cfg.ParcelsPerContainer)
 	if err != nil {
 		return nil, err
 	}
@@ -128,12 +130,16 @@ func New(cfg Config, log zerolog.Logger) (*Demo, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Demo{cfg: cfg, sim: sim, plan: plan, log: log, day: newDayClock(cfg.DaySpeed)}, nil
+	return &Demo{cfg: cfg, sim: sim, planCSV: planCSV, log: log, day: newDayClock(cfg.DaySpeed)}, nil
 }
 
 // Config is the demo's configuration with its defaults filled in (the
 // token among them).
 func (d *Demo) Config() Config { return d.cfg }
+
+// PlanFile is the plan file in the demo's state directory: edit it (raise
+// plan_version) and press Reload plan. Valid once Run called ready.
+func (d *Demo) PlanFile() string { return d.planFile }
 
 // Run runs the sim, then wires and runs the gateway against it, until ctx
 // is done. ready is called with the status page's URL once it listens.

@@ -16,7 +16,6 @@ import (
 	"sortgw/devices/scanner"
 	"sortgw/gateway"
 	"sortgw/gateway/journal"
-	"sortgw/sortplan"
 )
 
 // runGateway opens the journal, wires the line against the running sim and
@@ -40,12 +39,12 @@ func (d *Demo) runGateway(ctx context.Context, ready func(url string)) error {
 		return err
 	}
 	m := gateway.NewMetrics()
-	line, err := d.newLine(j, m)
+	line, err := d.newLine(dir, j, m)
 	if err != nil {
 		return errors.Join(err, j.Close())
 	}
 	gw, err := gateway.New(gateway.Config{Listen: d.cfg.HTTP, Token: d.cfg.Token, DrainGrace: 3 * time.Second,
-		Version: d.cfg.Version + "-demo", Journal: j}, []*gateway.Line{line}, j, m, d.log.With().Str("part", "http").Logger())
+		Version: d.cfg.Version + "-demo", Journal: j, Training: newTrainer(d.sim, d.cfg.Chutes)}, []*gateway.Line{line}, j, m, d.log.With().Str("part", "http").Logger())
 	if err != nil {
 		return errors.Join(err, j.Close())
 	}
@@ -72,16 +71,15 @@ func (d *Demo) runGateway(ctx context.Context, ready func(url string)) error {
 }
 
 // newLine makes the PLC link and the scanners against the sim, and the line
-// with the demo's plan and the sim's manifest installed.
-func (d *Demo) newLine(j gateway.Journal, m *gateway.Metrics) (*gateway.Line, error) {
+// with the demo's plan and the sim's manifest installed. Both are files in
+// dir, loaded the way a site loads them, so that the status page's Reload
+// plan reads them again (a technician can practise editing the plan, and
+// a broken edit is refused with the old plan kept).
+func (d *Demo) newLine(dir string, j gateway.Journal, m *gateway.Metrics) (*gateway.Line, error) {
 	cfg := &d.cfg
-	var mbuf bytes.Buffer
-	if err := d.sim.WriteManifest(&mbuf); err != nil {
-		return nil, fmt.Errorf("demo: manifest: %w", err)
-	}
-	manifest, err := sortplan.ParseManifest("demo-manifest.csv", &mbuf)
+	planFile, manifestFile, err := d.writePlanFiles(dir)
 	if err != nil {
-		return nil, fmt.Errorf("demo: manifest: %w", err)
+		return nil, err
 	}
 	var plc devices.PLCLink
 	// The link adds the "plc" key itself: a second one here would make
@@ -104,12 +102,37 @@ func (d *Demo) newLine(j gateway.Journal, m *gateway.Metrics) (*gateway.Line, er
 		return nil, err
 	}
 	line, err := gateway.NewLine(gateway.LineConfig{Name: "L1", Chutes: cfg.Chutes, ContainerCapacity: cfg.ContainerCapacity,
-		Capacity: demoCapacity(cfg.Rate), ConfirmTimeout: cfg.ConfirmTimeout, DockClock: d.day.Now}, plc, src, j, m, d.log)
+		Capacity: demoCapacity(cfg.Rate), ConfirmTimeout: cfg.ConfirmTimeout, DockClock: d.day.Now,
+		PlanFile: planFile, ManifestFile: manifestFile}, plc, src, j, m, d.log)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := line.InstallPlan(d.plan, manifest); err != nil {
+	if _, err := line.ReloadPlan(); err != nil {
 		return nil, err
 	}
+	d.planFile = planFile
 	return line, nil
+}
+
+// writePlanFiles writes the demo's plan and the sim's manifest into dir
+// (plan.csv, manifest.csv). A plan file already there is kept: a demo run
+// again on the same state directory starts with the plan the technician
+// edited.
+func (d *Demo) writePlanFiles(dir string) (planFile, manifestFile string, err error) {
+	planFile, manifestFile = filepath.Join(dir, "plan.csv"), filepath.Join(dir, "manifest.csv")
+	if _, err := os.Stat(planFile); errors.Is(err, os.ErrNotExist) {
+		if err := os.WriteFile(planFile, d.planCSV, 0o644); err != nil {
+			return "", "", fmt.Errorf("demo: plan file: %w", err)
+		}
+	} else if err != nil {
+		return "", "", fmt.Errorf("demo: plan file: %w", err)
+	}
+	var mbuf bytes.Buffer
+	if err := d.sim.WriteManifest(&mbuf); err != nil {
+		return "", "", fmt.Errorf("demo: manifest: %w", err)
+	}
+	if err := os.WriteFile(manifestFile, mbuf.Bytes(), 0o644); err != nil {
+		return "", "", fmt.Errorf("demo: manifest file: %w", err)
+	}
+	return planFile, manifestFile, nil
 }

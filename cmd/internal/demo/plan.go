@@ -24,8 +24,10 @@ func demoCapacity(rate float64) int {
 // demoPlan generates the demo's sort plan from the embedded ZIP list and
 // the destinations its parcels carry: half of them for the sort center's
 // own delivery routes (the plan's exact ZIP rules), half from anywhere in
-// the country (linehaul), so both kinds of chute fill on the page.
-func demoPlan(chutes int, seed int64, containerParcels int) (*sortplan.Plan, []string, error) {
+// the country (linehaul), so both kinds of chute fill on the page. It
+// returns the plan's CSV, with the day's route rows: the demo writes it
+// to its plan file.
+func demoPlan(chutes int, seed int64, containerParcels int) ([]byte, []string, error) {
 	planCSV, err := sortplan.Generate(sortplan.GenerateOptions{Chutes: chutes, Seed: seed + 1, Name: "DEMO-" + strconv.Itoa(chutes)})
 	if err != nil {
 		return nil, nil, fmt.Errorf("demo: generate plan: %w", err)
@@ -53,5 +55,5 @@ func demoPlan(chutes int, seed int64, containerParcels int) (*sortplan.Plan, []s
 			dests = append(dests, local...)
 		}
 	}
-	return plan, dests, nil
+	return planCSV, dests, nil
 }
