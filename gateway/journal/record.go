@@ -76,8 +76,16 @@ const (
 	// unshelved; By the technician for acked and shelved; Count the
 	// minutes for shelved).
 	KindAlarm Kind = 20
+	// KindUpstreamCursor: the upstream publisher's cursor (Detail the last
+	// seq JetStream acknowledged, in decimal; Cause the stream). Written
+	// by gateway/upstream, never published itself.
+	KindUpstreamCursor Kind = 30
+	// KindUpstreamResult: the result of a plan offered from upstream
+	// (Line, PlanVersion, Detail the object and any errors with
+	// file:line:col, Cause "installed" or "refused").
+	KindUpstreamResult Kind = 31
 
-	kindMax = KindAlarm
+	kindMax = KindUpstreamResult
 )
 
 var kindNames = [...]string{
@@ -102,11 +110,13 @@ var kindNames = [...]string{
 	KindStart:               "start",
 	KindStop:                "stop",
 	KindAlarm:               "alarm",
+	KindUpstreamCursor:      "upstream-cursor",
+	KindUpstreamResult:      "upstream-result",
 }
 
 // String names the kind as the status page and the JSON show it.
 func (k Kind) String() string {
-	if k <= kindMax {
+	if k <= kindMax && kindNames[k] != "" {
 		return kindNames[k]
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
@@ -133,9 +143,14 @@ func (k Kind) opens() bool {
 // ParseKind is the inverse of Kind.String.
 func ParseKind(s string) (Kind, error) {
 	for k, n := range kindNames {
-		if n == s && k != int(KindUnknown) {
+		if n == s && n != "" && k != int(KindUnknown) {
 			return Kind(k), nil
 		}
+	}
+	// A kind this build has no name for reads as "kind(N)" (String).
+	var n uint8
+	if _, err := fmt.Sscanf(s, "kind(%d)", &n); err == nil && Kind(n).String() == s {
+		return Kind(n), nil
 	}
 	return KindUnknown, fmt.Errorf("journal: unknown record kind %q", s)
 }
