@@ -484,7 +484,13 @@ func (l *Line) evaluate(now time.Time, s *LineSnapshot, st *devices.PLCStatus) {
 	if in.PLCHeard {
 		hb = st.LastHeartbeat
 	}
-	l.alarms.evaluate(now, l.alarms.causes(now, s, in, jv, hb, heard))
+	causes := l.alarms.causes(now, s, in, jv, hb, heard)
+	if l.upstreamAlarm != nil {
+		if t := l.upstreamAlarm(); t != "" {
+			causes = append(causes, cause("upstream", SevWarning, t))
+		}
+	}
+	l.alarms.evaluate(now, causes)
 	s.Alarms, _, _ = l.alarms.lists()
 }
 
