@@ -107,12 +107,14 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	deadline := time.Now().Add(d)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
+	start := time.Now()
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out after %s waiting for %s", d, what)
 		}
 		<-tick.C
 	}
+	t.Logf("%s: after %s", what, time.Since(start).Round(time.Millisecond))
 }
 
 // jsOn connects a test client to url, closed at the end; domain "" is the
@@ -218,7 +220,7 @@ func checkExactlyOnce(t testing.TB, got []gwup.Envelope, want []uint64) {
 func embeddedConfig(t testing.TB, site string) Config {
 	return Config{
 		Config: gwup.Config{Site: site, AlarmFailing: time.Millisecond},
-		NATS: NATS{Embedded: &Embedded{Listen: "127.0.0.1:0", StoreDir: t.TempDir()}},
+		NATS:   NATS{Embedded: &Embedded{Listen: "127.0.0.1:0", StoreDir: t.TempDir()}},
 	}
 }
 
