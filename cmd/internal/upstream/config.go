@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	gwup "sortgw/gateway/upstream"
@@ -127,7 +128,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, &FieldError{Field: "upstream." + field, Err: fmt.Errorf(format, a...)})
 	}
 	if err := c.Config.Validate(); err != nil {
-		bad("site", "%v", err)
+		bad("site", "%s", strings.TrimPrefix(err.Error(), "upstream: "))
 	}
 	n := &c.NATS
 	switch {

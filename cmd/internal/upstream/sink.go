@@ -61,6 +61,13 @@ func Connect(n *NATS, url, name string, onErr func(error)) (*nats.Conn, error) {
 					onErr(err)
 				}
 			}),
+			// Each failed (re)connect attempt: wrong credentials show
+			// here while RetryOnFailedConnect keeps trying.
+			nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
+				if err != nil {
+					onErr(err)
+				}
+			}),
 			nats.ConnectHandler(func(*nats.Conn) { onErr(nil) }),
 			nats.ReconnectHandler(func(*nats.Conn) { onErr(nil) }))
 	}
@@ -163,6 +170,9 @@ func (s *Sink) notConnected() error {
 		if err := s.connErr(); err != nil {
 			return fmt.Errorf("nats %s: %w", s.nc.Status(), err)
 		}
+	}
+	if err := s.nc.LastError(); err != nil {
+		return fmt.Errorf("nats %s: %w", s.nc.Status(), err)
 	}
 	return fmt.Errorf("nats %s: not connected", s.nc.Status())
 }
