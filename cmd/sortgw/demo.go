@@ -25,10 +25,12 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.Chutes, "chutes", 256, "chute count")
 	fs.Int64Var(&cfg.Seed, "seed", 1, "random seed for the sorter and the plan")
 	fs.StringVar(&cfg.Token, "token", "", "bearer token for actions (default: a random one, printed)")
+	nats := fs.Bool("nats", true, "publish the journal to an embedded NATS JetStream server (sortgw tail watches it)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	cfg.Version = version
+	cfg.NoNATS = !*nats
 	d, err := demo.New(cfg, simLogger(stderr, "info"))
 	if err != nil {
 		fmt.Fprintln(stderr, "sortgw demo:", err)
@@ -38,6 +40,9 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		c := d.Config()
 		fmt.Fprintf(stdout, "sortgw demo: status page %s\n", url)
 		fmt.Fprintf(stdout, "sortgw demo: token for actions: %s\n", c.Token)
+		if t := d.Tail(); t != "" {
+			fmt.Fprintf(stdout, "sortgw demo: watch the upstream stream live: %s\n", t)
+		}
 		fmt.Fprintf(stdout, "sortgw demo: %s PLC, %.0f items/s, %d chutes; Ctrl-C stops\n", c.Protocol, c.Rate, c.Chutes)
 	})
 	if err != nil {

@@ -31,6 +31,7 @@ func commands() []command {
 		{"plan", "plan check|diff|explain|gen|labels ...  work with sort plan files", planCmd},
 		{"bench", "bench [-protocol p] [-rate n|max] [-duration d] [-lines n] [-chaos]  end-to-end benchmark, soak and chaos", cmdBench},
 		{"reload", "reload -config site.yaml                 reload the running gateway's plans; fails when a plan is refused", cmdReload},
+		{"tail", "tail [-nats url] [-subject s] [-all]     print the upstream NATS stream's records as JSON lines", cmdTail},
 		{"version", "version                                  version, Go version and VCS revision", cmdVersion},
 	}
 }

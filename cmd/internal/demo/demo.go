@@ -38,6 +38,10 @@ type Config struct {
 	NoReadRate        float64       // default 0.02
 	MultiReadRate     float64       // default 0.01
 	ConfirmTimeout    time.Duration
+	// NoNATS leaves the embedded NATS server and the upstream publisher
+	// out (by default the demo publishes its journal to one, on a
+	// loopback port the OS picks; Demo.Tail says how to watch it).
+	NoNATS bool
 }
 
 // Validate fills in the defaults and checks the config.
@@ -85,6 +89,7 @@ type Demo struct {
 	plan *sortplan.Plan
 	log  zerolog.Logger
 	line *gateway.Line // set once Run has wired the gateway
+	tail string        // the `sortgw tail` command, once upstream runs
 }
 
 // New builds (but does not start) the emulated sorter; Run binds it.
