@@ -48,7 +48,7 @@ func (d *Demo) runGateway(ctx context.Context, ready func(url string)) error {
 	}
 	gcfg := gateway.Config{Listen: d.cfg.HTTP, Token: d.cfg.Token, DrainGrace: 3 * time.Second,
 		Version: d.cfg.Version + "-demo", Journal: j}
-	up, err := d.newUpstream(dir, j, m)
+	up, err := d.newUpstream(dir, j, m, line)
 	if err != nil {
 		return errors.Join(err, j.Close())
 	}
@@ -83,12 +83,17 @@ func (d *Demo) runGateway(ctx context.Context, ready func(url string)) error {
 // newUpstream makes the demo's upstream: an embedded NATS server with
 // JetStream on a loopback port the OS picks, its store in the demo's
 // directory, and the publisher of the journal to it (site "demo").
-func (d *Demo) newUpstream(dir string, j *journal.Journal, m *gateway.Metrics) (*upstream.Runner, error) {
+//
+// Plans for the line are taken from the server's object store too (bucket
+// SORTGW_PLANS, object demo/L1), results in the KV bucket
+// SORTGW_PLAN_RESULTS.
+func (d *Demo) newUpstream(dir string, j *journal.Journal, m *gateway.Metrics, line *gateway.Line) (*upstream.Runner, error) {
 	if d.cfg.NoNATS {
 		return nil, nil
 	}
 	cfg := upstream.Config{Config: gwup.Config{Site: "demo"}, NATS: upstream.NATS{
-		Embedded: &upstream.Embedded{Listen: "127.0.0.1:0", StoreDir: filepath.Join(dir, "nats")}}}
+		Embedded: &upstream.Embedded{Listen: "127.0.0.1:0", StoreDir: filepath.Join(dir, "nats")},
+		Plans:    &upstream.Plans{}}}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -97,6 +102,7 @@ func (d *Demo) newUpstream(dir string, j *journal.Journal, m *gateway.Metrics) (
 		return nil, err
 	}
 	m.Registry.MustRegister(up.Collectors()...)
+	up.SetLines([]upstream.PlanLine{line})
 	return up, nil
 }
 

@@ -80,7 +80,7 @@ func (c *Config) build(log zerolog.Logger, j *journal.Journal) (*Site, error) {
 	if j != nil {
 		gcfg.Journal, search = j, j
 	}
-	up, e := c.buildUpstream(j, m, &gcfg, log)
+	up, e := c.buildUpstream(j, lines, m, &gcfg, log)
 	if e != nil {
 		return nil, Errors{e}
 	}

@@ -30,7 +30,7 @@ func (c *Config) checkUpstream(add func(*Error)) {
 // buildUpstream makes the upstream runner when the section enables it and
 // there is a journal (not at check), hands it to the gateway and registers
 // its metrics. Nothing dials or listens before Run.
-func (c *Config) buildUpstream(j *journal.Journal, m *gateway.Metrics, gcfg *gateway.Config, log zerolog.Logger) (*upstream.Runner, *Error) {
+func (c *Config) buildUpstream(j *journal.Journal, lines []*gateway.Line, m *gateway.Metrics, gcfg *gateway.Config, log zerolog.Logger) (*upstream.Runner, *Error) {
 	if j == nil || !c.Upstream.Enabled() {
 		return nil, nil
 	}
@@ -40,5 +40,10 @@ func (c *Config) buildUpstream(j *journal.Journal, m *gateway.Metrics, gcfg *gat
 	}
 	gcfg.Upstream = up
 	m.Registry.MustRegister(up.Collectors()...)
+	pls := make([]upstream.PlanLine, len(lines))
+	for i, l := range lines {
+		pls[i] = l
+	}
+	up.SetLines(pls)
 	return up, nil
 }

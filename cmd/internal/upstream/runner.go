@@ -22,6 +22,7 @@ type Runner struct {
 	cfg Config
 	log zerolog.Logger
 	pub *gwup.Publisher
+	out gwup.Outbox
 
 	mu       sync.Mutex
 	sink     *Sink
@@ -29,6 +30,7 @@ type Runner struct {
 	connErr  error // the connection's last error, nil once connected
 	srv      *server.Server
 	url      string
+	lines    map[string]PlanLine
 	ready    chan struct{} // closed once connected to a server (tests, demo)
 	once     sync.Once
 }
@@ -36,7 +38,7 @@ type Runner struct {
 // New makes the runner over the journal out; cfg must have passed
 // Validate and be Enabled.
 func New(cfg Config, out gwup.Outbox, log zerolog.Logger) (*Runner, error) {
-	r := &Runner{cfg: cfg, log: log.With().Str("part", "upstream").Logger(), ready: make(chan struct{})}
+	r := &Runner{cfg: cfg, out: out, log: log.With().Str("part", "upstream").Logger(), ready: make(chan struct{})}
 	pub, err := gwup.New(cfg.Config, out, r, log)
 	if err != nil {
 		return nil, err
