@@ -200,14 +200,26 @@ func (p *Publisher) Run(ctx context.Context) error {
 			continue
 		}
 		if len(recs) == 0 {
+			// Caught up: wait for the next record. A cursor still to
+			// write is written CursorEvery after the last one, not at
+			// every catch-up (at 1,000 items/s that would be a cursor
+			// record per round).
 			p.oldest.Store(0)
+			wctx, cancel := ctx, context.CancelFunc(func() {})
 			if pending {
-				p.writeCursor(&pending, cursor)
-				lastWrite = p.cfg.Now()
+				due := lastWrite.Add(p.cfg.CursorEvery)
+				if now := p.cfg.Now(); !now.Before(due) {
+					p.writeCursor(&pending, cursor)
+					lastWrite = now
+				} else {
+					wctx, cancel = context.WithTimeout(ctx, due.Sub(now))
+				}
 			}
-			if err := p.out.WaitDurable(ctx, cursor+1); err != nil {
+			err := p.out.WaitDurable(wctx, cursor+1)
+			cancel()
+			if err != nil && (ctx.Err() != nil || errors.Is(err, journal.ErrClosed)) {
 				p.writeCursor(&pending, cursor)
-				return nil // ctx done or the journal closed
+				return nil
 			}
 			continue
 		}

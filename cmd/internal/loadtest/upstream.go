@@ -18,7 +18,7 @@ func (s *scenario) upstream(dir string, j *journal.Journal, gcfg *gateway.Config
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	up, err := upstream.New(cfg, j, s.log)
+	up, err := upstream.New(cfg, tallyOutbox{j, s.tally}, s.log)
 	if err != nil {
 		return err
 	}
@@ -26,3 +26,13 @@ func (s *scenario) upstream(dir string, j *journal.Journal, gcfg *gateway.Config
 	gcfg.Upstream = up
 	return nil
 }
+
+// tallyOutbox is the journal as the publisher sees it, its cursor records
+// counted by the tally like every other append (the ground truth checks
+// that the journal holds nothing the tally did not see).
+type tallyOutbox struct {
+	*journal.Journal
+	tally *tallyJournal
+}
+
+func (o tallyOutbox) Append(rec journal.Record) (uint64, error) { return o.tally.Append(rec) }
