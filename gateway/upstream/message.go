@@ -97,6 +97,11 @@ func Decode(data []byte) (Envelope, error) {
 	if e.V != Schema {
 		return e, fmt.Errorf("upstream message: schema version %d, want %d", e.V, Schema)
 	}
+	// Every published record has both (Published, Append): a message
+	// without them did not come from a gateway.
+	if e.Record.Kind == journal.KindUnknown || e.Record.Seq == 0 {
+		return e, fmt.Errorf("upstream message: record without kind or seq")
+	}
 	return e, nil
 }
 

@@ -3,7 +3,6 @@ package upstream
 import (
 	"context"
 	"errors"
-	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -224,4 +223,3 @@ func embeddedConfig(t testing.TB, site string) Config {
 	}
 }
 
-var _ = fmt.Sprint

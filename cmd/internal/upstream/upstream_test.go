@@ -1,6 +1,8 @@
 package upstream
 
 import (
+	"context"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -39,5 +41,36 @@ func TestPublishesJournalExactlyOnce(t *testing.T) {
 	checkExactlyOnce(t, readAll(t, js2, "SORTGW"), want)
 	if s := r2.Publisher().Stats(); s.Published != 200 {
 		t.Fatalf("restart published %d, want the 200 new ones only", s.Published)
+	}
+}
+
+// TestCursorRecordsAreFew: the cursor goes to the journal at most once
+// per CursorEvery (and at the stop), however often the publisher catches
+// up, so that it does not double the journal at a low rate.
+func TestCursorRecordsAreFew(t *testing.T) {
+	j := startJournal(t, filepath.Join(t.TempDir(), "j.db"))
+	cfg := embeddedConfig(t, "s1")
+	cfg.CursorEvery = time.Hour
+	r, stop := runner(t, cfg, j)
+	<-r.Started()
+	start := time.Now()
+	for i := range 20 { // 20 catch-ups
+		appendItems(t, j, "L1", uint32(1+i*10), 10)
+		waitFor(t, 20*time.Second, "the round published", func() bool { return r.Publisher().Stats().Published == uint64(10*(i+1)) })
+	}
+	stop()
+	if err := j.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := j.ByKind(journal.KindUpstreamCursor, 100, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first round writes one (none was written before), the stop one.
+	if len(recs) > 2 {
+		t.Fatalf("%d cursor records for 20 rounds in %s, want at most 2 with cursor_every 1h", len(recs), time.Since(start))
+	}
+	if last := recs[len(recs)-1].Detail; last != fmt.Sprint(r.Publisher().Stats().Cursor) {
+		t.Fatalf("last cursor record %q, publisher at %d", last, r.Publisher().Stats().Cursor)
 	}
 }
