@@ -65,7 +65,9 @@ func TestDecodeRefuses(t *testing.T) {
 
 func TestDeduper(t *testing.T) {
 	var d Deduper
-	env := func(site string, seq uint64) *Envelope { return &Envelope{Site: site, Record: journal.Record{Seq: seq}} }
+	env := func(site string, seq uint64) *Envelope {
+		return &Envelope{Site: site, Record: journal.Record{Seq: seq}}
+	}
 	steps := []struct {
 		e    *Envelope
 		seen bool

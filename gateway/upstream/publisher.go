@@ -53,6 +53,11 @@ type Config struct {
 	// unreachable, wrong credentials, a stream with other limits) raise
 	// the upstream alarm (default 30s).
 	AlarmFailing time.Duration `yaml:"alarm_failing"`
+	// Linger is how long the publisher lets records gather after it has
+	// caught up before it publishes again (default 50ms; negative: none).
+	// Fewer, larger rounds cost the sorting process less CPU; the stream
+	// is that much later.
+	Linger time.Duration `yaml:"linger"`
 	// RetryMax caps the wait between attempts while the server is
 	// unreachable (default 5s).
 	RetryMax time.Duration `yaml:"retry_max"`
@@ -82,6 +87,9 @@ func (c *Config) Validate() error {
 	}
 	if c.AlarmFailing == 0 {
 		c.AlarmFailing = 30 * time.Second
+	}
+	if c.Linger == 0 {
+		c.Linger = 50 * time.Millisecond
 	}
 	if c.RetryMax == 0 {
 		c.RetryMax = 5 * time.Second
@@ -220,6 +228,15 @@ func (p *Publisher) Run(ctx context.Context) error {
 			if err != nil && (ctx.Err() != nil || errors.Is(err, journal.ErrClosed)) {
 				p.writeCursor(&pending, cursor)
 				return nil
+			}
+			if err == nil && p.cfg.Linger > 0 {
+				timer.Reset(p.cfg.Linger)
+				select {
+				case <-ctx.Done():
+					p.writeCursor(&pending, cursor)
+					return nil
+				case <-timer.C:
+				}
 			}
 			continue
 		}

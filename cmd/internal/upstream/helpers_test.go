@@ -222,4 +222,3 @@ func embeddedConfig(t testing.TB, site string) Config {
 		NATS:   NATS{Embedded: &Embedded{Listen: "127.0.0.1:0", StoreDir: t.TempDir()}},
 	}
 }
-
