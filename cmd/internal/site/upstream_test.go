@@ -150,7 +150,7 @@ func TestSiteUpstreamEmbedded(t *testing.T) {
 	}
 	var got []uint64
 	seen := map[uint64]bool{}
-	for _, e := range readStream(t, js2) {
+	for _, e := range readStream(t, js2, "SORTGW") {
 		if e.Record.Kind == journal.KindOutcome && e.Record.Seq <= last {
 			if seen[e.Record.Seq] {
 				t.Fatalf("outcome %d twice on the stream", e.Record.Seq)
@@ -171,12 +171,12 @@ func TestSiteUpstreamEmbedded(t *testing.T) {
 }
 
 // readStream reads the whole stream in order.
-func readStream(t *testing.T, js jetstream.JetStream) []gwup.Envelope {
+func readStream(t *testing.T, js jetstream.JetStream, name string) []gwup.Envelope {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	n := streamCount(js)
-	c, err := js.OrderedConsumer(ctx, "SORTGW", jetstream.OrderedConsumerConfig{})
+	n := streamCountOf(js, name)
+	c, err := js.OrderedConsumer(ctx, name, jetstream.OrderedConsumerConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,10 +202,12 @@ func readStream(t *testing.T, js jetstream.JetStream) []gwup.Envelope {
 	return out
 }
 
-func streamCount(js jetstream.JetStream) int {
+func streamCount(js jetstream.JetStream) int { return streamCountOf(js, "SORTGW") }
+
+func streamCountOf(js jetstream.JetStream, name string) int {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	st, err := js.Stream(ctx, "SORTGW")
+	st, err := js.Stream(ctx, name)
 	if err != nil {
 		return -1
 	}
