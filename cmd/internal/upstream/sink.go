@@ -218,6 +218,11 @@ func (s *Sink) Publish(ctx context.Context, msgs []gwup.Message) (int, error) {
 			acked++
 			continue
 		case err := <-f.Err():
+			// Check the stream again next round: it may have been deleted
+			// or changed under us (recreated then, or a mismatch shown).
+			s.mu.Lock()
+			s.ensured = false
+			s.mu.Unlock()
 			return acked, fmt.Errorf("publish %s: %w", f.Msg().Header.Get(jetstream.MsgIDHeader), err)
 		case <-ctx.Done():
 			return acked, ctx.Err()
