@@ -409,6 +409,7 @@ var alarmActions = map[string]string{
 	"journal":       "Free space on the journal's disk or fix its I/O error; see docs/operations.md, Journal health.",
 	"journal-disk":  "Free space on the journal's disk before it fills (old records are pruned by retention; move or delete other files).",
 	"plan-refused":  "Fix the plan file at the position the error names and reload; the previous plan stays active meanwhile.",
+	"upstream":      "Check the WAN link and the NATS server, credentials and stream (docs/upstream.md); records wait in the journal and go out when it returns.",
 }
 
 // actionOf finds the action of an alarm id ("L1/scanner/S1" -> scanner).

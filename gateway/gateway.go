@@ -79,6 +79,20 @@ type Config struct {
 	// sorter (GET /api/training, POST /api/training/{id}). Only the demo
 	// sets it; nil in production.
 	Training Trainer `yaml:"-"`
+	// Upstream, when set, publishes the journal upstream
+	// (gateway/upstream): it starts after the journal and stops after the
+	// lines and the HTTP server, before the journal, whose records it
+	// reads. Its failures never stop sorting; its alarm shows on every
+	// line.
+	Upstream Upstream `yaml:"-"`
+}
+
+// Upstream is the upstream publisher's life cycle as the gateway drives
+// it (cmd/internal/upstream.Runner).
+type Upstream interface {
+	Run(ctx context.Context) error
+	// Alarm is the upstream alarm's text, "" while there is none.
+	Alarm() string
 }
 
 // JournalRunner is the journal's life cycle as the gateway drives it; the
@@ -194,6 +208,11 @@ func New(cfg Config, lines []*Line, search Searcher, m *Metrics, log zerolog.Log
 	}
 	if cfg.Journal != nil {
 		m.watchJournal(cfg.Journal.Health)
+	}
+	if cfg.Upstream != nil {
+		for _, l := range lines {
+			l.upstreamAlarm = cfg.Upstream.Alarm
+		}
 	}
 	return g, nil
 }
@@ -312,6 +331,16 @@ func (g *Gateway) Run(ctx context.Context) error {
 		})
 	}
 	g.journalStart()
+	upstream := newRunGroup(base)
+	if g.cfg.Upstream != nil {
+		upstream.Go(func(ctx context.Context) error {
+			if err := g.cfg.Upstream.Run(ctx); err != nil {
+				// Sorting goes on: the records wait in the journal.
+				g.log.Error().Err(err).Msg("upstream publisher stopped")
+			}
+			return nil
+		})
+	}
 	lines := newRunGroup(base)
 	for _, l := range g.lines {
 		lines.Go(l.Run)
@@ -369,7 +398,12 @@ func (g *Gateway) Run(ctx context.Context) error {
 	// stops (which commits it).
 	g.journalStop(why, errors.Join(journal.Err(), lineErr, httpErr), open)
 
-	// 3. Journal: Run commits what is queued before it returns.
+	// 3. Upstream: it reads the journal, so it stops before the journal
+	// closes; what it has not published waits there for the next start.
+	upstream.Stop()
+	_ = upstream.Wait()
+
+	// 4. Journal: Run commits what is queued before it returns.
 	journal.Stop()
 	journalErr := journal.Wait()
 	return g.closeJournal(errors.Join(journalErr, lineErr, httpErr))

@@ -241,6 +241,7 @@ type Line struct {
 
 	alarms        *alarmBook
 	journalHealth func() journal.Health // nil: the journal has none
+	upstreamAlarm func() string         // nil: no upstream (Config.Upstream)
 }
 
 const recentN = 40

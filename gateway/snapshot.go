@@ -552,7 +552,13 @@ func (l *Line) evaluate(now time.Time, s *LineSnapshot, st *devices.PLCStatus) {
 	if in.PLCHeard {
 		hb = st.LastHeartbeat
 	}
-	l.alarms.evaluate(now, append(l.alarms.causes(now, s, in, jv, hb, heard), departureCauses(s.Routes)...))
+	causes := append(l.alarms.causes(now, s, in, jv, hb, heard), departureCauses(s.Routes)...)
+	if l.upstreamAlarm != nil {
+		if t := l.upstreamAlarm(); t != "" {
+			causes = append(causes, cause("upstream", SevWarning, t))
+		}
+	}
+	l.alarms.evaluate(now, causes)
 	s.Alarms, _, _ = l.alarms.lists()
 }
 

@@ -55,6 +55,7 @@ func benchFlagSet(stderr io.Writer) (*flag.FlagSet, *loadtest.Config, *benchFlag
 	fs.StringVar(&f.logLevel, "log", "error", "log level")
 	fs.IntVar(&c.Capacity, "capacity", 0, "items tracked per line (default: the gateway's, 65536)")
 	fs.IntVar(&c.JournalQueue, "journal-queue", 0, "journal queue size (default: the journal's, 65536)")
+	fs.BoolVar(&c.Upstream, "upstream", false, "publish the journal to an embedded NATS JetStream server meanwhile (docs/upstream.md)")
 	fs.BoolVar(&c.ImmediateScan, "immediate-scan", false, "the emulated PLC takes commands as they are written, not only at its scan")
 	fs.StringVar(&c.MemProfile, "memprofile", "", "write a heap profile at the end of the (last) window here")
 	fs.StringVar(&c.Feed, "feed", "", "direct (the bench's own scanner at an exact rate; default) or conveyor (the emulated belt; default with -chaos)")

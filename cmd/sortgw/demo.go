@@ -26,10 +26,12 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Int64Var(&cfg.Seed, "seed", 1, "random seed for the sorter and the plan")
 	fs.StringVar(&cfg.Token, "token", "", "bearer token for actions (default: a random one, printed)")
 	fs.StringVar(&cfg.Dir, "dir", "", "keep the journal in this folder (for sortgw replay; default a temporary one, removed at exit)")
+	nats := fs.Bool("nats", true, "publish the journal to an embedded NATS JetStream server (sortgw tail watches it)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	cfg.Version = version
+	cfg.NoNATS = !*nats
 	d, err := demo.New(cfg, simLogger(stderr, "info"))
 	if err != nil {
 		fmt.Fprintln(stderr, "sortgw demo:", err)
@@ -40,6 +42,9 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "sortgw demo: status page %s\n", url)
 		fmt.Fprintf(stdout, "sortgw demo: token for actions: %s\n", c.Token)
 		fmt.Fprintf(stdout, "sortgw demo: plan file (edit, raise plan_version, press Reload plan): %s\n", d.PlanFile())
+		if t := d.Tail(); t != "" {
+			fmt.Fprintf(stdout, "sortgw demo: watch the upstream stream live: %s\n", t)
+		}
 		fmt.Fprintf(stdout, "sortgw demo: %s PLC, %.0f items/s, %d chutes; Ctrl-C stops\n", c.Protocol, c.Rate, c.Chutes)
 	})
 	if err != nil {

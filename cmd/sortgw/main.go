@@ -33,6 +33,7 @@ func commands() []command {
 		{"reload", "reload -config site.yaml                 reload the running gateway's plans; fails when a plan is refused", cmdReload},
 		{"probe", "probe -config site.yaml -line A [-json] [-divert-test CHUTE]  check a line's PLC against the interface (commissioning)", cmdProbe},
 		{"replay", "replay -journal FILE|DIR -plan NEW.csv [-from T] [-to T] [-unavailable 12,13] [-json] [-html out.html]  what-if: replay recorded passes against another plan", cmdReplay},
+		{"tail", "tail [-nats url] [-subject s] [-all]     print the upstream NATS stream's records as JSON lines", cmdTail},
 		{"version", "version                                  version, Go version and VCS revision", cmdVersion},
 		{"operator", "operator add -file F -name N -role R     add or replace a technician account (PIN on stdin)", cmdOperator},
 	}

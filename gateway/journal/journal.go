@@ -270,6 +270,8 @@ type Journal struct {
 	lastBatch     atomic.Int64
 	commitErrors  atomic.Uint64
 	pruned        atomic.Uint64
+	prunedUnsent  atomic.Uint64 // pruned while held for upstream (outbox.go)
+	retain        atomic.Uint64 // first seq held for upstream; 0: none
 	pruneTx       atomic.Uint64
 	open          atomic.Int64
 	unmatched     atomic.Uint64
@@ -774,7 +776,10 @@ type Stats struct {
 	Unmatched     uint64
 	LostAtRestart int
 	Pruned        uint64 // records deleted by retention
-	PruneTx       uint64 // retention transactions
+	// PrunedUnsent: records retention by size deleted before the upstream
+	// publisher had published them (Retain).
+	PrunedUnsent uint64
+	PruneTx      uint64 // retention transactions
 	// FileBytes is the file's high water mark; LiveBytes excludes free
 	// pages (what retention compares with MaxBytes).
 	FileBytes int64
@@ -800,6 +805,7 @@ func (j *Journal) Stats() Stats {
 		Unmatched:     j.unmatched.Load(),
 		LostAtRestart: j.lostAtRestart,
 		Pruned:        j.pruned.Load(),
+		PrunedUnsent:  j.prunedUnsent.Load(),
 		PruneTx:       j.pruneTx.Load(),
 		Commit:        j.commitLatency.Snapshot(),
 	}

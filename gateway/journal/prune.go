@@ -44,7 +44,7 @@ func (j *Journal) pruneOnce() (deleted int, more bool, err error) {
 	if j.cfg.MaxAge > 0 {
 		cutoff := timeBits(j.cfg.Now().Add(-j.cfg.MaxAge))
 		n, err := j.deleteOldest(bucketTime, func(k []byte) bool {
-			return len(k) == 16 && binary.BigEndian.Uint64(k) < cutoff
+			return len(k) == 16 && binary.BigEndian.Uint64(k) < cutoff && !j.held(seqFromIndexKey(k))
 		})
 		if err != nil {
 			return n, false, fmt.Errorf("prune journal by age: %w", err)
@@ -98,6 +98,9 @@ func (j *Journal) deleteOldest(bucket []byte, due func(k []byte) bool) (int, err
 			}
 		}
 		for _, k := range keys {
+			if j.held(seqFromIndexKey(k)) {
+				j.prunedUnsent.Add(1) // by size: the disk wins over the outbox
+			}
 			if err := deleteRecord(tx, seqFromIndexKey(k)); err != nil {
 				return err
 			}

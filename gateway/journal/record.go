@@ -97,8 +97,16 @@ const (
 	// gateway had no open pass for (its pass was closed lost-at-restart
 	// by a crash): TID, Chute entered, Result, Container it is booked to.
 	KindContainerBook Kind = 25
+	// KindUpstreamCursor: the upstream publisher's cursor (Detail the last
+	// seq JetStream acknowledged, in decimal; Cause the stream). Written
+	// by gateway/upstream, never published itself.
+	KindUpstreamCursor Kind = 30
+	// KindUpstreamResult: the result of a plan offered from upstream
+	// (Line, PlanVersion, Detail the object and any errors with
+	// file:line:col, Cause "installed" or "refused").
+	KindUpstreamResult Kind = 31
 
-	kindMax = KindContainerBook
+	kindMax = KindUpstreamResult
 )
 
 var kindNames = [...]string{
@@ -128,6 +136,8 @@ var kindNames = [...]string{
 	KindContainerLoad:       "container-load",
 	KindVanDepart:           "van-depart",
 	KindContainerBook:       "container-book",
+	KindUpstreamCursor:      "upstream-cursor",
+	KindUpstreamResult:      "upstream-result",
 }
 
 // String names the kind as the status page and the JSON show it.
@@ -162,6 +172,11 @@ func ParseKind(s string) (Kind, error) {
 		if n == s && n != "" && k != int(KindUnknown) {
 			return Kind(k), nil
 		}
+	}
+	// A kind this build has no name for reads as "kind(N)" (String).
+	var n uint8
+	if _, err := fmt.Sscanf(s, "kind(%d)", &n); err == nil && Kind(n).String() == s {
+		return Kind(n), nil
 	}
 	return KindUnknown, fmt.Errorf("journal: unknown record kind %q", s)
 }

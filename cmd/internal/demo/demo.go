@@ -42,6 +42,10 @@ type Config struct {
 	DaySpeed float64
 	// ParcelsPerContainer is the routes' container capacity (default 30).
 	ParcelsPerContainer int
+	// NoNATS leaves the embedded NATS server and the upstream publisher
+	// out (by default the demo publishes its journal to one, on a
+	// loopback port the OS picks; Demo.Tail says how to watch it).
+	NoNATS bool
 }
 
 // Validate fills in the defaults and checks the config.
@@ -98,6 +102,7 @@ type Demo struct {
 	// planFile is the plan file the reload button reads, set by Run
 	// before the ready callback.
 	planFile string
+	tail     string // the `sortgw tail` command, once upstream runs
 }
 
 // New builds (but does not start) the emulated sorter; Run binds it.

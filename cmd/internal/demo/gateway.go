@@ -10,12 +10,14 @@ import (
 	"strconv"
 	"time"
 
+	"sortgw/cmd/internal/upstream"
 	"sortgw/devices"
 	"sortgw/devices/modbus"
 	"sortgw/devices/opcua"
 	"sortgw/devices/scanner"
 	"sortgw/gateway"
 	"sortgw/gateway/journal"
+	gwup "sortgw/gateway/upstream"
 )
 
 // runGateway opens the journal, wires the line against the running sim and
@@ -43,8 +45,16 @@ func (d *Demo) runGateway(ctx context.Context, ready func(url string)) error {
 	if err != nil {
 		return errors.Join(err, j.Close())
 	}
-	gw, err := gateway.New(gateway.Config{Listen: d.cfg.HTTP, Token: d.cfg.Token, DrainGrace: 3 * time.Second,
-		Version: d.cfg.Version + "-demo", Journal: j, Training: newTrainer(d.sim, d.cfg.Chutes)}, []*gateway.Line{line}, j, m, d.log.With().Str("part", "http").Logger())
+	gcfg := gateway.Config{Listen: d.cfg.HTTP, Token: d.cfg.Token, DrainGrace: 3 * time.Second,
+		Version: d.cfg.Version + "-demo", Journal: j, Training: newTrainer(d.sim, d.cfg.Chutes)}
+	up, err := d.newUpstream(dir, j, m, line)
+	if err != nil {
+		return errors.Join(err, j.Close())
+	}
+	if up != nil {
+		gcfg.Upstream = up
+	}
+	gw, err := gateway.New(gcfg, []*gateway.Line{line}, j, m, d.log.With().Str("part", "http").Logger())
 	if err != nil {
 		return errors.Join(err, j.Close())
 	}
@@ -52,6 +62,14 @@ func (d *Demo) runGateway(ctx context.Context, ready func(url string)) error {
 	go func() {
 		select {
 		case <-gw.Started():
+			if up != nil {
+				select {
+				case <-up.Started():
+					d.tail = "sortgw tail -nats " + up.ClientURL()
+				case <-ctx.Done():
+					return
+				}
+			}
 			if ready != nil {
 				ready("http://" + gw.Addr() + "/")
 			}
@@ -69,6 +87,36 @@ func (d *Demo) runGateway(ctx context.Context, ready func(url string)) error {
 	<-dockDone
 	return err
 }
+
+// newUpstream makes the demo's upstream: an embedded NATS server with
+// JetStream on a loopback port the OS picks, its store in the demo's
+// directory, and the publisher of the journal to it (site "demo").
+//
+// Plans for the line are taken from the server's object store too (bucket
+// SORTGW_PLANS, object demo/L1), results in the KV bucket
+// SORTGW_PLAN_RESULTS.
+func (d *Demo) newUpstream(dir string, j *journal.Journal, m *gateway.Metrics, line *gateway.Line) (*upstream.Runner, error) {
+	if d.cfg.NoNATS {
+		return nil, nil
+	}
+	cfg := upstream.Config{Config: gwup.Config{Site: "demo"}, NATS: upstream.NATS{
+		Embedded: &upstream.Embedded{Listen: "127.0.0.1:0", StoreDir: filepath.Join(dir, "nats")},
+		Plans:    &upstream.Plans{}}}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	up, err := upstream.New(cfg, j, d.log)
+	if err != nil {
+		return nil, err
+	}
+	m.Registry.MustRegister(up.Collectors()...)
+	up.SetLines([]upstream.PlanLine{line})
+	return up, nil
+}
+
+// Tail is the command that watches the demo's upstream stream live, ""
+// without NATS; set before Run calls ready.
+func (d *Demo) Tail() string { return d.tail }
 
 // newLine makes the PLC link and the scanners against the sim, and the line
 // with the demo's plan and the sim's manifest installed. Both are files in

@@ -71,6 +71,9 @@ type Config struct {
 	// ImmediateScan makes the emulated PLC take commands as they are
 	// written (not only at its scan), to tell the ring from the gateway.
 	ImmediateScan bool
+	// Upstream publishes the journal to an embedded NATS JetStream server
+	// while the bench runs (issue 13: sorting must not notice it).
+	Upstream bool
 	// Version is the gateway version shown on its status page ("-bench"
 	// is appended).
 	Version string

@@ -199,6 +199,11 @@ func (s *scenario) startGateway(ctx context.Context) error {
 	s.journal = j
 	gcfg := gateway.Config{Listen: "127.0.0.1:0", DrainGrace: cfg.travel() + 3*time.Second,
 		Version: cfg.Version + "-bench", Journal: tallyRunner{j, s.tally}}
+	if cfg.Upstream {
+		if err := s.upstream(dir, j, &gcfg); err != nil {
+			return errors.Join(err, j.Close())
+		}
+	}
 	if cfg.Abuse {
 		cfg.Soak.gatewayConfig(&gcfg)
 	}

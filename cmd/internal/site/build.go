@@ -70,6 +70,7 @@ func (c *Config) build(log zerolog.Logger, j *journal.Journal) (*Site, error) {
 		}
 	}
 	c.checkListeners(add)
+	c.checkUpstream(add)
 	if len(errs) > 0 {
 		return nil, errs
 	}
@@ -80,11 +81,15 @@ func (c *Config) build(log zerolog.Logger, j *journal.Journal) (*Site, error) {
 	if j != nil {
 		gcfg.Journal, search = j, j
 	}
+	up, e := c.buildUpstream(j, lines, m, &gcfg, log)
+	if e != nil {
+		return nil, Errors{e}
+	}
 	gw, err := gateway.New(gcfg, lines, search, m, log.With().Str("part", "http").Logger())
 	if err != nil {
 		return nil, Errors{c.at("gateway", "%v", err)}
 	}
-	return &Site{gw: gw, j: j, log: log}, nil
+	return &Site{gw: gw, j: j, up: up, log: log}, nil
 }
 
 // checkJournalPath refuses, short of opening it, a journal that Open

@@ -32,6 +32,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"sortgw/cmd/internal/sdnotify"
+	"sortgw/cmd/internal/upstream"
 	"sortgw/devices/modbus"
 	"sortgw/devices/opcua"
 	"sortgw/devices/scanner"
@@ -47,6 +48,9 @@ type Config struct {
 	Journal journal.Config `yaml:"journal"`
 	Log     Log            `yaml:"log"`
 	Lines   []Line         `yaml:"lines"`
+	// Upstream publishes the journal to NATS JetStream (off by default;
+	// docs/upstream.md).
+	Upstream upstream.Config `yaml:"upstream"`
 
 	// Notes are what the last Check or Build has to say besides errors:
 	// plan warnings, and one line per plan loaded.
@@ -174,6 +178,7 @@ func (c *Config) Check() error {
 type Site struct {
 	gw  *gateway.Gateway
 	j   *journal.Journal
+	up  *upstream.Runner // nil: upstream off
 	log zerolog.Logger
 
 	notifier      *sdnotify.Notifier // nil: no systemd notifications
@@ -203,6 +208,9 @@ func Build(cfg *Config, log zerolog.Logger) (*Site, error) {
 
 // Gateway is the site's gateway (lines, status page, address).
 func (s *Site) Gateway() *gateway.Gateway { return s.gw }
+
+// Upstream is the site's upstream runner, nil when upstream is off.
+func (s *Site) Upstream() *upstream.Runner { return s.up }
 
 // Close releases a site that will not Run: it closes the journal. Run
 // closes it itself, last.

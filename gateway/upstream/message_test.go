@@ -1,0 +1,136 @@
+package upstream
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"sortgw/gateway/journal"
+)
+
+func TestSubject(t *testing.T) {
+	cases := []struct {
+		name, site string
+		rec        journal.Record
+		want       string
+	}{
+		{"outcome", "north1", journal.Record{Line: "L1", Kind: journal.KindOutcome}, "sortgw.north1.L1.outcome"},
+		{"gateway-wide", "north1", journal.Record{Kind: journal.KindStart}, "sortgw.north1._gateway.start"},
+		{"line with dot and space", "n", journal.Record{Line: "hall 2.a", Kind: journal.KindAlarm}, "sortgw.n.hall_2_a.alarm"},
+		{"wildcards", "n", journal.Record{Line: "*>", Kind: journal.KindLinkState}, "sortgw.n.__.link-state"},
+		{"unnamed kind", "n", journal.Record{Line: "L", Kind: journal.Kind(25)}, "sortgw.n.L.kind(25)"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := Subject(c.site, &c.rec); got != c.want {
+				t.Fatalf("Subject = %q, want %q", got, c.want)
+			}
+		})
+	}
+}
+
+// TestEncodeExactBytes: the payload of schema 1, byte for byte (the
+// contract docs/upstream.md shows), and back.
+func TestEncodeExactBytes(t *testing.T) {
+	r := journal.Record{Seq: 81234, Time: time.Date(2026, 12, 5, 7, 1, 2, 123456789, time.UTC), Line: "L1",
+		Kind: journal.KindOutcome, TID: 4711, Pass: 1, Chute: 55, Route: "R028", PlanVersion: 7, Outcome: journal.OutcomeDiverted}
+	m, err := Encode("north1", &r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"v":1,"site":"north1","record":{"seq":81234,"time":"2026-12-05T07:01:02.123456789Z","line":"L1","kind":"outcome","tid":4711,"pass":1,"chute":55,"route":"R028","plan_version":7,"outcome":"diverted"}}`
+	if string(m.Data) != want {
+		t.Fatalf("payload\n got %s\nwant %s", m.Data, want)
+	}
+	if m.ID != "north1/81234" || m.Subject != "sortgw.north1.L1.outcome" || m.Seq != 81234 {
+		t.Fatalf("message %+v", m)
+	}
+	e, err := Decode([]byte(want))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Site != "north1" || e.Record.Seq != 81234 || e.Record.Outcome != journal.OutcomeDiverted || !e.Record.Time.Equal(r.Time) {
+		t.Fatalf("decoded %+v", e)
+	}
+}
+
+func TestDecodeRefuses(t *testing.T) {
+	for _, in := range []string{``, `{`, `{"v":2,"site":"s","record":{}}`, `{"v":1,"record":{"kind":"bogus"}}`,
+		`{"v":1}`, `{"v":1,"site":"s","record":{"seq":3}}`, `{"v":1,"site":"s","record":{"kind":"outcome"}}`} {
+		if _, err := Decode([]byte(in)); err == nil {
+			t.Errorf("Decode(%q) accepted", in)
+		}
+	}
+}
+
+func TestDeduper(t *testing.T) {
+	var d Deduper
+	env := func(site string, seq uint64) *Envelope {
+		return &Envelope{Site: site, Record: journal.Record{Seq: seq}}
+	}
+	steps := []struct {
+		e    *Envelope
+		seen bool
+	}{
+		{env("a", 1), false}, {env("a", 2), false}, {env("b", 1), false},
+		{env("a", 2), true}, {env("a", 1), true}, {env("a", 3), false}, {env("b", 1), true},
+	}
+	for i, s := range steps {
+		if got := d.Seen(s.e); got != s.seen {
+			t.Fatalf("step %d (%s/%d): seen %v, want %v", i, s.e.Site, s.e.Record.Seq, got, s.seen)
+		}
+	}
+}
+
+func TestPublished(t *testing.T) {
+	for _, k := range []journal.Kind{journal.KindDecision, journal.KindUpstreamCursor, journal.KindUnknown} {
+		if Published(k) {
+			t.Errorf("%s published", k)
+		}
+	}
+	for _, k := range []journal.Kind{journal.KindOutcome, journal.KindAlarm, journal.KindLinkState, journal.KindContainerClose,
+		journal.KindPlanInstalled, journal.KindPlanRefused, journal.KindUpstreamResult, journal.KindStart, journal.KindStop} {
+		if !Published(k) {
+			t.Errorf("%s not published", k)
+		}
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, c := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{}, "site is required"},
+		{Config{Site: "a.b"}, "one subject token"},
+		{Config{Site: strings.Repeat("x", 65)}, "at most 64"},
+		{Config{Site: "s", Batch: -1}, "batch -1"},
+	} {
+		err := c.cfg.Validate()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Validate(%+v) = %v, want %q", c.cfg, err, c.want)
+		}
+	}
+}
+
+// FuzzDecode: a consumer's decoder never panics on what it is sent, and
+// what it accepts encodes back to something it accepts again.
+func FuzzDecode(f *testing.F) {
+	f.Add([]byte(`{"v":1,"site":"north1","record":{"seq":81234,"time":"2026-12-05T07:01:02.123456789Z","line":"L1","kind":"outcome","tid":4711,"pass":1,"chute":55,"route":"R028","plan_version":7,"outcome":"diverted"}}`))
+	f.Add([]byte(`{"v":1,"site":"s","record":{"seq":1,"kind":"alarm","alarm":"L1/estop","severity":"critical","cause":"raised"}}`))
+	f.Add([]byte(`{"v":2}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		e, err := Decode(b)
+		if err != nil {
+			return
+		}
+		m, err := Encode(e.Site, &e.Record)
+		if err != nil {
+			t.Fatalf("re-encode %+v: %v", e, err)
+		}
+		if _, err := Decode(m.Data); err != nil {
+			t.Fatalf("re-decode %s: %v", m.Data, err)
+		}
+	})
+}
