@@ -191,7 +191,7 @@ func TestBrowserNoOverflow(t *testing.T) {
 	for _, sz := range pageSizes {
 		t.Run(sz.name, func(t *testing.T) {
 			openPage(t, ctx, e.gw.Addr(), sz.w, sz.h)
-			evalUntil(t, ctx, "recent items", `document.querySelectorAll('#recent tr').length > 3`)
+			evalUntil(t, ctx, "recent items", `document.querySelectorAll('[data-i="rows"] tr[data-seq]').length > 3`)
 			type layout struct {
 				Scroll int      `json:"scroll"`
 				Inner  int      `json:"inner"`
