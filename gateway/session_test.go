@@ -50,6 +50,7 @@ type authClient struct {
 	hc    *http.Client
 	csrf  string
 	token string
+	by    string // X-Sortgw-By: the name a request claims
 }
 
 func newAuthClient(t *testing.T, base, localIP string) *authClient {
@@ -85,6 +86,9 @@ func (c *authClient) do(method, path string, body any) (int, map[string]any, *ht
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	if c.by != "" {
+		req.Header.Set("X-Sortgw-By", c.by)
 	}
 	res, err := c.hc.Do(req)
 	if err != nil {
@@ -182,11 +186,16 @@ func TestLoginSessionsAndRoles(t *testing.T) {
 		t.Fatal("chute disabled without the CSRF token")
 	}
 	alice.csrf = csrf
+	// The name a request claims does not override the session's.
+	alice.by = "mallory"
 	if code, body, _ := alice.do("POST", disable, nil); code != 200 {
 		t.Fatalf("disable as alice: %d %v", code, body)
 	}
-	if !e.line.Snapshot().Chutes[2].TechDisabled {
+	alice.by = ""
+	if c := e.line.Snapshot().Chutes[2]; !c.TechDisabled {
 		t.Fatal("chute 3 not disabled")
+	} else if c.DisabledBy != "alice" {
+		t.Fatalf("chute 3 disabled by %q, want the session's alice", c.DisabledBy)
 	}
 	// A technician may not close containers or reload plans.
 	if code, body, _ := alice.do("POST", "/api/lines/L1/chutes/3/close", nil); code != 403 || !strings.Contains(body["error"].(string), "needs a lead") {
