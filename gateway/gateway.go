@@ -191,8 +191,10 @@ func New(cfg Config, lines []*Line, search Searcher, m *Metrics, log zerolog.Log
 			return nil, fmt.Errorf("gateway: duplicate line %q", l.Name())
 		}
 		g.byName[l.Name()] = l
-		// Before the lines run: their loops read it from then on.
-		l.shifts = slices.Clone(cfg.Shifts)
+		// A line may already run (tests start lines first): published
+		// atomically, read by its loop at every snapshot.
+		shifts := slices.Clone(cfg.Shifts)
+		l.shifts.Store(&shifts)
 	}
 	g.addr.Store("")
 	var err error

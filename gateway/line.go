@@ -236,7 +236,7 @@ type Line struct {
 	techBy     []string
 	trend      trendRing
 	shift      shiftCounter
-	shifts     []Shift
+	shifts     atomic.Pointer[[]Shift] // set by gateway.New, perhaps after Run
 	links      linkLog
 
 	alarms        *alarmBook

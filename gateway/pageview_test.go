@@ -284,8 +284,8 @@ func TestSnapshotShiftConfig(t *testing.T) {
 	if _, err := New(Config{Listen: "127.0.0.1:0", Shifts: ss}, []*Line{l}, nil, nil, zerolog.Nop()); err != nil {
 		t.Fatal(err)
 	}
-	if len(l.shifts) != 2 || l.shifts[1] != ss[1] {
-		t.Errorf("line shifts %+v", l.shifts)
+	if got := l.shifts.Load(); got == nil || len(*got) != 2 || (*got)[1] != ss[1] {
+		t.Errorf("line shifts %+v", got)
 	}
 	_, err := New(Config{Listen: "127.0.0.1:0", Shifts: []Shift{{"x", "7"}}}, []*Line{mk()}, nil, nil, zerolog.Nop())
 	var se *ShiftError

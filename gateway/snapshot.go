@@ -451,7 +451,11 @@ func (l *Line) publish(now time.Time) {
 	}
 	l.trend.add(now, l.c.Buckets[bucketSorted], l.c.Outcomes)
 	s.Trend = l.trend.points()
-	s.Shift = l.shift.view(l.shifts, now, &l.c)
+	var shifts []Shift
+	if p := l.shifts.Load(); p != nil {
+		shifts = *p
+	}
+	s.Shift = l.shift.view(shifts, now, &l.c)
 	s.LinkEvents = l.links.events()
 	s.Link = LinkBanner{Up: st.State == devices.LinkUp}
 	if !s.Link.Up {

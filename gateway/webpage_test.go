@@ -45,12 +45,9 @@ func startPageE2EWith(t *testing.T, fastLink bool) *e2e {
 		}
 	}
 	e := startE2E(t, c, testToken)
-	// The site's shifts, set on the line's loop as Gateway.New would.
-	if err := e.line.do(context.Background(), func() {
-		e.line.shifts = []Shift{{"early", "06:00"}, {"late", "14:00"}, {"night", "22:00"}}
-	}); err != nil {
-		t.Fatal(err)
-	}
+	// The site's shifts, published to the line as Gateway.New does.
+	shifts := []Shift{{"early", "06:00"}, {"late", "14:00"}, {"night", "22:00"}}
+	e.line.shifts.Store(&shifts)
 	e.sim.SetRate(20)
 	return e
 }
