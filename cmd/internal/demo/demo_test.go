@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -46,7 +47,7 @@ func TestDemo(t *testing.T) {
 			var logs syncBuffer
 			log := zerolog.New(io.MultiWriter(&logs, zerolog.NewTestWriter(t))).Level(zerolog.InfoLevel)
 			d, err := New(Config{HTTP: "127.0.0.1:0", Protocol: proto, Rate: 50, Chutes: 16, Seed: 3,
-				Token: "demo-token-for-the-test", Dir: t.TempDir()}, log)
+				Token: "demo-token-for-the-test", Dir: filepath.Join(t.TempDir(), "kept")}, log) // -dir need not exist yet
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -32,6 +32,9 @@ func (d *Demo) runGateway(ctx context.Context, ready func(url string)) error {
 		}
 		defer os.RemoveAll(tmp)
 		dir = tmp
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		// -dir names a folder to keep: made if it is not there yet.
+		return fmt.Errorf("demo: state directory: %w", err)
 	}
 	// The demo is the configuration the memory goal names: the journal's
 	// record ring and the item table are sized for the demo's rate, not for
