@@ -899,6 +899,12 @@ func (c *Core) Queued() int { return c.queue.len() }
 // event.
 func (c *Core) Unconfirmed() int { return c.pend.n }
 
+// Active reports whether the link has work a prompt read of the PLC
+// block serves: a command queued (a slot frees when ACK_SEQ moves), or
+// holding a SEQ without a terminal event (written and not yet taken, or
+// taken with its confirmation due). The transports poll faster then.
+func (c *Core) Active() bool { return c.queue.len() > 0 || c.pend.n > 0 }
+
 // Writing reports whether a Write is out.
 func (c *Core) Writing() bool { return len(c.writing) > 0 }
 

@@ -25,6 +25,16 @@ const (
 	SlotWriteSeqLast = "seq-last"
 )
 
+// MinPoll is the floor of Poll and FastPoll: the link never starts two
+// scheduled block reads closer together, so a PLC's Modbus server, which
+// serves a request every few ms fine, is not hammered (the one immediate
+// re-read after a large CONFIRM_COUNT jump aside).
+const MinPoll = time.Millisecond
+
+// DefaultFastPoll is FastPoll's default: under the emulated 5ms scan cycle,
+// at least two reads per cycle (docs/performance.md has the measurement).
+const DefaultFastPoll = 2 * time.Millisecond
+
 // ErrInvalidConfig is wrapped by every error Validate returns.
 var ErrInvalidConfig = errors.New("invalid modbus link config")
 
@@ -62,9 +72,18 @@ type Config struct {
 	Chutes int `yaml:"-"`
 	// WordOrder of TID_HI/TID_LO: "high-first" (default) or "low-first".
 	WordOrder string `yaml:"word_order"`
-	// Poll is the interval between reads of the PLC block (default 10ms).
-	// Confirmations are lost unless Poll x confirmation rate < ConfirmRing.
+	// Poll is the interval between reads of the PLC block while the link
+	// is idle (default 10ms, at least MinPoll). Confirmations are lost
+	// unless the interval between two reads x confirmation rate <
+	// ConfirmRing.
 	Poll time.Duration `yaml:"poll"`
+	// FastPoll is the interval between reads of the PLC block while the
+	// link has work: a command queued, written and not yet taken, or taken
+	// with its confirmation still due (default 2ms, or Poll if that is
+	// shorter; MinPoll..Poll; equal to Poll: no adaptation). A read that
+	// finds CONFIRM_COUNT moved by half the confirmation ring or more is
+	// followed at once by one more read. See docs/plc-interface.md.
+	FastPoll time.Duration `yaml:"fast_poll"`
 	// Heartbeat is the interval of HOST_HEARTBEAT writes (default 100ms).
 	Heartbeat time.Duration `yaml:"heartbeat"`
 	// Timeout bounds a dial and every request (default 250ms). It also
@@ -149,6 +168,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	setDur(&c.Poll, 10*time.Millisecond)
+	setDur(&c.FastPoll, min(DefaultFastPoll, c.Poll))
 	setDur(&c.Heartbeat, 100*time.Millisecond)
 	setDur(&c.Timeout, 250*time.Millisecond)
 	setDur(&c.PLCWatchdog, time.Second)
@@ -196,12 +216,18 @@ func (c *Config) Validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"poll", c.Poll}, {"heartbeat", c.Heartbeat}, {"timeout", c.Timeout}, {"plc watchdog", c.PLCWatchdog},
+	}{{"poll", c.Poll}, {"fast poll", c.FastPoll}, {"heartbeat", c.Heartbeat}, {"timeout", c.Timeout}, {"plc watchdog", c.PLCWatchdog},
 		{"backoff min", c.BackoffMin}, {"backoff max", c.BackoffMax}, {"busy delay", c.BusyDelay},
 		{"second host hold", c.SecondHostHold}} {
 		if d.v < 0 {
 			return bad("%s %v is negative", d.name, d.v)
 		}
+	}
+	if c.Poll < MinPoll {
+		return bad("poll %v: want at least %v", c.Poll, MinPoll)
+	}
+	if c.FastPoll < MinPoll || c.FastPoll > c.Poll {
+		return bad("fast poll %v: want %v..poll (%v)", c.FastPoll, MinPoll, c.Poll)
 	}
 	if c.BackoffMax < c.BackoffMin {
 		return bad("backoff max %v below backoff min %v", c.BackoffMax, c.BackoffMin)

@@ -36,6 +36,10 @@ type Link struct {
 
 	rtt     devices.Histogram
 	pollGap devices.Histogram
+	// kick (cap 1): the dispatcher wrote a command; the poll loop brings
+	// its next read forward to FastPoll.
+	kick  chan struct{}
+	polls struct{ slow, fast, reread atomic.Uint64 }
 
 	hostState   atomic.Uint32
 	planVersion atomic.Uint32
@@ -58,6 +62,7 @@ type Link struct {
 	hbOK     bool // the last heartbeat write of this session succeeded
 	rb       hostif.Readback
 	rbRegs   []uint16
+	active   bool // the core had work at the last apply (hostif.Core.Active)
 
 	emitMu  sync.Mutex
 	evs     []devices.Event // scratch; appended under mu by the emitMu holder
@@ -108,6 +113,7 @@ func New(cfg Config, log zerolog.Logger) (*Link, error) {
 		log:    log.With().Str("addr", cfg.Addr).Str("protocol", "modbus").Logger(),
 		events: make(chan devices.Event, cfg.EventBuffer),
 		wake:   make(chan struct{}, 1),
+		kick:   make(chan struct{}, 1),
 		core:   core,
 		slots:  make([]hostif.Slot, cfg.ConfirmRing),
 	}
@@ -205,10 +211,31 @@ func (l *Link) Latency() Latencies {
 	return Latencies{Dispatch: lat.Dispatch, Written: lat.Written, Taken: lat.Taken}
 }
 
-// PollInterval is the distribution of the time between two polls. Its
-// tail above Config.Poll shows a host too busy to poll on time (and so
-// late to see ACK_SEQ and confirmations).
+// PollInterval is the distribution of the time between the starts of two
+// scheduled block reads (immediate re-reads are not in it): Config.Poll
+// while idle, Config.FastPoll while busy. A tail above Config.Poll shows
+// a host too busy to poll on time (and so late to see ACK_SEQ and
+// confirmations).
 func (l *Link) PollInterval() devices.HistogramSnapshot { return l.pollGap.Snapshot() }
+
+// PollStats counts the link's block reads by how they were scheduled.
+type PollStats struct {
+	// Slow: read Config.Poll after the one before (the link was idle).
+	Slow uint64
+	// Fast: read Config.FastPoll after the one before (commands queued,
+	// outstanding or with their confirmation due), or brought forward by
+	// a command written while idle.
+	Fast uint64
+	// Reread: read at once after a read that found CONFIRM_COUNT moved by
+	// half the confirmation ring or more.
+	Reread uint64
+}
+
+// PollStats returns the block read counts since New (the reads at the
+// start of each connection are not in them).
+func (l *Link) PollStats() PollStats {
+	return PollStats{Slow: l.polls.slow.Load(), Fast: l.polls.fast.Load(), Reread: l.polls.reread.Load()}
+}
 
 // Run owns the connection: it dials, reads the PLC block and feeds it to
 // the core, writes the heartbeat and the commands the core hands out, and
@@ -368,8 +395,13 @@ func (l *Link) session(ctx context.Context) (wasUp bool, err error) {
 	wasUp = l.apply(ctx) == devices.LinkUp
 	l.lastPoll = time.Time{}
 
-	pollT := time.NewTicker(l.cfg.Poll)
+	// The poll schedule: Poll while idle, FastPoll while the core has work
+	// (see Config.FastPoll), never two scheduled reads closer than MinPoll.
+	// A timer, not a ticker: the interval changes with every round.
+	pollAt := time.Now().Add(l.cfg.Poll)
+	pollT := time.NewTimer(l.cfg.Poll)
 	defer pollT.Stop()
+	fast := false // the next read was scheduled FastPoll after the last
 	hbT := time.NewTicker(l.cfg.Heartbeat)
 	defer hbT.Stop()
 	for {
@@ -387,21 +419,65 @@ func (l *Link) session(ctx context.Context) (wasUp bool, err error) {
 			if err := l.heartbeat(ctx, s, r); err != nil && !l.answered("heartbeat", err) {
 				return wasUp, err
 			}
+		case <-l.kick:
+			// A command went out while the link was idle: the read that
+			// sees ACK_SEQ pass it is due FastPoll after the last, not Poll.
+			if at := l.lastPoll.Add(l.cfg.FastPoll); at.Before(pollAt) {
+				pollAt, fast = at, true
+				pollT.Reset(time.Until(at))
+			}
 		case now := <-pollT.C:
 			if !l.lastPoll.IsZero() {
 				l.pollGap.Observe(now.Sub(l.lastPoll))
 			}
 			l.lastPoll = now
-			if err := l.poll(ctx, s, r); err != nil {
-				if l.pollException(err) {
-					continue // no fresh block this round: the last one stands
-				}
+			if fast {
+				l.polls.fast.Add(1)
+			} else {
+				l.polls.slow.Add(1)
+			}
+			up, err := l.pollRound(ctx, s, r)
+			if err != nil {
 				return wasUp, err
 			}
-			if l.apply(ctx) == devices.LinkUp {
-				wasUp = true
+			wasUp = wasUp || up
+			d := l.cfg.Poll
+			fast = l.active
+			if fast {
+				d = l.cfg.FastPoll
 			}
+			// On the grid of the schedule, as a ticker would be, but a late
+			// round does not make the next read follow it at once.
+			pollAt = pollAt.Add(d)
+			if floor := now.Add(MinPoll); pollAt.Before(floor) {
+				pollAt = floor
+			}
+			pollT.Reset(time.Until(pollAt))
 		}
+	}
+}
+
+// pollRound reads the PLC block and applies it; after a read that found
+// CONFIRM_COUNT moved by half the confirmation ring or more, it reads once
+// more at once: at that pace the ring could wrap before the next scheduled
+// read. up reports whether the link was up after a read; err ends the
+// session (an exception reply does not: the last block stands).
+func (l *Link) pollRound(ctx context.Context, s *session, r retrier) (up bool, err error) {
+	for again := false; ; again = true {
+		prev := l.hb.ConfirmCount // this session's last block: session() read one before the loop
+		if err := l.poll(ctx, s, r); err != nil {
+			if l.pollException(err) {
+				return up, nil
+			}
+			return up, err
+		}
+		if l.apply(ctx) == devices.LinkUp {
+			up = true
+		}
+		if again || int(l.hb.ConfirmCount-prev) < l.cfg.ConfirmRing/2 {
+			return up, nil
+		}
+		l.polls.reread.Add(1)
 	}
 }
 
@@ -533,6 +609,7 @@ func (l *Link) apply(ctx context.Context) devices.LinkState {
 	missed, confErr := l.core.Confirms(l.hb.ConfirmCount, l.slots, now, &l.evs)
 	st, why := l.core.State(now)
 	moved := ack != l.core.AckSeq()
+	l.active = l.core.Active()
 	l.mu.Unlock()
 
 	logSync(l.log, rep, &l.hb, l.cfg.Chutes)
@@ -743,6 +820,12 @@ func (l *Link) write(ctx context.Context, s *session, w hostif.Write) (excepted 
 		}
 	}
 	l.mu.Unlock()
+	if err == nil {
+		select {
+		case l.kick <- struct{}{}:
+		default:
+		}
+	}
 	l.flush(ctx)
 	return excepted
 }
