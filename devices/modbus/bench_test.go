@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"slices"
+	"syscall"
 	"testing"
 	"time"
 
@@ -193,4 +194,83 @@ func reportQuantiles(b *testing.B, name string, d []time.Duration) {
 	b.ReportMetric(q(0.50), name+"-p50-µs")
 	b.ReportMetric(q(0.99), name+"-p99-µs")
 	b.ReportMetric(q(0.999), name+"-p99.9-µs")
+}
+
+// BenchmarkLinkRate sends b.N commands at a steady rate (the issue's
+// loads) through one link to the commissioning PLC, once with a fixed
+// poll (FastPoll = Poll) and once with the adaptive schedule, back to
+// back in the same run, and reports Send-to-written quantiles, missed
+// confirmations per 1,000 commands, block reads per second and the
+// process's CPU per command (link and emulated PLC together: both sides
+// of every poll):
+//
+//	go test -run '^$' -bench LinkRate -benchtime 20000x ./devices/modbus
+func BenchmarkLinkRate(b *testing.B) {
+	loads := []struct {
+		name        string
+		rate        int
+		cycle, poll time.Duration
+	}{
+		{"1000ps_cycle5ms_poll10ms", 1000, 5 * time.Millisecond, 10 * time.Millisecond},
+		{"800ps_cycle5ms_poll10ms", 800, 5 * time.Millisecond, 10 * time.Millisecond},
+		{"1000ps_cycle1ms_poll1ms", 1000, time.Millisecond, time.Millisecond},
+	}
+	for _, ld := range loads {
+		for _, mode := range []string{"fixed", "adaptive"} {
+			b.Run(ld.name+"/"+mode, func(b *testing.B) {
+				// Travel half a cycle off the scan grid: a scan a little late
+				// must not merge two scans' confirmations (an artefact of the
+				// emulator's fixed travel time, which no host can read apart).
+				s := startSim(b, simConfig(ld.cycle, 100*time.Millisecond+ld.cycle/2))
+				cfg := linkConfig(s)
+				cfg.Poll, cfg.QueueSize = ld.poll, 4096
+				if mode == "fixed" {
+					cfg.FastPoll = ld.poll
+				}
+				h := startLink(b, cfg, true)
+				waitState(b, h.link, devices.LinkUp, 5*time.Second)
+				st0, ps0, cpu0 := h.link.Status(), h.link.PollStats(), cpuTime()
+				tick := time.NewTicker(time.Millisecond)
+				defer tick.Stop()
+				b.ResetTimer()
+				t0 := time.Now()
+				sent := 0
+				for sent < b.N {
+					due := min(b.N, int(time.Since(t0).Seconds()*float64(ld.rate))+1)
+					for ; sent < due; sent++ {
+						cmd := devices.Command{TID: uint32(sent + 1), Chute: uint16(1 + sent%256)}
+						if err := h.link.Send(context.Background(), cmd); err != nil {
+							b.Fatal(err)
+						}
+					}
+					<-tick.C
+				}
+				h.ev.wait(b, "every confirmation", time.Minute, func() bool {
+					st := h.link.Status()
+					return st.Confirmed+st.Missed-st0.Confirmed-st0.Missed >= uint64(b.N)
+				})
+				el := time.Since(t0)
+				b.StopTimer()
+				st, ps, cpu := h.link.Status(), h.link.PollStats(), cpuTime()
+				lat := h.link.Latency()
+				b.ReportMetric(float64(lat.Written.P50)/1e3, "written-p50-µs")
+				b.ReportMetric(float64(lat.Written.P99)/1e3, "written-p99-µs")
+				b.ReportMetric(float64(lat.Written.P999)/1e3, "written-p99.9-µs")
+				b.ReportMetric(float64(st.Missed-st0.Missed)*1000/float64(b.N), "missed/1000")
+				reads := ps.Slow + ps.Fast + ps.Reread - ps0.Slow - ps0.Fast - ps0.Reread
+				b.ReportMetric(float64(reads)/el.Seconds(), "reads/s")
+				b.ReportMetric(float64(cpu-cpu0)/1e3/float64(b.N), "cpu-µs/cmd")
+				b.ReportMetric(float64(h.link.PollInterval().P99)/1e3, "poll-gap-p99-µs")
+			})
+		}
+	}
+}
+
+// cpuTime is the process's user+system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
