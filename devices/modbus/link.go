@@ -39,7 +39,7 @@ type Link struct {
 	// kick (cap 1): the dispatcher wrote a command; the poll loop brings
 	// its next read forward to FastPoll.
 	kick  chan struct{}
-	polls struct{ slow, fast, reread atomic.Uint64 }
+	polls struct{ slow, fast, reread, missedLate atomic.Uint64 }
 
 	hostState   atomic.Uint32
 	planVersion atomic.Uint32
@@ -63,6 +63,7 @@ type Link struct {
 	rb       hostif.Readback
 	rbRegs   []uint16
 	active   bool // the core had work at the last apply (hostif.Core.Active)
+	missed   int  // confirmations the last apply found overwritten unread
 
 	emitMu  sync.Mutex
 	evs     []devices.Event // scratch; appended under mu by the emitMu holder
@@ -229,12 +230,19 @@ type PollStats struct {
 	// Reread: read at once after a read that found CONFIRM_COUNT moved by
 	// half the confirmation ring or more.
 	Reread uint64
+	// MissedLate: of the missed confirmations (PLCStatus.Missed), those
+	// found by a read that started more than its interval late (the host
+	// did not get the CPU in time, or a heartbeat round ran long): no
+	// schedule would have caught them. Missed minus MissedLate is the
+	// schedule's share.
+	MissedLate uint64
 }
 
 // PollStats returns the block read counts since New (the reads at the
 // start of each connection are not in them).
 func (l *Link) PollStats() PollStats {
-	return PollStats{Slow: l.polls.slow.Load(), Fast: l.polls.fast.Load(), Reread: l.polls.reread.Load()}
+	return PollStats{Slow: l.polls.slow.Load(), Fast: l.polls.fast.Load(), Reread: l.polls.reread.Load(),
+		MissedLate: l.polls.missedLate.Load()}
 }
 
 // Run owns the connection: it dials, reads the PLC block and feeds it to
@@ -401,7 +409,8 @@ func (l *Link) session(ctx context.Context) (wasUp bool, err error) {
 	pollAt := time.Now().Add(l.cfg.Poll)
 	pollT := time.NewTimer(l.cfg.Poll)
 	defer pollT.Stop()
-	fast := false // the next read was scheduled FastPoll after the last
+	fast := false    // the next read was scheduled FastPoll after the last
+	iv := l.cfg.Poll // the interval the next read was scheduled at
 	hbT := time.NewTicker(l.cfg.Heartbeat)
 	defer hbT.Stop()
 	for {
@@ -423,7 +432,7 @@ func (l *Link) session(ctx context.Context) (wasUp bool, err error) {
 			// A command went out while the link was idle: the read that
 			// sees ACK_SEQ pass it is due FastPoll after the last, not Poll.
 			if at := l.lastPoll.Add(l.cfg.FastPoll); at.Before(pollAt) {
-				pollAt, fast = at, true
+				pollAt, fast, iv = at, true, l.cfg.FastPoll
 				pollT.Reset(time.Until(at))
 			}
 		case now := <-pollT.C:
@@ -436,7 +445,11 @@ func (l *Link) session(ctx context.Context) (wasUp bool, err error) {
 			} else {
 				l.polls.slow.Add(1)
 			}
-			up, err := l.pollRound(ctx, s, r)
+			// Late: the read starts more than its interval after its
+			// time (the host did not get the CPU, or a heartbeat round ran
+			// long); what it finds missed no schedule would have caught.
+			late := time.Since(pollAt) > iv
+			up, err := l.pollRound(ctx, s, r, late)
 			if err != nil {
 				return wasUp, err
 			}
@@ -446,6 +459,7 @@ func (l *Link) session(ctx context.Context) (wasUp bool, err error) {
 			if fast {
 				d = l.cfg.FastPoll
 			}
+			iv = d
 			// On the grid of the schedule, as a ticker would be, but a late
 			// round does not make the next read follow it at once.
 			pollAt = pollAt.Add(d)
@@ -462,7 +476,7 @@ func (l *Link) session(ctx context.Context) (wasUp bool, err error) {
 // more at once: at that pace the ring could wrap before the next scheduled
 // read. up reports whether the link was up after a read; err ends the
 // session (an exception reply does not: the last block stands).
-func (l *Link) pollRound(ctx context.Context, s *session, r retrier) (up bool, err error) {
+func (l *Link) pollRound(ctx context.Context, s *session, r retrier, late bool) (up bool, err error) {
 	for again := false; ; again = true {
 		prev := l.hb.ConfirmCount // this session's last block: session() read one before the loop
 		if err := l.poll(ctx, s, r); err != nil {
@@ -473,6 +487,9 @@ func (l *Link) pollRound(ctx context.Context, s *session, r retrier) (up bool, e
 		}
 		if l.apply(ctx) == devices.LinkUp {
 			up = true
+		}
+		if late && !again && l.missed > 0 {
+			l.polls.missedLate.Add(uint64(l.missed))
 		}
 		if again || int(l.hb.ConfirmCount-prev) < l.cfg.ConfirmRing/2 {
 			return up, nil
@@ -607,6 +624,7 @@ func (l *Link) apply(ctx context.Context) devices.LinkState {
 	ack := l.core.AckSeq()
 	rep, blockErr := l.core.Block(&l.hb, now, &l.evs)
 	missed, confErr := l.core.Confirms(l.hb.ConfirmCount, l.slots, now, &l.evs)
+	l.missed = missed
 	st, why := l.core.State(now)
 	moved := ack != l.core.AckSeq()
 	l.active = l.core.Active()
