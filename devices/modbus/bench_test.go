@@ -198,8 +198,8 @@ func reportQuantiles(b *testing.B, name string, d []time.Duration) {
 
 // BenchmarkLinkRate sends b.N commands at a steady rate (the issue's
 // loads) through one link to the commissioning PLC, once with a fixed
-// poll (FastPoll = Poll) and once with the adaptive schedule, back to
-// back in the same run, and reports Send-to-written quantiles, missed
+// poll (FastPoll = Poll) and once per FastPoll of the adaptive schedule,
+// back to back in the same run, and reports Send-to-written quantiles, missed
 // confirmations per 1,000 commands, block reads per second and the
 // process's CPU per command (link and emulated PLC together: both sides
 // of every poll):
@@ -214,19 +214,25 @@ func BenchmarkLinkRate(b *testing.B) {
 		{"1000ps_cycle5ms_poll10ms", 1000, 5 * time.Millisecond, 10 * time.Millisecond},
 		{"800ps_cycle5ms_poll10ms", 800, 5 * time.Millisecond, 10 * time.Millisecond},
 		{"1000ps_cycle1ms_poll1ms", 1000, time.Millisecond, time.Millisecond},
+		{"1000ps_cycle1ms_poll2ms", 1000, time.Millisecond, 2 * time.Millisecond},
 	}
 	for _, ld := range loads {
-		for _, mode := range []string{"fixed", "adaptive"} {
-			b.Run(ld.name+"/"+mode, func(b *testing.B) {
+		// fixed: FastPoll = Poll; the others: the adaptive schedule at that
+		// FastPoll (the default is DefaultFastPoll, or Poll if shorter).
+		for _, mode := range []struct {
+			name string
+			fast time.Duration
+		}{{"fixed", ld.poll}, {"fast5ms", 5 * time.Millisecond}, {"fast2ms", 2 * time.Millisecond}, {"fast1ms", time.Millisecond}} {
+			if mode.fast > ld.poll || mode.fast == ld.poll && mode.name != "fixed" {
+				continue
+			}
+			b.Run(ld.name+"/"+mode.name, func(b *testing.B) {
 				// Travel half a cycle off the scan grid: a scan a little late
 				// must not merge two scans' confirmations (an artefact of the
 				// emulator's fixed travel time, which no host can read apart).
 				s := startSim(b, simConfig(ld.cycle, 100*time.Millisecond+ld.cycle/2))
 				cfg := linkConfig(s)
-				cfg.Poll, cfg.QueueSize = ld.poll, 4096
-				if mode == "fixed" {
-					cfg.FastPoll = ld.poll
-				}
+				cfg.Poll, cfg.FastPoll, cfg.QueueSize = ld.poll, mode.fast, 4096
 				h := startLink(b, cfg, true)
 				waitState(b, h.link, devices.LinkUp, 5*time.Second)
 				st0, ps0, cpu0 := h.link.Status(), h.link.PollStats(), cpuTime()

@@ -80,7 +80,7 @@ type Config struct {
 	// FastPoll is the interval between reads of the PLC block while the
 	// link has work: a command queued, written and not yet taken, or taken
 	// with its confirmation still due (default 2ms, or Poll if that is
-	// shorter; MinPoll..Poll; equal to Poll: no adaptation). A read that
+	// shorter; MinPoll..Poll; equal to Poll: one interval). A read that
 	// finds CONFIRM_COUNT moved by half the confirmation ring or more is
 	// followed at once by one more read. See docs/plc-interface.md.
 	FastPoll time.Duration `yaml:"fast_poll"`
