@@ -38,8 +38,12 @@ type Link struct {
 	pollGap devices.Histogram
 	// kick (cap 1): the dispatcher wrote a command; the poll loop brings
 	// its next read forward to FastPoll.
-	kick  chan struct{}
-	polls struct{ slow, fast, reread, missedLate atomic.Uint64 }
+	kick chan struct{}
+	// fastPoll: the poll loop's next read is scheduled FastPoll after
+	// the last; the dispatcher kicks only when it is not, so a busy link
+	// does not wake the poll loop for every write.
+	fastPoll atomic.Bool
+	polls    struct{ slow, fast, reread, missedLate atomic.Uint64 }
 
 	hostState   atomic.Uint32
 	planVersion atomic.Uint32
@@ -411,6 +415,7 @@ func (l *Link) session(ctx context.Context) (wasUp bool, err error) {
 	defer pollT.Stop()
 	fast := false    // the next read was scheduled FastPoll after the last
 	iv := l.cfg.Poll // the interval the next read was scheduled at
+	l.fastPoll.Store(false)
 	hbT := time.NewTicker(l.cfg.Heartbeat)
 	defer hbT.Stop()
 	for {
@@ -433,6 +438,7 @@ func (l *Link) session(ctx context.Context) (wasUp bool, err error) {
 			// sees ACK_SEQ pass it is due FastPoll after the last, not Poll.
 			if at := l.lastPoll.Add(l.cfg.FastPoll); at.Before(pollAt) {
 				pollAt, fast, iv = at, true, l.cfg.FastPoll
+				l.fastPoll.Store(true)
 				pollT.Reset(time.Until(at))
 			}
 		case now := <-pollT.C:
@@ -460,6 +466,7 @@ func (l *Link) session(ctx context.Context) (wasUp bool, err error) {
 				d = l.cfg.FastPoll
 			}
 			iv = d
+			l.fastPoll.Store(fast)
 			// On the grid of the schedule, as a ticker would be, but a late
 			// round does not make the next read follow it at once.
 			pollAt = pollAt.Add(d)
@@ -838,7 +845,7 @@ func (l *Link) write(ctx context.Context, s *session, w hostif.Write) (excepted 
 		}
 	}
 	l.mu.Unlock()
-	if err == nil {
+	if err == nil && !l.fastPoll.Load() {
 		select {
 		case l.kick <- struct{}{}:
 		default:
