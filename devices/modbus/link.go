@@ -436,7 +436,13 @@ func (l *Link) session(ctx context.Context) (wasUp bool, err error) {
 		case <-l.kick:
 			// A command went out while the link was idle: the read that
 			// sees ACK_SEQ pass it is due FastPoll after the last, not Poll.
-			if at := l.lastPoll.Add(l.cfg.FastPoll); at.Before(pollAt) {
+			// (Not before now: at the session's start lastPoll is zero, and
+			// a read scheduled in the past would count as late.)
+			at := l.lastPoll.Add(l.cfg.FastPoll)
+			if now := time.Now(); at.Before(now) {
+				at = now
+			}
+			if at.Before(pollAt) {
 				pollAt, fast, iv = at, true, l.cfg.FastPoll
 				l.fastPoll.Store(true)
 				pollT.Reset(time.Until(at))
