@@ -25,10 +25,11 @@ const (
 	SlotWriteSeqLast = "seq-last"
 )
 
-// MinPoll is the floor of Poll and FastPoll: the link never starts two
-// scheduled block reads closer together, so a PLC's Modbus server, which
-// serves a request every few ms fine, is not hammered (the one immediate
-// re-read after a large CONFIRM_COUNT jump aside).
+// MinPoll is the floor of Poll and FastPoll: the link reads the PLC block
+// at most once per MinPoll on average, so a PLC's Modbus server, which
+// serves a request every few ms fine, is not hammered (a read that came
+// due during a long one follows it at once, and the one immediate re-read
+// after a large CONFIRM_COUNT jump aside).
 const MinPoll = time.Millisecond
 
 // DefaultFastPoll is FastPoll's default: at least two reads per 5ms scan

@@ -408,14 +408,18 @@ func (l *Link) session(ctx context.Context) (wasUp bool, err error) {
 	l.lastPoll = time.Time{}
 
 	// The poll schedule: Poll while idle, FastPoll while the core has work
-	// (see Config.FastPoll), never two scheduled reads closer than MinPoll.
-	// A timer, not a ticker: the interval changes with every round.
-	pollAt := time.Now().Add(l.cfg.Poll)
-	pollT := time.NewTimer(l.cfg.Poll)
+	// (see Config.FastPoll). A ticker, reset only when the interval
+	// changes: it keeps its grid, and a tick that came due during a long
+	// round is waiting when the round ends, so a busy loop does not park
+	// between reads. (A timer re-armed after each round, tried first, lost
+	// the grid at 1 ms and missed more confirmations than the ticker.)
+	iv := l.cfg.Poll // the interval in effect
+	pollT := time.NewTicker(iv)
 	defer pollT.Stop()
-	fast := false    // the next read was scheduled FastPoll after the last
-	iv := l.cfg.Poll // the interval the next read was scheduled at
+	fast := false // iv is FastPoll because the core had work
 	l.fastPoll.Store(false)
+	var start time.Time // the start of the last scheduled read
+	prevIv := iv        // the interval in effect at that read
 	hbT := time.NewTicker(l.cfg.Heartbeat)
 	defer hbT.Stop()
 	for {
@@ -435,17 +439,14 @@ func (l *Link) session(ctx context.Context) (wasUp bool, err error) {
 			}
 		case <-l.kick:
 			// A command went out while the link was idle: the read that
-			// sees ACK_SEQ pass it is due FastPoll after the last, not Poll.
-			// (Not before now: at the session's start lastPoll is zero, and
-			// a read scheduled in the past would count as late.)
-			at := l.lastPoll.Add(l.cfg.FastPoll)
-			if now := time.Now(); at.Before(now) {
-				at = now
-			}
-			if at.Before(pollAt) {
-				pollAt, fast, iv = at, true, l.cfg.FastPoll
+			// sees ACK_SEQ pass it is due within FastPoll, not Poll.
+			if !fast {
+				fast = true
 				l.fastPoll.Store(true)
-				pollT.Reset(time.Until(at))
+				if iv != l.cfg.FastPoll {
+					iv = l.cfg.FastPoll
+					pollT.Reset(iv)
+				}
 			}
 		case now := <-pollT.C:
 			if !l.lastPoll.IsZero() {
@@ -457,29 +458,27 @@ func (l *Link) session(ctx context.Context) (wasUp bool, err error) {
 			} else {
 				l.polls.slow.Add(1)
 			}
-			// Late: the read starts more than its interval after its
-			// time (the host did not get the CPU, or a heartbeat round ran
-			// long); what it finds missed no schedule would have caught.
-			late := time.Since(pollAt) > iv
+			// Late: the read starts more than twice its interval after the
+			// one before (the host did not get the CPU, or a heartbeat round
+			// ran long); what it finds missed no schedule would have caught.
+			t0 := time.Now()
+			late := !start.IsZero() && t0.Sub(start) > 2*max(iv, prevIv)
+			start, prevIv = t0, iv
 			up, err := l.pollRound(ctx, s, r, late)
 			if err != nil {
 				return wasUp, err
 			}
 			wasUp = wasUp || up
-			d := l.cfg.Poll
 			fast = l.active
+			l.fastPoll.Store(fast)
+			d := l.cfg.Poll
 			if fast {
 				d = l.cfg.FastPoll
 			}
-			iv = d
-			l.fastPoll.Store(fast)
-			// On the grid of the schedule, as a ticker would be, but a late
-			// round does not make the next read follow it at once.
-			pollAt = pollAt.Add(d)
-			if floor := now.Add(MinPoll); pollAt.Before(floor) {
-				pollAt = floor
+			if d != iv {
+				iv = d
+				pollT.Reset(d)
 			}
-			pollT.Reset(time.Until(pollAt))
 		}
 	}
 }
