@@ -450,8 +450,8 @@ func (l *Link) dataChange(c *conn, v *ua.DataChangeNotification) (count uint16, 
 
 // reader reads new confirmations, and ACK_SEQ with them, for one
 // connection: at once when a notification says Count moved past what was
-// read, and every ConfirmPoll while commands wait to be taken or
-// confirmed. A notification is up to a publishing interval old when it
+// read, and every ConfirmPoll (or sooner, see pace) while commands wait to
+// be taken or confirmed or confirmations came within keepReading. A notification is up to a publishing interval old when it
 // arrives and its read may wait behind divert writes; at 1,000
 // confirmations/s the ring of 16 turns over in 16 ms, so reading only on
 // notifications let slots be overwritten unread. The ACK_SEQ read with the
@@ -461,6 +461,9 @@ func (l *Link) reader(c *conn) {
 	defer t.Stop()
 	var p pace
 	guess := 0 // confirmations the last round found: the next read's size
+	// Confirmations for no command of this host's (items it was late for)
+	// keep the reads going too, for keepReading after the last one.
+	var movedAt time.Time
 	for {
 		select {
 		case <-c.ctx.Done():
@@ -472,13 +475,16 @@ func (l *Link) reader(c *conn) {
 		trigger, last := l.sess.count, l.core.ConfirmCount()
 		due := l.core.Unconfirmed() > 0
 		l.mu.Unlock()
-		if due || int16(trigger-last) > 0 {
+		if due || int16(trigger-last) > 0 || time.Since(movedAt) < keepReading {
 			moved, err := l.confirmations(c, trigger, guess)
 			if err != nil {
 				c.fail(err)
 				return
 			}
 			guess = moved
+			if moved > 0 {
+				movedAt = time.Now()
+			}
 		}
 		l.mu.Lock()
 		ack, count := l.core.AckSeq(), l.core.ConfirmCount()
@@ -503,8 +509,13 @@ type pace struct {
 	ack, count uint16
 }
 
-// minReadGap bounds how close together the reader's reads come.
-const minReadGap = 500 * time.Microsecond
+// minReadGap bounds how close together the reader's reads come;
+// keepReading is how long the reader goes on reading every ConfirmPoll
+// after Count last moved, with no command of its own waiting.
+const (
+	minReadGap  = 500 * time.Microsecond
+	keepReading = time.Second
+)
 
 func (p *pace) next(now time.Time, ack, count uint16, ring int, poll time.Duration) time.Duration {
 	d := poll
