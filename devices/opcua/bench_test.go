@@ -2,6 +2,7 @@ package opcua
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -71,8 +72,13 @@ func rawWrite(b *testing.B, gap time.Duration) {
 }
 
 func benchLink(b *testing.B) (*Link, func()) {
-	sim := startSim(b, simOpts{immediate: true})
-	l, err := New(Config{Name: "bench", Endpoint: sim.endpoint, QueueSize: 1 << 16, EventBuffer: 1 << 16}, zerolog.Nop())
+	return benchLinkCfg(b, simOpts{immediate: true}, Config{})
+}
+
+func benchLinkCfg(b *testing.B, o simOpts, cfg Config) (*Link, func()) {
+	sim := startSim(b, o)
+	cfg.Name, cfg.Endpoint, cfg.QueueSize, cfg.EventBuffer = "bench", sim.endpoint, 1<<16, 1<<16
+	l, err := New(cfg, zerolog.Nop())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -121,9 +127,24 @@ func BenchmarkLinkCommand(b *testing.B) {
 }
 
 // BenchmarkLinkThroughput queues b.N commands at once and measures how
-// fast the ring takes them (flow control: at most 15 outstanding).
+// fast the ring takes them (flow control: at most 15 outstanding), for
+// several MaxInFlight, with the PLC taking commands as they are written
+// (immediate: the link is the bottleneck) or at its 5 ms scan (cycle).
 func BenchmarkLinkThroughput(b *testing.B) {
-	l, stop := benchLink(b)
+	for _, plc := range []struct {
+		name string
+		o    simOpts
+	}{{"immediate", simOpts{immediate: true}}, {"cycle", simOpts{}}} {
+		for _, n := range []int{1, 2, 4, 8, 15} {
+			b.Run(fmt.Sprintf("%s/inflight=%d", plc.name, n), func(b *testing.B) {
+				linkThroughput(b, plc.o, Config{MaxInFlight: n})
+			})
+		}
+	}
+}
+
+func linkThroughput(b *testing.B, o simOpts, cfg Config) {
+	l, stop := benchLinkCfg(b, o, cfg)
 	defer stop()
 	ctx := context.Background()
 	b.ResetTimer()
@@ -141,4 +162,6 @@ func BenchmarkLinkThroughput(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(n)/time.Since(t0).Seconds(), "cmds/s")
+	st := l.Status()
+	b.ReportMetric(float64(st.Missed), "missed")
 }

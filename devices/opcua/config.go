@@ -106,6 +106,17 @@ type Config struct {
 	// their confirmation (default 65536, at least 2 x Ring); beyond it the
 	// oldest taken one is reported lost (devices/hostif).
 	MaxUnconfirmed int `yaml:"max_unconfirmed"`
+	// MaxInFlight is how many divert WriteRequests may be out at once
+	// (default 8, at most Ring-1: the ring's window). They leave in ring
+	// order; 1 writes one command at a time.
+	MaxInFlight int `yaml:"max_in_flight"`
+	// ConfirmPoll: while commands wait for their confirmation, Count and
+	// the confirmation slots are also read this often, not only when a
+	// notification of Count arrives (default 5ms; at most the publishing
+	// interval). A notification is up to a publishing interval old when it
+	// arrives, and at 1,000 confirmations/s the ring of 16 turns over in
+	// 16 ms.
+	ConfirmPoll time.Duration `yaml:"confirm_poll"`
 }
 
 // Defaults.
@@ -124,6 +135,8 @@ const (
 	DefaultEventBuffer     = 4096
 	DefaultChutes          = 256
 	DefaultMaxUnconfirmed  = 1 << 16
+	DefaultMaxInFlight     = 8
+	DefaultConfirmPoll     = 5 * time.Millisecond
 )
 
 // Validate fills defaults and checks the whole config; the error lists
@@ -185,6 +198,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxUnconfirmed == 0 {
 		c.MaxUnconfirmed = DefaultMaxUnconfirmed
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = min(DefaultMaxInFlight, max(1, c.Ring-1))
+	}
+	if c.ConfirmPoll == 0 {
+		c.ConfirmPoll = min(DefaultConfirmPoll, c.PublishInterval)
 	}
 
 	var errs []string
@@ -252,6 +271,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxUnconfirmed < 2*c.Ring {
 		bad("max unconfirmed %d: want at least twice the ring", c.MaxUnconfirmed)
+	}
+	if c.MaxInFlight < 1 || c.MaxInFlight > max(1, c.Ring-1) {
+		bad("max in flight %d: want 1..%d (the ring's window)", c.MaxInFlight, max(1, c.Ring-1))
+	}
+	if c.ConfirmPoll < time.Millisecond || c.ConfirmPoll > c.PublishInterval {
+		bad("confirm poll %s: want 1ms..the publish interval %s", c.ConfirmPoll, c.PublishInterval)
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w %q: %s", ErrInvalidConfig, c.Name, strings.Join(errs, "; "))

@@ -18,8 +18,21 @@ func TestConfigDefaults(t *testing.T) {
 	}
 	if c.Namespace != "urn:sortgw:sorter" || c.NodePrefix != "Sorter" || c.Ring != 16 || c.Security != "None" ||
 		c.PublishInterval != 10*time.Millisecond || c.Heartbeat != 100*time.Millisecond || c.PLCWatchdog != time.Second ||
-		c.BackoffMin != 100*time.Millisecond || c.BackoffMax != 2*time.Second || c.StaleAfter != 250*time.Millisecond {
+		c.BackoffMin != 100*time.Millisecond || c.BackoffMax != 2*time.Second || c.StaleAfter != 250*time.Millisecond ||
+		c.MaxInFlight != 8 || c.ConfirmPoll != 5*time.Millisecond {
 		t.Fatalf("defaults %+v", c)
+	}
+}
+
+// TestConfigSmallRing: the defaults fit a small ring and a fast
+// publishing interval.
+func TestConfigSmallRing(t *testing.T) {
+	c := Config{Name: "s1", Endpoint: "opc.tcp://127.0.0.1:4840", Ring: 4, PublishInterval: 2 * time.Millisecond}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.MaxInFlight != 3 || c.ConfirmPoll != 2*time.Millisecond {
+		t.Fatalf("max in flight %d, confirm poll %s", c.MaxInFlight, c.ConfirmPoll)
 	}
 }
 
@@ -41,6 +54,11 @@ func TestConfigBad(t *testing.T) {
 		}, "only Basic256Sha256"},
 		{"backoff inverted", func(c *Config) { c.BackoffMin, c.BackoffMax = time.Second, time.Millisecond }, "backoff max"},
 		{"keepalive short", func(c *Config) { c.KeepAlive = time.Millisecond }, "keep-alive"},
+		{"in flight beyond the window", func(c *Config) { c.MaxInFlight = 16 }, "max in flight 16: want 1..15"},
+		{"in flight beyond a small ring", func(c *Config) { c.Ring, c.MaxInFlight = 4, 4 }, "max in flight 4: want 1..3"},
+		{"in flight negative", func(c *Config) { c.MaxInFlight = -1 }, "max in flight -1"},
+		{"confirm poll short", func(c *Config) { c.ConfirmPoll = time.Microsecond }, "confirm poll 1µs"},
+		{"confirm poll beyond publishing", func(c *Config) { c.ConfirmPoll = 20 * time.Millisecond }, "confirm poll 20ms"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,11 +2,13 @@
 // (github.com/gopcua/opcua v0.8.0), implementing devices.PLCLink.
 //
 // The link writes each divert command as one WriteRequest of the four
-// nodes of its ring slot (Seq last) and counts it written only when every
+// nodes of its ring slot (Seq last), up to Config.MaxInFlight of them out
+// at once and sent in ring order, and counts one written only when every
 // per-node status is Good. It follows Sorter.Plc.*, Sorter.Confirm.Count
 // and Sorter.Chutes.* through one subscription (monitored items, default
-// publishing interval 10 ms), reads new confirmations in one ReadRequest
-// per change of Count, and writes the host heartbeat (with State and
+// publishing interval 10 ms), reads new confirmations (with AckSeq) in one
+// ReadRequest on a change of Count and every Config.ConfirmPoll while
+// confirmations are due, and writes the host heartbeat (with State and
 // PlanVersion) every 100 ms. The namespace index is looked up by URI on
 // every connect.
 //

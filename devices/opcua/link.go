@@ -82,9 +82,11 @@ type Link struct {
 	lastErr string
 	errors  uint64
 	cur     *conn // the live connection, nil while down
-	sess    sessionState
-	wasUp   bool
-	rate    devices.RateLog
+	// inFlight counts divert writes out (at most Config.MaxInFlight).
+	inFlight int
+	sess     sessionState
+	wasUp    bool
+	rate     devices.RateLog
 }
 
 // sessionState is the liveness of the current connection's subscription:
@@ -97,6 +99,9 @@ type sessionState struct {
 	lastProbeOK   time.Time // last probe read that matched what was published
 	mismatchSince time.Time // a probe read saw values never published
 	ackSeq, count uint16    // last published ACK_SEQ and CONFIRM_COUNT
+	// ackNewest is the newest ACK_SEQ applied, published or read with the
+	// confirmations.
+	ackNewest uint16
 }
 
 // conn is one connection: client, session, subscription.
@@ -105,6 +110,11 @@ type conn struct {
 	nodes  *nodeSet
 	ctx    context.Context
 	cancel context.CancelCauseFunc
+	// writes counts the divert writes out on this connection: the session
+	// waits for them before the next connection, so that a rewrite never
+	// overtakes the failing write it repeats.
+	writes sync.WaitGroup
+	kick   chan struct{} // cap 1: Count was notified, the reader reads
 }
 
 func (c *conn) fail(err error) { c.cancel(err) }
@@ -357,13 +367,25 @@ func (l *Link) shutdown() {
 	l.log.Info().Msg("plc link closed")
 }
 
-// writer carries out the core's slot writes for the whole of Run, one at a
-// time: the core decides what (rewrites in place first, then new commands
-// while the ring has room) and when (up); it also makes the core report
-// queued commands late at their deadline, connected or not.
+// writer carries out the core's slot writes for the whole of Run, up to
+// Config.MaxInFlight at a time on the live connection: the core decides
+// what (rewrites in place first, then new commands while the ring has
+// room) and when (up); it also makes the core report queued commands late
+// at their deadline, connected or not.
+//
+// Each write runs in its own goroutine, but the writer hands out the next
+// one only once the previous one's request is on the wire (sentCtx), so
+// the WriteRequests leave in the order the core handed them out: the ring
+// in order. A PLC that still applies them out of order is safe: it takes
+// only SEQ = ACK_SEQ+1, so a later slot written first waits for the
+// earlier one (docs/plc-interface.md).
 func (l *Link) writer(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	// prev is closed once the last write handed out has reported its
+	// outcome: each write reports after the one before it.
+	prev := make(chan struct{})
+	close(prev)
 	for {
 		var (
 			job  hostif.Write
@@ -373,13 +395,21 @@ func (l *Link) writer(ctx context.Context) {
 		)
 		l.do(func(now time.Time, evs *[]devices.Event) {
 			next = l.core.Tick(now, evs)
-			if l.cur == nil {
+			if l.cur == nil || l.cur.ctx.Err() != nil {
 				return
+			}
+			if l.inFlight >= l.cfg.MaxInFlight {
+				return // a write's end wakes the writer
 			}
 			l.readyLocked(now)
 			job, ok = l.core.NextWrite(now, evs)
 			if ok {
 				c = l.cur
+				// Under mu while l.cur is c: session waits for c's writes
+				// only after it has cleared l.cur, so no Add comes after
+				// its Wait.
+				c.writes.Add(1)
+				l.inFlight++
 				return
 			}
 			if st, _ := l.core.State(now); st != devices.LinkUp && (l.core.Queued() > 0 || l.core.Outstanding() > 0) {
@@ -388,7 +418,18 @@ func (l *Link) writer(ctx context.Context) {
 			}
 		})
 		if ok {
-			l.write(c, job)
+			sent, done, before := make(chan struct{}), make(chan struct{}), prev
+			prev = done
+			go func() {
+				defer c.writes.Done()
+				defer close(done)
+				l.write(c, job, sent, before)
+			}()
+			select {
+			case <-sent:
+			case <-ctx.Done():
+				return
+			}
 			continue
 		}
 		if !next.IsZero() {
@@ -417,18 +458,32 @@ func earliest(a, b time.Time) time.Time {
 }
 
 // write sends one command's WriteRequest and reports the outcome to the
-// core.
-func (l *Link) write(c *conn, w hostif.Write) {
+// core once before is closed (the write handed out before it has reported),
+// so that Written and Taken leave in ring order. sent is closed once the
+// request is on the wire (or the write has ended without sending it).
+func (l *Link) write(c *conn, w hostif.Write, sent chan struct{}, before <-chan struct{}) {
 	req := c.nodes.divertRequest(w.Seq, w.TID, w.Chute, w.Reason)
 	ctx, cancel := context.WithTimeout(c.ctx, l.cfg.Timeout)
+	sctx := &sentCtx{Context: ctx, sent: sent}
 	start := time.Now()
-	res, err := c.cl.Write(ctx, req)
+	res, err := c.cl.Write(sctx, req)
 	rtt := time.Since(start)
 	cancel()
+	sctx.signal()
 	if err == nil {
 		err = writeStatus(req, res)
 	}
+	if err != nil {
+		// Before WriteDone: the writer must not hand out more writes on a
+		// connection that failed one (they would follow it out of order).
+		c.fail(fmt.Errorf("divert seq %d tid %d to chute %d: %w", w.Seq, w.TID, w.Chute, err))
+	}
+	// The server answers in order, so this rarely waits; the write before
+	// ends promptly even on a dead connection (its context is c's, or a
+	// former connection's, which the session waited for).
+	<-before
 	l.do(func(now time.Time, evs *[]devices.Event) {
+		l.inFlight--
 		l.core.WriteDone(w, err == nil, now, evs)
 		if err == nil {
 			l.rt.Observe(rtt)
@@ -436,7 +491,32 @@ func (l *Link) write(c *conn, w hostif.Write) {
 			l.errors++
 		}
 	})
-	if err != nil {
-		c.fail(fmt.Errorf("divert seq %d tid %d to chute %d: %w", w.Seq, w.TID, w.Chute, err))
-	}
+	l.signal()
 }
+
+// sentCtx tells when gopcua has put a request on the wire. gopcua v0.8.0
+// has no asynchronous send: Client.Write sends and waits for the reply in
+// one call. It does call ctx.Done for the first time while it holds the
+// secure channel's send lock, just before it writes the request's first
+// (here: only) chunk, and again after the send, when it starts waiting for
+// the reply (uasc.SecureChannel sendAsyncWithTimeout and
+// sendRequestWithTimeout). The second call therefore comes after the
+// request was written or while the lock is still held, so a write started
+// after it is sent after this one. Should a gopcua version call Done
+// differently, the end of the write signals too: the writes then go one at
+// a time, never out of order (TestLinkPipelinedRingOrder checks the wire).
+type sentCtx struct {
+	context.Context
+	calls atomic.Int32
+	once  sync.Once
+	sent  chan struct{}
+}
+
+func (s *sentCtx) Done() <-chan struct{} {
+	if s.calls.Add(1) == 2 {
+		s.signal()
+	}
+	return s.Context.Done()
+}
+
+func (s *sentCtx) signal() { s.once.Do(func() { close(s.sent) }) }

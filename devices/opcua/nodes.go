@@ -136,11 +136,13 @@ func (n *nodeSet) plcReadRequest() *ua.ReadRequest {
 }
 
 // confirmReadRequest reads, in one request: Confirm.Count; the slots of
-// confirmations first .. first+n-1 (Num, TrackingId, Chute, Result); and
-// each of those slots' Num again. A server answers a Read node by node and
-// need not take one snapshot for all of them, so the read is a seqlock:
-// Count first (every slot read after it is at least as new), and a slot
-// whose two Nums differ was overwritten while it was read and is not used.
+// confirmations first .. first+n-1 (Num, TrackingId, Chute, Result); each
+// of those slots' Num again; then Plc.AckSeq and Plc.BootId. A server
+// answers a Read node by node and need not take one snapshot for all of
+// them, so the read is a seqlock: Count first (every slot read after it is
+// at least as new), and a slot whose two Nums differ was overwritten while
+// it was read and is not used. BootId last: a cold restart before or during
+// the read shows there, and the read is then left to the subscription.
 func (n *nodeSet) confirmReadRequest(first uint16, count int) *ua.ReadRequest {
 	req := &ua.ReadRequest{TimestampsToReturn: ua.TimestampsToReturnNeither}
 	add := func(id *ua.NodeID) {
@@ -158,6 +160,8 @@ func (n *nodeSet) confirmReadRequest(first uint16, count int) *ua.ReadRequest {
 	for i := range count {
 		add(slot(i).num)
 	}
+	add(n.plc[hPlcAckSeq])
+	add(n.plc[hPlcBootID])
 	return req
 }
 

@@ -85,14 +85,16 @@ func TestNodeSet(t *testing.T) {
 	if got := n.plc[hConfirmCount].String(); got != "ns=4;s=Sorter.Confirm.Count" {
 		t.Fatal(got)
 	}
-	r := n.confirmReadRequest(65535, 2) // Count, slots 15 and 0, their Nums again
-	want := []string{"Count", "15.Num", "15.TrackingId", "15.Chute", "15.Result", "0.Num", "0.TrackingId", "0.Chute", "0.Result", "15.Num", "0.Num"}
+	r := n.confirmReadRequest(65535, 2) // Count, slots 15 and 0, their Nums again, AckSeq, BootId
+	want := []string{"Confirm.Count", "Confirm.15.Num", "Confirm.15.TrackingId", "Confirm.15.Chute", "Confirm.15.Result",
+		"Confirm.0.Num", "Confirm.0.TrackingId", "Confirm.0.Chute", "Confirm.0.Result", "Confirm.15.Num", "Confirm.0.Num",
+		"Plc.AckSeq", "Plc.BootId"}
 	if len(r.NodesToRead) != len(want) {
 		t.Fatalf("confirm read %v", r.NodesToRead)
 	}
 	for i, w := range want {
-		if got := r.NodesToRead[i].NodeID.String(); got != "ns=4;s=Sorter.Confirm."+w {
-			t.Fatalf("node %d: %s, want Sorter.Confirm.%s", i, got, w)
+		if got := r.NodesToRead[i].NodeID.String(); got != "ns=4;s=Sorter."+w {
+			t.Fatalf("node %d: %s, want Sorter.%s", i, got, w)
 		}
 	}
 	hb := n.heartbeatRequest(1, 2, 3)

@@ -51,7 +51,7 @@ func (l *Link) session(ctx context.Context) (wasUp bool, err error) {
 
 	sctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	c := &conn{cl: cl, nodes: newNodeSet(ns, l.cfg.NodePrefix, l.cfg.Ring), ctx: sctx, cancel: cancel}
+	c := &conn{cl: cl, nodes: newNodeSet(ns, l.cfg.NodePrefix, l.cfg.Ring), ctx: sctx, cancel: cancel, kick: make(chan struct{}, 1)}
 
 	l.mu.Lock()
 	l.core.Connected(time.Now())
@@ -82,13 +82,13 @@ func (l *Link) session(ctx context.Context) (wasUp bool, err error) {
 		return false, err
 	}
 	l.mu.Lock()
-	l.sess = sessionState{ackSeq: v.ack, count: v.count, connectedAt: time.Now()}
+	l.sess = sessionState{ackSeq: v.ack, ackNewest: v.ack, count: v.count, connectedAt: time.Now()}
 	l.cur = c
 	l.mu.Unlock()
 	l.log.Info().Uint16("namespace", ns).Uint16("boot_id", v.boot).Uint16("ack_seq", v.ack).
 		Uint16("confirm_count", v.count).Msg("plc connected, waiting for the subscription and fault code 0")
 	// Confirmations written while the link was away (warm reconnect).
-	if err := l.confirmations(c, v.count); err != nil {
+	if _, err := l.confirmations(c, v.count, 0); err != nil {
 		c.fail(err)
 	}
 	l.signal()
@@ -96,6 +96,7 @@ func (l *Link) session(ctx context.Context) (wasUp bool, err error) {
 	var wg sync.WaitGroup
 	wg.Go(func() { l.heartbeatLoop(c) })
 	wg.Go(func() { l.notifications(c, notifs) })
+	wg.Go(func() { l.reader(c) })
 	var up bool
 	wg.Go(func() { up = l.watchdog(c) })
 	<-sctx.Done()
@@ -104,6 +105,9 @@ func (l *Link) session(ctx context.Context) (wasUp bool, err error) {
 	l.core.Disconnected(time.Now())
 	l.mu.Unlock()
 	wg.Wait()
+	// The writes out on this connection end promptly: their context is
+	// the connection's.
+	c.writes.Wait()
 	if ctx.Err() != nil {
 		return up, nil
 	}
@@ -349,7 +353,12 @@ func (l *Link) notifications(c *conn, notifs <-chan *opcua.PublishNotificationDa
 			count, moved, err := l.dataChange(c, v)
 			l.log.Debug().Int("items", len(v.MonitoredItems)).Bool("count_moved", moved).Uint16("count", count).Msg("data change")
 			if err == nil && moved {
-				err = l.confirmations(c, count)
+				// The reader reads the slots: this loop goes on with the
+				// next notification (ACK_SEQ) meanwhile.
+				select {
+				case c.kick <- struct{}{}:
+				default:
+				}
 			}
 			if err != nil {
 				c.fail(err)
@@ -374,6 +383,7 @@ func (l *Link) dataChange(c *conn, v *ua.DataChangeNotification) (count uint16, 
 	l.do(func(now time.Time, evs *[]devices.Event) {
 		s := &l.sess
 		p := &l.blk
+		prevAck := s.ackSeq // last published
 		s.subscribed = true
 		s.lastNotif = now
 		s.mismatchSince = time.Time{}
@@ -420,6 +430,15 @@ func (l *Link) dataChange(c *conn, v *ua.DataChangeNotification) (count uint16, 
 				count, moved = x, true
 			}
 		}
+		// The published ACK_SEQ moves forward from the last published
+		// one; a value between that and one a read already applied is an
+		// older sample, not a move back (the core would take it for a ring
+		// out of step and follow the PLC). Anything else, a move back
+		// included, goes to the core as published.
+		if p.BootID == l.core.BootID() && uint16(p.AckSeq-prevAck) <= uint16(s.ackNewest-prevAck) {
+			p.AckSeq = s.ackNewest
+		}
+		s.ackNewest = p.AckSeq
 		rep, blockErr = l.core.Block(p, now, evs)
 	})
 	if err == nil {
@@ -429,50 +448,139 @@ func (l *Link) dataChange(c *conn, v *ua.DataChangeNotification) (count uint16, 
 	return count, moved, err
 }
 
-// confirmations reads new confirmations when CONFIRM_COUNT moved to (at
-// least) trigger: one ReadRequest of Count and every slot, then the range
-// from the last one processed up to the Count just read. A notification is
-// up to a publishing interval old when it arrives; following the Count read
-// together with the slots instead of the notified one keeps that age from
-// turning into overwritten slots. More than a ring's worth moved: the
-// oldest were overwritten unread and are reported missed; so is a slot
-// whose Num shows it was overwritten before the read.
+// reader reads new confirmations, and ACK_SEQ with them, for one
+// connection: at once when a notification says Count moved past what was
+// read, and every ConfirmPoll (or sooner, see pace) while commands wait to
+// be taken or confirmed or confirmations came within keepReading. A notification is up to a publishing interval old when it
+// arrives and its read may wait behind divert writes; at 1,000
+// confirmations/s the ring of 16 turns over in 16 ms, so reading only on
+// notifications let slots be overwritten unread. The ACK_SEQ read with the
+// slots frees ring slots up to a publishing interval sooner.
+func (l *Link) reader(c *conn) {
+	t := time.NewTimer(l.cfg.ConfirmPoll)
+	defer t.Stop()
+	var p pace
+	guess := 0 // confirmations the last round found: the next read's size
+	// Confirmations for no command of this host's (items it was late for)
+	// keep the reads going too, for keepReading after the last one.
+	var movedAt time.Time
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-c.kick:
+		case <-t.C:
+		}
+		l.mu.Lock()
+		trigger, last := l.sess.count, l.core.ConfirmCount()
+		due := l.core.Unconfirmed() > 0
+		l.mu.Unlock()
+		if due || int16(trigger-last) > 0 || time.Since(movedAt) < keepReading {
+			moved, err := l.confirmations(c, trigger, guess)
+			if err != nil {
+				c.fail(err)
+				return
+			}
+			guess = moved
+			if moved > 0 {
+				movedAt = time.Now()
+			}
+		}
+		l.mu.Lock()
+		ack, count := l.core.AckSeq(), l.core.ConfirmCount()
+		l.mu.Unlock()
+		if !t.Stop() {
+			select {
+			case <-t.C:
+			default:
+			}
+		}
+		t.Reset(p.next(time.Now(), ack, count, len(c.nodes.confirm), l.cfg.ConfirmPoll))
+	}
+}
+
+// pace times the reader's next read: ConfirmPoll, or sooner while
+// commands are taken or confirmed faster than half the ring per
+// ConfirmPoll. The take rate (ACK_SEQ) is the confirmation rate a travel
+// time later, so a burst of commands makes the reads come faster before
+// its confirmations do.
+type pace struct {
+	at         time.Time
+	ack, count uint16
+}
+
+// minReadGap bounds how close together the reader's reads come;
+// keepReading is how long the reader goes on reading every ConfirmPoll
+// after Count last moved, with no command of its own waiting.
+const (
+	minReadGap  = 500 * time.Microsecond
+	keepReading = time.Second
+)
+
+func (p *pace) next(now time.Time, ack, count uint16, ring int, poll time.Duration) time.Duration {
+	d := poll
+	if el := now.Sub(p.at); !p.at.IsZero() && el > 0 {
+		moved := max(int(int16(ack-p.ack)), int(int16(count-p.count)))
+		if moved > 0 {
+			d = min(d, max(el*time.Duration(ring/2)/time.Duration(moved), minReadGap))
+		}
+	}
+	p.at, p.ack, p.count = now, ack, count
+	return d
+}
+
+// confirmations reads Count and the confirmation slots from the last one
+// processed on: at least up to trigger (a Count notified or read) and
+// guess slots past the last one (what the previous round found), plus
+// chaseMargin. One read takes Count and the slots together, and the range
+// up to the Count read is processed, so a notification's age never turns
+// into overwritten slots. More than a ring's worth moved: the oldest were
+// overwritten unread and are reported missed; so is a slot whose Num shows
+// it was overwritten before the read.
 //
-// While confirmations keep coming (the Count read moved), it reads again at
-// once, up to chaseReads times: a notification arrives up to a publishing
-// interval late, and a burst of confirmations right behind the one it
-// announced would otherwise overwrite slots before the next notification.
-func (l *Link) confirmations(c *conn, trigger uint16) error {
+// It reads again at once, up to chaseReads times, while Count moved past
+// what the read covered or by a quarter of the ring or more: confirmations come
+// fast and the next ones are right behind. It returns how many
+// confirmations Count moved by in all.
+func (l *Link) confirmations(c *conn, trigger uint16, guess int) (int, error) {
+	ring := len(c.nodes.confirm)
+	total := 0
 	for range chaseReads {
 		l.mu.Lock()
 		last := l.core.ConfirmCount()
 		l.mu.Unlock()
-		if int16(trigger-last) <= 0 {
-			return nil // read up to it
-		}
-		// The slots announced, plus a margin for those that came while the
-		// notification travelled (every slot when that is a ring's worth).
-		n := min(len(c.nodes.confirm), int(uint16(trigger-last))+chaseMargin)
+		ahead := max(0, int(int16(trigger-last)))
+		n := min(ring, max(ahead, guess)+chaseMargin)
 		count, err := l.readConfirmations(c, last+1, n)
 		if err != nil {
-			return err
+			return total, err
 		}
-		// Chase: Count moved past what this read could cover, look again.
-		trigger = count
+		moved := int(uint16(count - last))
+		if moved >= 0x8000 {
+			moved = 0 // went back: the core followed it
+		}
+		total += moved
+		if moved <= n && moved < ring/4 {
+			return total, nil
+		}
+		trigger, guess = count, moved
 	}
-	return nil
+	return total, nil
 }
 
-// chaseReads bounds the reads one notification of Count starts;
-// chaseMargin is how many slots past the notified Count a read takes.
+// chaseReads bounds the reads of one round; chaseMargin is how many slots
+// past the expected Count a read takes.
 const (
-	chaseReads  = 4
+	chaseReads  = 8
 	chaseMargin = 4
 )
 
-// readConfirmations does one read of Count and the n slots of NUM first
-// on, processes the confirmations it covers up to that Count, and returns
-// the Count read.
+// readConfirmations does one read of Count, the n slots of NUM first on,
+// ACK_SEQ and BOOT_ID; it applies ACK_SEQ if it is newer than the one
+// applied, processes the confirmations it covers up to that Count, and
+// returns the Count read. A read that shows another BOOT_ID than the
+// subscription's is left alone (it returns first-1): the cold restart is
+// the subscription's to bring.
 func (l *Link) readConfirmations(c *conn, first uint16, n int) (uint16, error) {
 	last := first - 1
 	req := c.nodes.confirmReadRequest(first, n)
@@ -512,15 +620,36 @@ func (l *Link) readConfirmations(c *conn, first uint16, n int) (uint16, error) {
 		s.Read = true
 		slots[int(first+uint16(i))%ring] = s
 	}
+	ack, e1 := u16(req.NodesToRead[1+5*n].NodeID, res.Results[1+5*n])
+	boot, e2 := u16(req.NodesToRead[2+5*n].NodeID, res.Results[2+5*n])
+	errs = append(errs, e1, e2)
 	if err := errors.Join(errs...); err != nil {
 		return 0, fmt.Errorf("read confirmations: %w", err)
 	}
-	l.log.Debug().Uint16("first", first).Int("slots", n).Uint16("count", count).Msg("confirmations read")
+	l.log.Debug().Uint16("first", first).Int("slots", n).Uint16("count", count).Uint16("ack_seq", ack).Msg("confirmations read")
 	var missed int
-	var rangeErr error
+	var rep hostif.BlockReport
+	var rangeErr, blockErr error
+	skipped := false
 	l.do(func(now time.Time, evs *[]devices.Event) {
+		if boot != l.blk.BootID || boot != l.core.BootID() {
+			skipped = true
+			return
+		}
+		if s := &l.sess; int16(ack-s.ackNewest) > 0 {
+			s.ackNewest = ack
+			l.blk.AckSeq = ack
+			rep, blockErr = l.core.Block(&l.blk, now, evs)
+		}
 		missed, rangeErr = l.core.Confirms(count, slots, now, evs)
 	})
+	if skipped {
+		return last, nil
+	}
+	l.logBlock(rep, blockErr)
+	if blockErr == nil {
+		l.signal() // ring slots freed
+	}
 	if rangeErr != nil {
 		l.log.Error().Err(rangeErr).Msg("following the plc")
 	}
