@@ -27,8 +27,12 @@ const (
 // Config is one bench scenario. The zero value of a field selects the
 // default noted beside it; Validate fills them in.
 type Config struct {
-	Protocol string        // "modbus" (default) or "opcua"
-	Rate     float64       // items/s inducted per line (default 1000, 200 with Chaos); <0: the ring's ceiling ("max")
+	Protocol string // "modbus" (default) or "opcua"
+	// Rate is the items/s inducted per line (default 1000, 200 with
+	// Chaos); <0: capacity ("max"), which Validate turns into Max and
+	// twice the ring's ceiling, more than the line can take.
+	Rate     float64
+	Max      bool
 	Duration time.Duration // measured window (default 30s)
 	Warmup   time.Duration // before the window; samples discarded (default 2s)
 	Lines    int           // sorter lines, each with its own emulated sorter and link (default 1)
@@ -117,7 +121,7 @@ func (c *Config) Validate() error {
 	setDefault(&c.Poll, 10*time.Millisecond)
 	setDefault(&c.Rate, 1000)
 	if c.Rate < 0 {
-		c.Rate = c.Ceiling()
+		c.Max, c.Rate = true, 2*c.Ceiling()
 	}
 	setDefault(&c.Duration, 30*time.Second)
 	setDefault(&c.Warmup, 2*time.Second)
