@@ -221,9 +221,16 @@ func TestConfigValidate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := Config{Rate: tc.cfg.Rate, Max: tc.cfg.Max, Feed: tc.cfg.Feed, ContainerCapacity: tc.cfg.ContainerCapacity, LostRate: tc.cfg.LostRate}
-			if got != tc.want {
-				t.Errorf("got %+v, want %+v", got, tc.want)
+			type fields struct {
+				Rate              float64
+				Max               bool
+				Feed              string
+				ContainerCapacity int
+				LostRate          float64
+			}
+			f := func(c Config) fields { return fields{c.Rate, c.Max, c.Feed, c.ContainerCapacity, c.LostRate} }
+			if got, want := f(tc.cfg), f(tc.want); got != want {
+				t.Errorf("got %+v, want %+v", got, want)
 			}
 		})
 	}

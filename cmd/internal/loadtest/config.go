@@ -13,6 +13,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"sortgw/gateway/journal"
 )
 
 // Feeds of Config.Feed.
@@ -81,6 +83,10 @@ type Config struct {
 	// Version is the gateway version shown on its status page ("-bench"
 	// is appended).
 	Version string
+
+	// tamper (tests only) rewrites the records the lines journal, as a
+	// gateway bug would (tally.go).
+	tamper func(journal.Record) []journal.Record
 }
 
 // Validate fills in the defaults and checks the scenario.

@@ -57,6 +57,8 @@ type Report struct {
 	PollGap *devices.HistogramSnapshot
 	Chaos   *ChaosReport
 	Check   *TruthCheck
+
+	written latencies // read-to-written samples, for pooling windows (upstream.go)
 }
 
 func bound(d time.Duration) string {

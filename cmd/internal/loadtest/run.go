@@ -189,6 +189,7 @@ func (s *scenario) startGateway(ctx context.Context) error {
 		names[i] = bl.name
 	}
 	s.tally = newTallyJournal(j, names)
+	s.tally.tamper = cfg.tamper
 	s.metrics = gateway.NewMetrics()
 	var glines []*gateway.Line
 	for _, bl := range s.lines {

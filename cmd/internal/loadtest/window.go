@@ -108,6 +108,19 @@ func (s *scenario) finish(rep *Report, ch *chaos) error {
 	for _, bl := range s.lines {
 		bl.setRate(0)
 	}
+	// The direct feed's last telegrams are read before the gateway stops,
+	// so that the ground truth can ask for every one of them.
+	_ = waitUntil(context.Background(), 5*time.Second, func() bool {
+		for _, bl := range s.lines {
+			if bl.feed != nil {
+				tot := bl.line.Snapshot().Totals
+				if tot.Reads+tot.Overflow < bl.feed.Sent() {
+					return false
+				}
+			}
+		}
+		return true
+	})
 	gwErr := s.stopGateway()
 	rep.PeakRSS = peakRSS()
 	if gwErr != nil && !errors.Is(gwErr, context.Canceled) {
@@ -122,6 +135,7 @@ func (s *scenario) finish(rep *Report, ch *chaos) error {
 		rep.Dropped += bl.link.dropped.Load()
 	}
 	rep.Decided, rep.Written, rep.TakenLat, rep.Confirmed = summarise(all[0]), summarise(all[1]), summarise(all[2]), summarise(all[3])
+	rep.written = all[1]
 	rep.GWDecision = histogramStats(s.metrics, "sortgw_decision_seconds")
 	if ml, ok := s.lines[0].link.inner.(*modbus.Link); ok {
 		pg := ml.PollInterval()
