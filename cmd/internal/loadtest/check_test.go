@@ -94,3 +94,27 @@ func TestCheckFailures(t *testing.T) {
 		})
 	}
 }
+
+// TestRatios: every ratio names its floor; one below 1.0 is flagged as a
+// measuring error, never printed as a result; a quantile with fewer than
+// 10 samples above it gets no ratio.
+func TestRatios(t *testing.T) {
+	us := func(n int) time.Duration { return time.Duration(n) * time.Microsecond }
+	r := &Report{Cfg: Config{Protocol: "modbus"}, BaseRateHz: 1000,
+		BaseRate: LatStats{N: 20000, P50: us(100), P99: us(1000), P999: us(4000)},
+		BaseHot:  LatStats{N: 10000, P50: us(50), P99: us(200), P999: us(900)}}
+	line, below := r.ratios(LatStats{N: 20000, P50: us(150), P99: us(700), P999: us(4000)})
+	for _, want := range []string{"p50 0.150 ms = 1.5x raw-fc16@1000/s, 3.0x hot", "0.70x raw-fc16@1000/s: BELOW FLOOR, measuring error", "3.5x hot",
+		"p99.9 4.000 ms = 1.0x raw-fc16@1000/s, 4.4x hot"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("ratios %q lack %q", line, want)
+		}
+	}
+	if len(below) != 1 || below[0] != "p99 vs raw-fc16@1000/s" {
+		t.Errorf("below floor %q, want [p99 vs raw-fc16@1000/s]", below)
+	}
+	line, below = r.ratios(LatStats{N: 500, P50: us(150), P99: us(10), P999: us(10)})
+	if !strings.Contains(line, "p99 0.010 ms: n 500 too small") || !strings.Contains(line, "p99.9 0.010 ms: n 500 too small") || len(below) != 0 {
+		t.Errorf("ratios on 500 samples: %q, below %q; want no tail ratio", line, below)
+	}
+}

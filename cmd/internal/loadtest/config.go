@@ -67,7 +67,7 @@ type Config struct {
 	MultiReadRate     float64       // default 0.01
 	GarbageRate       float64       // default 0, 0.005 with Chaos
 
-	Baselines  int           // samples per baseline (default 2000)
+	Baselines  int           // back-to-back samples per floor (default 10000: enough for a p99.9)
 	Budget     time.Duration // decision budget (default 500ms)
 	SkipDecide bool          // leave out the decision micro-benchmark
 	MemProfile string        // write a heap profile at the end of the window
@@ -141,7 +141,7 @@ func (c *Config) Validate() error {
 	setDefault(&c.ChutePitch, 0.1)
 	setDefault(&c.NoReadRate, 0.02)
 	setDefault(&c.MultiReadRate, 0.01)
-	setDefault(&c.Baselines, 2000)
+	setDefault(&c.Baselines, 10000)
 	setDefault(&c.Budget, 500*time.Millisecond)
 	setDefault(&c.Version, "dev")
 	return nil

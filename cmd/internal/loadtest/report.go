@@ -89,17 +89,33 @@ func (r *Report) floors() (rateName string) {
 	return rawName(r.Cfg.Protocol) + "@" + strconv.FormatFloat(r.BaseRateHz, 'f', 0, 64) + "/s"
 }
 
+// resolved: a quantile q of n samples is trusted when at least 10
+// samples lie above it (n >= 10/(1-q)); below that its estimate is one of
+// the few largest samples, and a ratio of two such is noise.
+func resolved(n int, q float64) bool { return float64(n)*(1-q) >= 10 }
+
 // ratios is one path's p50, p99 and p99.9, each against both floors.
 func (r *Report) ratios(s LatStats) (line string, below []string) {
 	rn := r.floors()
 	var parts []string
 	for _, q := range []struct {
 		name    string
+		q       float64
 		v, rate time.Duration
 		hot     time.Duration
-	}{{"p50", s.P50, r.BaseRate.P50, r.BaseHot.P50}, {"p99", s.P99, r.BaseRate.P99, r.BaseHot.P99}, {"p99.9", s.P999, r.BaseRate.P999, r.BaseHot.P999}} {
-		a, okA := floorRatio(q.v, q.rate, rn)
-		b, okB := floorRatio(q.v, q.hot, "hot")
+	}{{"p50", 0.5, s.P50, r.BaseRate.P50, r.BaseHot.P50}, {"p99", 0.99, s.P99, r.BaseRate.P99, r.BaseHot.P99}, {"p99.9", 0.999, s.P999, r.BaseRate.P999, r.BaseHot.P999}} {
+		if !resolved(s.N, q.q) {
+			parts = append(parts, fmt.Sprintf("%s %s ms: n %d too small for a ratio", q.name, ms(q.v), s.N))
+			continue
+		}
+		a, okA := "n too small for a ratio to "+rn, true
+		if resolved(r.BaseRate.N, q.q) {
+			a, okA = floorRatio(q.v, q.rate, rn)
+		}
+		b, okB := "n too small for a ratio to hot", true
+		if resolved(r.BaseHot.N, q.q) {
+			b, okB = floorRatio(q.v, q.hot, "hot")
+		}
 		if !okA {
 			below = append(below, q.name+" vs "+rn)
 		}
@@ -119,7 +135,7 @@ func (r *Report) Print(w io.Writer) {
 		mode = "max: offered " + mode + " (2x the ring's ceiling)"
 	}
 	fmt.Fprintf(w, "\n== %s, %s feed, %d line(s), %s per line, PLC cycle %v, poll %v, %d chutes, window %v%s\n",
-		c.Protocol, c.Feed, c.Lines, mode, c.PLCCycle, c.Poll, c.Chutes, r.Window.Round(time.Millisecond), map[bool]string{true: ", chaos every " + c.ChaosEvery.String()}[c.Chaos])
+		c.Protocol, c.Feed, c.Lines, mode, c.PLCCycle, c.Poll, c.Chutes, r.Window.Round(time.Millisecond), map[bool]string{true: ", chaos every " + c.ChaosEvery.String()}[c.Chaos]+map[bool]string{true: ", upstream on"}[c.Upstream])
 	if c.ImmediateScan {
 		fmt.Fprintln(w, "DIAGNOSTIC (-immediate-scan: the emulated PLC takes commands as they are written, which no real PLC does): not a goal figure")
 	}
