@@ -77,19 +77,21 @@ func coldBaseline(ctx context.Context, cfg *Config, sim *fieldbussim.Sim) (LatSt
 			return LatStats{}, fmt.Errorf("bench: cold baseline: %w", err)
 		}
 	}
-	return backToBack(ctx, cfg.Baselines, c.WriteIdleSlot)
+	st, _, err := backToBack(ctx, cfg.Baselines, c.WriteIdleSlot)
+	return st, err
 }
 
-func backToBack(ctx context.Context, n int, one func(context.Context) (time.Duration, error)) (LatStats, error) {
+// backToBack takes n samples of one, back to back; it returns them sorted.
+func backToBack(ctx context.Context, n int, one func(context.Context) (time.Duration, error)) (LatStats, latencies, error) {
 	lat := make(latencies, 0, n)
 	for range n {
 		d, err := one(ctx)
 		if err != nil {
-			return LatStats{}, fmt.Errorf("bench: baseline: %w", err)
+			return LatStats{}, nil, fmt.Errorf("bench: baseline: %w", err)
 		}
 		lat = append(lat, d)
 	}
-	return summarise(lat), nil
+	return summarise(lat), lat, nil
 }
 
 // rateFloor is the rate-matched floor: started with the window, stopped
@@ -104,9 +106,10 @@ type rateFloor struct {
 }
 
 type rateResult struct {
-	lat    LatStats
-	errors int
-	err    error
+	lat     LatStats
+	samples latencies // sorted
+	errors  int
+	err     error
 }
 
 // startRateFloor dials and starts writing at rate (Poisson arrivals, their
@@ -143,7 +146,7 @@ func (f *rateFloor) run(ctx context.Context) rateResult {
 			t.Reset(w)
 			select {
 			case <-ctx.Done():
-				res.lat = summarise(lat)
+				res.lat, res.samples = summarise(lat), lat
 				return res
 			case <-t.C:
 			}
@@ -151,7 +154,7 @@ func (f *rateFloor) run(ctx context.Context) rateResult {
 			next = time.Now()
 		}
 		if ctx.Err() != nil {
-			res.lat = summarise(lat)
+			res.lat, res.samples = summarise(lat), lat
 			return res
 		}
 		d, err := f.c.WriteSpare(ctx)
@@ -177,7 +180,7 @@ func (f *rateFloor) stopRate() rateResult {
 }
 
 // hot runs the back-to-back burst on the (warm) connection and closes it.
-func (f *rateFloor) hot(ctx context.Context, n int) (LatStats, error) {
+func (f *rateFloor) hot(ctx context.Context, n int) (LatStats, latencies, error) {
 	defer f.closeFn()
 	return backToBack(ctx, n, f.c.WriteSpare)
 }

@@ -103,7 +103,7 @@ func TestRatios(t *testing.T) {
 	r := &Report{Cfg: Config{Protocol: "modbus"}, BaseRateHz: 1000,
 		BaseRate: LatStats{N: 20000, P50: us(100), P99: us(1000), P999: us(4000)},
 		BaseHot:  LatStats{N: 10000, P50: us(50), P99: us(200), P999: us(900)}}
-	line, below := r.ratios(LatStats{N: 20000, P50: us(150), P99: us(700), P999: us(4000)})
+	line, below := r.ratios(LatStats{N: 20000, P50: us(150), P99: us(700), P999: us(4000)}, nil)
 	for _, want := range []string{"p50 0.150 ms = 1.5x raw-fc16@1000/s, 3.0x hot", "0.70x raw-fc16@1000/s: BELOW FLOOR, measuring error", "3.5x hot",
 		"p99.9 4.000 ms = 1.0x raw-fc16@1000/s, 4.4x hot"} {
 		if !strings.Contains(line, want) {
@@ -113,8 +113,40 @@ func TestRatios(t *testing.T) {
 	if len(below) != 1 || below[0] != "p99 vs raw-fc16@1000/s" {
 		t.Errorf("below floor %q, want [p99 vs raw-fc16@1000/s]", below)
 	}
-	line, below = r.ratios(LatStats{N: 500, P50: us(150), P99: us(10), P999: us(10)})
+	line, below = r.ratios(LatStats{N: 500, P50: us(150), P99: us(10), P999: us(10)}, nil)
 	if !strings.Contains(line, "p99 0.010 ms: n 500 too small") || !strings.Contains(line, "p99.9 0.010 ms: n 500 too small") || len(below) != 0 {
 		t.Errorf("ratios on 500 samples: %q, below %q; want no tail ratio", line, below)
+	}
+}
+
+// TestRatioIntervals: a ratio below 1.0 says whether the two quantiles'
+// intervals leave room for 1.0 (noise) or not (systematic).
+func TestRatioIntervals(t *testing.T) {
+	series := func(n int, scale float64) latencies {
+		l := make(latencies, n)
+		for i := range l {
+			l[i] = time.Duration(float64(i+1) * scale * float64(time.Microsecond))
+		}
+		return l
+	}
+	floor := series(5000, 1)
+	r := &Report{Cfg: Config{Protocol: "opcua"}, BaseRateHz: 100, BaseRate: summarise(floor), rateSamples: floor}
+	for _, tc := range []struct {
+		name string
+		path latencies
+	}{
+		{"noise", series(5000, 0.995)},
+		{"systematic", series(5000, 0.5)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			line, below := r.ratios(summarise(tc.path), tc.path)
+			if len(below) == 0 {
+				t.Fatalf("%q: want below floor", line)
+			}
+			noise := strings.Contains(line, "within the noise")
+			if noise != (tc.name == "noise") || (tc.name == "systematic") != strings.Contains(line, ": systematic)") {
+				t.Errorf("%s: %q", tc.name, line)
+			}
+		})
 	}
 }

@@ -3,6 +3,7 @@ package loadtest
 import (
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -58,7 +59,10 @@ type Report struct {
 	Chaos   *ChaosReport
 	Check   *TruthCheck
 
-	written latencies // read-to-written samples, for pooling windows (upstream.go)
+	// Sorted samples: read-to-written (also pooled across windows,
+	// upstream.go), read-to-taken, and the two floors, for the ratios'
+	// intervals.
+	written, taken, rateSamples, hotSamples latencies
 }
 
 func bound(d time.Duration) string {
@@ -71,17 +75,50 @@ func bound(d time.Duration) string {
 func ms(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f', 3, 64) }
 
 // floorRatio is d over a floor's figure, named after it; below 1.0 it is
-// flagged as a measuring error, never printed as a result.
-func floorRatio(d, base time.Duration, name string) (string, bool) {
+// flagged as a measuring error, never printed as a result, with the
+// ratio's 95% interval (ci, from the two quantiles' intervals, "" if
+// unknown) to tell noise from a systematic error.
+func floorRatio(d, base time.Duration, name string, ci [2]float64) (string, bool) {
 	if base <= 0 || d <= 0 {
 		return "- " + name, true
 	}
 	x := float64(d) / float64(base)
 	s := strconv.FormatFloat(x, 'f', 1, 64) + "x " + name
-	if x < 1 {
-		return strconv.FormatFloat(x, 'f', 2, 64) + "x " + name + ": BELOW FLOOR, measuring error", false
+	if x >= 1 {
+		return s, true
 	}
-	return s, true
+	s = strconv.FormatFloat(x, 'f', 2, 64) + "x " + name + ": BELOW FLOOR, measuring error"
+	if ci[1] > 0 {
+		kind := "within the noise of two independent tails"
+		if ci[1] < 1 {
+			kind = "systematic"
+		}
+		s += fmt.Sprintf(" (95%% interval %.2f-%.2fx: %s)", ci[0], ci[1], kind)
+	}
+	return s, false
+}
+
+// quantileCI is a distribution-free 95% interval of the q quantile of the
+// sorted samples l (order statistics at n*q -/+ 1.96 sqrt(n q (1-q))).
+func quantileCI(l latencies, q float64) (lo, hi time.Duration) {
+	n := float64(len(l))
+	if n == 0 {
+		return 0, 0
+	}
+	h := 1.96 * math.Sqrt(n*q*(1-q))
+	i := min(max(int(math.Floor(n*q-h)), 1), len(l))
+	j := min(max(int(math.Ceil(n*q+h)), 1), len(l))
+	return l[i-1], l[j-1]
+}
+
+// ratioCI bounds path/floor at q from both quantiles' intervals.
+func ratioCI(path, floor latencies, q float64) [2]float64 {
+	pl, ph := quantileCI(path, q)
+	fl, fh := quantileCI(floor, q)
+	if fl <= 0 || fh <= 0 {
+		return [2]float64{}
+	}
+	return [2]float64{float64(pl) / float64(fh), float64(ph) / float64(fl)}
 }
 
 // Floors names the ratios' baselines: the rate-matched one and the hot one.
@@ -94,8 +131,9 @@ func (r *Report) floors() (rateName string) {
 // the few largest samples, and a ratio of two such is noise.
 func resolved(n int, q float64) bool { return float64(n)*(1-q) >= 10 }
 
-// ratios is one path's p50, p99 and p99.9, each against both floors.
-func (r *Report) ratios(s LatStats) (line string, below []string) {
+// ratios is one path's p50, p99 and p99.9, each against both floors;
+// samples are the path's, sorted (nil: no intervals).
+func (r *Report) ratios(s LatStats, samples latencies) (line string, below []string) {
 	rn := r.floors()
 	var parts []string
 	for _, q := range []struct {
@@ -110,11 +148,11 @@ func (r *Report) ratios(s LatStats) (line string, below []string) {
 		}
 		a, okA := "n too small for a ratio to "+rn, true
 		if resolved(r.BaseRate.N, q.q) {
-			a, okA = floorRatio(q.v, q.rate, rn)
+			a, okA = floorRatio(q.v, q.rate, rn, ratioCI(samples, r.rateSamples, q.q))
 		}
 		b, okB := "n too small for a ratio to hot", true
 		if resolved(r.BaseHot.N, q.q) {
-			b, okB = floorRatio(q.v, q.hot, "hot")
+			b, okB = floorRatio(q.v, q.hot, "hot", ratioCI(samples, r.hotSamples, q.q))
 		}
 		if !okA {
 			below = append(below, q.name+" vs "+rn)
@@ -179,8 +217,9 @@ func (r *Report) Print(w io.Writer) {
 	for _, p := range []struct {
 		name string
 		s    LatStats
-	}{{"read-to-written", r.Written}, {"read-to-taken", r.TakenLat}} {
-		line, b := r.ratios(p.s)
+		l    latencies
+	}{{"read-to-written", r.Written, r.written}, {"read-to-taken", r.TakenLat, r.taken}} {
+		line, b := r.ratios(p.s, p.l)
 		fmt.Fprintf(w, "%s: %s\n", p.name, line)
 		for _, x := range b {
 			below = append(below, p.name+" "+x)

@@ -64,7 +64,7 @@ func (s *scenario) window(ctx context.Context, rep *Report) (*chaos, error) {
 	c1 := s.counters()
 	s.record(false)
 	rr := floor.stopRate()
-	rep.BaseRate, rep.BaseRateErrors = rr.lat, rr.errors
+	rep.BaseRate, rep.BaseRateErrors, rep.rateSamples = rr.lat, rr.errors, rr.samples
 	if rr.err != nil {
 		rep.BaseRateErr = rr.err.Error()
 	}
@@ -72,7 +72,7 @@ func (s *scenario) window(ctx context.Context, rep *Report) (*chaos, error) {
 		floor.closeFn()
 		return nil, err
 	}
-	if rep.BaseHot, err = floor.hot(ctx, s.cfg.Baselines); err != nil {
+	if rep.BaseHot, rep.hotSamples, err = floor.hot(ctx, s.cfg.Baselines); err != nil {
 		return nil, err
 	}
 	rep.addWindow(c0, c1)
@@ -135,7 +135,7 @@ func (s *scenario) finish(rep *Report, ch *chaos) error {
 		rep.Dropped += bl.link.dropped.Load()
 	}
 	rep.Decided, rep.Written, rep.TakenLat, rep.Confirmed = summarise(all[0]), summarise(all[1]), summarise(all[2]), summarise(all[3])
-	rep.written = all[1]
+	rep.written, rep.taken = all[1], all[2]
 	rep.GWDecision = histogramStats(s.metrics, "sortgw_decision_seconds")
 	if ml, ok := s.lines[0].link.inner.(*modbus.Link); ok {
 		pg := ml.PollInterval()
