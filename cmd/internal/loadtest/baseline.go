@@ -95,14 +95,18 @@ func backToBack(ctx context.Context, n int, one func(context.Context) (time.Dura
 }
 
 // rateFloor is the rate-matched floor: started with the window, stopped
-// with it, then the hot burst on the same connection.
+// with it, then the hot burst on the same connection. A failed write
+// (the chaos run drops connections and restarts the PLC) is counted and
+// the connection dialled afresh.
 type rateFloor struct {
-	c       rawClient
-	closeFn func()
-	name    string
-	rate    float64
-	stop    context.CancelFunc
-	done    chan rateResult
+	protocol string
+	sim      *fieldbussim.Sim
+	c        rawClient // nil while not connected
+	closeFn  func()
+	name     string
+	rate     float64
+	stop     context.CancelFunc
+	done     chan rateResult
 }
 
 type rateResult struct {
@@ -116,20 +120,51 @@ type rateResult struct {
 // times fixed in advance; a late one is sent at once, a stall longer than
 // 100 ms is not made up), until stopRate.
 func startRateFloor(ctx context.Context, protocol string, sim *fieldbussim.Sim, rate float64) (*rateFloor, error) {
-	c, name, closeFn, err := dialRaw(ctx, protocol, sim)
-	if err != nil {
+	f := &rateFloor{protocol: protocol, sim: sim, rate: rate, done: make(chan rateResult, 1)}
+	if err := f.dial(ctx); err != nil {
 		return nil, fmt.Errorf("bench: %s rate-matched baseline: %w", protocol, err)
 	}
 	for range 50 {
-		if _, err := c.WriteSpare(ctx); err != nil {
-			closeFn()
+		if _, err := f.c.WriteSpare(ctx); err != nil {
+			f.close()
 			return nil, fmt.Errorf("bench: %s rate-matched baseline: %w", protocol, err)
 		}
 	}
 	rctx, stop := context.WithCancel(ctx)
-	f := &rateFloor{c: c, closeFn: closeFn, name: name, rate: rate, stop: stop, done: make(chan rateResult, 1)}
+	f.stop = stop
 	go func() { f.done <- f.run(rctx) }()
 	return f, nil
+}
+
+func (f *rateFloor) dial(ctx context.Context) error {
+	f.close()
+	c, name, closeFn, err := dialRaw(ctx, f.protocol, f.sim)
+	if err != nil {
+		return err
+	}
+	f.c, f.name, f.closeFn = c, name, closeFn
+	return nil
+}
+
+func (f *rateFloor) close() {
+	if f.c != nil {
+		f.closeFn()
+		f.c = nil
+	}
+}
+
+// write is one spare write, dialling first if the last one failed.
+func (f *rateFloor) write(ctx context.Context) (time.Duration, error) {
+	if f.c == nil {
+		if err := f.dial(ctx); err != nil {
+			return 0, err
+		}
+	}
+	d, err := f.c.WriteSpare(ctx)
+	if err != nil {
+		f.close()
+	}
+	return d, err
 }
 
 func (f *rateFloor) run(ctx context.Context) rateResult {
@@ -157,7 +192,7 @@ func (f *rateFloor) run(ctx context.Context) rateResult {
 			res.lat, res.samples = summarise(lat), lat
 			return res
 		}
-		d, err := f.c.WriteSpare(ctx)
+		d, err := f.write(ctx)
 		switch {
 		case err == nil:
 			if len(lat) < cap(lat) {
@@ -168,6 +203,8 @@ func (f *rateFloor) run(ctx context.Context) rateResult {
 			if res.err == nil {
 				res.err = err
 			}
+			// Not a dial per scheduled write while the PLC is away.
+			next = time.Now().Add(50 * time.Millisecond)
 		}
 		next = next.Add(gap())
 	}
@@ -180,7 +217,20 @@ func (f *rateFloor) stopRate() rateResult {
 }
 
 // hot runs the back-to-back burst on the (warm) connection and closes it.
+// A failed write is dialled again and left out, up to 20 times.
 func (f *rateFloor) hot(ctx context.Context, n int) (LatStats, latencies, error) {
-	defer f.closeFn()
-	return backToBack(ctx, n, f.c.WriteSpare)
+	defer f.close()
+	fails := 0
+	return backToBack(ctx, n, func(ctx context.Context) (time.Duration, error) {
+		for {
+			d, err := f.write(ctx)
+			if err == nil || ctx.Err() != nil || fails >= 20 {
+				return d, err
+			}
+			fails++
+			if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
+				return 0, err
+			}
+		}
+	})
 }

@@ -69,7 +69,7 @@ func (s *scenario) window(ctx context.Context, rep *Report) (*chaos, error) {
 		rep.BaseRateErr = rr.err.Error()
 	}
 	if err != nil {
-		floor.closeFn()
+		floor.close()
 		return nil, err
 	}
 	if rep.BaseHot, rep.hotSamples, err = floor.hot(ctx, s.cfg.Baselines); err != nil {
