@@ -142,7 +142,10 @@ func (f *rateFloor) dial(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	f.c, f.name, f.closeFn = c, name, closeFn
+	f.c, f.closeFn = c, closeFn
+	if f.name == "" { // set once, before run starts: window reads it meanwhile
+		f.name = name
+	}
 	return nil
 }
 
