@@ -77,14 +77,19 @@ func coldBaseline(ctx context.Context, cfg *Config, sim *fieldbussim.Sim) (LatSt
 			return LatStats{}, fmt.Errorf("bench: cold baseline: %w", err)
 		}
 	}
-	st, _, err := backToBack(ctx, cfg.Baselines, c.WriteIdleSlot)
+	st, _, err := backToBack(ctx, cfg.Baselines, 0, c.WriteIdleSlot)
 	return st, err
 }
 
-// backToBack takes n samples of one, back to back; it returns them sorted.
-func backToBack(ctx context.Context, n int, one func(context.Context) (time.Duration, error)) (LatStats, latencies, error) {
+// backToBack takes n samples of one, back to back, stopping early after
+// limit (0: none); it returns them sorted.
+func backToBack(ctx context.Context, n int, limit time.Duration, one func(context.Context) (time.Duration, error)) (LatStats, latencies, error) {
 	lat := make(latencies, 0, n)
+	t0 := time.Now()
 	for range n {
+		if limit > 0 && time.Since(t0) > limit {
+			break
+		}
 		d, err := one(ctx)
 		if err != nil {
 			return LatStats{}, nil, fmt.Errorf("bench: baseline: %w", err)
@@ -219,12 +224,14 @@ func (f *rateFloor) stopRate() rateResult {
 	return <-f.done
 }
 
-// hot runs the back-to-back burst on the (warm) connection and closes it.
-// A failed write is dialled again and left out, up to 20 times.
+// hot runs the back-to-back burst on the (warm) connection and closes it:
+// n writes, or as many as 3 s allow (the load runs on meanwhile, and a
+// busy machine makes OPC UA writes slow). A failed write is dialled again
+// and left out, up to 20 times.
 func (f *rateFloor) hot(ctx context.Context, n int) (LatStats, latencies, error) {
 	defer f.close()
 	fails := 0
-	return backToBack(ctx, n, func(ctx context.Context) (time.Duration, error) {
+	return backToBack(ctx, n, 3*time.Second, func(ctx context.Context) (time.Duration, error) {
 		for {
 			d, err := f.write(ctx)
 			if err == nil || ctx.Err() != nil || fails >= 20 {
