@@ -28,6 +28,9 @@ func TestBenchFlags(t *testing.T) {
 		{"zero rate", []string{"-rate", "0"}, `-rate "0"`},
 		{"bad protocol", []string{"-protocol", "s7", "-skip-decide", "-duration", "1ms"}, `protocol "s7"`},
 		{"unknown flag", []string{"-rates", "5"}, "flag provided but not defined: -rates"},
+		{"bad upstream", []string{"-upstream=maybe"}, "want true, false or both"},
+		{"stray argument", []string{"-skip-decide", "fast"}, `unexpected argument "fast"`},
+		{"stray argument after -upstream both", []string{"-upstream", "both", "-rate", "fast"}, `-rate "fast"`},
 		{"chaos on the direct feed", []string{"-chaos", "-feed", "direct", "-skip-decide"}, "chaos needs the conveyor feed"},
 		{"demo: bad protocol", []string{"demo", "-protocol", "s7", "-http", "127.0.0.1:0"}, `protocol "s7"`},
 	} {

@@ -7,6 +7,7 @@ package modbus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -62,6 +63,40 @@ func DialRaw(ctx context.Context, cfg Config) (*RawClient, error) {
 // start the PLC waits for SEQ 1 in slot 1), not while a link runs.
 func (r *RawClient) WriteIdleSlot(ctx context.Context) (time.Duration, error) {
 	return r.write(ctx, r.cfg.DivertBase, 5, r.slot)
+}
+
+// SpareAddr is the first register of the spare write (WriteSpare): the
+// last five registers before DIVERT[0], reserved by the interface (3..9
+// hold nothing in the default map, 5..9 are written), or false if the map
+// leaves no five-register gap between the host block and the ring.
+func (r *RawClient) SpareAddr() (uint16, bool) {
+	const hostWords = 3
+	if int(r.cfg.DivertBase)-int(r.cfg.HostBase) < hostWords+5 {
+		return 0, false
+	}
+	return r.cfg.DivertBase - 5, true
+}
+
+// WriteSpare writes the idle slot's five registers (the same function-16
+// request as a divert command, the same size) into the reserved registers
+// just below DIVERT[0] (SpareAddr), and returns the round trip. It is the
+// rate-matched floor of `sortgw bench`: it runs while a link drives the
+// same PLC, and cannot disturb the ring, since no PLC acts on reserved
+// registers. The interface lets a PLC refuse them with exception 02
+// (the emulator does, without touching its image) or ignore them; both
+// are a completed round trip here. Any other error is returned.
+func (r *RawClient) WriteSpare(ctx context.Context) (time.Duration, error) {
+	addr, ok := r.SpareAddr()
+	if !ok {
+		return 0, fmt.Errorf("modbus raw client %s: no 5 reserved registers between host block %d and divert ring %d",
+			r.cfg.Addr, r.cfg.HostBase, r.cfg.DivertBase)
+	}
+	d, err := r.write(ctx, addr, 5, r.slot)
+	var me *gmb.ModbusError
+	if errors.As(err, &me) && me.ExceptionCode == gmb.ExceptionCodeIllegalDataAddress {
+		return d, nil
+	}
+	return d, err
 }
 
 // WriteHostState writes HOST_STATE (one register, function 16) and returns

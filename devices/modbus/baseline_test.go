@@ -103,3 +103,70 @@ func TestDialRawRefusesBadConfig(t *testing.T) {
 		t.Fatalf("err = %v, want ErrInvalidConfig", err)
 	}
 }
+
+// TestRawSpare: the spare write, the bench's rate-matched floor, is a
+// five-register function-16 request that completes (the emulator refuses
+// reserved registers with exception 02) and leaves the PLC's image and
+// ring exactly as they were, so it can run beside a link.
+func TestRawSpare(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		sim      fieldbussim.ModbusConfig
+		cfg      Config
+		wantAddr uint16
+	}{
+		{name: "default map", wantAddr: 5},
+		{name: "moved map", sim: fieldbussim.ModbusConfig{HostBase: 1000}, cfg: Config{HostBase: 1000, DivertBase: 1010, PLCBase: 1100}, wantAddr: 1005},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sim := runBaselineSim(t, tc.sim)
+			ctx := context.Background()
+			cfg := tc.cfg
+			cfg.Addr = sim.ModbusAddr()
+			r, err := DialRaw(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			if a, ok := r.SpareAddr(); !ok || a != tc.wantAddr {
+				t.Fatalf("SpareAddr = %d, %v; want %d", a, ok, tc.wantAddr)
+			}
+			before := sim.PLC().Snapshot()
+			for range 20 {
+				d, err := r.WriteSpare(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d <= 0 {
+					t.Errorf("round trip %v: want > 0", d)
+				}
+			}
+			after := sim.PLC().Snapshot()
+			if after.Divert != before.Divert || after.HostState != before.HostState || after.HostHeartbeat != before.HostHeartbeat ||
+				after.PlanVersion != before.PlanVersion || after.AckSeq != before.AckSeq {
+				t.Errorf("spare writes changed the PLC: before %+v, after %+v", before, after)
+			}
+			if n := sim.PLC().CommandsTaken(); n != 0 {
+				t.Errorf("PLC took %d commands", n)
+			}
+		})
+	}
+}
+
+// TestRawSpareNoGap: a map whose ring follows the host block at once has
+// no reserved registers to write: an error, never a write into the ring.
+func TestRawSpareNoGap(t *testing.T) {
+	sim := runBaselineSim(t, fieldbussim.ModbusConfig{DivertBase: 3})
+	ctx := context.Background()
+	r, err := DialRaw(ctx, Config{Addr: sim.ModbusAddr(), DivertBase: 3, PLCBase: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := r.WriteSpare(ctx); err == nil {
+		t.Fatal("spare write with no reserved registers succeeded")
+	}
+	if snap := sim.PLC().Snapshot(); snap.Divert != ([16]fieldbussim.DivertSlot{}) {
+		t.Errorf("divert ring = %+v, want untouched", snap.Divert)
+	}
+}

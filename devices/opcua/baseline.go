@@ -28,6 +28,7 @@ const (
 type RawClient struct {
 	c        *opcua.Client
 	slot     *ua.WriteRequest
+	spare    *ua.WriteRequest
 	hostNode *ua.NodeID
 }
 
@@ -61,15 +62,18 @@ func DialRaw(ctx context.Context, cfg Config) (*RawClient, error) {
 	// The link's node names (nodes.go): "<prefix>.Divert.<k>.<field>" and
 	// "<prefix>.Host.State".
 	id := func(s string) *ua.NodeID { return ua.NewStringNodeID(ns, cfg.NodePrefix+"."+s) }
-	slot := "Divert." + strconv.Itoa(0) + "."
-	r := &RawClient{c: c, hostNode: id("Host.State")}
-	r.slot = &ua.WriteRequest{NodesToWrite: []*ua.WriteValue{
-		rawValue(id(slot+"TrackingId"), baselineTID),
-		rawValue(id(slot+"Chute"), baselineChute),
-		rawValue(id(slot+"Reason"), uint16(0)),
-		rawValue(id(slot+"Seq"), uint16(0)),
-	}}
-	return r, nil
+	slotReq := func(k int) *ua.WriteRequest {
+		slot := "Divert." + strconv.Itoa(k) + "."
+		return &ua.WriteRequest{NodesToWrite: []*ua.WriteValue{
+			rawValue(id(slot+"TrackingId"), baselineTID),
+			rawValue(id(slot+"Chute"), baselineChute),
+			rawValue(id(slot+"Reason"), uint16(0)),
+			rawValue(id(slot+"Seq"), uint16(0)),
+		}}
+	}
+	// The spare slot is the one after the ring's last: slot-shaped node
+	// ids the PLC does not have.
+	return &RawClient{c: c, hostNode: id("Host.State"), slot: slotReq(0), spare: slotReq(cfg.Ring)}, nil
 }
 
 func rawValue(id *ua.NodeID, v any) *ua.WriteValue {
@@ -85,6 +89,32 @@ func rawValue(id *ua.NodeID, v any) *ua.WriteValue {
 // did not write is an error.
 func (r *RawClient) WriteIdleSlot(ctx context.Context) (time.Duration, error) {
 	return r.write(ctx, r.slot)
+}
+
+// WriteSpare writes the four nodes of slot Ring, one past the ring's last
+// (TrackingId, Chute, Reason, Seq: the same WriteRequest as a divert
+// command, the same types and size), and returns the round trip. It is
+// the rate-matched floor of `sortgw bench`: it runs while a link drives
+// the same PLC and cannot disturb the ring, since the PLC has no such
+// slot. Each node must come back BadNodeIdUnknown (the server looked it
+// up and refused it); a node the server wrote, or another status, is an
+// error.
+func (r *RawClient) WriteSpare(ctx context.Context) (time.Duration, error) {
+	t0 := time.Now()
+	res, err := r.c.Write(ctx, r.spare)
+	d := time.Since(t0)
+	if err != nil {
+		return d, fmt.Errorf("opcua raw spare write: %w", err)
+	}
+	if len(res.Results) != len(r.spare.NodesToWrite) {
+		return d, fmt.Errorf("opcua raw spare write: %d results for %d nodes", len(res.Results), len(r.spare.NodesToWrite))
+	}
+	for i, st := range res.Results {
+		if st != ua.StatusBadNodeIDUnknown {
+			return d, fmt.Errorf("opcua raw spare write %s: %v, want BadNodeIdUnknown (the PLC must not have this slot)", r.spare.NodesToWrite[i].NodeID, st)
+		}
+	}
+	return d, nil
 }
 
 // WriteHostState writes Host.State and returns the round trip. Write the

@@ -101,3 +101,35 @@ func TestDialRawRefusesSecurity(t *testing.T) {
 		t.Fatalf("err = %v, want ErrInvalidConfig", err)
 	}
 }
+
+// TestRawSpare: the spare write, the bench's rate-matched floor, is one
+// WriteRequest of a slot's four nodes, one past the ring, that the server
+// refuses node by node, and it leaves the PLC as it was, so it can run
+// beside a link.
+func TestRawSpare(t *testing.T) {
+	sim := runBaselineSim(t, fieldbussim.OPCUAConfig{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	r, err := DialRaw(ctx, Config{Endpoint: sim.OPCUAEndpoint()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close(ctx)
+	before := sim.PLC().Snapshot()
+	for range 20 {
+		d, err := r.WriteSpare(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d <= 0 {
+			t.Errorf("round trip %v: want > 0", d)
+		}
+	}
+	after := sim.PLC().Snapshot()
+	if after.Divert != before.Divert || after.HostState != before.HostState || after.AckSeq != before.AckSeq {
+		t.Errorf("spare writes changed the PLC: before %+v, after %+v", before, after)
+	}
+	if n := sim.PLC().CommandsTaken(); n != 0 {
+		t.Errorf("PLC took %d commands", n)
+	}
+}

@@ -36,8 +36,8 @@ func TestRunDirect(t *testing.T) {
 			if rep.Inducted == 0 || rep.Reads == 0 || rep.Taken == 0 {
 				t.Fatalf("no load went through: inducted %d, reads %d, commands taken %d", rep.Inducted, rep.Reads, rep.Taken)
 			}
-			for name, st := range map[string]LatStats{"hot baseline": rep.BaseHot, "paced baseline": rep.BasePaced,
-				"load baseline": rep.BaseLoad, "decided": rep.Decided, "written": rep.Written, "taken": rep.TakenLat} {
+			for name, st := range map[string]LatStats{"cold floor": rep.BaseCold, "rate-matched floor": rep.BaseRate,
+				"hot floor": rep.BaseHot, "decided": rep.Decided, "written": rep.Written, "taken": rep.TakenLat} {
 				if st.N == 0 || st.P50 <= 0 {
 					t.Errorf("%s: %+v, want samples", name, st)
 				}
@@ -48,7 +48,7 @@ func TestRunDirect(t *testing.T) {
 			if !rep.OK() {
 				t.Error("report not OK")
 			}
-			for _, want := range []string{"== " + proto + ", direct feed", "baseline " + rep.BaseName + ", hot", "read-to-taken", "ground truth OK"} {
+			for _, want := range []string{"== " + proto + ", direct feed", "floor hot", "read-to-written: p50", "x " + rawName(proto) + "@200/s", "read-to-taken", "ground truth OK"} {
 				if !strings.Contains(out.String(), want) {
 					t.Errorf("printed report lacks %q", want)
 				}
@@ -198,8 +198,8 @@ func TestConfigValidate(t *testing.T) {
 		wantErr string
 	}{
 		{"defaults", Config{}, Config{Rate: 1000, Feed: FeedDirect, ContainerCapacity: -1}, ""},
-		{"max at 5/10 ms is the ring ceiling", Config{Rate: -1}, Config{Rate: 1000, Feed: FeedDirect, ContainerCapacity: -1}, ""},
-		{"max at 1/1 ms", Config{Rate: -1, PLCCycle: time.Millisecond, Poll: time.Millisecond}, Config{Rate: 7500, Feed: FeedDirect, ContainerCapacity: -1}, ""},
+		{"max at 5/10 ms offers twice the ring ceiling", Config{Rate: -1}, Config{Rate: 2000, Max: true, Feed: FeedDirect, ContainerCapacity: -1}, ""},
+		{"max at 1/1 ms", Config{Rate: -1, PLCCycle: time.Millisecond, Poll: time.Millisecond}, Config{Rate: 15000, Max: true, Feed: FeedDirect, ContainerCapacity: -1}, ""},
 		{"chaos", Config{Chaos: true}, Config{Rate: 200, Feed: FeedConveyor, ContainerCapacity: 40, LostRate: 0.001}, ""},
 		{"abuse needs two scanners", Config{Chaos: true, Abuse: true, Scanners: 1}, Config{}, "2 scanners"},
 		{"slow readers within the stream cap", Config{Chaos: true, Abuse: true, Soak: SoakConfig{SlowReaders: 65}}, Config{}, "at most 64"},
@@ -221,9 +221,16 @@ func TestConfigValidate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := Config{Rate: tc.cfg.Rate, Feed: tc.cfg.Feed, ContainerCapacity: tc.cfg.ContainerCapacity, LostRate: tc.cfg.LostRate}
-			if got != tc.want {
-				t.Errorf("got %+v, want %+v", got, tc.want)
+			type fields struct {
+				Rate              float64
+				Max               bool
+				Feed              string
+				ContainerCapacity int
+				LostRate          float64
+			}
+			f := func(c Config) fields { return fields{c.Rate, c.Max, c.Feed, c.ContainerCapacity, c.LostRate} }
+			if got, want := f(tc.cfg), f(tc.want); got != want {
+				t.Errorf("got %+v, want %+v", got, want)
 			}
 		})
 	}

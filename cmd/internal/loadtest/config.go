@@ -13,6 +13,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"sortgw/gateway/journal"
 )
 
 // Feeds of Config.Feed.
@@ -27,8 +29,12 @@ const (
 // Config is one bench scenario. The zero value of a field selects the
 // default noted beside it; Validate fills them in.
 type Config struct {
-	Protocol string        // "modbus" (default) or "opcua"
-	Rate     float64       // items/s inducted per line (default 1000, 200 with Chaos); <0: the ring's ceiling ("max")
+	Protocol string // "modbus" (default) or "opcua"
+	// Rate is the items/s inducted per line (default 1000, 200 with
+	// Chaos); <0: capacity ("max"), which Validate turns into Max and
+	// twice the ring's ceiling, more than the line can take.
+	Rate     float64
+	Max      bool
 	Duration time.Duration // measured window (default 30s)
 	Warmup   time.Duration // before the window; samples discarded (default 2s)
 	Lines    int           // sorter lines, each with its own emulated sorter and link (default 1)
@@ -61,7 +67,7 @@ type Config struct {
 	MultiReadRate     float64       // default 0.01
 	GarbageRate       float64       // default 0, 0.005 with Chaos
 
-	Baselines  int           // samples per baseline (default 2000)
+	Baselines  int           // back-to-back samples per floor (default 10000: enough for a p99.9)
 	Budget     time.Duration // decision budget (default 500ms)
 	SkipDecide bool          // leave out the decision micro-benchmark
 	MemProfile string        // write a heap profile at the end of the window
@@ -77,6 +83,10 @@ type Config struct {
 	// Version is the gateway version shown on its status page ("-bench"
 	// is appended).
 	Version string
+
+	// tamper (tests only) rewrites the records the lines journal, as a
+	// gateway bug would (tally.go).
+	tamper func(journal.Record) []journal.Record
 }
 
 // Validate fills in the defaults and checks the scenario.
@@ -117,7 +127,7 @@ func (c *Config) Validate() error {
 	setDefault(&c.Poll, 10*time.Millisecond)
 	setDefault(&c.Rate, 1000)
 	if c.Rate < 0 {
-		c.Rate = c.Ceiling()
+		c.Max, c.Rate = true, 2*c.Ceiling()
 	}
 	setDefault(&c.Duration, 30*time.Second)
 	setDefault(&c.Warmup, 2*time.Second)
@@ -131,7 +141,7 @@ func (c *Config) Validate() error {
 	setDefault(&c.ChutePitch, 0.1)
 	setDefault(&c.NoReadRate, 0.02)
 	setDefault(&c.MultiReadRate, 0.01)
-	setDefault(&c.Baselines, 2000)
+	setDefault(&c.Baselines, 10000)
 	setDefault(&c.Budget, 500*time.Millisecond)
 	setDefault(&c.Version, "dev")
 	return nil

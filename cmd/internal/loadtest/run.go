@@ -50,9 +50,10 @@ func Run(ctx context.Context, cfg Config, log zerolog.Logger) (*Report, error) {
 	if err := s.startSims(ctx); err != nil {
 		return nil, err
 	}
-	// Baselines first, on line 1's sim, before anything else talks to it.
+	// The cold baseline first, on line 1's sim, before anything else
+	// talks to it (its idle slot write is taken by no PLC only then).
 	var err error
-	if rep.BaseName, rep.BaseHot, rep.BasePaced, err = coldBaselines(ctx, &s.cfg, s.lines[0].sim); err != nil {
+	if rep.BaseCold, err = coldBaseline(ctx, &s.cfg, s.lines[0].sim); err != nil {
 		return nil, err
 	}
 	if err := s.startGateway(ctx); err != nil {
@@ -188,6 +189,7 @@ func (s *scenario) startGateway(ctx context.Context) error {
 		names[i] = bl.name
 	}
 	s.tally = newTallyJournal(j, names)
+	s.tally.tamper = cfg.tamper
 	s.metrics = gateway.NewMetrics()
 	var glines []*gateway.Line
 	for _, bl := range s.lines {

@@ -32,14 +32,19 @@ type tallyJournal struct {
 	mu         sync.Mutex
 	byOutcome  [32]uint64
 	passes     map[passKey]*passState
-	duplicates uint64 // duplicate reads
-	missed     uint64 // confirmations the PLC overwrote unread
+	passless   map[passKey]uint8 // outcomes of reads that never became a pass (read queue full), by line and TID
+	duplicates uint64            // duplicate reads
+	missed     uint64            // confirmations the PLC overwrote unread
 	records    uint64
 	refused    uint64 // records the journal refused
+
+	// tamper, in tests only, stands for a gateway bug: each record the
+	// lines hand over is replaced by what it returns (none: dropped).
+	tamper func(journal.Record) []journal.Record
 }
 
 func newTallyJournal(inner gateway.Journal, lines []string) *tallyJournal {
-	t := &tallyJournal{inner: inner, lineNo: map[string]int{}, passes: map[passKey]*passState{}}
+	t := &tallyJournal{inner: inner, lineNo: map[string]int{}, passes: map[passKey]*passState{}, passless: map[passKey]uint8{}}
 	for i, n := range lines {
 		t.lineNo[n] = i
 	}
@@ -47,6 +52,18 @@ func newTallyJournal(inner gateway.Journal, lines []string) *tallyJournal {
 }
 
 func (t *tallyJournal) Append(rec journal.Record) (uint64, error) {
+	if t.tamper == nil {
+		return t.append(rec)
+	}
+	var seq uint64
+	var err error
+	for _, r := range t.tamper(rec) {
+		seq, err = t.append(r)
+	}
+	return seq, err
+}
+
+func (t *tallyJournal) append(rec journal.Record) (uint64, error) {
 	t.mu.Lock()
 	t.records++
 	switch rec.Kind {
@@ -72,6 +89,8 @@ func (t *tallyJournal) Append(rec journal.Record) (uint64, error) {
 		if ps != nil {
 			ps.outcomes++
 			ps.outcome, ps.result = rec.Outcome, rec.Result
+		} else {
+			t.passless[passKey{line: t.lineNo[rec.Line], tid: rec.TID}]++
 		}
 	case journal.KindDuplicate:
 		t.duplicates++

@@ -26,8 +26,12 @@ type TruthCheck struct {
 	// scans that never reached the gateway (a scanner down or its port
 	// taken), which the PLC recirculated uncommanded. Not an error.
 	NeverRead int
-	Records   RecordCheck
-	Examples  []string
+	// The direct feed: telegrams its scanners sent, and of them those
+	// whose TID the journal holds no outcome for (a pass, or a read the
+	// gateway could not queue): must be 0.
+	FeedSent, FeedUnrecorded int
+	Records                  RecordCheck
+	Examples                 []string
 }
 
 // RecordCheck: every record the lines handed the journal is kept, or
@@ -65,7 +69,7 @@ func (c *RecordCheck) check(tally *tallyJournal, lines []*benchLine, st journal.
 // no unexplained result.
 func (t *TruthCheck) OK() bool {
 	return t.MissingOutcome == 0 && t.DuplicateOutcome == 0 && t.DuplicateCommand == 0 && t.Phantom == 0 && t.Unreported == t.Absorbed &&
-		t.Records.NotKept == 0
+		t.Records.NotKept == 0 && t.FeedUnrecorded == 0
 }
 
 func (t *TruthCheck) example(s string) {
@@ -86,6 +90,9 @@ func (t *TruthCheck) print(w io.Writer) {
 	r := &t.Records
 	fmt.Fprintf(w, "journal records: appended %d, refused %d (lines counted %d, journal full %d); journal accepted %d, committed %d; not kept and not counted %d; sim passes never read by the gateway %d\n",
 		r.Appended, r.Refused, r.LineErrs, r.Full, r.Journal, r.Committed, r.NotKept, t.NeverRead)
+	if t.FeedSent > 0 {
+		fmt.Fprintf(w, "direct feed: telegrams sent %d, without an outcome in the journal %d\n", t.FeedSent, t.FeedUnrecorded)
+	}
 	for _, e := range t.Examples {
 		fmt.Fprintf(w, "  %s\n", e)
 	}
@@ -119,8 +126,27 @@ func checkTruth(lines []*benchLine, tally *tallyJournal, st journal.Stats) *Trut
 	gw := t.passes(lines, tally)
 	for i, bl := range lines {
 		t.line(bl, gw[i])
+		if bl.feed != nil {
+			t.feed(i, bl, tally)
+		}
 	}
 	return t
+}
+
+// feed holds the direct feed's telegrams against the journal: the feed
+// numbers its TIDs 1, 2, 3, ... and reads each once, so every TID up to
+// the count sent has its first pass in the journal, or an outcome
+// without a pass (a read the gateway had no room to queue).
+func (t *TruthCheck) feed(i int, bl *benchLine, tally *tallyJournal) {
+	n := bl.feed.Sent()
+	t.FeedSent += int(n)
+	for tid := uint32(1); uint64(tid) <= n && tid != 0; tid++ {
+		ps := tally.passes[passKey{line: i, tid: tid, pass: 1}]
+		if (ps == nil || ps.outcomes == 0) && tally.passless[passKey{line: i, tid: tid}] == 0 {
+			t.FeedUnrecorded++
+			t.example(fmt.Sprintf("%s tid %d: sent by the feed, no outcome in the journal", bl.name, tid))
+		}
+	}
 }
 
 // passes counts the journal's passes and gathers its results by line and

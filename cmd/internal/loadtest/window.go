@@ -14,6 +14,7 @@ import (
 // counters is what the window's figures are differences of.
 type counters struct {
 	reads, taken, inducted uint64
+	missed                 uint64
 	outcomes               [32]uint64
 	cpu                    cpuUsage
 	at                     time.Time
@@ -28,6 +29,7 @@ func (s *scenario) counters() counters {
 	}
 	s.tally.mu.Lock()
 	c.outcomes = s.tally.byOutcome
+	c.missed = s.tally.missed
 	s.tally.mu.Unlock()
 	c.cpu = rusage()
 	c.at = time.Now()
@@ -40,17 +42,19 @@ func (s *scenario) record(on bool) {
 	}
 }
 
-// window is the measured window: the probes record, the load baseline
-// runs on a connection of its own, and with Chaos the faults come.
+// window is the measured window: the probes record, the rate-matched
+// floor runs on a connection of its own, and with Chaos the faults come.
+// After it, with the load still running, the hot floor's burst.
 func (s *scenario) window(ctx context.Context, rep *Report) (*chaos, error) {
-	loadCtx, stopLoad := context.WithCancel(ctx)
-	defer stopLoad()
-	loadBase := make(chan LatStats, 1)
-	go func() { loadBase <- loadBaseline(loadCtx, s.cfg.Protocol, s.lines[0].sim) }()
+	rep.BaseRateHz = min(s.cfg.Rate, s.cfg.Ceiling())
+	floor, err := startRateFloor(ctx, s.cfg.Protocol, s.lines[0].sim, rep.BaseRateHz)
+	if err != nil {
+		return nil, err
+	}
+	rep.BaseName = floor.name
 	c0 := s.counters()
 	s.record(true)
 	var ch *chaos
-	var err error
 	if s.cfg.Chaos {
 		ch = newChaos(s)
 		err = ch.run(ctx, s.cfg.Duration)
@@ -58,10 +62,17 @@ func (s *scenario) window(ctx context.Context, rep *Report) (*chaos, error) {
 		err = sleepCtx(ctx, s.cfg.Duration)
 	}
 	c1 := s.counters()
-	stopLoad()
-	rep.BaseLoad = <-loadBase
 	s.record(false)
+	rr := floor.stopRate()
+	rep.BaseRate, rep.BaseRateErrors, rep.rateSamples = rr.lat, rr.errors, rr.samples
+	if rr.err != nil {
+		rep.BaseRateErr = rr.err.Error()
+	}
 	if err != nil {
+		floor.close()
+		return nil, err
+	}
+	if rep.BaseHot, rep.hotSamples, err = floor.hot(ctx, s.cfg.Baselines); err != nil {
 		return nil, err
 	}
 	rep.addWindow(c0, c1)
@@ -83,6 +94,7 @@ func (r *Report) addWindow(c0, c1 counters) {
 	r.CPUUser, r.CPUSys = c1.cpu.user-c0.cpu.user, c1.cpu.sys-c0.cpu.sys
 	r.CPU = r.CPUUser + r.CPUSys
 	r.HostLate = c1.outcomes[journal.OutcomeHostLate] - c0.outcomes[journal.OutcomeHostLate]
+	r.Missed = c1.missed - c0.missed
 	for o := range c1.outcomes {
 		if n := c1.outcomes[o] - c0.outcomes[o]; n > 0 {
 			r.Outcomes[journal.Outcome(o).String()] = n
@@ -96,6 +108,19 @@ func (s *scenario) finish(rep *Report, ch *chaos) error {
 	for _, bl := range s.lines {
 		bl.setRate(0)
 	}
+	// The direct feed's last telegrams are read before the gateway stops,
+	// so that the ground truth can ask for every one of them.
+	_ = waitUntil(context.Background(), 5*time.Second, func() bool {
+		for _, bl := range s.lines {
+			if bl.feed != nil {
+				tot := bl.line.Snapshot().Totals
+				if tot.Reads+tot.Overflow < bl.feed.Sent() {
+					return false
+				}
+			}
+		}
+		return true
+	})
 	gwErr := s.stopGateway()
 	rep.PeakRSS = peakRSS()
 	if gwErr != nil && !errors.Is(gwErr, context.Canceled) {
@@ -110,12 +135,14 @@ func (s *scenario) finish(rep *Report, ch *chaos) error {
 		rep.Dropped += bl.link.dropped.Load()
 	}
 	rep.Decided, rep.Written, rep.TakenLat, rep.Confirmed = summarise(all[0]), summarise(all[1]), summarise(all[2]), summarise(all[3])
+	rep.written, rep.taken = all[1], all[2]
 	rep.GWDecision = histogramStats(s.metrics, "sortgw_decision_seconds")
 	if ml, ok := s.lines[0].link.inner.(*modbus.Link); ok {
 		pg := ml.PollInterval()
 		rep.PollGap = &pg
 	}
 	rep.Check = checkTruth(s.lines, s.tally, s.journal.Stats())
+	_, rep.MissedRun = s.tally.lateMissed()
 	if ch != nil {
 		rep.Chaos = ch.report()
 	}
