@@ -153,7 +153,7 @@ var payloadCases = []struct {
 	{"zero", "s", journal.Record{}},
 	{"escapes", "s<&>", journal.Record{Seq: 2, Time: time.Date(2026, 1, 2, 3, 4, 5, 100, time.UTC), Kind: journal.KindAlarm,
 		Detail: "quote \" backslash \\ tab \t nl \n cr \r bs \b ff \f nul \x00 esc \x1b del \x7f <b>&amp;",
-		Cause: "bad utf8 \xff\xfe end \xe2\x82", Alarm: "sep \u2028 \u2029 é ü 漢 🚚", Codes: []string{"\x1d"}}},
+		Cause:  "bad utf8 \xff\xfe end \xe2\x82", Alarm: "sep \u2028 \u2029 é ü 漢 🚚", Codes: []string{"\x1d"}}},
 	{"unnamed kind and outcome", "s", journal.Record{Seq: 3, Kind: journal.Kind(250), Outcome: journal.Outcome(200)}},
 	{"other zone", "s", journal.Record{Seq: 4, Time: time.Date(2026, 6, 1, 12, 0, 0, 5, time.FixedZone("CEST", 2*3600)),
 		Kind: journal.KindStart}},
