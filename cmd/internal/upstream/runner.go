@@ -3,7 +3,6 @@ package upstream
 import (
 	"context"
 	"errors"
-	"os"
 	"sync"
 	"time"
 
@@ -126,10 +125,11 @@ func (r *Runner) start(ctx context.Context) bool {
 	var sink *Sink
 	var extra []nats.Option
 	r.mu.Lock()
-	if r.srv != nil && os.Getenv("SORTGW_UPSTREAM_TCP") == "" {
+	if r.srv != nil {
 		// The embedded server in the same process: publish over an
 		// in-process pipe, not loopback TCP (no socket syscalls and
-		// netpoller wake-ups per flush on either side).
+		// netpoller wake-ups per flush on either side). Clients of the
+		// site (sortgw tail, MQTT) still use the listener.
 		extra = append(extra, nats.InProcessServer(r.srv))
 	}
 	r.mu.Unlock()
