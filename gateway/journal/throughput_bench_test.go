@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -87,4 +88,70 @@ func BenchmarkJournalThroughput(b *testing.B) {
 			b.ReportMetric(ms(s.Commit.Max), "commit-max-ms")
 		})
 	}
+}
+
+// BenchmarkJournalPaced: the journal at the gateway's pace. Items arrive
+// at 1,000/s (a decision and an outcome each, as a line writes them) for
+// b.N items, with the gateway's settings but for the flush interval,
+// which sets how many commits (each a copy-on-write of the touched B+tree
+// pages and an fdatasync) the same records take. It reports the
+// process's CPU (a share of one core and per item), commits/s, records
+// per commit and the commit p99: what the journal takes from the sorting
+// goroutines, which share the process.
+//
+//	go test -run '^$' -bench JournalPaced -benchtime 5000x ./gateway/journal
+func BenchmarkJournalPaced(b *testing.B) {
+	for _, flush := range []time.Duration{5 * time.Millisecond, 10 * time.Millisecond, 20 * time.Millisecond, 50 * time.Millisecond} {
+		b.Run("flush="+flush.String(), func(b *testing.B) {
+			cfg := testConfig(b)
+			cfg.FlushInterval = flush
+			j := startJournal(b, cfg)
+			const rate = 1000 // items/s
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.ResetTimer()
+			start, cpu0 := time.Now(), cpuTime(b)
+			tick := time.NewTicker(time.Millisecond)
+			for n := 0; n < b.N; {
+				<-tick.C
+				due := min(int(time.Since(start).Seconds()*rate), b.N)
+				for ; n < due; n++ {
+					tid := uint32(n + 1)
+					code := "]C1420902101\x1d92" + fmt.Sprint(1_000_000_000+n)
+					for _, r := range [2]Record{
+						{Line: "L1", Kind: KindDecision, TID: tid, Pass: 1, Scanner: "S1", Codes: []string{code},
+							Dest: "90210", Chute: 12, Reason: 1, Route: "VAN-12", PlanVersion: 7},
+						{Line: "L1", Kind: KindOutcome, TID: tid, Pass: 1, Scanner: "S1", Codes: []string{code},
+							Dest: "90210", Chute: 12, Reason: 1, Result: 1, Route: "VAN-12", PlanVersion: 7,
+							Outcome: OutcomeDiverted, Container: "C12-3"},
+					} {
+						if _, err := j.AppendWait(ctx, r); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+			}
+			tick.Stop()
+			if err := j.Flush(ctx); err != nil {
+				b.Fatal(err)
+			}
+			el, cpu := time.Since(start), cpuTime(b)-cpu0
+			b.StopTimer()
+			s := j.Stats()
+			b.ReportMetric(100*cpu.Seconds()/el.Seconds(), "cpu-%")
+			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/item")
+			b.ReportMetric(float64(s.Batches)/el.Seconds(), "commits/s")
+			b.ReportMetric(float64(s.Committed)/float64(max(s.Batches, 1)), "records/tx")
+			b.ReportMetric(float64(s.Commit.P99.Microseconds())/1000, "commit-p99-ms")
+		})
+	}
+}
+
+// cpuTime is the process's CPU time so far (user+sys).
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
