@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
@@ -122,6 +123,16 @@ func (r *Runner) start(ctx context.Context) bool {
 		}
 	}
 	var sink *Sink
+	var extra []nats.Option
+	r.mu.Lock()
+	if r.srv != nil {
+		// The embedded server in the same process: publish over an
+		// in-process pipe, not loopback TCP (no socket syscalls and
+		// netpoller wake-ups per flush on either side). Clients of the
+		// site (sortgw tail, MQTT) still use the listener.
+		extra = append(extra, nats.InProcessServer(r.srv))
+	}
+	r.mu.Unlock()
 	nc, err := Connect(&r.cfg.NATS, url, "sortgw "+r.cfg.Site, func(err error) {
 		r.mu.Lock()
 		r.connErr = err
@@ -129,7 +140,7 @@ func (r *Runner) start(ctx context.Context) bool {
 		if err != nil {
 			r.log.Warn().Err(err).Msg("nats connection")
 		}
-	})
+	}, extra...)
 	if err == nil {
 		sink, err = NewSink(nc, &r.cfg)
 	}
