@@ -13,9 +13,14 @@ type Report struct {
 	Commands uint64       `json:"commands"` // commands the PLC took off the ring (each once)
 	Counts   ReportCounts `json:"counts"`
 	// Evicted counts the oldest finished records dropped to bound memory
-	// (over 200,000 records); Counts still include them.
-	Evicted int          `json:"evicted,omitempty"`
-	Items   []ItemRecord `json:"items"`
+	// (over Config.TruthLimit records, default 200,000); Counts still
+	// include them.
+	Evicted int `json:"evicted,omitempty"`
+	// Kept is the number of per-item records held when the report was
+	// taken (len(Items)), for a check that the bound held.
+	Kept  int          `json:"kept"`
+	Limit int          `json:"limit"` // Config.TruthLimit
+	Items []ItemRecord `json:"items"`
 }
 
 // ReportCounts counts commands by what the PLC did with them, and items by
@@ -84,8 +89,8 @@ type truth struct {
 	commands uint64
 }
 
-// defaultTruthLimit bounds the per-item records (a day at 10 items/s is
-// 864,000 items); counts are kept for every item regardless.
+// defaultTruthLimit bounds the per-item records (Config.TruthLimit's
+// default); counts are kept for every item regardless.
 const defaultTruthLimit = 200_000
 
 // maxCommissioningPasses bounds the passes kept for one commissioning TID.
@@ -207,7 +212,8 @@ func (t *truth) forgotten(c command) {
 
 // report builds the Report; onBelt counts the items still circulating.
 func (t *truth) report(onBelt int, isOnBelt func(uint32) bool) Report {
-	rep := Report{Inducted: t.inducted, Commands: t.commands, Counts: t.counts, Evicted: t.evicted}
+	rep := Report{Inducted: t.inducted, Commands: t.commands, Counts: t.counts, Evicted: t.evicted,
+		Kept: len(t.items), Limit: t.limit}
 	rep.Counts.ItemsOnBelt = onBelt
 	ids := append([]uint32(nil), t.order...)
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })

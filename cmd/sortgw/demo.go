@@ -27,6 +27,9 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.Token, "token", "", "bearer token for actions (default: a random one, printed)")
 	fs.StringVar(&cfg.Dir, "dir", "", "keep the journal in this folder (for sortgw replay; default a temporary one, removed at exit)")
 	nats := fs.Bool("nats", true, "publish the journal to an embedded NATS JetStream server (sortgw tail watches it)")
+	duration := fs.Duration("duration", 0, "stop after this long (0: run until Ctrl-C)")
+	rssEvery := fs.Duration("rss-every", 0, "print the process's RSS and Go heap this often, and a verdict at the end (0: off)")
+	heapDir := fs.String("heap-profiles", "", "with -rss-every: write a heap profile per sample into this folder (for go tool pprof -base)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -36,6 +39,26 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, "sortgw demo:", err)
 		return 2
+	}
+	if *duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, *duration)
+		defer cancel()
+	}
+	var watch chan []demo.MemSample
+	stopWatch := func() {}
+	if *rssEvery > 0 {
+		watch = make(chan []demo.MemSample, 1)
+		var wctx context.Context
+		wctx, stopWatch = context.WithCancel(ctx)
+		defer stopWatch()
+		go func() {
+			series, werr := d.WatchMemory(wctx, *rssEvery, *heapDir, func(s demo.MemSample) { fmt.Fprintln(stdout, "sortgw demo: mem", s) })
+			if werr != nil {
+				fmt.Fprintln(stderr, "sortgw demo:", werr)
+			}
+			watch <- series
+		}()
 	}
 	err = d.Run(ctx, func(url string) {
 		c := d.Config()
@@ -47,6 +70,13 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "sortgw demo: %s PLC, %.0f items/s, %d chutes; Ctrl-C stops\n", c.Protocol, c.Rate, c.Chutes)
 	})
+	if watch != nil {
+		stopWatch()
+		series := <-watch
+		if len(series) > 0 {
+			fmt.Fprintln(stdout, "sortgw demo: mem verdict:", demo.Verdict(series))
+		}
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "sortgw demo:", err)
 		return 1

@@ -46,6 +46,9 @@ type Config struct {
 	// out (by default the demo publishes its journal to one, on a
 	// loopback port the OS picks; Demo.Tail says how to watch it).
 	NoNATS bool
+	// TruthLimit bounds the emulator's per-item ground truth (default
+	// 12,000 records, about 5 MB; see fieldbussim.Config.TruthLimit).
+	TruthLimit int
 }
 
 // Validate fills in the defaults and checks the config.
@@ -70,6 +73,7 @@ func (c *Config) Validate() error {
 	setDefault(&c.MultiReadRate, 0.01)
 	setDefault(&c.DaySpeed, 120)
 	setDefault(&c.ParcelsPerContainer, 30)
+	setDefault(&c.TruthLimit, demoTruthLimit)
 	if c.DaySpeed < 0 || c.ParcelsPerContainer < 0 {
 		return fmt.Errorf("demo: day speed %v and parcels per container %d: want positive numbers", c.DaySpeed, c.ParcelsPerContainer)
 	}
@@ -111,14 +115,15 @@ func New(cfg Config, log zerolog.Logger) (*Demo, error) {
 		return nil, err
 	}
 	scfg := fieldbussim.Config{
-		Chutes:   cfg.Chutes,
-		PLCCycle: cfg.PLCCycle,
-		Seed:     cfg.Seed,
-		Scanners: fieldbussim.ScannerConfig{Count: cfg.Scanners},
-		Labels:   fieldbussim.LabelConfig{NoReadRate: cfg.NoReadRate, MultiReadRate: cfg.MultiReadRate, ConflictRate: 0.5},
+		Chutes:     cfg.Chutes,
+		PLCCycle:   cfg.PLCCycle,
+		Seed:       cfg.Seed,
+		Scanners:   fieldbussim.ScannerConfig{Count: cfg.Scanners},
+		TruthLimit: cfg.TruthLimit,
+		Labels:     fieldbussim.LabelConfig{NoReadRate: cfg.NoReadRate, MultiReadRate: cfg.MultiReadRate, ConflictRate: 0.5},
 		// A brisk belt with close chutes: a newcomer sees outcomes within
 		// seconds, not after a 30 s trip to the far end.
-		Conveyor: fieldbussim.ConveyorConfig{Rate: cfg.Rate, BeltSpeed: 4, ChutePitch: 0.8,
+		Conveyor: fieldbussim.ConveyorConfig{Rate: cfg.Rate, BeltSpeed: demoBeltSpeed, ChutePitch: demoChutePitch,
 			ContainerCapacity: cfg.ContainerCapacity, EmptyAfter: cfg.EmptyAfter},
 	}
 	if cfg.Protocol == "modbus" {

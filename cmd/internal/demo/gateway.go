@@ -153,7 +153,9 @@ func (d *Demo) newLine(dir string, j gateway.Journal, m *gateway.Metrics) (*gate
 		return nil, err
 	}
 	line, err := gateway.NewLine(gateway.LineConfig{Name: "L1", Chutes: cfg.Chutes, ContainerCapacity: cfg.ContainerCapacity,
-		Capacity: demoCapacity(cfg.Rate), ConfirmTimeout: cfg.ConfirmTimeout, DockClock: d.day.Now,
+		Capacity: demoCapacity(cfg.Rate, cfg.Chutes), Remember: demoRemember(cfg.Chutes),
+		KeepManifests: demoKeepManifests, KeepVans: demoKeepVans,
+		ConfirmTimeout: cfg.ConfirmTimeout, DockClock: d.day.Now,
 		PlanFile: planFile, ManifestFile: manifestFile}, plc, src, j, m, d.log)
 	if err != nil {
 		return nil, err
