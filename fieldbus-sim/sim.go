@@ -317,6 +317,22 @@ func (s *Sim) Report() Report {
 	return rep
 }
 
+// TruthSize is the number of per-item ground-truth records held and
+// their bound now: Config.TruthLimit finished records plus the items on
+// the belt, which are never dropped. Cheap to poll, unlike Report.
+func (s *Sim) TruthSize() (kept, bound int) {
+	s.plc.mu.Lock()
+	defer s.plc.mu.Unlock()
+	return len(s.truth.items), s.truth.limit + len(s.conv.items)
+}
+
+// OnBelt is the number of items on the belt now.
+func (s *Sim) OnBelt() int {
+	s.plc.mu.Lock()
+	defer s.plc.mu.Unlock()
+	return len(s.conv.items)
+}
+
 // SetRate changes the induction rate (items/s); 0 stops induction.
 func (s *Sim) SetRate(itemsPerSecond float64) { s.conv.setRate(itemsPerSecond) }
 

@@ -297,4 +297,7 @@ func (t *truth) itemDone(r *ItemRecord, outcome string, chute uint16) {
 	if p := t.lastPass(r); p.Result == "" {
 		p.Result = outcome
 	}
+	// Records over the limit while their items were on the belt can go
+	// now: the bound holds when induction stops, too.
+	t.evict()
 }

@@ -44,6 +44,23 @@ func TestTruthLimit(t *testing.T) {
 	if _, ok := tr.items[1000]; !ok {
 		t.Fatal("the newest record was dropped")
 	}
+	// Items over the limit while on the belt go once they finish, with no
+	// new item inducted after them.
+	tr2 := newTruth(epoch)
+	tr2.limit = 10
+	var belt []*ItemRecord
+	for tid := uint32(1); tid <= 30; tid++ {
+		belt = append(belt, tr2.inductedItem(tid, Label{}, epoch))
+	}
+	if len(tr2.items) != 30 {
+		t.Fatalf("%d records with 30 items on the belt, want all 30 kept", len(tr2.items))
+	}
+	for _, r := range belt {
+		tr2.itemDone(r, "sorted", 1)
+	}
+	if len(tr2.items) > tr2.limit {
+		t.Fatalf("%d records after every item finished, limit %d", len(tr2.items), tr2.limit)
+	}
 }
 
 // TestTruthLimitConfig: the limit is a setting with a default and a floor.
@@ -60,7 +77,7 @@ func TestTruthLimitConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.truth.limit != 50 {
-		t.Fatalf("sim's truth limit %d, want the config's 50", s.truth.limit)
+	if _, limit := s.TruthSize(); limit != 50 { // nothing on the belt
+		t.Fatalf("sim's truth limit %d, want the config's 50", limit)
 	}
 }

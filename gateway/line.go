@@ -161,9 +161,13 @@ type counters struct {
 	// ForgottenEarly: finished passes dropped from the item table before
 	// Remember elapsed, to make room (Capacity).
 	ForgottenEarly uint64
-	Reasons        [8]uint64
-	Results        [maxResult + 1]uint64
-	ByOutcome      [maxOutcome]uint64
+	// ManifestsDropped and VansDropped: closed container and van
+	// manifests let go from memory past KeepManifests and KeepVans (the
+	// journal's consolidation records keep them).
+	ManifestsDropped, VansDropped uint64
+	Reasons                       [8]uint64
+	Results                       [maxResult + 1]uint64
+	ByOutcome                     [maxOutcome]uint64
 	// Buckets: the outcomes by the status page's tiles (pageview.go).
 	Buckets [nBuckets]uint64
 }

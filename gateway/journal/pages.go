@@ -13,7 +13,7 @@ import (
 // stays mapped in the process: the kernel counts it in the gateway's RSS
 // until memory runs short, so RSS grew with the file (about 70 MB an hour
 // at 20 items/s, up to MaxBytes). releasePages drops the mappings of the
-// whole file every PageReleaseInterval; the pages stay in the page cache
+// whole file every PageReleaseInterval (15 s); the pages stay in the page cache
 // and the next read maps them again from there, without I/O. What the
 // journal adds to RSS is thus bounded by what it touches in one interval.
 

@@ -49,6 +49,9 @@ type Config struct {
 	// TruthLimit bounds the emulator's per-item ground truth (default
 	// 12,000 records, about 5 MB; see fieldbussim.Config.TruthLimit).
 	TruthLimit int
+	// Check holds the journal against the sim's ground truth when Run
+	// ends, and every bounded structure against its bound (Demo.Check).
+	Check bool
 }
 
 // Validate fills in the defaults and checks the config.
@@ -107,6 +110,7 @@ type Demo struct {
 	// before the ready callback.
 	planFile string
 	tail     string // the `sortgw tail` command, once upstream runs
+	check    *Check // set by Run with Config.Check
 }
 
 // New builds (but does not start) the emulated sorter; Run binds it.
@@ -172,4 +176,31 @@ func (d *Demo) Run(ctx context.Context, ready func(url string)) error {
 		err = errors.Join(err, fmt.Errorf("demo: sim: %w", serr))
 	}
 	return err
+}
+
+// Finish stops induction and waits until the belt is empty and the line
+// has no open pass (every item the gateway commanded has its outcome), at
+// most two laps of the loop; then the caller stops the demo. It says
+// whether the belt emptied. A run checked with Config.Check ends this way,
+// so that few items are cut off mid-pass by the stop.
+func (d *Demo) Finish(ctx context.Context) bool {
+	d.sim.SetRate(0)
+	deadline := time.Now().Add(2 * demoLap(d.cfg.Chutes))
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if d.sim.OnBelt() == 0 && d.line != nil {
+			if s := d.line.Snapshot(); s != nil && s.Open == 0 {
+				return true
+			}
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+		}
+	}
 }
