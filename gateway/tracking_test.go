@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"context"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -42,5 +44,49 @@ func TestTrackingBound(t *testing.T) {
 		if got := h.outcome(c.tid, 2)[1].Pass; got != c.pass {
 			t.Fatalf("tid %d: second sighting is pass %d, want %d", c.tid, got, c.pass)
 		}
+	}
+}
+
+// TestManifestBounds: closed container and van manifests past KeepManifests
+// and KeepVans leave memory, counted (Totals.ManifestsDropped,
+// VansDropped), and the snapshot shows what is kept within its bound.
+func TestManifestBounds(t *testing.T) {
+	j, _ := openJournal(t, filepath.Join(t.TempDir(), "j.db"))
+	clock := &dockClock{}
+	clock.set(time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC))
+	c := newConsolLine(t, j, clock, func(cfg *LineConfig) { cfg.KeepManifests, cfg.KeepVans = 2, 1 })
+	ctx := context.Background()
+	tid := uint32(0)
+	fill := func() { // three parcels: R1's container capacity closes it
+		for range 3 {
+			tid++
+			c.sort(tid, "10115", 1)
+		}
+	}
+	depart := func(van string, at time.Time, ids ...string) {
+		for _, id := range ids {
+			if _, err := c.l.LoadContainer(ctx, id, van, "ann", "api"); err != nil {
+				t.Fatalf("load %s: %v", id, err)
+			}
+		}
+		clock.set(at)
+		if _, ok, err := c.l.Depart(ctx, "R1", van, "bob", "api", time.Now()); err != nil || !ok {
+			t.Fatalf("depart %s: %v %v", van, ok, err)
+		}
+	}
+	fill()
+	fill()
+	depart("V1", time.Date(2026, 12, 4, 12, 1, 0, 0, time.UTC), "L1-C1-1", "L1-C1-2")
+	fill()
+	fill()
+	depart("V2", time.Date(2026, 12, 4, 18, 1, 0, 0, time.UTC), "L1-C1-3", "L1-C1-4")
+	fill()
+	waitFor(t, "snapshot after the last booking", func() bool { return c.l.Snapshot().Totals.Sorted == uint64(tid) })
+	tot := c.l.Snapshot().Totals
+	if tot.Manifests > 2 || tot.KeepManifests != 2 || tot.ManifestsDropped != 3 {
+		t.Errorf("manifests kept %d of %d, dropped %d; want at most 2, 3 dropped", tot.Manifests, tot.KeepManifests, tot.ManifestsDropped)
+	}
+	if tot.Vans != 1 || tot.KeepVans != 1 || tot.VansDropped != 1 {
+		t.Errorf("vans kept %d of %d, dropped %d; want 1, 1 dropped", tot.Vans, tot.KeepVans, tot.VansDropped)
 	}
 }
