@@ -131,7 +131,7 @@ func TestDemoCheck(t *testing.T) {
 	for _, b := range c.Bounds {
 		names[b.Name] = true
 	}
-	for _, n := range []string{"sim ground truth", "line item table", "container manifests", "van manifests", "journal queue"} {
+	for _, n := range []string{"sim ground truth", "line item table", "container manifests", "van manifests", "journal queue", "journal records not kept"} {
 		if !names[n] {
 			t.Errorf("bound %q not sampled: %v", n, c.Bounds)
 		}
