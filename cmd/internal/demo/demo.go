@@ -32,7 +32,7 @@ type Config struct {
 	Version string // shown on the status page, "-demo" appended (default "dev")
 	// Sim tweaks for tests (zero = demo defaults).
 	PLCCycle          time.Duration
-	ContainerCapacity int           // default 25
+	ContainerCapacity int           // default 25 at 20 items/s, in proportion to Rate above it
 	EmptyAfter        time.Duration // default 15s
 	NoReadRate        float64       // default 0.02
 	MultiReadRate     float64       // default 0.01
@@ -70,7 +70,12 @@ func (c *Config) Validate() error {
 	setDefault(&c.Chutes, 256)
 	setDefault(&c.Scanners, 2)
 	setDefault(&c.Version, "dev")
-	setDefault(&c.ContainerCapacity, 25)
+	// 25 items at the default 20 items/s, more in proportion above it: at
+	// 200 items/s 25-item containers, each blocked 15 s to swap, left
+	// chutes full a third of the time and the belt filled with
+	// recirculating items (the emulator's memory grew with them). A run
+	// at ten times the rate is then the same sorter, ten times faster.
+	setDefault(&c.ContainerCapacity, max(25, int(25*c.Rate/20)))
 	setDefault(&c.EmptyAfter, 15*time.Second)
 	setDefault(&c.NoReadRate, 0.02)
 	setDefault(&c.MultiReadRate, 0.01)
