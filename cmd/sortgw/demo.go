@@ -17,10 +17,10 @@ import (
 
 // demoMemoryLimitMiB is the demo's default soft memory limit. The Go
 // runtime's default (GOGC 100, no limit) lets the heap grow to twice what
-// is live before collecting: 37 MB of Go memory for 14-22 MB live at 20
-// items/s, RSS 63 MB after 2.5 minutes and rising. With 32 MiB the
-// collector runs earlier once near it: RSS 54 MB at the same point (see
-// docs/performance.md, Memory). A soft limit: when more is live (200 items/s
+// is live before collecting: 41 MB of Go memory for 18-24 MB live at 20
+// items/s, RSS at most 68.5 MB in 5 minutes. With 32 MiB the collector
+// runs earlier once near it: 30 MB of Go memory, RSS at most 57.6 MB (see
+// docs/performance.md, Demo memory). A soft limit: when more is live (200 items/s
 // keeps about 45 MB) the runtime exceeds it rather than spend more than
 // half the CPU collecting.
 const demoMemoryLimitMiB = 32
