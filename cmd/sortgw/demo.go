@@ -53,17 +53,19 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "sortgw demo: -memory-limit-mib: want 0 or more")
 		return 2
 	}
-	explicit := false
-	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "memory-limit-mib" })
-	if *memLimit > 0 && (explicit || os.Getenv("GOMEMLIMIT") == "") {
-		debug.SetMemoryLimit(int64(*memLimit) << 20)
-	}
 	cfg.Version = version
 	cfg.NoNATS = !*nats
 	d, err := demo.New(cfg, simLogger(stderr, "info"))
 	if err != nil {
 		fmt.Fprintln(stderr, "sortgw demo:", err)
 		return 2
+	}
+	explicit := false
+	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "memory-limit-mib" })
+	if *memLimit > 0 && (explicit || os.Getenv("GOMEMLIMIT") == "") {
+		// Process-wide: put back what was there when the demo returns
+		// (tests call cmdDemo inside their own process).
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(int64(*memLimit) << 20))
 	}
 	if *duration > 0 {
 		// After -duration induction stops and the belt runs empty (at
