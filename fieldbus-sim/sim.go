@@ -50,6 +50,14 @@ type Config struct {
 	// (quirks.go); none by default.
 	Quirks Quirks
 
+	// TruthLimit bounds the per-item ground-truth records Report keeps
+	// (default 200,000, a day at about 2 items/s): past it the oldest
+	// finished records are dropped down to 90% of it and counted in
+	// Report.Evicted. Items still on the belt are never dropped, and
+	// Report.Counts count every item regardless. A long run at a high rate
+	// (the demo) sets it lower to keep its memory flat.
+	TruthLimit int
+
 	// Clock is the sim's time; nil = real time.
 	Clock Clock
 }
@@ -76,6 +84,12 @@ func (c *Config) Validate() error {
 	}
 	if c.HostWatchdog == 0 {
 		c.HostWatchdog = defaultHostWatchdog
+	}
+	if c.TruthLimit == 0 {
+		c.TruthLimit = defaultTruthLimit
+	}
+	if c.TruthLimit < 10 {
+		return fmt.Errorf("%w: truth limit %d: want at least 10 records", ErrConfig, c.TruthLimit)
 	}
 	if c.HostWatchdog < 0 {
 		return fmt.Errorf("%w: host watchdog %v: negative", ErrConfig, c.HostWatchdog)
@@ -144,6 +158,7 @@ func New(cfg Config, log zerolog.Logger) (*Sim, error) {
 	}
 	s.sched = newScheduler(s.clk)
 	s.truth = newTruth(s.clk.Now())
+	s.truth.limit = cfg.TruthLimit
 	s.plc = newPLC(plcConfig{
 		Chutes:              cfg.Chutes,
 		Cycle:               cfg.PLCCycle,
@@ -300,6 +315,22 @@ func (s *Sim) Report() Report {
 	rep := s.truth.report(len(s.conv.items), s.conv.onBeltLocked)
 	rep.Commands = s.plc.commandsTaken
 	return rep
+}
+
+// TruthSize is the number of per-item ground-truth records held and
+// their bound now: Config.TruthLimit finished records plus the items on
+// the belt, which are never dropped. Cheap to poll, unlike Report.
+func (s *Sim) TruthSize() (kept, bound int) {
+	s.plc.mu.Lock()
+	defer s.plc.mu.Unlock()
+	return len(s.truth.items), s.truth.limit + len(s.conv.items)
+}
+
+// OnBelt is the number of items on the belt now.
+func (s *Sim) OnBelt() int {
+	s.plc.mu.Lock()
+	defer s.plc.mu.Unlock()
+	return len(s.conv.items)
 }
 
 // SetRate changes the induction rate (items/s); 0 stops induction.

@@ -13,9 +13,14 @@ type Report struct {
 	Commands uint64       `json:"commands"` // commands the PLC took off the ring (each once)
 	Counts   ReportCounts `json:"counts"`
 	// Evicted counts the oldest finished records dropped to bound memory
-	// (over 200,000 records); Counts still include them.
-	Evicted int          `json:"evicted,omitempty"`
-	Items   []ItemRecord `json:"items"`
+	// (over Config.TruthLimit records, default 200,000); Counts still
+	// include them.
+	Evicted int `json:"evicted,omitempty"`
+	// Kept is the number of per-item records held when the report was
+	// taken (len(Items)), for a check that the bound held.
+	Kept  int          `json:"kept"`
+	Limit int          `json:"limit"` // Config.TruthLimit
+	Items []ItemRecord `json:"items"`
 }
 
 // ReportCounts counts commands by what the PLC did with them, and items by
@@ -74,18 +79,23 @@ type CommandRecord struct {
 
 // truth collects the ground truth; it is guarded by PLC.mu.
 type truth struct {
-	limit    int // records kept; the oldest finished ones go first
-	evicted  int
-	start    time.Time
-	items    map[uint32]*ItemRecord
-	order    []uint32
+	limit   int // records kept; the oldest finished ones go first
+	evicted int
+	start   time.Time
+	items   map[uint32]*ItemRecord
+	// done holds TIDs in the order their records finished, oldest at
+	// doneHead: eviction takes from its front and never has to walk past
+	// the records of items still on the belt. An entry whose TID's record
+	// was replaced meanwhile is skipped.
+	done     []uint32
+	doneHead int
 	counts   ReportCounts
 	inducted uint64
 	commands uint64
 }
 
-// defaultTruthLimit bounds the per-item records (a day at 10 items/s is
-// 864,000 items); counts are kept for every item regardless.
+// defaultTruthLimit bounds the per-item records (Config.TruthLimit's
+// default); counts are kept for every item regardless.
 const defaultTruthLimit = 200_000
 
 // maxCommissioningPasses bounds the passes kept for one commissioning TID.
@@ -95,28 +105,33 @@ func newTruth(start time.Time) *truth {
 	return &truth{start: start, items: make(map[uint32]*ItemRecord), limit: defaultTruthLimit}
 }
 
-// evict drops the oldest finished records once there are more than limit,
-// down to 90% of it, so a long run does not grow without bound.
+// evict drops the oldest finished records while there are more than
+// limit: at most limit records are kept, or the unfinished ones (items on
+// the belt) if there are more of those. Each finished record is looked at
+// once, so eviction costs O(1) per record.
 func (t *truth) evict() {
-	if len(t.items) <= t.limit {
-		return
-	}
-	target := t.limit * 9 / 10
-	kept := t.order[:0]
-	for i, id := range t.order {
-		r := t.items[id]
-		if len(t.items) > target && r != nil && r.Outcome != "" {
-			delete(t.items, id)
+	for len(t.items) > t.limit && t.doneHead < len(t.done) {
+		tid := t.done[t.doneHead]
+		t.doneHead++
+		if r, ok := t.items[tid]; ok && r.Outcome != "" {
+			delete(t.items, tid)
 			t.evicted++
-			continue
 		}
-		if len(t.items) <= target {
-			kept = append(kept, t.order[i:]...)
-			break
-		}
-		kept = append(kept, id)
 	}
-	t.order = kept
+	if t.doneHead > 1024 && 2*t.doneHead > len(t.done) {
+		n := copy(t.done, t.done[t.doneHead:])
+		t.done, t.doneHead = t.done[:n], 0
+	}
+}
+
+// setOutcome gives r its outcome; a record finishing now joins the
+// eviction queue.
+func (t *truth) setOutcome(r *ItemRecord, outcome string) {
+	if r.Outcome == "" {
+		t.done = append(t.done, r.TID)
+	}
+	r.Outcome = outcome
+	t.evict()
 }
 
 func (t *truth) secs(at time.Time) float64 { return at.Sub(t.start).Seconds() }
@@ -126,7 +141,6 @@ func (t *truth) record(tid uint32) *ItemRecord {
 	if !ok {
 		r = &ItemRecord{TID: tid}
 		t.items[tid] = r
-		t.order = append(t.order, tid)
 		t.evict()
 	}
 	return r
@@ -167,7 +181,7 @@ func (t *truth) refused(c command) {
 	_, known := t.items[c.TID]
 	rec := t.record(c.TID)
 	if !known {
-		rec.Outcome = "refused" // not an item: a TID only a command named
+		t.setOutcome(rec, "refused") // not an item: a TID only a command named
 	}
 	cr := t.cmdRecord(c, c.taken, ResultRefused, 0)
 	if len(rec.Passes) == 0 {
@@ -191,7 +205,7 @@ func (t *truth) commissioned(c command, decision time.Time, r Result, chute uint
 		rec.Passes = append(rec.Passes[:0], rec.Passes[1:]...)
 	}
 	rec.Passes = append(rec.Passes, PassRecord{Pass: pass, Scanned: cr.Taken, Commands: []CommandRecord{cr}, Result: r.String()})
-	rec.Outcome = "commissioning"
+	t.setOutcome(rec, "commissioning")
 	rec.Chute = chute
 	t.counts.ItemsCommissioning++
 }
@@ -202,14 +216,18 @@ func (t *truth) forgotten(c command) {
 	t.counts.Forgotten++
 	rec.Passes = append(rec.Passes, PassRecord{Pass: len(rec.Passes) + 1, Scanned: t.secs(c.taken), Result: "forgotten",
 		Commands: []CommandRecord{{Seq: c.Seq, Chute: c.Chute, Reason: c.Reason, Taken: t.secs(c.taken), ResultName: "forgotten"}}})
-	rec.Outcome = "forgotten"
+	t.setOutcome(rec, "forgotten")
 }
 
 // report builds the Report; onBelt counts the items still circulating.
 func (t *truth) report(onBelt int, isOnBelt func(uint32) bool) Report {
-	rep := Report{Inducted: t.inducted, Commands: t.commands, Counts: t.counts, Evicted: t.evicted}
+	rep := Report{Inducted: t.inducted, Commands: t.commands, Counts: t.counts, Evicted: t.evicted,
+		Kept: len(t.items), Limit: t.limit}
 	rep.Counts.ItemsOnBelt = onBelt
-	ids := append([]uint32(nil), t.order...)
+	ids := make([]uint32, 0, len(t.items))
+	for id := range t.items {
+		ids = append(ids, id)
+	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	rep.Items = make([]ItemRecord, 0, len(ids))
 	for _, id := range ids {
@@ -230,9 +248,6 @@ func (t *truth) inductedItem(tid uint32, l Label, at time.Time) *ItemRecord {
 		old.Outcome = "replaced"
 	}
 	r := &ItemRecord{TID: tid, Codes: l.Codes, Destination: l.Destination, NoRead: l.NoRead, Inducted: t.secs(at)}
-	if _, ok := t.items[tid]; !ok {
-		t.order = append(t.order, tid)
-	}
 	t.items[tid] = r
 	t.evict()
 	return r
@@ -286,9 +301,11 @@ func (t *truth) itemDone(r *ItemRecord, outcome string, chute uint16) {
 	case "forgotten":
 		t.counts.ItemsForgotten++
 	}
-	r.Outcome = outcome
 	r.Chute = chute
 	if p := t.lastPass(r); p.Result == "" {
 		p.Result = outcome
 	}
+	// Records over the limit while their items were on the belt can go
+	// now: the bound holds when induction stops, too.
+	t.setOutcome(r, outcome)
 }

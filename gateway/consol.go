@@ -156,6 +156,7 @@ func (l *Line) trimManifests() {
 	if over <= 0 {
 		return
 	}
+	l.c.ManifestsDropped += uint64(over)
 	l.manifests = slices.DeleteFunc(l.manifests, func(m Manifest) bool {
 		if over > 0 && m.State == StateDeparted {
 			over--
@@ -256,6 +257,7 @@ func (l *Line) applyDepart(route, van, by string, at time.Time) VanManifest {
 	}
 	l.vans = append(l.vans, vm)
 	if len(l.vans) > l.cfg.KeepVans {
+		l.c.VansDropped += uint64(len(l.vans) - l.cfg.KeepVans)
 		n := copy(l.vans, l.vans[len(l.vans)-l.cfg.KeepVans:])
 		clear(l.vans[n:])
 		l.vans = l.vans[:n]

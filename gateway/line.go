@@ -158,9 +158,16 @@ type counters struct {
 	Sorted, Lost, Missed, Timeout, NotSent  uint64
 	Outcomes, Exceptions, Unmatched, Booked uint64
 	JournalHeld                             uint64 // reads not commanded: journal full, stop-reads
-	Reasons                                 [8]uint64
-	Results                                 [maxResult + 1]uint64
-	ByOutcome                               [maxOutcome]uint64
+	// ForgottenEarly: finished passes dropped from the item table before
+	// Remember elapsed, to make room (Capacity).
+	ForgottenEarly uint64
+	// ManifestsDropped and VansDropped: closed container and van
+	// manifests let go from memory past KeepManifests and KeepVans (the
+	// journal's consolidation records keep them).
+	ManifestsDropped, VansDropped uint64
+	Reasons                       [8]uint64
+	Results                       [maxResult + 1]uint64
+	ByOutcome                     [maxOutcome]uint64
 	// Buckets: the outcomes by the status page's tiles (pageview.go).
 	Buckets [nBuckets]uint64
 }
@@ -720,8 +727,8 @@ func (l *Line) finish(idx int32, at time.Time, o journal.Outcome, result, entere
 	}
 	l.recent[l.recentPos%recentN] = l.rec
 	l.recentPos++
-	if dropped, ok := l.closed.push(ref{idx: idx, gen: it.gen}); ok {
-		l.evict(dropped)
+	if dropped, ok := l.closed.push(ref{idx: idx, gen: it.gen}); ok && l.evict(dropped) {
+		l.forgotEarly()
 	}
 }
 
@@ -875,27 +882,36 @@ func (l *Line) sweep(now time.Time) {
 	}
 }
 
-// evict forgets a finished pass if it is still the same finished pass.
-func (l *Line) evict(r ref) {
+// evict forgets a finished pass if it is still the same finished pass,
+// and says whether it did.
+func (l *Line) evict(r ref) bool {
 	it := &l.tab.items[r.idx]
 	if it.gen == r.gen && it.state == itemClosed {
 		l.tab.remove(it.tid)
+		return true
 	}
+	return false
 }
 
-// evictOldest frees the oldest finished pass to make room.
+// evictOldest frees the oldest finished pass to make room: the table is
+// full (Capacity) before Remember let it go, so it is counted.
 func (l *Line) evictOldest() bool {
 	for {
 		r, ok := l.closed.pop()
 		if !ok {
 			return false
 		}
-		it := &l.tab.items[r.idx]
-		if it.gen == r.gen && it.state == itemClosed {
-			l.tab.remove(it.tid)
+		if l.evict(r) {
+			l.forgotEarly()
 			return true
 		}
 	}
+}
+
+// forgotEarly counts a finished pass dropped before Remember elapsed.
+func (l *Line) forgotEarly() {
+	l.c.ForgottenEarly++
+	l.met.forgotten.Inc()
 }
 
 // markMissed closes the n oldest taken-but-unconfirmed passes as missed

@@ -37,6 +37,7 @@ type Metrics struct {
 	ringOut     *prometheus.GaugeVec
 	queued      *prometheus.GaugeVec
 	tracked     *prometheus.GaugeVec
+	forgotten   *prometheus.CounterVec
 	planVersion *prometheus.GaugeVec
 	containers  *prometheus.CounterVec
 	httpRefused *prometheus.CounterVec
@@ -195,6 +196,9 @@ func NewMetrics() *Metrics {
 		plcExc: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sortgw_plc_exceptions_total", Help: "Modbus exception replies from the PLC by exception code (the connection is kept; 16 and above: other).",
 		}, []string{"line", "code"}),
+		forgotten: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sortgw_tracking_forgotten_total", Help: "Finished passes the item table dropped before the line's remember time because it was full (capacity): the item's next pass counts from 1. The journal keeps their records.",
+		}, []string{"line"}),
 		alarmActive: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "sortgw_alarm_active", Help: "1 while the alarm's cause is present (acknowledged or shelved included); the series goes when it clears. Alarm ids and what to do: docs/operations.md, Alarms.",
 		}, []string{"line", "alarm", "severity"}),
@@ -204,7 +208,7 @@ func NewMetrics() *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.reads, m.duplicates, m.decisions, m.outcomes, m.results, m.chuteDiv, m.missed, m.unmatched,
 		m.decisionDur, m.toWritten, m.toTaken, m.toConfirmed,
-		m.linkUp, m.linkState, m.ringOut, m.queued, m.tracked, m.planVersion, m.containers,
+		m.linkUp, m.linkState, m.ringOut, m.queued, m.tracked, m.forgotten, m.planVersion, m.containers,
 		m.httpRefused, m.sseClients, m.planReloads, m.planLastOK, m.devices, m.journal, m.plcExc,
 		m.alarmActive,
 	)
@@ -232,6 +236,7 @@ type lineMetrics struct {
 	ringOut     prometheus.Gauge
 	queued      prometheus.Gauge
 	tracked     prometheus.Gauge
+	forgotten   prometheus.Counter
 	planVersion prometheus.Gauge
 	planOK      prometheus.Counter
 	planRefused prometheus.Counter
@@ -254,6 +259,7 @@ func (m *Metrics) forLine(line string, chutes int) *lineMetrics {
 		ringOut:     m.ringOut.WithLabelValues(line),
 		queued:      m.queued.WithLabelValues(line),
 		tracked:     m.tracked.WithLabelValues(line),
+		forgotten:   m.forgotten.WithLabelValues(line),
 		planVersion: m.planVersion.WithLabelValues(line),
 		planOK:      m.planReloads.WithLabelValues(line, "installed"),
 		planRefused: m.planReloads.WithLabelValues(line, "refused"),

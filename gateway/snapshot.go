@@ -225,6 +225,22 @@ type Totals struct {
 	JournalErrs  uint64            `json:"journal_errors"` // records the journal refused (queue full, closed)
 	JournalHeld  uint64            `json:"journal_held"`   // reads not commanded: journal full, policy stop-reads
 	Results      map[string]uint64 `json:"outcomes_by_kind"`
+	// Tracked is the items in the line's item table (open and remembered
+	// passes), at most TrackCapacity (LineConfig.Capacity);
+	// ForgottenEarly the finished passes it dropped before their remember
+	// time to make room.
+	Tracked        int    `json:"tracked"`
+	TrackCapacity  int    `json:"track_capacity"`
+	ForgottenEarly uint64 `json:"forgotten_early"`
+	// Manifests and Vans are the closed container and departed van
+	// manifests held in memory, at most KeepManifests and KeepVans
+	// (LineConfig); the Dropped counts are those let go past them.
+	Manifests        int    `json:"manifests_kept"`
+	KeepManifests    int    `json:"keep_manifests"`
+	ManifestsDropped uint64 `json:"manifests_dropped"`
+	Vans             int    `json:"vans_kept"`
+	KeepVans         int    `json:"keep_vans"`
+	VansDropped      uint64 `json:"vans_dropped"`
 }
 
 // Rates are the last minute's counts and shares (percent).
@@ -444,7 +460,9 @@ func (l *Line) publish(now time.Time) {
 			MultiRead: l.c.MultiRead, Outcomes: l.c.Outcomes, Sorted: l.c.Sorted, Recirculated: l.c.Recirculated, Late: l.c.Late,
 			Lost: l.c.Lost, Missed: l.c.Missed, Timeout: l.c.Timeout, NotSent: l.c.NotSent, Exceptions: l.c.Exceptions,
 			Unmatched: l.c.Unmatched, Overflow: l.overflow.Load(), JournalErrs: l.journalErrs.Load(), JournalHeld: l.c.JournalHeld,
-			Results: map[string]uint64{},
+			Results: map[string]uint64{}, Tracked: l.tab.live, TrackCapacity: len(l.tab.items), ForgottenEarly: l.c.ForgottenEarly,
+			Manifests: len(l.manifests), KeepManifests: l.cfg.KeepManifests, ManifestsDropped: l.c.ManifestsDropped,
+			Vans: len(l.vans), KeepVans: l.cfg.KeepVans, VansDropped: l.c.VansDropped,
 		},
 		PerMinute: l.rates.rates(now, &l.c),
 		Tiles:     l.rates.tiles(now, &l.c, &l.cfg.Alarms),

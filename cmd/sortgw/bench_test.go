@@ -33,6 +33,8 @@ func TestBenchFlags(t *testing.T) {
 		{"stray argument after -upstream both", []string{"-upstream", "both", "-rate", "fast"}, `-rate "fast"`},
 		{"chaos on the direct feed", []string{"-chaos", "-feed", "direct", "-skip-decide"}, "chaos needs the conveyor feed"},
 		{"demo: bad protocol", []string{"demo", "-protocol", "s7", "-http", "127.0.0.1:0"}, `protocol "s7"`},
+		{"demo: negative memory limit", []string{"demo", "-memory-limit-mib", "-1", "-http", "127.0.0.1:0"}, "-memory-limit-mib: want 0 or more"},
+		{"demo: truth limit below its floor", []string{"demo", "-truth-limit", "5", "-http", "127.0.0.1:0"}, "truth limit 5"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer

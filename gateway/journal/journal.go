@@ -95,6 +95,12 @@ type Config struct {
 	// LockTimeout: how long Open waits for another process's lock on the
 	// file (default 2s).
 	LockTimeout time.Duration `yaml:"lock_timeout"`
+	// PageReleaseInterval is how often the file's pages mapped into the
+	// process are released (Linux; see pages.go): the journal's share of
+	// the gateway's RSS stays what readers touch in one interval instead
+	// of growing with the file (default 15s; negative: never). A release
+	// costs a few minor page faults for the pages read next.
+	PageReleaseInterval time.Duration `yaml:"page_release_interval"`
 	// InitialMmapSize lets read transactions run without blocking the
 	// writer's remaps until the file reaches it (default 64 MiB).
 	InitialMmapSize int `yaml:"initial_mmap_size"`
@@ -155,6 +161,9 @@ func (c *Config) Validate() error {
 	def(&c.PruneBatch, 2000)
 	def(&c.QueryLimit, 10000)
 	def(&c.InitialMmapSize, 64<<20)
+	if c.PageReleaseInterval == 0 {
+		c.PageReleaseInterval = 15 * time.Second
+	}
 	if c.FlushInterval == 0 {
 		c.FlushInterval = 5 * time.Millisecond
 	}
@@ -269,6 +278,7 @@ type Journal struct {
 	batches       atomic.Uint64
 	lastBatch     atomic.Int64
 	commitErrors  atomic.Uint64
+	pageReleases  atomic.Uint64 // releasePages runs that dropped mapped pages
 	pruned        atomic.Uint64
 	prunedUnsent  atomic.Uint64 // pruned while held for upstream (outbox.go)
 	retain        atomic.Uint64 // first seq held for upstream; 0: none
@@ -561,8 +571,10 @@ func (j *Journal) Run(ctx context.Context) error {
 	var retry time.Duration
 	wctx, stopWatch := context.WithCancel(ctx)
 	watched := make(chan struct{})
+	released := make(chan struct{})
 	go func() { defer close(watched); j.watch(wctx) }()
-	defer func() { stopWatch(); <-watched }()
+	go func() { defer close(released); j.releaseLoop(wctx) }()
+	defer func() { stopWatch(); <-watched; <-released }()
 	for {
 		if retry > 0 {
 			timer.Reset(retry)
@@ -776,6 +788,7 @@ type Stats struct {
 	Unmatched     uint64
 	LostAtRestart int
 	Pruned        uint64 // records deleted by retention
+	PageReleases  uint64 // times the file's mapped pages were released (PageReleaseInterval)
 	// PrunedUnsent: records retention by size deleted before the upstream
 	// publisher had published them (Retain).
 	PrunedUnsent uint64
@@ -805,6 +818,7 @@ func (j *Journal) Stats() Stats {
 		Unmatched:     j.unmatched.Load(),
 		LostAtRestart: j.lostAtRestart,
 		Pruned:        j.pruned.Load(),
+		PageReleases:  j.pageReleases.Load(),
 		PrunedUnsent:  j.prunedUnsent.Load(),
 		PruneTx:       j.pruneTx.Load(),
 		Commit:        j.commitLatency.Snapshot(),

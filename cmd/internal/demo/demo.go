@@ -32,7 +32,7 @@ type Config struct {
 	Version string // shown on the status page, "-demo" appended (default "dev")
 	// Sim tweaks for tests (zero = demo defaults).
 	PLCCycle          time.Duration
-	ContainerCapacity int           // default 25
+	ContainerCapacity int           // default 25 at 20 items/s, in proportion to Rate above it
 	EmptyAfter        time.Duration // default 15s
 	NoReadRate        float64       // default 0.02
 	MultiReadRate     float64       // default 0.01
@@ -46,6 +46,12 @@ type Config struct {
 	// out (by default the demo publishes its journal to one, on a
 	// loopback port the OS picks; Demo.Tail says how to watch it).
 	NoNATS bool
+	// TruthLimit bounds the emulator's per-item ground truth (default
+	// 12,000 records, about 5 MB; see fieldbussim.Config.TruthLimit).
+	TruthLimit int
+	// Check holds the journal against the sim's ground truth when Run
+	// ends, and every bounded structure against its bound (Demo.Check).
+	Check bool
 }
 
 // Validate fills in the defaults and checks the config.
@@ -64,12 +70,18 @@ func (c *Config) Validate() error {
 	setDefault(&c.Chutes, 256)
 	setDefault(&c.Scanners, 2)
 	setDefault(&c.Version, "dev")
-	setDefault(&c.ContainerCapacity, 25)
+	// 25 items at the default 20 items/s, more in proportion above it: at
+	// 200 items/s 25-item containers, each blocked 15 s to swap, left
+	// chutes full a third of the time and the belt filled with
+	// recirculating items (the emulator's memory grew with them). A run
+	// at ten times the rate is then the same sorter, ten times faster.
+	setDefault(&c.ContainerCapacity, max(25, int(25*c.Rate/20)))
 	setDefault(&c.EmptyAfter, 15*time.Second)
 	setDefault(&c.NoReadRate, 0.02)
 	setDefault(&c.MultiReadRate, 0.01)
 	setDefault(&c.DaySpeed, 120)
 	setDefault(&c.ParcelsPerContainer, 30)
+	setDefault(&c.TruthLimit, demoTruthLimit)
 	if c.DaySpeed < 0 || c.ParcelsPerContainer < 0 {
 		return fmt.Errorf("demo: day speed %v and parcels per container %d: want positive numbers", c.DaySpeed, c.ParcelsPerContainer)
 	}
@@ -103,6 +115,7 @@ type Demo struct {
 	// before the ready callback.
 	planFile string
 	tail     string // the `sortgw tail` command, once upstream runs
+	check    *Check // set by Run with Config.Check
 }
 
 // New builds (but does not start) the emulated sorter; Run binds it.
@@ -111,14 +124,15 @@ func New(cfg Config, log zerolog.Logger) (*Demo, error) {
 		return nil, err
 	}
 	scfg := fieldbussim.Config{
-		Chutes:   cfg.Chutes,
-		PLCCycle: cfg.PLCCycle,
-		Seed:     cfg.Seed,
-		Scanners: fieldbussim.ScannerConfig{Count: cfg.Scanners},
-		Labels:   fieldbussim.LabelConfig{NoReadRate: cfg.NoReadRate, MultiReadRate: cfg.MultiReadRate, ConflictRate: 0.5},
+		Chutes:     cfg.Chutes,
+		PLCCycle:   cfg.PLCCycle,
+		Seed:       cfg.Seed,
+		Scanners:   fieldbussim.ScannerConfig{Count: cfg.Scanners},
+		TruthLimit: cfg.TruthLimit,
+		Labels:     fieldbussim.LabelConfig{NoReadRate: cfg.NoReadRate, MultiReadRate: cfg.MultiReadRate, ConflictRate: 0.5},
 		// A brisk belt with close chutes: a newcomer sees outcomes within
 		// seconds, not after a 30 s trip to the far end.
-		Conveyor: fieldbussim.ConveyorConfig{Rate: cfg.Rate, BeltSpeed: 4, ChutePitch: 0.8,
+		Conveyor: fieldbussim.ConveyorConfig{Rate: cfg.Rate, BeltSpeed: demoBeltSpeed, ChutePitch: demoChutePitch,
 			ContainerCapacity: cfg.ContainerCapacity, EmptyAfter: cfg.EmptyAfter},
 	}
 	if cfg.Protocol == "modbus" {
@@ -167,4 +181,31 @@ func (d *Demo) Run(ctx context.Context, ready func(url string)) error {
 		err = errors.Join(err, fmt.Errorf("demo: sim: %w", serr))
 	}
 	return err
+}
+
+// Finish stops induction and waits until the belt is empty and the line
+// has no open pass (every item the gateway commanded has its outcome), at
+// most two laps of the loop; then the caller stops the demo. It says
+// whether the belt emptied. A run checked with Config.Check ends this way,
+// so that few items are cut off mid-pass by the stop.
+func (d *Demo) Finish(ctx context.Context) bool {
+	d.sim.SetRate(0)
+	deadline := time.Now().Add(2 * demoLap(d.cfg.Chutes))
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if d.sim.OnBelt() == 0 && d.line != nil {
+			if s := d.line.Snapshot(); s != nil && s.Open == 0 {
+				return true
+			}
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+		}
+	}
 }

@@ -174,10 +174,14 @@ func (c *Config) Ceiling() float64 {
 
 // travel is the longest time from the scanner to the last chute's
 // decision point in the bench geometry (belt 2.5 m/s, 3 m to chute 1), or
-// the commissioning PLC's fixed travel with the direct feed.
+// the commissioning PLC's fixed travel with the direct feed: 200 ms and
+// half a PLC cycle, so that a decision point never falls on a scan edge.
+// At exactly 40 cycles a scan a little early pushed one scan's items into
+// the next and the PLC confirmed two scans' worth at once (a burst no
+// real belt makes: its decision points are not phase-locked to the scan).
 func (c *Config) travel() time.Duration {
 	if c.Feed == FeedDirect {
-		return 200 * time.Millisecond
+		return 200*time.Millisecond + c.PLCCycle/2
 	}
 	m := 3 + float64(c.Chutes)*c.ChutePitch
 	return time.Duration(m / 2.5 * float64(time.Second))

@@ -62,6 +62,7 @@ func newBenchLine(cfg Config, i int, base time.Time, labels []sortplan.SampleLab
 		}
 		bl.mf = mf
 		scfg.Conveyor.Rate = 0 // commissioning: every commanded TID is an item
+		scfg.Conveyor.CommissioningTravel = cfg.travel()
 		scfg.DisableScanners = true
 	}
 	if cfg.Protocol == "modbus" {

@@ -265,17 +265,18 @@ func (r *Report) Print(w io.Writer) {
 }
 
 // CheckFailures are the correctness failures `sortgw bench -check` exits
-// non-zero on: the journal against the emulator's ground truth, and missed
-// confirmations over the whole run. Never a timing figure.
+// non-zero on: the journal against the emulator's ground truth (every pass
+// one outcome, every PLC result either reported or absorbed by a recorded
+// lost, missed or timed-out outcome, no phantom, no duplicate command).
+// Never a timing or capacity figure: a missed confirmation under overload
+// is the contract's own outcome (the ring has no back-pressure), printed
+// with the capacity line and judged in docs/performance.md, not here.
 func (r *Report) CheckFailures() []string {
 	var f []string
 	if r.Check == nil {
 		f = append(f, "no ground-truth check")
 	} else if !r.Check.OK() {
 		f = append(f, "ground truth FAILED")
-	}
-	if r.MissedRun > 0 {
-		f = append(f, strconv.FormatUint(r.MissedRun, 10)+" missed confirmations")
 	}
 	return f
 }
