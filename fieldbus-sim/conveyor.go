@@ -233,6 +233,7 @@ func (c *conveyor) gap() time.Duration {
 // event runs f under the PLC lock, then sends the telegrams it queued.
 func (c *conveyor) event(f func()) {
 	c.p.mu.Lock()
+	c.p.beginSectionLocked()
 	f()
 	out := c.outbox
 	c.outbox = nil

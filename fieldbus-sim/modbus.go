@@ -458,6 +458,9 @@ func (f *modbusFront) HandleHoldingRegisters(req *mbserver.HoldingRegistersReque
 	out := make([]uint16, req.Quantity)
 	p.mu.Lock()
 	ok := p.readRegsLocked(f.m, int(req.Addr), out)
+	if a := int(f.m.plcBase) + offConfirmCount; ok && in(a, int(req.Addr), int(req.Addr)+len(out)) {
+		p.markReadLocked()
+	}
 	p.mu.Unlock()
 	if !ok {
 		return nil, mbserver.ErrIllegalDataAddress

@@ -286,3 +286,44 @@ func TestMovedMapAndUnitID(t *testing.T) {
 		t.Errorf("unit 1 on a unit-7 PLC: %v", err)
 	}
 }
+
+// TestUnreadConfirmations: the PLC counts each confirmation it overwrites
+// before a Modbus read of CONFIRM_COUNT saw it (what a host counts as
+// missed), and apart those no host could have read: more than 16 written
+// in one scan.
+func TestUnreadConfirmations(t *testing.T) {
+	s := startSim(t, Config{Chutes: 32})
+	c := dial(t, s, 1)
+	p := s.PLC()
+	confirm := func(n int) {
+		p.mu.Lock()
+		p.beginSectionLocked()
+		for i := 0; i < n; i++ {
+			p.confirmLocked(uint32(i+1), 1, ResultDiverted)
+		}
+		p.mu.Unlock()
+	}
+	check := func(step string, unread, inScan uint64) {
+		t.Helper()
+		if u, s := p.UnreadConfirmations(); u != unread || s != inScan {
+			t.Errorf("%s: unread %d (in one scan %d), want %d (%d)", step, u, s, unread, inScan)
+		}
+	}
+	confirm(20) // 1..20 in one scan: 1..4 overwritten before anyone could read
+	check("20 in one scan", 4, 4)
+	c.plcBlock(t) // a host reads 20
+	confirm(10)
+	confirm(10) // 21..40 in two scans, no read between: 21..24 overwritten unread
+	check("20 in two scans", 8, 4)
+	c.plcBlock(t)
+	for i := 0; i < 4; i++ {
+		confirm(16) // 16 a scan, read after each: nothing lost
+		c.plcBlock(t)
+	}
+	check("16 a read", 8, 4)
+	if _, err := c.ReadHoldingRegisters(0, 3); err != nil { // the host block only
+		t.Fatal(err)
+	}
+	confirm(17)
+	check("a read that did not cover CONFIRM_COUNT", 9, 5)
+}

@@ -211,9 +211,16 @@ type PLC struct {
 	cancelScan     func()
 	resultCounts   [resultCount]uint64
 	commandsTaken  uint64
-	scans          uint64
-	bootRand       func() uint32
-	warmLosesRing  bool // SetWarmRestartLosesDivert
+	// Confirmations overwritten before any host read them (the contract's
+	// "missed confirmation", as the PLC sees it): readCount is
+	// CONFIRM_COUNT at the last Modbus read that covered it, sectionCount
+	// at the start of the running scan or conveyor event.
+	readCount, sectionCount uint16
+	written                 uint64 // confirmations since power-on
+	unread, unreadInSection uint64
+	scans                   uint64
+	bootRand                func() uint32
+	warmLosesRing           bool // SetWarmRestartLosesDivert
 	// plcFault is the PLC-specific FAULT_CODE set by SetFaultCode; the
 	// host-lost code 1 (faultCode) shows over it while it lasts.
 	plcFault uint16
@@ -249,6 +256,7 @@ func (p *PLC) powerOnLocked(prev uint16) {
 	p.divert = [RingSize]DivertSlot{}
 	p.confirm = [RingSize]ConfirmSlot{}
 	p.heartbeat, p.ackSeq, p.confirmCount = 0, 0, 0
+	p.readCount, p.sectionCount, p.written = 0, 0, 0
 	p.faultCode = faultHostLost
 	if p.cfg.Quirks.FaultZeroAtPowerOn {
 		p.faultCode = faultNone
@@ -324,6 +332,7 @@ func (p *PLC) stop() {
 // scanLocked is one PLC scan: heartbeat, host watchdog, the divert ring, then
 // the commissioning items that reached their decision point.
 func (p *PLC) scanLocked() {
+	p.sectionCount = p.confirmCount
 	now := p.clk.Now()
 	p.scans++
 	if !now.Before(p.nextBeat) {
@@ -429,12 +438,25 @@ func (p *PLC) decideLocked(chute uint16) (Result, uint16) {
 // before the slot).
 func (p *PLC) confirmLocked(tid uint32, chute uint16, r Result) {
 	c := p.confirmCount + 1
+	// The confirmation this one overwrites (c - 16) was never read if it
+	// is newer than the last read; if it is newer than the section's
+	// start as well, the PLC wrote more than 16 in one go and no host
+	// could have read it.
+	if old := c - RingSize; p.written >= RingSize {
+		if int16(old-p.readCount) > 0 {
+			p.unread++
+		}
+		if int16(old-p.sectionCount) > 0 {
+			p.unreadInSection++
+		}
+	}
 	num := c
 	if p.cfg.Quirks.NumFromZero {
 		num = c - 1
 	}
 	p.confirm[int(num)%RingSize] = ConfirmSlot{Num: num, TID: tid, Chute: chute, Result: uint16(p.cfg.Quirks.quirkResult(r))}
 	p.confirmCount = c
+	p.written++
 	if int(r) < resultCount {
 		p.resultCounts[r]++
 	}
@@ -535,6 +557,28 @@ func (p *PLC) notifyLocked() {
 	}
 }
 
+// markReadLocked records that a host read CONFIRM_COUNT (and the ring
+// with it): the confirmations up to it were readable.
+func (p *PLC) markReadLocked() { p.readCount = p.confirmCount }
+
+// beginSectionLocked starts a run of PLC logic under the lock (a scan, a
+// conveyor event, a flush): confirmations it writes past the 16th
+// overwrite ones no host could have read.
+func (p *PLC) beginSectionLocked() { p.sectionCount = p.confirmCount }
+
+// UnreadConfirmations is how many confirmations the PLC overwrote before
+// any Modbus read of CONFIRM_COUNT saw them (what a Modbus host counts as
+// missed; OPC UA reads are not followed, so over OPC UA it counts nearly
+// every confirmation), and how many it overwrote within the scan or
+// conveyor event that wrote them (more than 16 at once), which no host
+// could have read at any poll rate, over either protocol. Since the PLC
+// was created; a cold restart does not reset them.
+func (p *PLC) UnreadConfirmations() (unread, inOneScan uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.unread, p.unreadInSection
+}
+
 // ResultCounts returns how many confirmations of each result the PLC wrote,
 // indexed by result code.
 func (p *PLC) ResultCounts() [resultCount]uint64 {
@@ -628,6 +672,7 @@ func (p *PLC) EmergencyStop(on bool) {
 		}
 		p.state = StateEmergencyStop
 		p.dirty = true
+		p.beginSectionLocked()
 		for _, it := range p.commissioning {
 			p.truth.commissioned(it.cmd, p.clk.Now(), ResultLost, 0)
 			p.confirmLocked(it.cmd.TID, 0, ResultLost)

@@ -84,6 +84,9 @@ func TestCheckFailures(t *testing.T) {
 	}{
 		{"all good, however slow", Report{Check: ok, HostLate: 900, Written: LatStats{P999: time.Hour}}, ""},
 		{"missed confirmations, each recorded", Report{Check: ok, MissedRun: 3}, ""},
+		{"missed confirmations counted as the PLC overwrote them", Report{Check: &TruthCheck{MissedExact: true, LinkMissed: 4, PLCUnread: 4, PLCInScan: 2}, MissedRun: 4}, ""},
+		{"a missed confirmation the PLC never overwrote", Report{Check: &TruthCheck{MissedExact: true, LinkMissed: 5, PLCUnread: 4}, MissedRun: 5}, "ground truth FAILED"},
+		{"an overwritten confirmation not counted", Report{Check: &TruthCheck{MissedExact: true, LinkMissed: 3, PLCUnread: 4}, MissedRun: 3}, "ground truth FAILED"},
 		{"ground truth", Report{Check: &TruthCheck{DuplicateCommand: 1}}, "ground truth FAILED"},
 		{"no ground truth", Report{}, "no ground-truth check"},
 	} {

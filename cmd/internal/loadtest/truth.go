@@ -30,7 +30,14 @@ type TruthCheck struct {
 	// whose TID the journal holds no outcome for (a pass, or a read the
 	// gateway could not queue): must be 0.
 	FeedSent, FeedUnrecorded int
-	Records                  RecordCheck
+	// Missed confirmations: LinkMissed counted by the gateway's links;
+	// PLCUnread the emulated PLCs overwrote before a Modbus read of
+	// CONFIRM_COUNT saw them; PLCInScan those it wrote more than 16 of in
+	// one scan, which no host could read at any poll rate. MissedExact:
+	// LinkMissed must equal PLCUnread (Modbus, no faults injected).
+	LinkMissed, PLCUnread, PLCInScan uint64
+	MissedExact                      bool
+	Records                          RecordCheck
 	Examples                 []string
 }
 
@@ -69,7 +76,7 @@ func (c *RecordCheck) check(tally *tallyJournal, lines []*benchLine, st journal.
 // no unexplained result.
 func (t *TruthCheck) OK() bool {
 	return t.MissingOutcome == 0 && t.DuplicateOutcome == 0 && t.DuplicateCommand == 0 && t.Phantom == 0 && t.Unreported == t.Absorbed &&
-		t.Records.NotKept == 0 && t.FeedUnrecorded == 0
+		t.Records.NotKept == 0 && t.FeedUnrecorded == 0 && (!t.MissedExact || t.LinkMissed == t.PLCUnread)
 }
 
 func (t *TruthCheck) example(s string) {
@@ -87,6 +94,17 @@ func (t *TruthCheck) print(w io.Writer) {
 		"sim passes %d, commands taken %d, duplicate command %d; results matched %d, phantom %d, unreported %d (absorbed by lost/missed/timeout %d)\n",
 		verdict, t.Passes, t.Decided, t.MissingOutcome, t.DuplicateOutcome, t.SimPasses, t.SimCommands, t.DuplicateCommand,
 		t.Confirmed-t.Phantom, t.Phantom, t.Unreported, t.Absorbed)
+	if t.MissedExact {
+		m := "matches"
+		if t.LinkMissed != t.PLCUnread {
+			m = "DOES NOT match"
+		}
+		fmt.Fprintf(w, "missed confirmations, whole run: the gateway counted %d; the PLC overwrote %d before a read saw them (%s), %d of them more than 16 in one scan, which no host could read\n",
+			t.LinkMissed, t.PLCUnread, m, t.PLCInScan)
+	} else {
+		fmt.Fprintf(w, "missed confirmations, whole run: the gateway counted %d; the PLC wrote %d more than 16 in one scan, which no host could read\n",
+			t.LinkMissed, t.PLCInScan)
+	}
 	r := &t.Records
 	fmt.Fprintf(w, "journal records: appended %d, refused %d (lines counted %d, journal full %d); journal accepted %d, committed %d; not kept and not counted %d; sim passes never read by the gateway %d\n",
 		r.Appended, r.Refused, r.LineErrs, r.Full, r.Journal, r.Committed, r.NotKept, t.NeverRead)
@@ -189,6 +207,10 @@ func (t *TruthCheck) passes(lines []*benchLine, tally *tallyJournal) []map[uint3
 // line holds one line's sim record against the journal's.
 func (t *TruthCheck) line(bl *benchLine, gw map[uint32]*gwItem) {
 	rep := bl.sim.Report()
+	t.LinkMissed += bl.line.Snapshot().PLC.Missed
+	unread, inScan := bl.sim.PLC().UnreadConfirmations()
+	t.PLCUnread += unread
+	t.PLCInScan += inScan
 	seen := map[uint32]bool{}
 	for _, it := range rep.Items {
 		seen[it.TID] = true

@@ -142,6 +142,9 @@ func (s *scenario) finish(rep *Report, ch *chaos) error {
 		rep.PollGap = &pg
 	}
 	rep.Check = checkTruth(s.lines, s.tally, s.journal.Stats())
+	// The PLC follows Modbus reads of CONFIRM_COUNT, not OPC UA's; faults
+	// (restarts, dropped connections) are left out of the exact count.
+	rep.Check.MissedExact = s.cfg.Protocol == "modbus" && ch == nil
 	_, rep.MissedRun = s.tally.lateMissed()
 	if ch != nil {
 		rep.Chaos = ch.report()
