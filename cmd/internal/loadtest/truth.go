@@ -38,7 +38,7 @@ type TruthCheck struct {
 	LinkMissed, PLCUnread, PLCInScan uint64
 	MissedExact                      bool
 	Records                          RecordCheck
-	Examples                 []string
+	Examples                         []string
 }
 
 // RecordCheck: every record the lines handed the journal is kept, or
