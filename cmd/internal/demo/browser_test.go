@@ -75,16 +75,24 @@ func TestTrainingPanelInBrowser(t *testing.T) {
 			document.querySelectorAll("#training-faults .training-help").length === 5 &&
 			getComputedStyle(s).backgroundImage.includes("repeating-linear-gradient"); })()`)
 	const sw = `document.querySelector('#training-faults input[data-tid="scanner-off"]')`
-	// No token: refused, in view, and the switch springs back.
-	if _, err := chromedp.Run(ctx, chromedp.Evaluate[any](sw+`.click(); true`)); err != nil {
+	// No token: refused, in view, and the switch springs back, even when
+	// the page grew above the panel meanwhile (an alarm banner: the first
+	// CI run that failed here had its PLC link go down under load).
+	const grow = `document.body.prepend(Object.assign(document.createElement("div"), {id: "pushdown", style: "height: 3000px"}));`
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[any](grow+sw+`.click(); true`)); err != nil {
 		t.Fatal(err)
 	}
 	evalUntil(t, ctx, "refusal shown in the panel", `document.getElementById("training-msg").textContent.includes("token")`)
 	// Checked at once, not after the panel's next poll redraws it.
-	back, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => { const r = document.getElementById("training-msg").getBoundingClientRect();
-		return !`+sw+`.checked && r.top >= 0 && r.bottom <= innerHeight; })()`))
-	if err != nil || !back {
-		t.Fatalf("after a refusal the switch did not spring back, or the message is out of view (%v)", err)
+	state, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(() => { const r = document.getElementById("training-msg").getBoundingClientRect();
+		if (`+sw+`.checked) return "the switch did not spring back";
+		if (r.top < 0 || r.bottom > innerHeight) return "the message is out of view: top " + r.top + ", bottom " + r.bottom + ", viewport " + innerHeight;
+		return ""; })()`))
+	if err != nil || state != "" {
+		t.Fatalf("after a refusal: %s (%v)", state, err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[any](`document.getElementById("pushdown").remove(); scrollTo(0, 0); true`)); err != nil {
+		t.Fatal(err)
 	}
 	if d.sim.ScannerStats()[0].Drops != 0 {
 		t.Fatal("refused switch took the scanner off")

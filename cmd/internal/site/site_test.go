@@ -11,11 +11,14 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"go.uber.org/goleak"
+
+	"sortgw/cmd/internal/leakcheck"
 )
 
+// TestMain fails the run on any goroutine left, after nats-server's
+// source-consumer waits have ended by themselves (leakcheck).
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	leakcheck.VerifyTestMain(m)
 }
 
 // wantLines returns the "# want: ..." substrings of a bad file, one per

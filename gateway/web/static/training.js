@@ -21,6 +21,9 @@
     if (!m) return;
     m.textContent = text;
     m.classList.toggle("bad-text", !!bad);
+    // A refusal must be read where it happened, even if an alarm banner
+    // has pushed the panel down since the click.
+    if (bad) m.scrollIntoView({ block: "center" });
   }
 
   async function load() {
