@@ -87,6 +87,8 @@ func TestCheckFailures(t *testing.T) {
 		{"missed confirmations counted as the PLC overwrote them", Report{Check: &TruthCheck{MissedExact: true, LinkMissed: 4, PLCUnread: 4, PLCInScan: 2}, MissedRun: 4}, ""},
 		{"a missed confirmation the PLC never overwrote", Report{Check: &TruthCheck{MissedExact: true, LinkMissed: 5, PLCUnread: 4}, MissedRun: 5}, "ground truth FAILED"},
 		{"an overwritten confirmation not counted", Report{Check: &TruthCheck{MissedExact: true, LinkMissed: 3, PLCUnread: 4}, MissedRun: 3}, "ground truth FAILED"},
+		{"a reply lost in a reconnect: counted missed", Report{Check: &TruthCheck{MissedExact: true, LinkMissed: 6, PLCUnread: 4, Reconnects: 1}, MissedRun: 6}, ""},
+		{"an overwritten confirmation not counted across a reconnect", Report{Check: &TruthCheck{MissedExact: true, LinkMissed: 3, PLCUnread: 4, Reconnects: 1}, MissedRun: 3}, "ground truth FAILED"},
 		{"ground truth", Report{Check: &TruthCheck{DuplicateCommand: 1}}, "ground truth FAILED"},
 		{"no ground truth", Report{}, "no ground-truth check"},
 	} {
