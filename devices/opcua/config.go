@@ -78,7 +78,9 @@ type Config struct {
 	// server publishing late is not worth a new session.
 	DeadAfter time.Duration `yaml:"dead_after"`
 	// Timeout bounds the dial and every request the link makes (default
-	// 1s). It also bounds how long Run takes to return after ctx is done.
+	// 1s). It also bounds how long Run takes to return after ctx is done:
+	// one timeout, or four while a connect handshake is out (a handshake
+	// is let finish, see session).
 	Timeout time.Duration `yaml:"timeout"`
 	// Heartbeat is the interval of Host.Heartbeat writes (default 100ms).
 	Heartbeat time.Duration `yaml:"heartbeat"`

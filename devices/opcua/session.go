@@ -32,7 +32,15 @@ func (l *Link) session(ctx context.Context) (wasUp bool, err error) {
 
 	cctx, ccancel := context.WithTimeout(ctx, 4*l.cfg.Timeout)
 	defer ccancel()
-	opts, err := l.clientOptions(cctx)
+	// The handshakes (GetEndpoints, Connect) are never cut short by a
+	// stop, only by their timeout: gopcua v0.8.0 clears the opening
+	// secure channel when an abandoned OpenSecureChannel returns, without
+	// a lock against its dispatcher, which then reads the late response
+	// (a data race -race reported in CI). A stop while connecting waits
+	// for the handshake, at most 4 x timeout.
+	hctx, hcancel := context.WithTimeout(context.WithoutCancel(ctx), 4*l.cfg.Timeout)
+	defer hcancel()
+	opts, err := l.clientOptions(hctx)
 	if err != nil {
 		return false, err
 	}
@@ -41,7 +49,7 @@ func (l *Link) session(ctx context.Context) (wasUp bool, err error) {
 		return false, fmt.Errorf("new client: %w", err)
 	}
 	defer l.closeClient(cl)
-	if err := connect(cctx, cl); err != nil {
+	if err := connect(hctx, cl); err != nil {
 		return false, fmt.Errorf("connect: %w", err)
 	}
 	ns, err := cl.FindNamespace(cctx, l.cfg.Namespace)
