@@ -60,8 +60,12 @@ func (s *Sim) ControlHandler() http.Handler {
 	})
 	fault("delay-reply", func(q query) error {
 		d, err := q.duration("for")
+		if err != nil {
+			return err
+		}
+		on, err := q.target()
 		if err == nil {
-			s.DelayNextReply(d)
+			s.DelayNextReplyOn(d, on)
 		}
 		return err
 	})
@@ -77,13 +81,11 @@ func (s *Sim) ControlHandler() http.Handler {
 		if err != nil {
 			return err
 		}
-		on, ok := map[string]ExceptionTarget{"": ExceptionAny, "any": ExceptionAny, "reads": ExceptionReads,
-			"writes": ExceptionWrites, "divert": ExceptionDivert}[q.r.URL.Query().Get("on")]
-		if !ok {
-			return fmt.Errorf("on %q: want any, reads, writes or divert", q.r.URL.Query().Get("on"))
+		on, err := q.target()
+		if err == nil {
+			s.InjectModbusExceptionOn(byte(code), n, on)
 		}
-		s.InjectModbusExceptionOn(byte(code), n, on)
-		return nil
+		return err
 	})
 	for _, f := range []ModbusFault{FaultSilentWrongUnit, FaultMute, FaultNeverAccept} {
 		fault(string(f), func(q query) error {
@@ -249,6 +251,17 @@ func (q query) duration(k string) (time.Duration, error) {
 		return 0, fmt.Errorf("%s %q: want a duration like 500ms", k, v)
 	}
 	return d, nil
+}
+
+// target reads "on": which requests a Modbus fault hits (default any).
+func (q query) target() (ExceptionTarget, error) {
+	v := q.r.URL.Query().Get("on")
+	on, ok := map[string]ExceptionTarget{"": ExceptionAny, "any": ExceptionAny, "reads": ExceptionReads,
+		"writes": ExceptionWrites, "divert": ExceptionDivert}[v]
+	if !ok {
+		return 0, fmt.Errorf("on %q: want any, reads, writes or divert", v)
+	}
+	return on, nil
 }
 
 func (q query) int(k string, lo, hi int) (int, error) {

@@ -217,6 +217,24 @@ func TestDelayedReplyArrivesStale(t *testing.T) {
 	c.plcBlock(t)
 }
 
+// TestDelayedReplyOnReads: a delay aimed at reads passes writes by (a
+// bench's raw writes share the PLC with the host it means to hit) and
+// holds the next read's reply.
+func TestDelayedReplyOnReads(t *testing.T) {
+	s := startSim(t, Config{})
+	c := dial(t, s, 1)
+	c.h.Timeout = 200 * time.Millisecond
+	keepAlive(t, s)
+	s.DelayNextReplyOn(time.Second, ExceptionReads)
+	if err := c.tryDivert(1, 70, 1, 0); err != nil {
+		t.Fatalf("a write took a delay aimed at reads: %v", err)
+	}
+	if _, err := c.ReadHoldingRegisters(100, 19); err == nil {
+		t.Fatal("the read after it was not delayed")
+	}
+	c.h.Close()
+}
+
 func TestInjectedExceptions(t *testing.T) {
 	for _, code := range []byte{6, 2, 4, 0x0b} {
 		s := startSim(t, Config{})

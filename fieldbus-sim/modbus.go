@@ -302,6 +302,7 @@ type modbusFront struct {
 
 	mu        sync.Mutex
 	delayNext time.Duration
+	delayOn   ExceptionTarget
 	excCode   byte
 	excLeft   int
 	excOn     ExceptionTarget
@@ -334,6 +335,11 @@ const (
 	ExceptionWrites                        // function 16 (and 6) only
 	ExceptionDivert                        // writes that touch the divert ring only
 )
+
+// targets reports whether a fault aimed at on applies to a request of kind.
+func targets(on, kind ExceptionTarget) bool {
+	return on == ExceptionAny || on == kind || on == ExceptionWrites && kind == ExceptionDivert
+}
 
 const maxClientsSeen = 4096
 
@@ -383,7 +389,7 @@ func (f *modbusFront) preamble(unit uint8, client string, kind ExceptionTarget) 
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.excLeft > 0 && (f.excOn == ExceptionAny || f.excOn == kind || f.excOn == ExceptionWrites && kind == ExceptionDivert) {
+	if f.excLeft > 0 && targets(f.excOn, kind) {
 		f.excLeft--
 		return errByException[f.excCode]
 	}
@@ -413,15 +419,17 @@ func (f *modbusFront) hold(release <-chan struct{}, msg string) error {
 }
 
 // delay holds the reply back once, after the request took effect: the client
-// times out, then the late reply arrives on its socket.
-func (f *modbusFront) delay() {
+// times out, then the late reply arrives on its socket. Only a request of
+// the target kind (see DelayNextReplyOn) takes the delay.
+func (f *modbusFront) delay(kind ExceptionTarget) {
 	f.mu.Lock()
 	d := f.delayNext
-	f.delayNext = 0
-	f.mu.Unlock()
-	if d <= 0 {
+	if d <= 0 || !targets(f.delayOn, kind) {
+		f.mu.Unlock()
 		return
 	}
+	f.delayNext = 0
+	f.mu.Unlock()
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -444,7 +452,7 @@ func (f *modbusFront) HandleHoldingRegisters(req *mbserver.HoldingRegistersReque
 	if err := f.preamble(req.UnitId, req.ClientAddr, kind); err != nil {
 		return nil, err
 	}
-	defer f.delay()
+	defer f.delay(kind)
 	p := f.plc
 	if req.IsWrite {
 		p.mu.Lock()

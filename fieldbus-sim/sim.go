@@ -458,14 +458,19 @@ func (s *Sim) StallPLCHeartbeat(d time.Duration) {
 
 // DelayNextReply holds the next Modbus response back by d (it takes effect
 // at once; only the reply is late).
-func (s *Sim) DelayNextReply(d time.Duration) {
+func (s *Sim) DelayNextReply(d time.Duration) { s.DelayNextReplyOn(d, ExceptionAny) }
+
+// DelayNextReplyOn is DelayNextReply for the next request of one kind:
+// ExceptionReads aims at a host's polling rather than at another client's
+// writes on the same PLC.
+func (s *Sim) DelayNextReplyOn(d time.Duration, on ExceptionTarget) {
 	if s.mbFront == nil {
 		return
 	}
 	s.mbFront.mu.Lock()
-	s.mbFront.delayNext = d
+	s.mbFront.delayNext, s.mbFront.delayOn = d, on
 	s.mbFront.mu.Unlock()
-	s.log.Warn().Dur("delay_ms", d).Msg("fault: next modbus reply delayed")
+	s.log.Warn().Dur("delay_ms", d).Uint8("on", uint8(on)).Msg("fault: next modbus reply delayed")
 }
 
 // InjectModbusException answers the next n Modbus requests with exception

@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"sortgw/devices"
+	fieldbussim "sortgw/fieldbus-sim"
 	"sortgw/gateway"
 	"sortgw/gateway/journal"
 )
@@ -57,7 +58,12 @@ func plcFaults(protocol string) []fault {
 			// 400 ms is past the link's 250 ms request timeout: it must
 			// redial. Recovery is timed from the timeout.
 			fault{name: "DelayNextReply 400ms", plc: true, reconnect: true, after: 250 * time.Millisecond,
-				inject: func(bl *benchLine) { bl.sim.DelayNextReply(400 * time.Millisecond) }},
+				inject: func(bl *benchLine) {
+					// Reads: the gateway's polls, never the baseline's raw
+					// writes on their own connection (a fault the link
+					// would never see).
+					bl.sim.DelayNextReplyOn(400*time.Millisecond, fieldbussim.ExceptionReads)
+				}},
 			fault{name: "InjectModbusException 6 x5", plc: true, inject: func(bl *benchLine) { bl.sim.InjectModbusException(6, 5) }},
 		)
 	} else {
