@@ -324,8 +324,9 @@ var errByException = map[byte]error{
 	8: mbserver.ErrMemoryParityError, 0x0a: mbserver.ErrGWPathUnavailable, 0x0b: mbserver.ErrGWTargetFailedToRespond,
 }
 
-// ExceptionTarget says which requests InjectModbusExceptionOn answers with
-// the exception.
+// ExceptionTarget says which requests a Modbus fault hits: the ones
+// InjectModbusExceptionOn answers with the exception, or the one whose
+// reply DelayNextReplyOn holds back.
 type ExceptionTarget uint8
 
 // Exception targets.
