@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -51,7 +52,7 @@ func (j *Journal) ByBarcode(code string) ([]Record, error) {
 	if len(code) > maxIndexedCode {
 		keep = func(r *Record) bool { return slices.Contains(r.Codes, code) }
 	}
-	recs, err := j.byPrefix(bucketCode, codePrefix(nil, code), keep)
+	recs, err := j.byCode(codeSuffix(nil, code), keep)
 	if err != nil {
 		return nil, fmt.Errorf("journal records of code %q: %w", code, err)
 	}
@@ -89,6 +90,30 @@ func (j *Journal) byPrefix(bucket, prefix []byte, keep func(*Record) bool) ([]Re
 			}
 		}
 		return nil
+	})
+	slices.Reverse(out)
+	return out, err
+}
+
+// byCode walks the by-code entries span+suffix+seq from the newest back,
+// fetches their records and returns them oldest first.
+func (j *Journal) byCode(suffix []byte, keep func(*Record) bool) ([]Record, error) {
+	var out []Record
+	err := j.db.View(func(tx *bolt.Tx) error {
+		recs := tx.Bucket(bucketRecords)
+		var err error
+		spanWalk(tx.Bucket(bucketCode).Cursor(), suffix, ^uint64(0), math.MaxInt, func(seq uint64, _ []byte) bool {
+			var r Record
+			var ok bool
+			if r, ok, err = getRecord(recs, seq); err != nil {
+				return false
+			}
+			if ok && (keep == nil || keep(&r)) {
+				out = append(out, r)
+			}
+			return len(out) < j.cfg.QueryLimit
+		})
+		return err
 	})
 	slices.Reverse(out)
 	return out, err

@@ -3,6 +3,7 @@ package journal
 import (
 	"bytes"
 	"cmp"
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"strconv"
@@ -65,12 +66,14 @@ type ItemPage struct {
 	Next   uint64
 }
 
-// source is one index walked for a query: entries prefix+seq in bucket,
-// whose records pass check (nil: any row-start record).
+// source is one index walked for a query: entries prefix+seq in bucket
+// (span+prefix+seq when spanned), whose records pass check (nil: any
+// row-start record).
 type source struct {
-	bucket []byte
-	prefix []byte
-	check  func(r *Record) bool
+	bucket  []byte
+	prefix  []byte
+	spanned bool
+	check   func(r *Record) bool
 }
 
 // itemScanCap bounds the index entries (or records) one source walks for
@@ -100,7 +103,7 @@ func (j *Journal) Items(q ItemQuery) (ItemPage, error) {
 func querySources(q string, exceptions bool) []source {
 	switch {
 	case q == "" && exceptions:
-		return []source{{bucket: bucketSearch, prefix: exceptionKey(nil, 0)[:9]}}
+		return []source{{bucket: bucketSearch, prefix: searchSuffix(nil, keyException, ""), spanned: true}}
 	case q == "":
 		return []source{{bucket: bucketRecords}}
 	}
@@ -116,7 +119,7 @@ func querySources(q string, exceptions bool) []source {
 		if code == "" || (i == 1 && code == q) {
 			continue
 		}
-		out = append(out, source{bucket: bucketCode, prefix: codePrefix(nil, code),
+		out = append(out, source{bucket: bucketCode, prefix: codeSuffix(nil, code), spanned: true,
 			check: func(r *Record) bool { return slices.Contains(r.Codes, code) }})
 	}
 	var keys []searchKey
@@ -139,7 +142,7 @@ func querySources(q string, exceptions bool) []source {
 		add(keyZIP, zip5(l.Postal))
 	}
 	for _, k := range keys {
-		out = append(out, source{bucket: bucketSearch, prefix: searchPrefix(nil, k.kind, k.key),
+		out = append(out, source{bucket: bucketSearch, prefix: searchSuffix(nil, k.kind, k.key), spanned: true,
 			check: func(r *Record) bool {
 				var own [8]searchKey
 				return slices.Contains(appendSearchKeys(own[:0], r), k)
@@ -193,17 +196,9 @@ func (j *Journal) items(tx *bolt.Tx, q ItemQuery) (ItemPage, error) {
 // walkSource adds src's rows to rows and returns its floor: 0 when it
 // walked to the end, else the lowest seq it looked at.
 func (j *Journal) walkSource(tx *bolt.Tx, recs *bolt.Bucket, src source, q ItemQuery, rows map[uint64]Pass) (uint64, error) {
-	c := tx.Bucket(src.bucket).Cursor()
-	want := len(src.prefix) + 8
 	before := q.Before
 	if before == 0 {
 		before = ^uint64(0)
-	}
-	k, v := c.Seek(seqKey(bytes.Clone(src.prefix), before))
-	if k == nil {
-		k, v = c.Last()
-	} else {
-		k, v = c.Prev()
 	}
 	found, scanned := 0, 0
 	// Walking the records themselves, an outcome comes before (below)
@@ -212,44 +207,42 @@ func (j *Journal) walkSource(tx *bolt.Tx, recs *bolt.Bucket, src source, q ItemQ
 	if src.prefix == nil {
 		outcomes = map[passID]Record{}
 	}
-	for ; k != nil; k, v = c.Prev() {
-		if len(k) != want || !bytes.HasPrefix(k, src.prefix) {
-			if bytes.Compare(k, src.prefix) < 0 {
-				return 0, nil
-			}
-			continue // a longer key with the same leading bytes
-		}
-		seq := seqFromIndexKey(k)
+	var floor uint64
+	var err error
+	// step takes one entry (v: the record when walking the records
+	// bucket); false stops the walk, floor and err say why.
+	step := func(seq uint64, v []byte) bool {
 		if scanned++; scanned > j.itemScanCap() || found > q.Limit {
-			return seq + 1, nil
+			floor = seq + 1
+			return false
 		}
 		var r Record
 		if src.prefix == nil { // the records bucket itself
 			if kd := kindOf(v); kd != KindDecision && kd != KindOutcome {
-				continue
+				return true
 			}
-			if err := decodeRecord(v, &r); err != nil {
-				return 0, fmt.Errorf("record %d: %w", seq, err)
+			if err = decodeRecord(v, &r); err != nil {
+				err = fmt.Errorf("record %d: %w", seq, err)
+				return false
 			}
 			if r.Kind == KindOutcome && r.Pass != 0 {
 				outcomes[passID{r.Line, r.TID, r.Pass}] = r
-				continue
+				return true
 			}
 		} else {
 			var ok bool
-			var err error
 			if r, ok, err = getRecord(recs, seq); err != nil {
-				return 0, err
+				return false
 			} else if !ok {
-				continue // dangling; should not happen, never fatal
+				return true // dangling; should not happen, never fatal
 			}
 		}
 		if !rowStart(&r) || (q.Line != "" && r.Line != q.Line) || (src.check != nil && !src.check(&r)) {
-			continue
+			return true
 		}
 		if _, dup := rows[seq]; dup {
 			found++
-			continue
+			return true
 		}
 		var p Pass
 		id := passID{r.Line, r.TID, r.Pass}
@@ -262,18 +255,95 @@ func (j *Journal) walkSource(tx *bolt.Tx, recs *bolt.Bucket, src source, q ItemQ
 			if outcomes != nil && r.Kind == KindDecision {
 				delete(outcomes, id)
 			}
-			var err error
 			if p, err = joinPass(tx, recs, r); err != nil {
-				return 0, err
+				return false
 			}
 		}
 		if q.Exceptions && !p.Exception() {
-			continue
+			return true
 		}
 		rows[seq] = p
 		found++
+		return true
+	}
+	c := tx.Bucket(src.bucket).Cursor()
+	if src.spanned {
+		spanFloor := spanWalk(c, src.prefix, before, spanScanCap, step)
+		if err != nil {
+			return 0, err
+		}
+		return max(floor, spanFloor), nil
+	}
+	want := len(src.prefix) + 8
+	k, v := c.Seek(seqKey(bytes.Clone(src.prefix), before))
+	if k == nil {
+		k, v = c.Last()
+	} else {
+		k, v = c.Prev()
+	}
+	for ; k != nil; k, v = c.Prev() {
+		if len(k) != want || !bytes.HasPrefix(k, src.prefix) {
+			if bytes.Compare(k, src.prefix) < 0 {
+				return 0, nil
+			}
+			continue // a longer key with the same leading bytes
+		}
+		if !step(seqFromIndexKey(k), v) {
+			return floor, err
+		}
 	}
 	return 0, nil
+}
+
+// spanScanCap bounds the spans one lookup seeks for one page (a 1 GiB
+// journal holds about 500). A variable for the tests.
+var spanScanCap = 4096
+
+// spanWalk walks the entries span+suffix+seq of a spanned index (by-code,
+// by-key) with seq below before, newest first, one seek a span, and
+// calls yield for each until it returns false. It returns 0 when it
+// walked every span or yield stopped it, else, having looked at spanCap
+// spans, the first seq of the oldest one it walked: every entry from
+// there to before has been yielded.
+func spanWalk(c *bolt.Cursor, suffix []byte, before uint64, spanCap int, yield func(seq uint64, v []byte) bool) uint64 {
+	fk, _ := c.First()
+	lk, _ := c.Last()
+	if len(fk) < 4 || len(lk) < 4 || before == 0 {
+		return 0
+	}
+	lo, hi := binary.BigEndian.Uint32(fk), binary.BigEndian.Uint32(lk)
+	hi = min(hi, spanOf(before-1))
+	want := 4 + len(suffix) + 8
+	prefix := make([]byte, 0, want)
+	seek := make([]byte, 0, want)
+	for s, n := hi, 0; s >= lo; s-- {
+		if n++; n > spanCap {
+			return spanStart(s + 1)
+		}
+		prefix = append(appendSpan(prefix[:0], s), suffix...)
+		seek = seqKey(append(seek[:0], prefix...), before)
+		k, v := c.Seek(seek)
+		if k == nil {
+			k, v = c.Last()
+		} else {
+			k, v = c.Prev()
+		}
+		for ; k != nil; k, v = c.Prev() {
+			if len(k) != want || !bytes.HasPrefix(k, prefix) {
+				if bytes.Compare(k, prefix) < 0 {
+					break
+				}
+				continue // a longer key with the same leading bytes
+			}
+			if !yield(seqFromIndexKey(k), v) {
+				return 0
+			}
+		}
+		if s == 0 {
+			break
+		}
+	}
+	return 0
 }
 
 // passID names one pass of one item.
@@ -326,12 +396,17 @@ func joinPass(tx *bolt.Tx, recs *bolt.Bucket, r Record) (Pass, error) {
 	return p, nil
 }
 
-// ensureSearchIndex builds the search index of a journal written before
-// it existed, or under another key derivation (searchFingerprint). It
-// reads the records in bounded read transactions and collects their
-// entries (17 bytes each, about 2.7 a pass: some 75 MB for a 1 GiB
-// journal), sorts them, and writes them in key order, in bounded write
-// transactions that each only append to the end of the tree. A crash
+// rebuildChunk is about the most records ensureSearchIndex reads for one
+// write transaction. A variable for the tests.
+var rebuildChunk = 50_000
+
+// ensureSearchIndex builds the search index (by-key) and the code index
+// (by-code) of a journal written before they existed, or under another
+// key derivation or layout (searchFingerprint). It walks the records in
+// seq order in read transactions of about 50,000 records, ending each on
+// a span's edge, and writes that chunk's entries sorted in one write
+// transaction: the entries lead with their span, so each chunk appends
+// to the end of both trees, and memory holds one chunk's entries. A crash
 // part-way leaves no fingerprint, so the next Open starts over.
 func (j *Journal) ensureSearchIndex() error {
 	want := searchFingerprint()
@@ -346,11 +421,39 @@ func (j *Journal) ensureSearchIndex() error {
 		return nil
 	}
 	start := time.Now()
-	var entries [][searchKeyLen]byte
-	var exc exceptionTracker
-	var after []byte
-	records := 0
+	err := j.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketMeta).Delete(keySearchPrint); err != nil {
+			return err
+		}
+		for _, b := range [][]byte{bucketSearch, bucketCode} {
+			if err := tx.DeleteBucket(b); err != nil {
+				return err
+			}
+			if _, err := tx.CreateBucket(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("build search index: %w", err)
+	}
+	var (
+		exc            exceptionTracker
+		after          []byte
+		records, nkeys int
+		keys           []searchKey
+		searchKeys     [][searchKeyLen]byte
+		codeArena      []byte
+		codeEnds       []int
+	)
+	mark := func(seq uint64) {
+		var e [searchKeyLen]byte
+		exceptionKey(e[:0], seq)
+		searchKeys = append(searchKeys, e)
+	}
 	for done := false; !done; {
+		searchKeys, codeArena, codeEnds = searchKeys[:0], codeArena[:0], codeEnds[:0]
 		err := j.db.View(func(tx *bolt.Tx) error {
 			c := tx.Bucket(bucketRecords).Cursor()
 			k, v := c.First()
@@ -359,28 +462,27 @@ func (j *Journal) ensureSearchIndex() error {
 					k, v = c.Next()
 				}
 			}
-			var keys []searchKey
-			mark := func(seq uint64) {
-				var e [searchKeyLen]byte
-				exceptionKey(e[:0], seq)
-				entries = append(entries, e)
-			}
-			for n := 0; k != nil && n < 50_000; k, v = c.Next() {
+			for n := 0; k != nil; k, v = c.Next() {
+				seq := binary.BigEndian.Uint64(k)
+				if n >= rebuildChunk && spanOf(seq) != spanOf(binary.BigEndian.Uint64(after)) {
+					break // on a span's edge
+				}
 				n++
 				records++
 				after = append(after[:0], k...)
-				if kd := kindOf(v); kd != KindOutcome && !kd.opens() {
-					continue
-				}
 				var r Record
 				if err := decodeRecord(v, &r); err != nil {
 					continue // unreadable: queries skip it anyway
 				}
+				for _, code := range r.Codes {
+					codeArena = codeKey(codeArena, code, r.Seq)
+					codeEnds = append(codeEnds, len(codeArena))
+				}
 				keys = appendSearchKeys(keys[:0], &r)
 				for _, sk := range keys {
 					var e [searchKeyLen]byte
-					seqKey(searchPrefix(e[:0], sk.kind, sk.key), r.Seq)
-					entries = append(entries, e)
+					searchEntry(e[:0], sk, r.Seq)
+					searchKeys = append(searchKeys, e)
 				}
 				exc.observe(&r, mark)
 			}
@@ -390,31 +492,30 @@ func (j *Journal) ensureSearchIndex() error {
 		if err != nil {
 			return fmt.Errorf("build search index: %w", err)
 		}
-	}
-	slices.SortFunc(entries, func(a, b [searchKeyLen]byte) int { return bytes.Compare(a[:], b[:]) })
-	entries = slices.Compact(entries) // a decision marked by two outcomes
-	for i, first := 0, true; first || i < len(entries); first = false {
-		err := j.db.Update(func(tx *bolt.Tx) error {
-			if first {
-				if err := tx.Bucket(bucketMeta).Delete(keySearchPrint); err != nil {
-					return err
-				}
-				if err := tx.DeleteBucket(bucketSearch); err != nil {
-					return err
-				}
-				if _, err := tx.CreateBucket(bucketSearch); err != nil {
+		codeKeys := make([][]byte, len(codeEnds))
+		from := 0
+		for i, end := range codeEnds {
+			codeKeys[i], from = codeArena[from:end], end
+		}
+		slices.SortFunc(codeKeys, bytes.Compare)
+		slices.SortFunc(searchKeys, func(a, b [searchKeyLen]byte) int { return bytes.Compare(a[:], b[:]) })
+		searchKeys = slices.Compact(searchKeys) // a decision marked by two outcomes
+		codeKeys = slices.CompactFunc(codeKeys, bytes.Equal)
+		nkeys += len(searchKeys) + len(codeKeys)
+		err = j.db.Update(func(tx *bolt.Tx) error {
+			search, codes := tx.Bucket(bucketSearch), tx.Bucket(bucketCode)
+			search.FillPercent, codes.FillPercent = 0.9, 0.9 // mostly appended in key order
+			for i := range searchKeys {
+				if err := search.Put(searchKeys[i][:], nil); err != nil {
 					return err
 				}
 			}
-			search := tx.Bucket(bucketSearch)
-			search.FillPercent = 0.95 // appended in key order
-			for n := 0; i < len(entries) && n < 200_000; n++ {
-				if err := search.Put(entries[i][:], nil); err != nil {
+			for _, k := range codeKeys {
+				if err := codes.Put(k, nil); err != nil {
 					return err
 				}
-				i++
 			}
-			if i == len(entries) {
+			if done {
 				return tx.Bucket(bucketMeta).Put(keySearchPrint, want)
 			}
 			return nil
@@ -427,7 +528,7 @@ func (j *Journal) ensureSearchIndex() error {
 	if records == 0 {
 		ev = j.log.Debug()
 	}
-	ev.Int("records", records).Int("keys", len(entries)).Dur("took", time.Since(start)).
+	ev.Int("records", records).Int("keys", nkeys).Dur("took", time.Since(start)).
 		Bool("rebuilt", have != nil).Msg("journal search index built")
 	return nil
 }

@@ -388,8 +388,11 @@ func TestSearchIndexBuiltAtOpen(t *testing.T) {
 		return tx.Bucket(bucketMeta).Delete(keySearchPrint)
 	})
 	check()
-	edit(func(tx *bolt.Tx) error { // another derivation, with an entry this one would not write
-		if err := tx.Bucket(bucketSearch).Put(seqKey(searchPrefix(nil, keyPackage, "STALE"), 3), nil); err != nil {
+	edit(func(tx *bolt.Tx) error { // another derivation, with entries this one would not write
+		if err := tx.Bucket(bucketSearch).Put(searchEntry(nil, searchKey{keyPackage, "STALE"}, 3), nil); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketCode).Put(codeKey(nil, "STALE", 3), nil); err != nil {
 			return err
 		}
 		return tx.Bucket(bucketMeta).Put(keySearchPrint, []byte("another build"))
@@ -420,10 +423,10 @@ func checkIndexes(t *testing.T, j *Journal) {
 				want[string(bucketTID)][string(seqKey(tidPrefix(nil, r.TID), r.Seq))] = true
 			}
 			for _, c := range r.Codes {
-				want[string(bucketCode)][string(seqKey(codePrefix(nil, c), r.Seq))] = true
+				want[string(bucketCode)][string(codeKey(nil, c, r.Seq))] = true
 			}
 			for _, sk := range appendSearchKeys(nil, &r) {
-				want[string(bucketSearch)][string(seqKey(searchPrefix(nil, sk.kind, sk.key), r.Seq))] = true
+				want[string(bucketSearch)][string(searchEntry(nil, sk, r.Seq))] = true
 			}
 			exc.observe(&r, func(seq uint64) { want[string(bucketSearch)][string(exceptionKey(nil, seq))] = true })
 			return nil

@@ -13,7 +13,7 @@ import (
 // what is printed on its label, not only by the exact scanner string (the
 // by-code index) or the TID (by-tid):
 //
-//	by-key  kind (1) hash (8) seq (8) -> empty
+//	by-key  span (4) kind (1) hash (8) seq (8) -> empty
 //
 // kind is keyStripped (the code in NormaliseCode's form), keyPackage (a
 // package id ReadLabel found: UPS 1Z, IMpb, SSCC, TBA) or keyZIP (the ZIP5
@@ -39,13 +39,14 @@ const (
 	// goes with the row's first record.
 	keyException byte = 'x'
 
-	searchKeyLen = 1 + 8 + 8
+	searchKeyLen = 4 + 1 + 8 + 8
 )
 
 var (
-	bucketSearch      = []byte("by-key")
-	keySearchPrint    = []byte("search-index")
-	searchIndexFormat = "sortgw search index 2"
+	bucketSearch   = []byte("by-key")
+	keySearchPrint = []byte("search-index")
+	// The fingerprint covers by-code too: both are rebuilt together.
+	searchIndexFormat = "sortgw search index 3: by-code and by-key by span of 2^14 seqs"
 )
 
 // searchKey is one search key of a record, before hashing.
@@ -160,15 +161,21 @@ func hashKey(kind byte, key string) uint64 {
 	return h
 }
 
-// searchPrefix is the 9-byte prefix of a key's index entries.
-func searchPrefix(b []byte, kind byte, key string) []byte {
+// searchSuffix is what follows the span in a key's by-key entries: the
+// kind and the hash.
+func searchSuffix(b []byte, kind byte, key string) []byte {
 	b = append(b, kind)
 	return binary.BigEndian.AppendUint64(b, hashKey(kind, key))
 }
 
+// searchEntry is the by-key entry of sk in the record seq.
+func searchEntry(b []byte, sk searchKey, seq uint64) []byte {
+	return seqKey(searchSuffix(appendSpan(b, spanOf(seq)), sk.kind, sk.key), seq)
+}
+
 // exceptionKey is the exception entry of the row starting at seq.
 func exceptionKey(b []byte, seq uint64) []byte {
-	return seqKey(searchPrefix(b, keyException, ""), seq)
+	return searchEntry(b, searchKey{kind: keyException}, seq)
 }
 
 // exceptionTracker finds the exception entries of records read in seq

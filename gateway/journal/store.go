@@ -12,16 +12,22 @@ import (
 //
 //	records  seq (8, big endian)                     -> encoded Record
 //	by-tid   tid (4) seq (8)                          -> empty
-//	by-code  uvarint len, code (<= 512 bytes), seq(8) -> empty
+//	by-code  span (4), uvarint len, code (<= 512 bytes), seq (8) -> empty
 //	by-time  unix ns with the sign bit flipped (8) seq (8) -> empty
 //	open     uvarint len, line, tid (4), pass (2)     -> seq (8) of the last
 //	         opening record, unix ns (8) of the first
 //	meta     "last-seq" -> seq (8); "format" -> version (1);
-//	         "search-index" -> the fingerprint of by-key's derivation
-//	by-key   kind (1) hash (8) seq (8) -> empty (searchkey.go)
+//	         "search-index" -> the fingerprint of by-key and by-code
+//	by-key   span (4) kind (1) hash (8) seq (8) -> empty (searchkey.go)
 //
 // Big-endian keys keep bbolt's byte order equal to numeric order, so seq,
 // time and (tid, seq) ranges are cursor scans.
+//
+// The two indexes whose keys are barcodes or hashes lead with the span of
+// the record's seq (seq >> spanShift, about 4,000 passes): new entries land
+// in the newest span and retention removes the oldest, so writing touches a
+// few pages at the two ends of the tree instead of a page anywhere in it.
+// A lookup seeks its key once per span, newest first (spanWalk).
 var (
 	bucketRecords = []byte("records")
 	bucketTID     = []byte("by-tid")
@@ -52,7 +58,26 @@ func timeKey(b []byte, t time.Time, seq uint64) []byte {
 
 func tidPrefix(b []byte, tid uint32) []byte { return binary.BigEndian.AppendUint32(b, tid) }
 
-func codePrefix(b []byte, code string) []byte {
+// spanShift groups the by-code and by-key entries by seq: 16,384 seqs
+// (about 4,000 passes) a span, so a 1 GiB journal holds some 500 spans and
+// the newest span's index pages are about a megabyte.
+const spanShift = 14
+
+// spanOf is the span of a seq. 4 bytes hold 2^46 seqs.
+func spanOf(seq uint64) uint32 { return uint32(seq >> spanShift) }
+
+// spanStart is the first seq of span s.
+func spanStart(s uint32) uint64 { return uint64(s) << spanShift }
+
+func appendSpan(b []byte, s uint32) []byte { return binary.BigEndian.AppendUint32(b, s) }
+
+// codeKey is the by-code entry of code in the record seq.
+func codeKey(b []byte, code string, seq uint64) []byte {
+	return seqKey(codeSuffix(appendSpan(b, spanOf(seq)), code), seq)
+}
+
+// codeSuffix is what follows the span in code's by-code entries.
+func codeSuffix(b []byte, code string) []byte {
 	if len(code) > maxIndexedCode {
 		code = code[:maxIndexedCode]
 	}
@@ -163,7 +188,7 @@ func writeBatch(tx *bolt.Tx, batch []Record, arena []byte) ([]byte, batchResult,
 		}
 		for _, c := range r.Codes {
 			s = len(arena)
-			arena = seqKey(codePrefix(arena, c), r.Seq)
+			arena = codeKey(arena, c, r.Seq)
 			if err := codes.Put(cut(s), nil); err != nil {
 				return arena, res, fmt.Errorf("index record %d by code: %w", r.Seq, err)
 			}
@@ -171,7 +196,7 @@ func writeBatch(tx *bolt.Tx, batch []Record, arena []byte) ([]byte, batchResult,
 		keys = appendSearchKeys(keys[:0], r)
 		for _, sk := range keys {
 			s = len(arena)
-			arena = seqKey(searchPrefix(arena, sk.kind, sk.key), r.Seq)
+			arena = searchEntry(arena, sk, r.Seq)
 			if err := search.Put(cut(s), nil); err != nil {
 				return arena, res, fmt.Errorf("index record %d for search: %w", r.Seq, err)
 			}
@@ -264,13 +289,13 @@ func deleteRecord(tx *bolt.Tx, seq uint64) error {
 		}
 	}
 	for _, c := range r.Codes {
-		if err := tx.Bucket(bucketCode).Delete(seqKey(codePrefix(nil, c), seq)); err != nil {
+		if err := tx.Bucket(bucketCode).Delete(codeKey(nil, c, seq)); err != nil {
 			return err
 		}
 	}
 	var kb [searchKeyLen]byte
 	for _, sk := range appendSearchKeys(nil, &r) {
-		if err := tx.Bucket(bucketSearch).Delete(seqKey(searchPrefix(kb[:0], sk.kind, sk.key), seq)); err != nil {
+		if err := tx.Bucket(bucketSearch).Delete(searchEntry(kb[:0], sk, seq)); err != nil {
 			return err
 		}
 	}
