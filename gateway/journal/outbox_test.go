@@ -74,8 +74,11 @@ func TestRetainHoldsUnsentFromAgePruning(t *testing.T) {
 	if n := j.Stats().PrunedUnsent; n != 0 {
 		t.Fatalf("pruned unsent %d by age, want 0", n)
 	}
-	// The disk wins: by size, held records go too and are counted.
+	// The disk wins: by size, held records go too and are counted. Run
+	// may be pruning after a commit: change the limit under its lock.
+	j.pruneMu.Lock()
 	j.cfg.MaxBytes = 1
+	j.pruneMu.Unlock()
 	if _, err := j.Prune(context.Background()); err != nil {
 		t.Fatal(err)
 	}
