@@ -103,11 +103,24 @@ func TestLinkWriteFailureMidPipeline(t *testing.T) {
 	tp.mu.Lock()
 	tp.spoil = func(w *tapWrite) bool { return w.seq == bad }
 	tp.mu.Unlock()
-	for i := range n {
-		if err := tl.Send(t.Context(), devices.Command{TID: base + uint32(i), Chute: uint16(i%200 + 1)}); err != nil {
-			t.Fatal(err)
+	// The tap holds the refused write's reply, and with it every later
+	// message from the server on that connection, ACK_SEQ notifications
+	// included, until a later write has gone out. So the link must have
+	// ring room for later writes without a newer ACK_SEQ: the first 40
+	// commands are taken (and the link knows it) before the burst that
+	// starts with the refused one; otherwise, on a busy machine, the
+	// ring could be full at that moment and nothing later could go out.
+	send := func(from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			if err := tl.Send(t.Context(), devices.Command{TID: base + uint32(i), Chute: uint16(i%200 + 1)}); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
+	send(0, 40)
+	waitFor(t, 30*time.Second, "the first 40 commands taken", func() bool { return tl.rec.count(devices.EventTaken) == 40 })
+	send(40, n)
 	waitFor(t, 30*time.Second, "every command taken", func() bool { return tl.rec.count(devices.EventTaken) == n })
 	waitFor(t, 30*time.Second, "every command confirmed", func() bool {
 		return tl.rec.count(devices.EventConfirmed)+tl.rec.count(devices.EventMissed) >= n
