@@ -25,6 +25,15 @@ func testConfig(t testing.TB) Config {
 	return Config{Path: filepath.Join(t.TempDir(), "journal.db")}
 }
 
+// bulkConfig is testConfig for journals of many records written without
+// waiting: large batches and queue, no retention.
+func bulkConfig(t testing.TB) Config {
+	cfg := testConfig(t)
+	cfg.MaxBatch, cfg.QueueSize = 4096, 1<<17
+	cfg.MaxAge, cfg.MaxBytes = -1, -1
+	return cfg
+}
+
 func openJournal(t testing.TB, cfg Config) *Journal {
 	t.Helper()
 	j, err := Open(cfg, zerolog.Nop())

@@ -1,7 +1,6 @@
 package journal
 
 import (
-	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -36,7 +35,7 @@ func (j *Journal) Get(seq uint64) (Record, error) {
 // ByTID returns the records about tid on every line, oldest first; if
 // there are more than QueryLimit, the newest QueryLimit.
 func (j *Journal) ByTID(tid uint32) ([]Record, error) {
-	recs, err := j.byPrefix(bucketTID, tidPrefix(nil, tid), nil)
+	recs, err := j.byPrefix(bucketTID, tidPrefix(nil, tid), false, nil)
 	if err != nil {
 		return nil, fmt.Errorf("journal records of tid %d: %w", tid, err)
 	}
@@ -52,57 +51,22 @@ func (j *Journal) ByBarcode(code string) ([]Record, error) {
 	if len(code) > maxIndexedCode {
 		keep = func(r *Record) bool { return slices.Contains(r.Codes, code) }
 	}
-	recs, err := j.byCode(codeSuffix(nil, code), keep)
+	recs, err := j.byPrefix(bucketCode, codeSuffix(nil, code), true, keep)
 	if err != nil {
 		return nil, fmt.Errorf("journal records of code %q: %w", code, err)
 	}
 	return recs, nil
 }
 
-// byPrefix walks the index keys prefix+seq from the newest back, fetches
-// their records and returns them oldest first.
-func (j *Journal) byPrefix(bucket, prefix []byte, keep func(*Record) bool) ([]Record, error) {
-	var out []Record
-	err := j.db.View(func(tx *bolt.Tx) error {
-		recs := tx.Bucket(bucketRecords)
-		c := tx.Bucket(bucket).Cursor()
-		// The first key after every prefix+seq, then step back.
-		end := append(bytes.Clone(prefix), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
-		k, _ := c.Seek(end)
-		if k == nil {
-			k, _ = c.Last()
-		} else {
-			k, _ = c.Prev()
-		}
-		for ; k != nil && len(out) < j.cfg.QueryLimit; k, _ = c.Prev() {
-			if len(k) != len(prefix)+8 || !bytes.HasPrefix(k, prefix) {
-				if bytes.Compare(k, prefix) < 0 {
-					break
-				}
-				continue // a longer key with the same leading bytes
-			}
-			r, ok, err := getRecord(recs, seqFromIndexKey(k))
-			if err != nil {
-				return err
-			}
-			if ok && (keep == nil || keep(&r)) {
-				out = append(out, r)
-			}
-		}
-		return nil
-	})
-	slices.Reverse(out)
-	return out, err
-}
-
-// byCode walks the by-code entries span+suffix+seq from the newest back,
-// fetches their records and returns them oldest first.
-func (j *Journal) byCode(suffix []byte, keep func(*Record) bool) ([]Record, error) {
+// byPrefix walks the index entries prefix+seq (span+prefix+seq, span by
+// span, when spanned) from the newest back, fetches their records and
+// returns them oldest first, at most QueryLimit.
+func (j *Journal) byPrefix(bucket, prefix []byte, spanned bool, keep func(*Record) bool) ([]Record, error) {
 	var out []Record
 	err := j.db.View(func(tx *bolt.Tx) error {
 		recs := tx.Bucket(bucketRecords)
 		var err error
-		spanWalk(tx.Bucket(bucketCode).Cursor(), suffix, ^uint64(0), math.MaxInt, func(seq uint64, _ []byte) bool {
+		yield := func(seq uint64, _ []byte) bool {
 			var r Record
 			var ok bool
 			if r, ok, err = getRecord(recs, seq); err != nil {
@@ -112,7 +76,13 @@ func (j *Journal) byCode(suffix []byte, keep func(*Record) bool) ([]Record, erro
 				out = append(out, r)
 			}
 			return len(out) < j.cfg.QueryLimit
-		})
+		}
+		c := tx.Bucket(bucket).Cursor()
+		if spanned {
+			spanWalk(c, prefix, ^uint64(0), math.MaxInt, yield)
+		} else {
+			walkBack(c, prefix, ^uint64(0), yield)
+		}
 		return err
 	})
 	slices.Reverse(out)

@@ -274,25 +274,34 @@ func (j *Journal) walkSource(tx *bolt.Tx, recs *bolt.Bucket, src source, q ItemQ
 		}
 		return max(floor, spanFloor), nil
 	}
-	want := len(src.prefix) + 8
-	k, v := c.Seek(seqKey(bytes.Clone(src.prefix), before))
+	if !walkBack(c, src.prefix, before, step) {
+		return floor, err
+	}
+	return 0, nil
+}
+
+// walkBack walks the entries prefix+seq with seq below before, newest
+// first, calling yield for each; it reports false when yield stopped it.
+func walkBack(c *bolt.Cursor, prefix []byte, before uint64, yield func(seq uint64, v []byte) bool) bool {
+	want := len(prefix) + 8
+	k, v := c.Seek(seqKey(bytes.Clone(prefix), before))
 	if k == nil {
 		k, v = c.Last()
 	} else {
 		k, v = c.Prev()
 	}
 	for ; k != nil; k, v = c.Prev() {
-		if len(k) != want || !bytes.HasPrefix(k, src.prefix) {
-			if bytes.Compare(k, src.prefix) < 0 {
-				return 0, nil
+		if len(k) != want || !bytes.HasPrefix(k, prefix) {
+			if bytes.Compare(k, prefix) < 0 {
+				return true
 			}
 			continue // a longer key with the same leading bytes
 		}
-		if !step(seqFromIndexKey(k), v) {
-			return floor, err
+		if !yield(seqFromIndexKey(k), v) {
+			return false
 		}
 	}
-	return 0, nil
+	return true
 }
 
 // spanScanCap bounds the spans one lookup seeks for one page (a 1 GiB
@@ -313,31 +322,14 @@ func spanWalk(c *bolt.Cursor, suffix []byte, before uint64, spanCap int, yield f
 	}
 	lo, hi := binary.BigEndian.Uint32(fk), binary.BigEndian.Uint32(lk)
 	hi = min(hi, spanOf(before-1))
-	want := 4 + len(suffix) + 8
-	prefix := make([]byte, 0, want)
-	seek := make([]byte, 0, want)
+	prefix := make([]byte, 0, 4+len(suffix))
 	for s, n := hi, 0; s >= lo; s-- {
 		if n++; n > spanCap {
 			return spanStart(s + 1)
 		}
 		prefix = append(appendSpan(prefix[:0], s), suffix...)
-		seek = seqKey(append(seek[:0], prefix...), before)
-		k, v := c.Seek(seek)
-		if k == nil {
-			k, v = c.Last()
-		} else {
-			k, v = c.Prev()
-		}
-		for ; k != nil; k, v = c.Prev() {
-			if len(k) != want || !bytes.HasPrefix(k, prefix) {
-				if bytes.Compare(k, prefix) < 0 {
-					break
-				}
-				continue // a longer key with the same leading bytes
-			}
-			if !yield(seqFromIndexKey(k), v) {
-				return 0
-			}
+		if !walkBack(c, prefix, before, yield) {
+			return 0
 		}
 		if s == 0 {
 			break

@@ -19,10 +19,7 @@ import (
 //	go test -run '^$' -bench ItemSearch -benchtime 2000x ./gateway/journal
 func BenchmarkItemSearch(b *testing.B) {
 	const passes = 500_000
-	cfg := testConfig(b)
-	cfg.MaxBatch = 4096
-	cfg.QueueSize = 1 << 17
-	cfg.MaxAge, cfg.MaxBytes = -1, -1
+	cfg := bulkConfig(b)
 	j := startJournal(b, cfg)
 	start := time.Now()
 	for i := range passes {
@@ -84,10 +81,7 @@ func BenchmarkItemSearch(b *testing.B) {
 //	go test -run '^$' -bench SearchIndexBuild -benchtime 3x ./gateway/journal
 func BenchmarkSearchIndexBuild(b *testing.B) {
 	const passes = 100_000
-	cfg := testConfig(b)
-	cfg.MaxBatch = 4096
-	cfg.QueueSize = 1 << 17
-	cfg.MaxAge, cfg.MaxBytes = -1, -1
+	cfg := bulkConfig(b)
 	j := startJournal(b, cfg)
 	for i := range passes {
 		for _, r := range passRecords("L1", uint32(i+1), 1, t0, OutcomeDiverted) {

@@ -16,9 +16,7 @@ import (
 // a span gives the same entries as the writer did.
 func TestSpannedIndexes(t *testing.T) {
 	const passes = 18_000
-	cfg := testConfig(t)
-	cfg.MaxBatch, cfg.QueueSize = 4096, 1<<17
-	cfg.MaxAge, cfg.MaxBytes = -1, -1
+	cfg := bulkConfig(t)
 	j := startJournal(t, cfg)
 	var want30301 []uint64 // rows (decision seqs) with ZIP 30301, newest first
 	appendPass := func(tid uint32, pass uint16) {
